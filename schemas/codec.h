@@ -1,0 +1,73 @@
+/*
+ * codec.h -- Avro encode/decode of PlayEvent and RewardUpdate with Apache
+ * Avro C, in Confluent wire framing (magic byte 0, 4-byte big-endian schema
+ * id, Avro binary) or raw Avro binary.
+ *
+ * A codec is built once (schemas parsed once, Avro values reused) and used
+ * from one thread. It is not thread-safe; give each thread its own.
+ */
+#ifndef ENC_CODEC_H
+#define ENC_CODEC_H
+
+#include "enc.h"
+#include "event.h"
+
+typedef struct enc_codec_s enc_codec_t;
+
+typedef enum enc_framing_e {
+        ENC_FRAMING_CONFLUENT = 0, /* 0x00 + u32be schema id + avro */
+        ENC_FRAMING_RAW,           /* plain Avro binary */
+} enc_framing_t;
+
+typedef struct enc_codec_conf_s {
+        enc_framing_t framing;
+        int32_t play_event_schema_id;    /* expected on input; default 1 */
+        int32_t reward_update_schema_id; /* written on output; default 2 */
+        size_t max_record_bytes;         /* larger input: ENC_ERR_TOO_LARGE */
+} enc_codec_conf_t;
+
+/** Fills @p conf with the defaults above (max_record_bytes = 1 MiB). */
+void enc_codec_conf_defaults(enc_codec_conf_t *conf);
+
+/** Builds a codec. Returns NULL and fills errstr on failure.
+ *  Caller destroys with enc_codec_destroy(). */
+enc_codec_t *enc_codec_new(const enc_codec_conf_t *conf, char *errstr,
+                           size_t errstr_size);
+void enc_codec_destroy(enc_codec_t *codec);
+
+/**
+ * Decodes one PlayEvent from @p buf. On success fills @p ev, whose strings
+ * are borrowed from the codec until the next decode call on it.
+ * Errors: ENC_ERR_BAD_MAGIC, ENC_ERR_UNKNOWN_SCHEMA, ENC_ERR_TRUNCATED,
+ * ENC_ERR_TOO_LARGE, ENC_ERR_DECODE; errstr says what was wrong.
+ * Does not validate field values (see enc_event_validate()).
+ */
+enc_err_t enc_codec_decode_event(enc_codec_t *codec, const void *buf,
+                                 size_t len, enc_event_t *ev, char *errstr,
+                                 size_t errstr_size) ENC_WUR;
+
+/** Encodes @p ev as a framed PlayEvent, appending to @p out. */
+enc_err_t enc_codec_encode_event(enc_codec_t *codec, const enc_event_t *ev,
+                                 enc_buf_t *out) ENC_WUR;
+
+/** Encodes @p up as a framed RewardUpdate, appending to @p out.
+ *  Components are written in the order given. */
+enc_err_t enc_codec_encode_update(enc_codec_t *codec, const enc_update_t *up,
+                                  enc_buf_t *out) ENC_WUR;
+
+/**
+ * Decodes a RewardUpdate (for tests, the demo and `encore tail`). Strings
+ * in @p up are borrowed from the codec until its next decode call.
+ */
+enc_err_t enc_codec_decode_update(enc_codec_t *codec, const void *buf,
+                                  size_t len, enc_update_t *up, char *errstr,
+                                  size_t errstr_size) ENC_WUR;
+
+/** Formats @p up as one line of JSON into @p out (NUL-terminated). */
+enc_err_t enc_update_to_json(const enc_update_t *up, enc_buf_t *out) ENC_WUR;
+
+/** The schema JSON texts, for registries and tools. Static strings. */
+const char *enc_codec_play_event_schema(void);
+const char *enc_codec_reward_update_schema(void);
+
+#endif /* ENC_CODEC_H */
