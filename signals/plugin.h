@@ -1,5 +1,5 @@
 /*
- * signal.h -- the one shape every reward signal has.
+ * plugin.h -- the one shape every reward signal has.
  *
  * A signal is a plug-in (Fluent Bit's plugins/in_*): a table of callbacks
  * registered by one line in signals/registry.c. Signals are pure functions of
@@ -28,8 +28,8 @@
  *    is how state stays bounded.
  *  - Callbacks run on the processing thread only and must not block.
  */
-#ifndef ENC_SIGNAL_H
-#define ENC_SIGNAL_H
+#ifndef ENC_PLUGIN_H
+#define ENC_PLUGIN_H
 
 #include "config.h"
 #include "enc.h"
@@ -82,6 +82,13 @@ int enc_sigconf_int_list(const enc_sigconf_t *sc, const char *key,
 
 #define ENC_NO_TIMER INT64_MAX
 
+/* An instance whose updates a derived instance consumes in on_update. */
+typedef struct enc_sig_ref_s {
+        char name[ENC_SIGNAL_NAME_MAX]; /* plug-in name */
+        int32_t version;
+        const char *key; /* static: the instance key naming it, for errors */
+} enc_sig_ref_t;
+
 typedef struct enc_signal_plugin_s {
         const char *name;        /* "active_days"; also the output name */
         const char *description; /* one line */
@@ -117,6 +124,14 @@ typedef struct enc_signal_plugin_s {
         enc_err_t (*state_decode)(void *priv, const uint8_t *buf, size_t len,
                                   void **state);
         void (*state_free)(void *priv, void *state);
+
+        /** Optional (derived signals): fills up to @p max refs with the
+         *  instances whose updates on_update consumes and returns their
+         *  count, or -1 with errstr set if the instance's keys cannot say.
+         *  The registry checks that each is listed earlier in `signals`,
+         *  since updates only flow to later instances. */
+        int (*depends)(const enc_sigconf_t *sc, enc_sig_ref_t *refs, int max,
+                       char *errstr, size_t errstr_size);
 } enc_signal_plugin_t;
 
 /** All registered plug-ins, NULL-terminated (signals/registry.c). */
@@ -153,4 +168,4 @@ void enc_signals_destroy(enc_sig_instance_t *insts, int cnt);
 void enc_sigconf_init(enc_sigconf_t *sc, const enc_conf_t *conf,
                       const char *name, int version);
 
-#endif /* ENC_SIGNAL_H */
+#endif /* ENC_PLUGIN_H */

@@ -1,0 +1,338 @@
+/*
+ * main.c -- the encore command line.
+ *
+ *   encore run  [--config FILE] [--set key=value ...] [--embedded-broker]
+ *               [--exit-idle-ms N]
+ *   encore demo [--events N] [--users N] [--days N]
+ *   encore tail --bootstrap HOST:PORT [--topic T] [--max N]
+ *   encore config [--markdown] [--config FILE] [--set key=value ...]
+ *   encore version | help
+ *
+ * DESIGN
+ * main() parses, builds the configuration (file, then --set, later wins),
+ * validates every key before anything connects anywhere, then hands over
+ * to the pipeline. Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage
+ * or configuration. SIGINT/SIGTERM only set a flag; the loop drains.
+ */
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "config.h"
+#include "demo.h"
+#include "embedded.h"
+#include "log.h"
+#include "pipeline.h"
+#include "plugin.h"
+#include "tail.h"
+
+static volatile sig_atomic_t enc_stop_flag;
+
+static void enc_on_signal(int sig) {
+        (void)sig;
+        enc_stop_flag = 1;
+}
+
+static void enc_usage(FILE *fp) {
+        fprintf(fp,
+                "encore %s -- streaming reward signals for recommenders\n"
+                "\n"
+                "usage:\n"
+                "  encore run [--config FILE] [--set key=value ...] "
+                "[--embedded-broker] [--exit-idle-ms N]\n"
+                "  encore demo [--events N] [--users N] [--days N]\n"
+                "  encore tail --bootstrap HOST:PORT [--topic rewards] "
+                "[--max N]\n"
+                "  encore config [--markdown] [--config FILE] [--set k=v]\n"
+                "  encore version | help\n"
+                "\n"
+                "Configuration keys (INI file sections join with '.', e.g. "
+                "[commit] interval.ms = 500):\n",
+                ENCORE_VERSION);
+        enc_conf_print_keys(enc_conf_core_keys(), "", false, fp);
+        fprintf(fp, "  kafka.<property>=<value>\n      passed to librdkafka "
+                    "(consumer and producer), e.g. "
+                    "kafka.bootstrap.servers\n");
+        for (const enc_signal_plugin_t *const *p = enc_signal_plugins(); *p;
+             p++) {
+                char prefix[96];
+                snprintf(prefix, sizeof(prefix), "signal.%s.<version>.",
+                         (*p)->name);
+                fprintf(fp, "\n signal %s: %s\n", (*p)->name,
+                        (*p)->description);
+                enc_conf_print_keys((*p)->config_keys, prefix, false, fp);
+        }
+}
+
+/* Parses --config/--set into @p conf; other options are left to @p extra,
+ * which returns the number of argv entries it consumed (0 = unknown). */
+typedef int (*enc_extra_opt_t)(int argc, char **argv, int i, void *opaque);
+
+static int enc_parse_conf_args(int argc, char **argv, enc_conf_t *conf,
+                               enc_extra_opt_t extra, void *opaque) {
+        char errstr[512];
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i];
+                if ((!strcmp(a, "--config") || !strcmp(a, "-c")) &&
+                    i + 1 < argc) {
+                        if (enc_conf_load_file(conf, argv[++i], errstr,
+                                               sizeof(errstr))) {
+                                fprintf(stderr, "encore: %s\n", errstr);
+                                return 2;
+                        }
+                } else if ((!strcmp(a, "--set") || !strcmp(a, "-s")) &&
+                           i + 1 < argc) {
+                        if (enc_conf_set_kv(conf, argv[++i], errstr,
+                                            sizeof(errstr))) {
+                                fprintf(stderr, "encore: %s\n", errstr);
+                                return 2;
+                        }
+                } else {
+                        int used = extra ? extra(argc, argv, i, opaque) : 0;
+                        if (used <= 0) {
+                                fprintf(stderr,
+                                        "encore: unknown or incomplete "
+                                        "option %s (see encore help)\n",
+                                        a);
+                                return 2;
+                        }
+                        i += used - 1;
+                }
+        }
+        if (enc_signals_check_conf(conf, errstr, sizeof(errstr))) {
+                fprintf(stderr, "encore: %s\n", errstr);
+                return 2;
+        }
+        return 0;
+}
+
+typedef struct enc_run_args_s {
+        bool embedded;
+        int64_t exit_idle_ms;
+} enc_run_args_t;
+
+static int enc_run_extra(int argc, char **argv, int i, void *opaque) {
+        enc_run_args_t *ra = opaque;
+        if (!strcmp(argv[i], "--embedded-broker")) {
+                ra->embedded = true;
+                return 1;
+        }
+        if (!strcmp(argv[i], "--exit-idle-ms") && i + 1 < argc) {
+                char *end;
+                ra->exit_idle_ms = strtoll(argv[i + 1], &end, 10);
+                if (*end || ra->exit_idle_ms < 0) {
+                        fprintf(stderr, "encore: --exit-idle-ms: \"%s\" is "
+                                        "not a non-negative integer\n",
+                                argv[i + 1]);
+                        return -1;
+                }
+                return 2;
+        }
+        return 0;
+}
+
+static int enc_cmd_run(int argc, char **argv) {
+        char errstr[512];
+        enc_run_args_t ra = {0};
+        enc_conf_t *conf = enc_conf_new();
+        int rc = enc_parse_conf_args(argc, argv, conf, enc_run_extra, &ra);
+        if (rc) {
+                enc_conf_destroy(conf);
+                return rc;
+        }
+        enc_log_set_level(
+                (enc_log_level_t)enc_log_level_parse(
+                        enc_conf_get(conf, "log.level")));
+
+        enc_embedded_t *emb = NULL;
+        if (ra.embedded) {
+                emb = enc_embedded_new(3, errstr, sizeof(errstr));
+                if (!emb ||
+                    enc_embedded_create_topic(
+                            emb, enc_conf_get(conf, "input.topic"), 4,
+                            errstr, sizeof(errstr)) ||
+                    enc_conf_set(conf, "kafka.bootstrap.servers",
+                                 enc_embedded_bootstraps(emb), errstr,
+                                 sizeof(errstr))) {
+                        fprintf(stderr, "encore: embedded broker: %s\n",
+                                errstr);
+                        enc_embedded_destroy(emb);
+                        enc_conf_destroy(conf);
+                        return 1;
+                }
+                enc_log_info("embedded_broker",
+                             "bootstrap=%s input_topic=%s partitions=4",
+                             enc_embedded_bootstraps(emb),
+                             enc_conf_get(conf, "input.topic"));
+                printf("embedded broker: %s\n", enc_embedded_bootstraps(emb));
+                fflush(stdout);
+        } else if (!enc_conf_get_raw(conf, "kafka.bootstrap.servers")) {
+                fprintf(stderr, "encore: kafka.bootstrap.servers is not set "
+                                "(set it, or use --embedded-broker)\n");
+                enc_conf_destroy(conf);
+                return 2;
+        }
+
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = enc_on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+
+        enc_pipeline_t *pl = enc_pipeline_new(conf, errstr, sizeof(errstr));
+        if (!pl) {
+                fprintf(stderr, "encore: %s\n", errstr);
+                enc_embedded_destroy(emb);
+                enc_conf_destroy(conf);
+                return 1;
+        }
+        enc_pipeline_opts_t opts = {.exit_idle_ms = ra.exit_idle_ms,
+                                    .stop = &enc_stop_flag};
+        enc_err_t err = enc_pipeline_run(pl, &opts, errstr, sizeof(errstr));
+        enc_pipeline_destroy(pl);
+        enc_embedded_destroy(emb);
+        enc_conf_destroy(conf);
+        if (err) {
+                fprintf(stderr, "encore: %s\n", errstr);
+                return 1;
+        }
+        return 0;
+}
+
+typedef struct enc_tail_args_s {
+        const char *bootstrap;
+        const char *topic;
+        uint64_t max;
+        enc_codec_t *codec;
+        enc_buf_t json;
+        uint64_t printed;
+        uint64_t bad;
+} enc_tail_args_t;
+
+static int enc_tail_print(void *opaque, const rd_kafka_message_t *m) {
+        enc_tail_args_t *ta = opaque;
+        enc_update_t up;
+        char err[256];
+        if (enc_codec_decode_update(ta->codec, m->payload, m->len, &up, err,
+                                    sizeof(err))) {
+                fprintf(stderr, "partition %d offset %lld: %s\n",
+                        m->partition, (long long)m->offset, err);
+                ta->bad++;
+        } else {
+                enc_buf_reset(&ta->json);
+                if (!enc_update_to_json(&up, &ta->json))
+                        printf("%.*s\n", (int)ta->json.len,
+                               (const char *)ta->json.data);
+        }
+        ta->printed++;
+        return ta->max && ta->printed >= ta->max;
+}
+
+static int enc_cmd_tail(int argc, char **argv) {
+        enc_tail_args_t ta = {.topic = "rewards"};
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--bootstrap") && i + 1 < argc)
+                        ta.bootstrap = argv[++i];
+                else if (!strcmp(argv[i], "--topic") && i + 1 < argc)
+                        ta.topic = argv[++i];
+                else if (!strcmp(argv[i], "--max") && i + 1 < argc)
+                        ta.max = strtoull(argv[++i], NULL, 10);
+                else {
+                        fprintf(stderr, "encore tail: unknown option %s\n",
+                                argv[i]);
+                        return 2;
+                }
+        }
+        if (!ta.bootstrap) {
+                fprintf(stderr, "encore tail: --bootstrap is required\n");
+                return 2;
+        }
+        char errstr[512];
+        enc_codec_conf_t cc;
+        enc_codec_conf_defaults(&cc);
+        ta.codec = enc_codec_new(&cc, errstr, sizeof(errstr));
+        enc_buf_init(&ta.json, 1 << 16);
+        uint64_t n = 0;
+        enc_err_t err = ta.codec ? enc_tail_read(ta.bootstrap, ta.topic,
+                                                 60000, enc_tail_print, &ta,
+                                                 &n, errstr, sizeof(errstr))
+                                 : ENC_ERR_DECODE;
+        enc_codec_destroy(ta.codec);
+        enc_buf_free(&ta.json);
+        if (err) {
+                fprintf(stderr, "encore tail: %s\n", errstr);
+                return 1;
+        }
+        return ta.bad ? 1 : 0;
+}
+
+static int enc_config_extra(int argc, char **argv, int i, void *opaque) {
+        if (!strcmp(argv[i], "--markdown")) {
+                *(bool *)opaque = true;
+                return 1;
+        }
+        return 0;
+}
+
+static int enc_cmd_config(int argc, char **argv) {
+        bool markdown = false;
+        enc_conf_t *conf = enc_conf_new();
+        int rc = enc_parse_conf_args(argc, argv, conf, enc_config_extra,
+                                     &markdown);
+        if (rc) {
+                enc_conf_destroy(conf);
+                return rc;
+        }
+        if (markdown) {
+                printf("| key | type | default | description |\n"
+                       "|---|---|---|---|\n");
+                enc_conf_print_keys(enc_conf_core_keys(), "", true, stdout);
+                printf("| `kafka.<property>` | string | | passed to "
+                       "librdkafka (consumer and producer) |\n");
+                for (const enc_signal_plugin_t *const *p =
+                             enc_signal_plugins();
+                     *p; p++) {
+                        char prefix[96];
+                        snprintf(prefix, sizeof(prefix),
+                                 "signal.%s.<version>.", (*p)->name);
+                        enc_conf_print_keys((*p)->config_keys, prefix, true,
+                                            stdout);
+                }
+        } else {
+                enc_conf_dump(conf, stdout);
+        }
+        enc_conf_destroy(conf);
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        if (argc < 2) {
+                enc_usage(stderr);
+                return 2;
+        }
+        const char *cmd = argv[1];
+        if (!strcmp(cmd, "run"))
+                return enc_cmd_run(argc - 1, argv + 1);
+        if (!strcmp(cmd, "demo"))
+                return enc_demo_main(argc - 1, argv + 1);
+        if (!strcmp(cmd, "tail"))
+                return enc_cmd_tail(argc - 1, argv + 1);
+        if (!strcmp(cmd, "config"))
+                return enc_cmd_config(argc - 1, argv + 1);
+        if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+                printf("encore %s (librdkafka %s)\n", ENCORE_VERSION,
+                       rd_kafka_version_str());
+                return 0;
+        }
+        if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
+            !strcmp(cmd, "-h")) {
+                enc_usage(stdout);
+                return 0;
+        }
+        fprintf(stderr, "encore: unknown command %s\n", cmd);
+        enc_usage(stderr);
+        return 2;
+}

@@ -1,0 +1,638 @@
+/*
+ * pipeline.c -- the processing loop: consume, process, produce, commit.
+ *
+ * DESIGN
+ * One thread does everything that touches state, in this order per record:
+ * poll a record, hand it to the engine, whose sink callbacks produce the
+ * resulting updates and dead letters (copied into librdkafka's queue). A
+ * commit happens every commit.interval.ms or when the engine asks
+ * (commit.records reached, cache full of dirty state):
+ *
+ *   1. rd_kafka_flush(producer): every output so far is acknowledged;
+ *      a failed delivery stops the process before anything is committed;
+ *   2. enc_engine_checkpoint: state and positions, one RocksDB batch;
+ *   3. commit the group offsets (the engine's resume positions).
+ *
+ * A crash anywhere leaves the store at the last checkpoint and the outputs
+ * a superset of it; the rerun reproduces the missing outputs identically
+ * (same update ids), so consumers see at-least-once delivery with identical
+ * repeats. The RocksDB position, not the group offset, decides where a
+ * partition resumes, so state and position can never disagree.
+ *
+ * Rebalances are cooperative (incremental): on revoke, only the revoked
+ * partitions are checkpointed and released, which takes one flush and one
+ * batch write regardless of state size (the state stays on disk), so a
+ * rebalance never has to wait for state to be copied anywhere.
+ *
+ * The wall clock is used only to pace commits and idle exit; which outputs
+ * are produced never depends on it.
+ */
+#include "pipeline.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "plugin.h"
+
+struct enc_pipeline_s {
+        const enc_conf_t *conf;
+        enc_store_t *store;
+        enc_engine_t *engine;
+        rd_kafka_t *consumer;
+        rd_kafka_t *producer;
+        rd_kafka_topic_partition_list_t *owned; /* assigned partitions */
+        const char *out_topic;
+        const char *dlq_topic;
+        int64_t commit_interval_ms;
+        int64_t flush_timeout_ms;
+        enc_pipeline_stats_t stats;
+        bool fatal;
+        char fatal_msg[512];
+        int64_t last_record_ms;
+        bool *at_eof; /* by partition: consumed up to the end */
+        int at_eof_cnt;
+};
+
+static void enc_pipeline_mark_eof(enc_pipeline_t *pl, int32_t partition,
+                                  bool eof) {
+        if (partition < 0)
+                return;
+        if (partition >= pl->at_eof_cnt) {
+                int n = partition + 64;
+                bool *nv = realloc(pl->at_eof, (size_t)n * sizeof(*nv));
+                if (!nv)
+                        return;
+                memset(nv + pl->at_eof_cnt, 0,
+                       (size_t)(n - pl->at_eof_cnt) * sizeof(*nv));
+                pl->at_eof = nv;
+                pl->at_eof_cnt = n;
+        }
+        pl->at_eof[partition] = eof;
+}
+
+/* True if every owned partition has been read to its end. */
+static bool enc_pipeline_all_eof(const enc_pipeline_t *pl) {
+        if (pl->owned->cnt == 0)
+                return false;
+        for (int i = 0; i < pl->owned->cnt; i++) {
+                int32_t p = pl->owned->elems[i].partition;
+                if (p >= pl->at_eof_cnt || !pl->at_eof[p])
+                        return false;
+        }
+        return true;
+}
+
+static int64_t enc_now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void enc_pipeline_set_fatal(enc_pipeline_t *pl, const char *fmt, ...)
+        ENC_PRINTF(2, 3);
+static void enc_pipeline_set_fatal(enc_pipeline_t *pl, const char *fmt, ...) {
+        if (pl->fatal)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(pl->fatal_msg, sizeof(pl->fatal_msg), fmt, ap);
+        va_end(ap);
+        pl->fatal = true;
+}
+
+/* ---- Kafka configuration -------------------------------------------- */
+
+static void enc_rdk_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                           const char *buf) {
+        enc_log_level_t l = level <= 3   ? ENC_LOG_ERROR
+                            : level <= 5 ? ENC_LOG_WARN
+                            : level == 6 ? ENC_LOG_INFO
+                                         : ENC_LOG_DEBUG;
+        if (enc_log_enabled(l))
+                enc_log(l, "librdkafka", "client=%s facility=%s msg=\"%s\"",
+                        rd_kafka_name(rk), fac, buf);
+}
+
+typedef struct enc_kconf_ctx_s {
+        rd_kafka_conf_t *kc;
+        char *errstr;
+        size_t errstr_size;
+        enc_err_t err;
+} enc_kconf_ctx_t;
+
+static void enc_kconf_apply(const char *key, const char *value, void *opaque) {
+        enc_kconf_ctx_t *c = opaque;
+        char rerr[256];
+        if (c->err)
+                return;
+        if (rd_kafka_conf_set(c->kc, key + 6, value, rerr, sizeof(rerr)) !=
+            RD_KAFKA_CONF_OK)
+                c->err = enc_seterr(c->errstr, c->errstr_size, ENC_ERR_CONFIG,
+                                    "%s: %s", key, rerr);
+}
+
+/* Sets a property encore needs; the user's kafka.* keys are applied after
+ * and may override the defaults, but not the ones that carry guarantees. */
+static enc_err_t enc_kconf_set(rd_kafka_conf_t *kc, const char *k,
+                               const char *v, char *errstr,
+                               size_t errstr_size) {
+        char rerr[256];
+        if (rd_kafka_conf_set(kc, k, v, rerr, sizeof(rerr)) !=
+            RD_KAFKA_CONF_OK)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                  "kafka.%s: %s", k, rerr);
+        return ENC_OK;
+}
+
+static rd_kafka_conf_t *enc_kconf_new(const enc_conf_t *conf,
+                                      const char *const *defaults,
+                                      const char *const *forced,
+                                      char *errstr, size_t errstr_size) {
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_conf_set_log_cb(kc, enc_rdk_log_cb);
+        for (int i = 0; defaults[i]; i += 2)
+                if (enc_kconf_set(kc, defaults[i], defaults[i + 1], errstr,
+                                  errstr_size))
+                        goto fail;
+        enc_kconf_ctx_t c = {kc, errstr, errstr_size, ENC_OK};
+        enc_conf_foreach(conf, "kafka.", enc_kconf_apply, &c);
+        if (c.err)
+                goto fail;
+        for (int i = 0; forced[i]; i += 2) {
+                char key[128];
+                snprintf(key, sizeof(key), "kafka.%s", forced[i]);
+                const char *user = enc_conf_get_raw(conf, key);
+                if (user && strcmp(user, forced[i + 1])) {
+                        enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                   "%s: must be %s (encore manages offsets "
+                                   "and delivery itself)",
+                                   key, forced[i + 1]);
+                        goto fail;
+                }
+                if (enc_kconf_set(kc, forced[i], forced[i + 1], errstr,
+                                  errstr_size))
+                        goto fail;
+        }
+        return kc;
+fail:
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+}
+
+/* ---- producing ------------------------------------------------------ */
+
+static void enc_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                      void *opaque) {
+        enc_pipeline_t *pl = opaque;
+        bool dlq = m->_private != NULL;
+        if (m->err) {
+                pl->stats.delivery_errors++;
+                enc_pipeline_set_fatal(pl,
+                                       "delivery to %s failed: %s; stopping "
+                                       "without committing so the outputs "
+                                       "are produced again on restart",
+                                       rd_kafka_topic_name(m->rkt),
+                                       rd_kafka_err2str(m->err));
+                return;
+        }
+        if (dlq)
+                pl->stats.dlq_produced++;
+        else
+                pl->stats.produced++;
+}
+
+/* Produces one message, waiting for queue space rather than dropping. */
+static enc_err_t enc_produce(enc_pipeline_t *pl, const char *topic,
+                             const void *key, size_t klen, const void *val,
+                             size_t vlen, rd_kafka_headers_t *hdrs,
+                             void *tag) {
+        for (;;) {
+                rd_kafka_resp_err_t err;
+                if (hdrs)
+                        err = rd_kafka_producev(
+                                pl->producer, RD_KAFKA_V_TOPIC(topic),
+                                RD_KAFKA_V_KEY(key, klen),
+                                RD_KAFKA_V_VALUE((void *)val, vlen),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_HEADERS(hdrs),
+                                RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
+                else
+                        err = rd_kafka_producev(
+                                pl->producer, RD_KAFKA_V_TOPIC(topic),
+                                RD_KAFKA_V_KEY(key, klen),
+                                RD_KAFKA_V_VALUE((void *)val, vlen),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
+                if (!err)
+                        return ENC_OK;
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        if (hdrs)
+                                rd_kafka_headers_destroy(hdrs);
+                        enc_pipeline_set_fatal(pl, "produce to %s: %s", topic,
+                                               rd_kafka_err2str(err));
+                        return ENC_ERR_KAFKA;
+                }
+                rd_kafka_poll(pl->producer, 50);
+        }
+}
+
+static enc_err_t enc_sink_output(void *opaque, int32_t in_partition,
+                                 const char *key, size_t key_len,
+                                 const void *val, size_t val_len,
+                                 const enc_update_t *up) {
+        enc_pipeline_t *pl = opaque;
+        return enc_produce(pl, pl->out_topic, key, key_len, val, val_len, NULL,
+                           NULL);
+}
+
+static enc_err_t enc_sink_dead_letter(void *opaque,
+                                      const enc_dead_letter_t *dl) {
+        enc_pipeline_t *pl = opaque;
+        const enc_record_t *r = dl->rec;
+        char part[16], off[24], ts[24];
+        snprintf(part, sizeof(part), "%d", r->partition);
+        snprintf(off, sizeof(off), "%lld", (long long)r->offset);
+        snprintf(ts, sizeof(ts), "%lld", (long long)r->timestamp);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+        rd_kafka_header_add(h, "encore.reason", -1,
+                            enc_dlq_reason_name(dl->reason), -1);
+        rd_kafka_header_add(h, "encore.detail", -1, dl->detail, -1);
+        rd_kafka_header_add(h, "encore.source.topic", -1, r->topic, -1);
+        rd_kafka_header_add(h, "encore.source.partition", -1, part, -1);
+        rd_kafka_header_add(h, "encore.source.offset", -1, off, -1);
+        rd_kafka_header_add(h, "encore.source.timestamp", -1, ts, -1);
+        enc_log_debug("dead_letter",
+                      "reason=%s partition=%d offset=%lld detail=\"%s\"",
+                      enc_dlq_reason_name(dl->reason), r->partition,
+                      (long long)r->offset, dl->detail);
+        /* The tag marks DLQ messages in the delivery report. */
+        return enc_produce(pl, pl->dlq_topic, r->key, r->key_len, r->value,
+                           r->value_len, h, (void *)1);
+}
+
+/* ---- commits -------------------------------------------------------- */
+
+static enc_err_t enc_pipeline_commit(enc_pipeline_t *pl, bool sync,
+                                     char *errstr, size_t errstr_size) {
+        /* 1. every output so far acknowledged */
+        rd_kafka_resp_err_t ferr =
+                rd_kafka_flush(pl->producer, (int)pl->flush_timeout_ms);
+        if (ferr)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_TIMED_OUT,
+                                  "producer flush: %d messages still "
+                                  "undelivered after %lld ms; not committing",
+                                  rd_kafka_outq_len(pl->producer),
+                                  (long long)pl->flush_timeout_ms);
+        if (pl->fatal)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA, "%s",
+                                  pl->fatal_msg);
+        /* 2. state and positions, one batch */
+        enc_err_t err = enc_engine_checkpoint(pl->engine, errstr, errstr_size);
+        if (err)
+                return err;
+        /* 3. group offsets */
+        rd_kafka_topic_partition_list_t *offs =
+                rd_kafka_topic_partition_list_new(pl->owned->cnt);
+        for (int i = 0; i < pl->owned->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &pl->owned->elems[i];
+                int64_t o = enc_engine_commit_offset(pl->engine, tp->partition);
+                if (o >= 0)
+                        rd_kafka_topic_partition_list_add(offs, tp->topic,
+                                                          tp->partition)
+                                ->offset = o;
+        }
+        if (offs->cnt > 0) {
+                rd_kafka_resp_err_t cerr =
+                        rd_kafka_commit(pl->consumer, offs, sync ? 0 : 1);
+                if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                        /* Not fatal: the store holds the position and a
+                         * restart resumes from it. */
+                        enc_log_warn("group_commit_failed", "error=\"%s\"",
+                                     rd_kafka_err2str(cerr));
+        }
+        rd_kafka_topic_partition_list_destroy(offs);
+        pl->stats.commits++;
+        return ENC_OK;
+}
+
+/* ---- rebalances ----------------------------------------------------- */
+
+static void enc_owned_remove(enc_pipeline_t *pl, const char *topic,
+                             int32_t partition) {
+        rd_kafka_topic_partition_list_del(pl->owned, topic, partition);
+}
+
+static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *parts,
+                             void *opaque) {
+        enc_pipeline_t *pl = opaque;
+        bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk),
+                                   "COOPERATIVE");
+        char errstr[512];
+        pl->stats.rebalances++;
+
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                for (int i = 0; i < parts->cnt; i++) {
+                        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                        int64_t resume = -1;
+                        if (enc_engine_assign(pl->engine, tp->partition,
+                                              &resume, errstr,
+                                              sizeof(errstr))) {
+                                enc_pipeline_set_fatal(
+                                        pl, "assign %s [%d]: %s", tp->topic,
+                                        tp->partition, errstr);
+                                continue;
+                        }
+                        tp->offset = resume >= 0 ? resume
+                                                 : RD_KAFKA_OFFSET_INVALID;
+                        rd_kafka_topic_partition_list_add(
+                                pl->owned, tp->topic, tp->partition);
+                        enc_log_info("partition_assigned",
+                                     "topic=%s partition=%d resume=%lld "
+                                     "source=%s",
+                                     tp->topic, tp->partition,
+                                     (long long)resume,
+                                     resume >= 0 ? "state_store"
+                                                 : "group_offset");
+                }
+                for (int i = 0; i < parts->cnt; i++)
+                        enc_pipeline_mark_eof(pl, parts->elems[i].partition,
+                                              false);
+                if (cooperative) {
+                        rd_kafka_error_t *e =
+                                rd_kafka_incremental_assign(rk, parts);
+                        if (e) {
+                                enc_pipeline_set_fatal(
+                                        pl, "incremental assign: %s",
+                                        rd_kafka_error_string(e));
+                                rd_kafka_error_destroy(e);
+                        }
+                } else {
+                        rd_kafka_assign(rk, pl->owned);
+                }
+                return;
+        }
+
+        /* Revoke (or lost): checkpoint what we did, then let go. */
+        bool lost = rd_kafka_assignment_lost(rk);
+        if (!lost && !pl->fatal &&
+            enc_pipeline_commit(pl, true, errstr, sizeof(errstr)))
+                enc_pipeline_set_fatal(pl, "commit on revoke: %s", errstr);
+        for (int i = 0; i < parts->cnt; i++) {
+                enc_engine_revoke(pl->engine, parts->elems[i].partition);
+                enc_owned_remove(pl, parts->elems[i].topic,
+                                 parts->elems[i].partition);
+                enc_log_info("partition_revoked", "topic=%s partition=%d "
+                             "lost=%s",
+                             parts->elems[i].topic,
+                             parts->elems[i].partition,
+                             lost ? "true" : "false");
+        }
+        if (cooperative) {
+                rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+                if (e)
+                        rd_kafka_error_destroy(e);
+        } else {
+                rd_kafka_assign(rk, NULL);
+        }
+}
+
+/* ---- construction --------------------------------------------------- */
+
+enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
+                                 size_t errstr_size) {
+        enc_pipeline_t *pl = calloc(1, sizeof(*pl));
+        rd_kafka_conf_t *kc = NULL;
+        char rerr[512];
+        if (!pl) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                return NULL;
+        }
+        pl->conf = conf;
+        pl->out_topic = enc_conf_get(conf, "output.topic");
+        pl->dlq_topic = enc_conf_get(conf, "dlq.topic");
+        pl->commit_interval_ms = enc_conf_get_int(conf, "commit.interval.ms");
+        pl->flush_timeout_ms = 60000;
+        pl->owned = rd_kafka_topic_partition_list_new(16);
+
+        if (enc_signals_check_conf(conf, errstr, errstr_size))
+                goto fail;
+
+        enc_store_conf_t sc = {.sync = enc_conf_get_bool(conf, "state.sync")};
+        pl->store = enc_store_open(enc_conf_get(conf, "state.dir"), &sc,
+                                   errstr, errstr_size);
+        if (!pl->store)
+                goto fail;
+        enc_engine_sink_t sink = {enc_sink_output, enc_sink_dead_letter, pl};
+        pl->engine = enc_engine_new(conf, pl->store, &sink, errstr,
+                                    errstr_size);
+        if (!pl->engine)
+                goto fail;
+
+        /* Producer: idempotent, so retries never duplicate or reorder. */
+        /* murmur2 like the Java client, so encore's outputs land on the
+         * partitions a Java producer would pick for the same key. */
+        static const char *const pdef[] = {"linger.ms", "5",
+                                           "partitioner", "murmur2_random",
+                                           "compression.type", "lz4",
+                                           "client.id", "encore-producer",
+                                           NULL};
+        static const char *const pforce[] = {"enable.idempotence", "true",
+                                             "acks", "all", NULL};
+        kc = enc_kconf_new(conf, pdef, pforce, errstr, errstr_size);
+        if (!kc)
+                goto fail;
+        rd_kafka_conf_set_dr_msg_cb(kc, enc_dr_cb);
+        rd_kafka_conf_set_opaque(kc, pl);
+        pl->producer = rd_kafka_new(RD_KAFKA_PRODUCER, kc, rerr, sizeof(rerr));
+        if (!pl->producer) {
+                rd_kafka_conf_destroy(kc);
+                enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                           "producer: %s", rerr);
+                goto fail;
+        }
+
+        /* Consumer: group member, cooperative, offsets managed by encore. */
+        const char *cdef[] = {"group.id",
+                              enc_conf_get(conf, "group.id"),
+                              "partition.assignment.strategy",
+                              "cooperative-sticky",
+                              "auto.offset.reset",
+                              "earliest",
+                              "enable.partition.eof",
+                              "true",
+                              "client.id",
+                              "encore-consumer",
+                              NULL};
+        static const char *const cforce[] = {"enable.auto.commit", "false",
+                                             "enable.auto.offset.store",
+                                             "false", NULL};
+        kc = enc_kconf_new(conf, cdef, cforce, errstr, errstr_size);
+        if (!kc)
+                goto fail;
+        rd_kafka_conf_set_rebalance_cb(kc, enc_rebalance_cb);
+        rd_kafka_conf_set_opaque(kc, pl);
+        pl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, kc, rerr, sizeof(rerr));
+        if (!pl->consumer) {
+                rd_kafka_conf_destroy(kc);
+                enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                           "consumer: %s", rerr);
+                goto fail;
+        }
+        rd_kafka_poll_set_consumer(pl->consumer);
+        rd_kafka_topic_partition_list_t *sub =
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(sub, enc_conf_get(conf,
+                                                            "input.topic"),
+                                          RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t serr = rd_kafka_subscribe(pl->consumer, sub);
+        rd_kafka_topic_partition_list_destroy(sub);
+        if (serr) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                           "subscribe to %s: %s",
+                           enc_conf_get(conf, "input.topic"),
+                           rd_kafka_err2str(serr));
+                goto fail;
+        }
+        return pl;
+fail:
+        enc_pipeline_destroy(pl);
+        return NULL;
+}
+
+void enc_pipeline_destroy(enc_pipeline_t *pl) {
+        if (!pl)
+                return;
+        if (pl->consumer)
+                rd_kafka_destroy(pl->consumer);
+        if (pl->producer) {
+                rd_kafka_flush(pl->producer, 5000);
+                rd_kafka_destroy(pl->producer);
+        }
+        enc_engine_destroy(pl->engine);
+        enc_store_close(pl->store);
+        if (pl->owned)
+                rd_kafka_topic_partition_list_destroy(pl->owned);
+        free(pl->at_eof);
+        free(pl);
+}
+
+/* ---- the loop ------------------------------------------------------- */
+
+static void enc_pipeline_handle_msg(enc_pipeline_t *pl,
+                                    rd_kafka_message_t *m) {
+        char errstr[512];
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                enc_pipeline_mark_eof(pl, m->partition, true);
+                return;
+        }
+        if (m->err) {
+                if (rd_kafka_fatal_error(pl->consumer, errstr,
+                                         sizeof(errstr)))
+                        enc_pipeline_set_fatal(pl, "consumer: %s", errstr);
+                else
+                        enc_log_warn("consumer_error", "error=\"%s\"",
+                                     rd_kafka_message_errstr(m));
+                return;
+        }
+        pl->last_record_ms = enc_now_ms();
+        enc_pipeline_mark_eof(pl, m->partition, false);
+        enc_record_t rec = {
+                .topic = rd_kafka_topic_name(m->rkt),
+                .partition = m->partition,
+                .offset = m->offset,
+                .timestamp = rd_kafka_message_timestamp(m, NULL),
+                .key = m->key,
+                .key_len = m->key_len,
+                .value = m->payload,
+                .value_len = m->len,
+        };
+        if (enc_engine_record(pl->engine, &rec, errstr, sizeof(errstr)))
+                enc_pipeline_set_fatal(pl, "partition %d offset %lld: %s",
+                                       m->partition, (long long)m->offset,
+                                       errstr);
+}
+
+enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
+                           char *errstr, size_t errstr_size) {
+        int64_t last_commit = enc_now_ms();
+        int64_t last_tick = last_commit;
+        pl->last_record_ms = enc_now_ms();
+        enc_err_t err = ENC_OK;
+        enc_log_info("pipeline_start", "input=%s output=%s dlq=%s state=%s",
+                     enc_conf_get(pl->conf, "input.topic"), pl->out_topic,
+                     pl->dlq_topic, enc_conf_get(pl->conf, "state.dir"));
+
+        while (!(opts->stop && *opts->stop) && !pl->fatal) {
+                rd_kafka_message_t *m =
+                        rd_kafka_consumer_poll(pl->consumer, 100);
+                if (m) {
+                        enc_pipeline_handle_msg(pl, m);
+                        rd_kafka_message_destroy(m);
+                }
+                rd_kafka_poll(pl->producer, 0);
+                int64_t now = enc_now_ms();
+                if (!pl->fatal &&
+                    (now - last_commit >= pl->commit_interval_ms ||
+                     enc_engine_commit_due(pl->engine))) {
+                        err = enc_pipeline_commit(pl, false, errstr,
+                                                  errstr_size);
+                        if (err)
+                                enc_pipeline_set_fatal(pl, "commit: %s",
+                                                       errstr);
+                        last_commit = now;
+                }
+                if (opts->on_tick && now - last_tick >= 1000) {
+                        enc_pipeline_stats_t st;
+                        enc_pipeline_stats(pl, &st);
+                        opts->on_tick(opts->tick_opaque, &st);
+                        last_tick = now;
+                }
+                if (opts->exit_idle_ms > 0 &&
+                    (!opts->idle_armed || *opts->idle_armed) &&
+                    enc_pipeline_all_eof(pl) &&
+                    now - pl->last_record_ms >= opts->exit_idle_ms) {
+                        enc_log_info("idle_exit",
+                                     "idle_ms=%lld partitions=%d",
+                                     (long long)(now - pl->last_record_ms),
+                                     pl->owned->cnt);
+                        break;
+                }
+        }
+
+        if (pl->fatal) {
+                /* Do not commit: the store keeps the last good checkpoint
+                 * and a restart redoes the rest identically. */
+                enc_log_error("pipeline_fatal", "error=\"%s\"", pl->fatal_msg);
+                rd_kafka_consumer_close(pl->consumer);
+                return enc_seterr(errstr, errstr_size,
+                                  err ? err : ENC_ERR_KAFKA, "%s",
+                                  pl->fatal_msg);
+        }
+        enc_log_info("pipeline_drain", "partitions=%d", pl->owned->cnt);
+        err = enc_pipeline_commit(pl, true, errstr, errstr_size);
+        rd_kafka_consumer_close(pl->consumer);
+        if (err)
+                return err;
+        enc_engine_stats_t es;
+        enc_engine_stats(pl->engine, &es);
+        enc_log_info("pipeline_stop",
+                     "consumed=%llu accepted=%llu updates=%llu "
+                     "commits=%llu",
+                     (unsigned long long)es.consumed,
+                     (unsigned long long)es.accepted,
+                     (unsigned long long)es.updates,
+                     (unsigned long long)pl->stats.commits);
+        return ENC_OK;
+}
+
+void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats) {
+        *stats = pl->stats;
+        enc_engine_stats(pl->engine, &stats->engine);
+        stats->assigned_partitions = pl->owned->cnt;
+}

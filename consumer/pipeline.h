@@ -1,0 +1,70 @@
+/*
+ * pipeline.h -- the encore process: Kafka in, engine, Kafka out.
+ *
+ * A KafkaConsumer in a consumer group (cooperative-sticky, manual offsets)
+ * feeds the engine; an idempotent producer writes reward updates and dead
+ * letters. Commits go: flush the producer (every output delivered), write
+ * state and positions to RocksDB in one batch, then commit the group offsets.
+ */
+#ifndef ENC_PIPELINE_H
+#define ENC_PIPELINE_H
+
+#include <signal.h>
+
+#include "config.h"
+#include "enc.h"
+#include "engine.h"
+
+typedef struct enc_pipeline_s enc_pipeline_t;
+struct enc_pipeline_stats_s;
+
+typedef struct enc_pipeline_opts_s {
+        /* Stop once every assigned partition is at its end and nothing has
+         * arrived for this long (ms); 0 = run until stopped. For the demo,
+         * tests and batch runs. */
+        int64_t exit_idle_ms;
+        /* If set, the idle exit is armed only once *idle_armed is non-zero
+         * (the demo arms it when its generator has finished). */
+        volatile int *idle_armed;
+        /* Set asynchronously (signal handler) to request a clean stop. */
+        volatile sig_atomic_t *stop;
+        /* Called from the loop about once a second (progress output). */
+        void (*on_tick)(void *opaque, const struct enc_pipeline_stats_s *st);
+        void *tick_opaque;
+} enc_pipeline_opts_t;
+
+/**
+ * Builds the pipeline from @p conf (borrowed; must outlive it): opens the
+ * state store, builds the engine, creates the Kafka handles and subscribes.
+ * Returns NULL and fills errstr (naming the offending key where one is at
+ * fault) on failure.
+ */
+enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
+                                 size_t errstr_size);
+
+/**
+ * Runs the processing loop on the calling thread until *opts->stop is set,
+ * the idle exit fires, or a fatal error. On a stop it drains: flushes
+ * outputs, checkpoints state, commits offsets and leaves the group.
+ * Returns ENC_OK on a clean stop.
+ */
+enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
+                           char *errstr, size_t errstr_size) ENC_WUR;
+
+void enc_pipeline_destroy(enc_pipeline_t *pl);
+
+/** Engine counters plus the pipeline's own; safe from the processing
+ *  thread only (the HTTP thread reads a published copy). */
+typedef struct enc_pipeline_stats_s {
+        enc_engine_stats_t engine;
+        uint64_t produced;         /* updates delivered */
+        uint64_t dlq_produced;     /* dead letters delivered */
+        uint64_t delivery_errors;
+        uint64_t commits;
+        uint64_t rebalances;
+        int assigned_partitions;
+} enc_pipeline_stats_t;
+
+void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats);
+
+#endif /* ENC_PIPELINE_H */

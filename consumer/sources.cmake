@@ -1,0 +1,12 @@
+# enc_consumer: Kafka in and out, the processing loop, the embedded broker,
+# the demo and the topic reader. main.c is the encore executable.
+add_library(enc_consumer STATIC
+  consumer/pipeline.c
+  consumer/embedded.c
+  consumer/tail.c
+  consumer/demo.c)
+target_link_libraries(enc_consumer PUBLIC enc_state encore_gen
+  PkgConfig::RDKAFKA PkgConfig::MHD Threads::Threads)
+
+add_executable(encore consumer/main.c)
+target_link_libraries(encore PRIVATE enc_consumer)

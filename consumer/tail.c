@@ -1,0 +1,131 @@
+/*
+ * tail.c -- read a topic to its end with an assign()-only consumer.
+ *
+ * DESIGN
+ * No consumer group: the reader asks for the topic's partitions, reads each
+ * partition's high watermark once, assigns all partitions from the earliest
+ * offset and stops when every partition has reached the watermark it had at
+ * the start. It never commits and never joins a group, so it cannot disturb
+ * the encore group it is watching.
+ */
+#include "tail.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t enc_tail_now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enc_err_t enc_tail_read(const char *bootstrap, const char *topic,
+                        int timeout_ms, enc_tail_cb_t cb, void *opaque,
+                        uint64_t *count, char *errstr, size_t errstr_size) {
+        char rerr[256];
+        enc_err_t err = ENC_OK;
+        int64_t *hi = NULL;
+        bool *done = NULL;
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        const struct rd_kafka_metadata *md = NULL;
+        *count = 0;
+
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        if (rd_kafka_conf_set(kc, "bootstrap.servers", bootstrap, rerr,
+                              sizeof(rerr)) ||
+            rd_kafka_conf_set(kc, "group.id", "encore-tail", rerr,
+                              sizeof(rerr)) ||
+            rd_kafka_conf_set(kc, "enable.auto.commit", "false", rerr,
+                              sizeof(rerr)) ||
+            rd_kafka_conf_set(kc, "log_level", "3", rerr, sizeof(rerr))) {
+                rd_kafka_conf_destroy(kc);
+                return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG, "%s",
+                                  rerr);
+        }
+        rd_kafka_t *rk =
+                rd_kafka_new(RD_KAFKA_CONSUMER, kc, rerr, sizeof(rerr));
+        if (!rk) {
+                rd_kafka_conf_destroy(kc);
+                return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA, "%s",
+                                  rerr);
+        }
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        rd_kafka_resp_err_t kerr =
+                rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+        rd_kafka_topic_destroy(rkt);
+        if (kerr || md->topic_cnt != 1 || md->topics[0].err) {
+                err = enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                                 "metadata for %s: %s", topic,
+                                 rd_kafka_err2str(kerr ? kerr
+                                                       : md->topics[0].err));
+                goto done;
+        }
+        int pcnt = md->topics[0].partition_cnt;
+        hi = calloc((size_t)pcnt + 1, sizeof(*hi));
+        done = calloc((size_t)pcnt + 1, sizeof(*done));
+        parts = rd_kafka_topic_partition_list_new(pcnt);
+        int remaining = 0;
+        for (int i = 0; i < pcnt; i++) {
+                int32_t p = md->topics[0].partitions[i].id;
+                int64_t lo, h;
+                kerr = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &h,
+                                                        timeout_ms);
+                if (kerr) {
+                        err = enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                                         "watermarks of %s [%d]: %s", topic,
+                                         p, rd_kafka_err2str(kerr));
+                        goto done;
+                }
+                if (p < pcnt) {
+                        hi[p] = h;
+                        done[p] = h <= lo;
+                        remaining += !done[p];
+                }
+                rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
+                        RD_KAFKA_OFFSET_BEGINNING;
+        }
+        rd_kafka_assign(rk, parts);
+        int64_t deadline = enc_tail_now_ms() + timeout_ms;
+        while (remaining > 0) {
+                if (enc_tail_now_ms() > deadline) {
+                        err = enc_seterr(errstr, errstr_size,
+                                         ENC_ERR_TIMED_OUT,
+                                         "reading %s: %d partitions not at "
+                                         "their end after %d ms",
+                                         topic, remaining, timeout_ms);
+                        break;
+                }
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m)
+                        continue;
+                if (m->err) {
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                int32_t p = m->partition;
+                bool mine = p >= 0 && p < pcnt && !done[p] &&
+                            m->offset < hi[p];
+                int stop = mine ? cb(opaque, m) : 0;
+                if (mine)
+                        (*count)++;
+                if (p >= 0 && p < pcnt && !done[p] && m->offset + 1 >= hi[p]) {
+                        done[p] = true;
+                        remaining--;
+                }
+                rd_kafka_message_destroy(m);
+                if (stop)
+                        break;
+        }
+done:
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        if (parts)
+                rd_kafka_topic_partition_list_destroy(parts);
+        free(hi);
+        free(done);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return err;
+}

@@ -1,0 +1,720 @@
+/*
+ * engine.c -- deterministic event-time processing over RocksDB state.
+ *
+ * DESIGN
+ * For each owned input partition the engine keeps
+ *   stream time  the largest event time accepted on the partition;
+ *   watermark W  stream time - window.grace.ms (it never goes back);
+ *   a reorder buffer of accepted events not yet applied;
+ *   timers       each user's wake time (cached users in a heap, the rest in
+ *                the store's timers family).
+ * An event with time < W is late and goes to the dead-letter topic. Every
+ * other event is buffered, and W advances. Then everything due is applied in
+ * one merged order: timers with time <= W and events with time < W, by time,
+ * a timer before an event of the same time. Because that order is a function
+ * of the set of events alone, the output does not depend on arrival order
+ * within the grace, on how far W jumps at once, on commit timing or on what
+ * the cache holds: a replay is byte-identical to the live run.
+ *
+ * Recovery. A checkpoint stores, in one RocksDB batch with the state, each
+ * partition's position: C (smallest buffered offset, or the next offset if
+ * none: where to resume), E (next offset to consume), stream time and W.
+ * On restart the engine resumes at C. Records in [C, E) were handled before
+ * the checkpoint: those with time >= W were in the buffer and are buffered
+ * again; all others (applied, late, invalid) are skipped, so nothing is
+ * applied or dead-lettered twice. From E on, processing is the live path.
+ * Outputs produced after the checkpoint are produced again, identically.
+ *
+ * Never: read the clock; apply an event twice; advance the stored position
+ * past state that is not in the same batch.
+ */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "log.h"
+#include "reorder.h"
+#include "plugin.h"
+#include "users.h"
+
+#define ENC_TIME_NONE INT64_MIN
+
+static const char *const enc_dlq_names[ENC_DLQ__CNT] = {
+    [ENC_DLQ_DECODE] = "decode",
+    [ENC_DLQ_BAD_MAGIC] = "bad_magic",
+    [ENC_DLQ_UNKNOWN_SCHEMA] = "unknown_schema",
+    [ENC_DLQ_TRUNCATED] = "truncated",
+    [ENC_DLQ_TOO_LARGE] = "too_large",
+    [ENC_DLQ_INVALID] = "invalid",
+    [ENC_DLQ_KEY_MISMATCH] = "key_mismatch",
+    [ENC_DLQ_TOMBSTONE] = "tombstone",
+    [ENC_DLQ_LATE] = "late",
+    [ENC_DLQ_FUTURE] = "future",
+};
+
+const char *enc_dlq_reason_name(enc_dlq_reason_t r) {
+        return (unsigned)r < ENC_DLQ__CNT ? enc_dlq_names[r] : "unknown";
+}
+
+typedef struct enc_part_s {
+        bool owned;
+        enc_reorder_t *buf;
+        int64_t stream_time;
+        int64_t watermark;
+        int64_t next_offset;  /* E: next offset to consume; -1 none yet */
+        int64_t restore_pos;  /* next offset of the re-read pass [C, E) */
+        int64_t restore_wm;   /* W of the checkpoint being resumed */
+        int64_t scanned;      /* store timers <= this were loaded */
+        int64_t store_next;   /* no uncached store timer is below this */
+        int64_t last_time;    /* time of the last applied item */
+        uint64_t consumed;
+} enc_part_t;
+
+struct enc_engine_s {
+        const enc_conf_t *conf;
+        enc_store_t *store;
+        enc_engine_sink_t sink;
+        enc_codec_t *codec;
+        enc_sig_instance_t *insts;
+        int inst_cnt;
+        enc_users_t *users;
+        enc_part_t *parts;
+        int nparts;
+        int64_t grace;
+        int64_t max_future;
+        size_t reorder_max;
+        uint64_t commit_records;
+        uint64_t since_commit;
+        bool cache_full;
+        enc_buf_t out;
+        enc_engine_stats_t stats;
+        /* current record, for errors raised deep in a step */
+        char *errstr;
+        size_t errstr_size;
+};
+
+/* ---- construction --------------------------------------------------- */
+
+enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
+                             const enc_engine_sink_t *sink, char *errstr,
+                             size_t errstr_size) {
+        enc_engine_t *e = calloc(1, sizeof(*e));
+        if (!e) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                return NULL;
+        }
+        e->conf = conf;
+        e->store = store;
+        e->sink = *sink;
+        e->grace = enc_conf_get_int(conf, "window.grace.ms");
+        e->max_future = enc_conf_get_int(conf, "event.max.future.ms");
+        e->reorder_max = (size_t)enc_conf_get_int(conf, "reorder.max.events");
+        e->commit_records = (uint64_t)enc_conf_get_int(conf, "commit.records");
+        enc_buf_init(&e->out, 4 << 20);
+
+        enc_codec_conf_t cc;
+        enc_codec_conf_defaults(&cc);
+        cc.framing = strcmp(enc_conf_get(conf, "serde.framing"), "raw")
+                             ? ENC_FRAMING_CONFLUENT
+                             : ENC_FRAMING_RAW;
+        cc.play_event_schema_id =
+                (int32_t)enc_conf_get_int(conf, "serde.play_event.schema.id");
+        cc.reward_update_schema_id = (int32_t)enc_conf_get_int(
+                conf, "serde.reward_update.schema.id");
+        cc.max_record_bytes =
+                (size_t)enc_conf_get_int(conf, "serde.max.record.bytes");
+        e->codec = enc_codec_new(&cc, errstr, errstr_size);
+        if (!e->codec)
+                goto fail;
+        if (enc_signals_instantiate(conf, &e->insts, &e->inst_cnt, errstr,
+                                    errstr_size))
+                goto fail;
+        e->users = enc_users_new(e->insts, e->inst_cnt, store,
+                                 (size_t)enc_conf_get_int(conf,
+                                                          "cache.max.bytes"));
+        if (!e->users) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                goto fail;
+        }
+        return e;
+fail:
+        enc_engine_destroy(e);
+        return NULL;
+}
+
+void enc_engine_destroy(enc_engine_t *e) {
+        if (!e)
+                return;
+        enc_users_destroy(e->users);
+        enc_signals_destroy(e->insts, e->inst_cnt);
+        for (int i = 0; i < e->nparts; i++)
+                enc_reorder_destroy(e->parts[i].buf);
+        free(e->parts);
+        enc_codec_destroy(e->codec);
+        enc_buf_free(&e->out);
+        free(e);
+}
+
+static enc_part_t *enc_engine_part(enc_engine_t *e, int32_t partition) {
+        if (partition < 0 || partition >= e->nparts ||
+            !e->parts[partition].owned)
+                return NULL;
+        return &e->parts[partition];
+}
+
+/* ---- partition lifecycle -------------------------------------------- */
+
+/* Meta record: [u8 1][sv C][sv E][sv stream time][sv watermark] */
+static void enc_meta_encode(const enc_part_t *p, int64_t commit_offset,
+                            enc_buf_t *b) {
+        enc_buf_put_u8(b, 1);
+        enc_buf_put_svarint(b, commit_offset);
+        enc_buf_put_svarint(b, p->next_offset);
+        enc_buf_put_svarint(b, p->stream_time);
+        enc_buf_put_svarint(b, p->watermark);
+}
+
+enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
+                            int64_t *resume, char *errstr,
+                            size_t errstr_size) {
+        if (partition < 0 || partition > 1 << 20)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
+                                  "partition %d out of range", partition);
+        if (partition >= e->nparts) {
+                int n = partition + 1;
+                enc_part_t *np = realloc(e->parts, (size_t)n * sizeof(*np));
+                if (!np)
+                        return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                          "out of memory");
+                memset(np + e->nparts, 0,
+                       (size_t)(n - e->nparts) * sizeof(*np));
+                e->parts = np;
+                e->nparts = n;
+        }
+        enc_part_t *p = &e->parts[partition];
+        if (!p->buf && !(p->buf = enc_reorder_new()))
+                return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                  "out of memory");
+        enc_reorder_clear(p->buf);
+        p->owned = true;
+        p->stream_time = p->watermark = ENC_TIME_NONE;
+        p->next_offset = p->restore_pos = -1;
+        p->restore_wm = ENC_TIME_NONE;
+        p->scanned = ENC_TIME_NONE;
+        p->store_next = ENC_TIME_NONE; /* unknown: scan on first advance */
+        p->last_time = ENC_TIME_NONE;
+        *resume = -1;
+
+        enc_buf_t mb;
+        bool found = false;
+        enc_buf_init(&mb, 4096);
+        enc_err_t err = enc_store_get_meta(e->store, partition, &mb, &found,
+                                           errstr, errstr_size);
+        if (err || !found) {
+                enc_buf_free(&mb);
+                return err;
+        }
+        const uint8_t *q = mb.data, *end = mb.data + mb.len;
+        uint8_t ver;
+        int64_t c, en, st, wm;
+        bool ok = enc_get_u8(&q, end, &ver) && ver == 1 &&
+                  enc_get_svarint(&q, end, &c) &&
+                  enc_get_svarint(&q, end, &en) &&
+                  enc_get_svarint(&q, end, &st) &&
+                  enc_get_svarint(&q, end, &wm) && q == end && c <= en;
+        enc_buf_free(&mb);
+        if (!ok)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_CORRUPT,
+                                  "partition %d: stored position record is "
+                                  "corrupt; refusing to guess where to "
+                                  "resume (remove the state directory to "
+                                  "rebuild)",
+                                  partition);
+        p->stream_time = st;
+        p->watermark = wm;
+        p->scanned = wm;
+        p->last_time = wm;
+        p->next_offset = en;
+        p->restore_pos = c;
+        p->restore_wm = wm;
+        *resume = c;
+        enc_log_info("partition_resume",
+                     "partition=%d offset=%lld rebuffer_until=%lld "
+                     "watermark=%lld",
+                     partition, (long long)c, (long long)en, (long long)wm);
+        return ENC_OK;
+}
+
+void enc_engine_revoke(enc_engine_t *e, int32_t partition) {
+        enc_part_t *p = enc_engine_part(e, partition);
+        if (!p)
+                return;
+        enc_reorder_clear(p->buf);
+        enc_users_drop_partition(e->users, partition);
+        p->owned = false;
+}
+
+/* ---- emitting ------------------------------------------------------- */
+
+typedef struct enc_step_s {
+        enc_engine_t *e;
+        enc_user_t *u;
+        int inst; /* index of the instance whose emitter this is */
+} enc_step_t;
+
+static enc_err_t enc_engine_emit_cb(void *opaque, const enc_update_t *up);
+
+static void enc_step_emitter(enc_step_t *s, enc_emitter_t *em) {
+        const enc_sig_instance_t *in = &s->e->insts[s->inst];
+        em->user_id = s->u->user_id;
+        em->signal_name = in->plugin->name;
+        em->signal_version = in->version;
+        em->cb = enc_engine_emit_cb;
+        em->opaque = s;
+}
+
+/* Encodes and outputs @p up, then hands it to the on_update of every later
+ * instance, synchronously, so derived signals see it within the step. */
+static enc_err_t enc_engine_emit_cb(void *opaque, const enc_update_t *up) {
+        enc_step_t *s = opaque;
+        enc_engine_t *e = s->e;
+        enc_buf_reset(&e->out);
+        enc_err_t err = enc_codec_encode_update(e->codec, up, &e->out);
+        if (err)
+                return enc_seterr(e->errstr, e->errstr_size, err,
+                                  "cannot encode a %s update: %s", up->signal,
+                                  enc_err2str(err));
+        err = e->sink.output(e->sink.opaque, s->u->partition, s->u->user_id,
+                             s->u->ulen, e->out.data, e->out.len, up);
+        if (err)
+                return err;
+        e->stats.updates++;
+        for (int j = s->inst + 1; j < e->inst_cnt; j++) {
+                const enc_signal_plugin_t *pl = e->insts[j].plugin;
+                if (!pl->on_update)
+                        continue;
+                enc_step_t sj = {e, s->u, j};
+                enc_emitter_t em;
+                enc_step_emitter(&sj, &em);
+                err = pl->on_update(e->insts[j].priv, &s->u->states[j], up,
+                                    &em);
+                if (err)
+                        return err;
+        }
+        return ENC_OK;
+}
+
+static enc_err_t enc_engine_signal_err(enc_engine_t *e, int inst,
+                                       const char *what, enc_err_t err) {
+        if (e->errstr && e->errstr_size && !e->errstr[0])
+                enc_seterr(e->errstr, e->errstr_size, err,
+                           "signal %s:%d %s failed: %s",
+                           e->insts[inst].plugin->name, e->insts[inst].version,
+                           what, enc_err2str(err));
+        return err;
+}
+
+/* ---- applying events and timers ------------------------------------- */
+
+static enc_err_t enc_engine_apply_event(enc_engine_t *e, int32_t partition,
+                                        const enc_event_t *ev) {
+        enc_user_t *u;
+        enc_err_t err = enc_users_get(e->users, partition, ev->user_id,
+                                      strlen(ev->user_id), ENC_NO_TIMER, &u,
+                                      e->errstr, e->errstr_size);
+        if (err)
+                return err;
+        for (int i = 0; i < e->inst_cnt; i++) {
+                enc_step_t s = {e, u, i};
+                enc_emitter_t em;
+                enc_step_emitter(&s, &em);
+                err = e->insts[i].plugin->on_event(e->insts[i].priv,
+                                                   &u->states[i], ev, &em);
+                if (err)
+                        return enc_engine_signal_err(e, i, "on_event", err);
+        }
+        enc_users_changed(e->users, u);
+        e->stats.applied++;
+        return ENC_OK;
+}
+
+static enc_err_t enc_engine_fire(enc_engine_t *e, enc_user_t *u,
+                                 int64_t now) {
+        enc_err_t err;
+        for (int i = 0; i < e->inst_cnt; i++) {
+                const enc_signal_plugin_t *pl = e->insts[i].plugin;
+                if (!u->states[i] || !pl->on_timer || !pl->next_timer ||
+                    pl->next_timer(e->insts[i].priv, u->states[i]) > now)
+                        continue;
+                enc_step_t s = {e, u, i};
+                enc_emitter_t em;
+                enc_step_emitter(&s, &em);
+                err = pl->on_timer(e->insts[i].priv, &u->states[i], now, &em);
+                if (err)
+                        return enc_engine_signal_err(e, i, "on_timer", err);
+        }
+        e->stats.timers_fired++;
+        if (enc_users_changed(e->users, u) > now) {
+                return ENC_OK;
+        }
+        /* A plug-in broke the contract (next_timer <= now after on_timer).
+         * Drop that state rather than loop forever, and say so. */
+        for (int i = 0; i < e->inst_cnt; i++) {
+                const enc_signal_plugin_t *pl = e->insts[i].plugin;
+                if (u->states[i] && pl->next_timer &&
+                    pl->next_timer(e->insts[i].priv, u->states[i]) <= now) {
+                        enc_log_error("signal_timer_stuck",
+                                      "signal=%s version=%d partition=%d "
+                                      "now=%lld action=drop_state",
+                                      pl->name, e->insts[i].version,
+                                      u->partition, (long long)now);
+                        pl->state_free(e->insts[i].priv, u->states[i]);
+                        u->states[i] = NULL;
+                }
+        }
+        enc_users_changed(e->users, u);
+        return ENC_OK;
+}
+
+typedef struct enc_scan_ctx_s {
+        enc_engine_t *e;
+        int32_t partition;
+        int64_t upto;
+        int64_t first_after; /* first timer time > upto, if seen */
+} enc_scan_ctx_t;
+
+static enc_err_t enc_scan_cb(void *opaque, int64_t t, const char *user,
+                             size_t ulen) {
+        enc_scan_ctx_t *sc = opaque;
+        if (t > sc->upto) {
+                if (!enc_users_cached(sc->e->users, sc->partition, user,
+                                      ulen)) {
+                        sc->first_after = t;
+                        return ENC_ERR_ABORTED; /* stop: found the next one */
+                }
+                return ENC_OK;
+        }
+        if (enc_users_cached(sc->e->users, sc->partition, user, ulen))
+                return ENC_OK; /* the heap is authoritative for it */
+        enc_user_t *u;
+        return enc_users_get(sc->e->users, sc->partition, user, ulen, t, &u,
+                             sc->e->errstr, sc->e->errstr_size);
+}
+
+/* Loads users whose stored timers fall in (scanned, W] into the cache, where
+ * the heap orders them with everyone else. */
+static enc_err_t enc_engine_load_due(enc_engine_t *e, int32_t partition,
+                                     enc_part_t *p) {
+        int64_t w = p->watermark;
+        if (w <= p->scanned)
+                return ENC_OK;
+        if (p->store_next != ENC_TIME_NONE && w < p->store_next) {
+                p->scanned = w;
+                return ENC_OK;
+        }
+        enc_scan_ctx_t sc = {e, partition, w, ENC_NO_TIMER};
+        enc_err_t err = enc_store_scan_timers(e->store, partition, p->scanned,
+                                              INT64_MAX, enc_scan_cb, &sc,
+                                              e->errstr, e->errstr_size);
+        if (err && err != ENC_ERR_ABORTED)
+                return err;
+        p->scanned = w;
+        p->store_next = sc.first_after;
+        return ENC_OK;
+}
+
+/* Applies everything due under the partition's watermark, in order. */
+static enc_err_t enc_engine_advance(enc_engine_t *e, int32_t partition,
+                                    enc_part_t *p) {
+        enc_err_t err = enc_engine_load_due(e, partition, p);
+        if (err)
+                return err;
+        int64_t w = p->watermark;
+        for (;;) {
+                const enc_event_t *ev = enc_reorder_peek(p->buf);
+                enc_user_t *tu = enc_users_next_timer(e->users, partition);
+                bool ev_due = ev && ev->event_time < w;
+                bool tm_due = tu && tu->wake <= w;
+                if (tm_due && (!ev_due || tu->wake <= ev->event_time)) {
+                        /* Time never runs backwards for a signal, even if a
+                         * plug-in asked for a timer in the past. */
+                        int64_t now = tu->wake > p->last_time ? tu->wake
+                                                              : p->last_time;
+                        p->last_time = now;
+                        err = enc_engine_fire(e, tu, now);
+                } else if (ev_due) {
+                        p->last_time = ev->event_time;
+                        err = enc_engine_apply_event(e, partition, ev);
+                        enc_reorder_pop(p->buf);
+                } else {
+                        break;
+                }
+                if (err)
+                        return err;
+        }
+        return ENC_OK;
+}
+
+/* Evicts clean users over the cache budget. An evicted user's timer lives
+ * in the store only from now on, so the partition's "no uncached store
+ * timer below" bound must come down to it. */
+static void enc_engine_evict(enc_engine_t *e) {
+        if (enc_users_evict(e->users))
+                e->cache_full = true;
+        for (int i = 0; i < e->nparts; i++) {
+                int64_t m = enc_users_evicted_min(e->users, i);
+                enc_part_t *p = &e->parts[i];
+                if (m != ENC_NO_TIMER && p->store_next != ENC_TIME_NONE &&
+                    m < p->store_next)
+                        p->store_next = m;
+        }
+}
+
+/* ---- records -------------------------------------------------------- */
+
+static enc_dlq_reason_t enc_dlq_from_err(enc_err_t err) {
+        switch (err) {
+        case ENC_ERR_BAD_MAGIC:
+                return ENC_DLQ_BAD_MAGIC;
+        case ENC_ERR_UNKNOWN_SCHEMA:
+                return ENC_DLQ_UNKNOWN_SCHEMA;
+        case ENC_ERR_TRUNCATED:
+                return ENC_DLQ_TRUNCATED;
+        case ENC_ERR_TOO_LARGE:
+                return ENC_DLQ_TOO_LARGE;
+        case ENC_ERR_INVALID_FIELD:
+                return ENC_DLQ_INVALID;
+        default:
+                return ENC_DLQ_DECODE;
+        }
+}
+
+static enc_err_t enc_engine_dead_letter(enc_engine_t *e,
+                                        const enc_record_t *rec,
+                                        enc_dlq_reason_t reason,
+                                        const char *detail) {
+        enc_dead_letter_t dl = {rec, reason, detail};
+        e->stats.dead_lettered[reason]++;
+        return e->sink.dead_letter(e->sink.opaque, &dl);
+}
+
+/* Decodes and checks a record. ENC_OK with *ev filled, or a dead-letter
+ * reason in *reason with detail in @p detail. */
+static bool enc_engine_parse(enc_engine_t *e, const enc_record_t *rec,
+                             enc_event_t *ev, enc_dlq_reason_t *reason,
+                             char *detail, size_t detail_size) {
+        if (!rec->value) {
+                *reason = ENC_DLQ_TOMBSTONE;
+                snprintf(detail, detail_size, "record has a null value");
+                return false;
+        }
+        enc_err_t err = enc_codec_decode_event(e->codec, rec->value,
+                                               rec->value_len, ev, detail,
+                                               detail_size);
+        if (!err)
+                err = enc_event_validate(ev, detail, detail_size);
+        if (err) {
+                *reason = enc_dlq_from_err(err);
+                return false;
+        }
+        size_t ulen = strlen(ev->user_id);
+        if (!rec->key || rec->key_len != ulen ||
+            memcmp(rec->key, ev->user_id, ulen)) {
+                *reason = ENC_DLQ_KEY_MISMATCH;
+                snprintf(detail, detail_size,
+                         "record key %s the event's user_id: events must be "
+                         "keyed by user id so each user's state lives on one "
+                         "partition",
+                         rec->key ? "differs from" : "is missing; expected");
+                return false;
+        }
+        return true;
+}
+
+enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
+                            char *errstr, size_t errstr_size) {
+        enc_part_t *p = enc_engine_part(e, rec->partition);
+        if (!p)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
+                                  "record for partition %d, which is not "
+                                  "assigned",
+                                  rec->partition);
+        e->errstr = errstr;
+        e->errstr_size = errstr_size;
+        if (errstr && errstr_size)
+                errstr[0] = '\0';
+        e->stats.consumed++;
+        p->consumed++;
+
+        enc_event_t ev;
+        enc_dlq_reason_t reason;
+        char detail[256];
+        bool ok = enc_engine_parse(e, rec, &ev, &reason, detail,
+                                   sizeof(detail));
+        enc_err_t err = ENC_OK;
+
+        if (rec->offset < p->next_offset) {
+                /* Read before. On the first pass over [C, E) after a
+                 * restart, what was still buffered at the checkpoint is
+                 * buffered again; everything else was applied or
+                 * dead-lettered already, and so is any re-delivery. */
+                if (rec->offset >= p->restore_pos) {
+                        p->restore_pos = rec->offset + 1;
+                        if (ok && ev.event_time >= p->restore_wm) {
+                                err = enc_reorder_push(p->buf, &ev,
+                                                       rec->offset);
+                                if (err)
+                                        return enc_seterr(
+                                                errstr, errstr_size, err,
+                                                "out of memory buffering "
+                                                "events");
+                                e->stats.accepted++;
+                                return ENC_OK;
+                        }
+                }
+                e->stats.skipped_restore++;
+                return ENC_OK;
+        }
+        p->next_offset = rec->offset + 1;
+        p->restore_pos = p->next_offset;
+        e->since_commit++;
+
+        if (ok && p->stream_time != ENC_TIME_NONE &&
+            ev.event_time > p->stream_time &&
+            ev.event_time - p->stream_time > e->max_future) {
+                ok = false;
+                reason = ENC_DLQ_FUTURE;
+                snprintf(detail, sizeof(detail),
+                         "event_time is %lld ms ahead of stream time "
+                         "(event.max.future.ms=%lld)",
+                         (long long)(ev.event_time - p->stream_time),
+                         (long long)e->max_future);
+        }
+        if (ok && p->watermark != ENC_TIME_NONE &&
+            ev.event_time < p->watermark) {
+                ok = false;
+                reason = ENC_DLQ_LATE;
+                snprintf(detail, sizeof(detail),
+                         "event_time is %lld ms behind the watermark "
+                         "(window.grace.ms=%lld)",
+                         (long long)(p->watermark - ev.event_time),
+                         (long long)e->grace);
+        }
+        if (!ok)
+                return enc_engine_dead_letter(e, rec, reason, detail);
+
+        err = enc_reorder_push(p->buf, &ev, rec->offset);
+        if (err)
+                return enc_seterr(errstr, errstr_size, err,
+                                  "out of memory buffering events");
+        e->stats.accepted++;
+        if (p->stream_time == ENC_TIME_NONE || ev.event_time > p->stream_time)
+                p->stream_time = ev.event_time;
+        int64_t w = p->stream_time - e->grace;
+        if (enc_reorder_count(p->buf) > e->reorder_max) {
+                /* Bounded memory: let the oldest held event through. The
+                 * input decides when this happens, not the clock, so it is
+                 * as deterministic as the grace itself. */
+                int64_t oldest = enc_reorder_peek(p->buf)->event_time + 1;
+                if (oldest > w) {
+                        w = oldest;
+                        e->stats.forced_watermark++;
+                }
+        }
+        if (p->watermark == ENC_TIME_NONE || w > p->watermark)
+                p->watermark = w;
+        err = enc_engine_advance(e, rec->partition, p);
+        if (err)
+                return err;
+        enc_engine_evict(e);
+        return ENC_OK;
+}
+
+/* ---- commits -------------------------------------------------------- */
+
+bool enc_engine_commit_due(const enc_engine_t *e) {
+        return e->since_commit >= e->commit_records || e->cache_full;
+}
+
+int64_t enc_engine_commit_offset(const enc_engine_t *e, int32_t partition) {
+        if (partition < 0 || partition >= e->nparts ||
+            !e->parts[partition].owned)
+                return -1;
+        const enc_part_t *p = &e->parts[partition];
+        int64_t m = enc_reorder_min_offset(p->buf);
+        return m >= 0 ? m : p->next_offset;
+}
+
+enc_err_t enc_engine_checkpoint(enc_engine_t *e, char *errstr,
+                                size_t errstr_size) {
+        enc_err_t err = enc_users_flush(e->users, errstr, errstr_size);
+        if (err) {
+                enc_store_discard(e->store);
+                return err;
+        }
+        enc_buf_t mb;
+        enc_buf_init(&mb, 4096);
+        for (int i = 0; i < e->nparts; i++) {
+                enc_part_t *p = &e->parts[i];
+                if (!p->owned || p->next_offset < 0)
+                        continue;
+                enc_buf_reset(&mb);
+                enc_meta_encode(p, enc_engine_commit_offset(e, i), &mb);
+                enc_store_put_meta(e->store, i, mb.data, mb.len);
+        }
+        enc_buf_free(&mb);
+        err = enc_store_commit(e->store, errstr, errstr_size);
+        if (err) {
+                enc_store_discard(e->store);
+                return err;
+        }
+        e->since_commit = 0;
+        e->cache_full = false;
+        enc_engine_evict(e);
+        return ENC_OK;
+}
+
+/* ---- introspection -------------------------------------------------- */
+
+void enc_engine_stats(const enc_engine_t *e, enc_engine_stats_t *stats) {
+        *stats = e->stats;
+        stats->buffered = 0;
+        for (int i = 0; i < e->nparts; i++)
+                if (e->parts[i].owned)
+                        stats->buffered += enc_reorder_count(e->parts[i].buf);
+        enc_users_stats_t us;
+        enc_users_stats(e->users, &us);
+        stats->cache_entries = us.entries;
+        stats->cache_bytes = us.bytes;
+        stats->cache_hits = us.hits;
+        stats->cache_misses = us.misses;
+        stats->cache_evictions = us.evictions;
+        stats->state_corrupt = us.corrupt;
+        stats->users_expired = us.deleted;
+}
+
+bool enc_engine_partition_info(const enc_engine_t *e, int32_t partition,
+                               enc_partition_info_t *info) {
+        if (partition < 0 || partition >= e->nparts ||
+            !e->parts[partition].owned)
+                return false;
+        const enc_part_t *p = &e->parts[partition];
+        info->next_offset = p->next_offset;
+        info->commit_offset = enc_engine_commit_offset(e, partition);
+        info->stream_time = p->stream_time;
+        info->watermark = p->watermark;
+        info->buffered = enc_reorder_count(p->buf);
+        info->consumed = p->consumed;
+        return true;
+}
+
+int enc_engine_instances(const enc_engine_t *e,
+                         const struct enc_sig_instance_s **insts) {
+        *insts = e->insts;
+        return e->inst_cnt;
+}

@@ -1,0 +1,45 @@
+/*
+ * reorder.h -- the per-partition event-time buffer.
+ *
+ * Events wait here until the watermark passes them, then leave in
+ * (event time, user id, event id) order. That order depends only on the
+ * events, not on the order they arrived in, so out-of-order input within the
+ * grace period yields exactly the output in-order input would.
+ *
+ * It also tracks the smallest input offset still held: the position a
+ * restart must resume from. Single-threaded.
+ */
+#ifndef ENC_REORDER_H
+#define ENC_REORDER_H
+
+#include "enc.h"
+#include "event.h"
+
+typedef struct enc_reorder_s enc_reorder_t;
+
+/** New empty buffer; NULL on allocation failure. */
+enc_reorder_t *enc_reorder_new(void);
+/** Frees the buffer and every event it holds. NULL is a no-op. */
+void enc_reorder_destroy(enc_reorder_t *r);
+
+/** Copies @p ev (borrowed for the call) into the buffer, remembering its
+ *  input @p offset. Offsets must be pushed in increasing order. */
+enc_err_t enc_reorder_push(enc_reorder_t *r, const enc_event_t *ev,
+                           int64_t offset) ENC_WUR;
+
+/** The first event in order, or NULL if empty. Borrowed until the next
+ *  pop, push or clear. */
+const enc_event_t *enc_reorder_peek(const enc_reorder_t *r);
+
+/** Removes (and frees) the first event. */
+void enc_reorder_pop(enc_reorder_t *r);
+
+size_t enc_reorder_count(const enc_reorder_t *r);
+
+/** Smallest input offset still held, or -1 if empty. */
+int64_t enc_reorder_min_offset(const enc_reorder_t *r);
+
+/** Drops every event. */
+void enc_reorder_clear(enc_reorder_t *r);
+
+#endif /* ENC_REORDER_H */

@@ -1,0 +1,375 @@
+/*
+ * store.c -- the RocksDB state store.
+ *
+ * DESIGN
+ * RocksDB is the durable home of every user's state, every pending timer and
+ * each partition's position (input offset, stream time, watermark). The
+ * engine stages changes here between commits and calls enc_store_commit()
+ * once per commit: one WriteBatch, one WAL write, so after a crash the store
+ * holds either all of a commit or none of it. Offsets are written in the same
+ * batch as the state they produced; never commit one without the other.
+ *
+ * Keys begin with the big-endian input partition so one partition is one
+ * contiguous range (scan, restore, drop). Timer keys continue with the
+ * big-endian time, so a range scan yields timers in firing order.
+ *
+ * Options: point lookups dominate (a user's record per event on a cache
+ * miss), so the users family gets a bloom filter and a shared LRU block
+ * cache; LZ4 where the build has it. Reads use committed data only: the
+ * engine never re-reads a key whose change is still staged (dirty users stay
+ * in its cache until the commit).
+ *
+ * This module converts RocksDB's char **errptr to enc_err_t at its edge and
+ * never lets a RocksDB error string escape unowned.
+ */
+#include "store.h"
+
+#include <rocksdb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { CF_DEFAULT = 0, CF_USERS, CF_TIMERS, CF_META, CF__CNT };
+static const char *const enc_cf_names[CF__CNT] = {"default", "users",
+                                                  "timers", "meta"};
+
+struct enc_store_s {
+        rocksdb_t *db;
+        rocksdb_options_t *opts;
+        rocksdb_options_t *cf_opts[CF__CNT];
+        rocksdb_block_based_table_options_t *bbto;
+        rocksdb_cache_t *cache;
+        rocksdb_filterpolicy_t *bloom; /* owned by bbto once set */
+        rocksdb_column_family_handle_t *cf[CF__CNT];
+        rocksdb_writeoptions_t *wopts;
+        rocksdb_readoptions_t *ropts;
+        rocksdb_writebatch_t *batch;
+        uint64_t commits;
+        enc_buf_t key; /* scratch for building keys */
+};
+
+/* Converts and frees a RocksDB error string. */
+static enc_err_t enc_store_err(char *rerr, char *errstr, size_t errstr_size,
+                               const char *what) {
+        enc_err_t e = enc_seterr(errstr, errstr_size, ENC_ERR_STATE,
+                                 "RocksDB %s: %s", what,
+                                 rerr ? rerr : "unknown error");
+        rocksdb_free(rerr);
+        return e;
+}
+
+static const char *enc_store_key_user(enc_store_t *st, int32_t partition,
+                                      const char *user, size_t ulen,
+                                      size_t *klen) {
+        enc_buf_reset(&st->key);
+        enc_buf_put_u32be(&st->key, (uint32_t)partition);
+        if (enc_buf_append(&st->key, user, ulen) != ENC_OK)
+                st->key.failed = true;
+        *klen = st->key.len;
+        return (const char *)st->key.data;
+}
+
+static const char *enc_store_key_timer(enc_store_t *st, int32_t partition,
+                                       int64_t time, const char *user,
+                                       size_t ulen, size_t *klen) {
+        enc_buf_reset(&st->key);
+        enc_buf_put_u32be(&st->key, (uint32_t)partition);
+        /* Flip the sign bit so negative times sort before positive ones. */
+        enc_buf_put_u64be(&st->key, (uint64_t)time ^ 0x8000000000000000ULL);
+        if (enc_buf_append(&st->key, user, ulen) != ENC_OK)
+                st->key.failed = true;
+        *klen = st->key.len;
+        return (const char *)st->key.data;
+}
+
+enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
+                            char *errstr, size_t errstr_size) {
+        enc_store_t *st = calloc(1, sizeof(*st));
+        char *rerr = NULL;
+        if (!st) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                return NULL;
+        }
+        enc_buf_init(&st->key, 4096);
+
+        st->opts = rocksdb_options_create();
+        rocksdb_options_set_create_if_missing(st->opts, 1);
+        rocksdb_options_set_create_missing_column_families(st->opts, 1);
+        rocksdb_options_set_max_background_jobs(st->opts, 2);
+        rocksdb_options_set_max_open_files(st->opts, 512);
+
+        st->cache = rocksdb_cache_create_lru(conf && conf->block_cache_bytes
+                                                     ? conf->block_cache_bytes
+                                                     : (size_t)32 << 20);
+        st->bbto = rocksdb_block_based_options_create();
+        rocksdb_block_based_options_set_block_cache(st->bbto, st->cache);
+        st->bloom = rocksdb_filterpolicy_create_bloom(10);
+        rocksdb_block_based_options_set_filter_policy(st->bbto, st->bloom);
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->bbto,
+                                                                      1);
+
+        for (int i = 0; i < CF__CNT; i++) {
+                st->cf_opts[i] = rocksdb_options_create_copy(st->opts);
+                rocksdb_options_set_compression(st->cf_opts[i],
+                                                rocksdb_lz4_compression);
+                if (i == CF_USERS)
+                        rocksdb_options_set_block_based_table_factory(
+                                st->cf_opts[i], st->bbto);
+                if (i == CF_TIMERS)
+                        /* Timer keys share a 4-byte partition prefix. */
+                        rocksdb_options_set_write_buffer_size(st->cf_opts[i],
+                                                              16 << 20);
+        }
+
+        const rocksdb_options_t *cfo[CF__CNT];
+        for (int i = 0; i < CF__CNT; i++)
+                cfo[i] = st->cf_opts[i];
+        st->db = rocksdb_open_column_families(st->opts, dir, CF__CNT,
+                                              enc_cf_names, cfo, st->cf, &rerr);
+        if (rerr) {
+                enc_store_err(rerr, errstr, errstr_size, "open");
+                st->db = NULL;
+                goto fail;
+        }
+        st->wopts = rocksdb_writeoptions_create();
+        rocksdb_writeoptions_set_sync(st->wopts, conf && conf->sync);
+        st->ropts = rocksdb_readoptions_create();
+        st->batch = rocksdb_writebatch_create();
+        return st;
+
+fail:
+        enc_store_close(st);
+        return NULL;
+}
+
+void enc_store_close(enc_store_t *st) {
+        if (!st)
+                return;
+        if (st->batch)
+                rocksdb_writebatch_destroy(st->batch);
+        for (int i = 0; i < CF__CNT; i++)
+                if (st->cf[i])
+                        rocksdb_column_family_handle_destroy(st->cf[i]);
+        if (st->db)
+                rocksdb_close(st->db);
+        if (st->ropts)
+                rocksdb_readoptions_destroy(st->ropts);
+        if (st->wopts)
+                rocksdb_writeoptions_destroy(st->wopts);
+        for (int i = 0; i < CF__CNT; i++)
+                if (st->cf_opts[i])
+                        rocksdb_options_destroy(st->cf_opts[i]);
+        if (st->bbto)
+                rocksdb_block_based_options_destroy(st->bbto);
+        if (st->cache)
+                rocksdb_cache_destroy(st->cache);
+        if (st->opts)
+                rocksdb_options_destroy(st->opts);
+        enc_buf_free(&st->key);
+        free(st);
+}
+
+static enc_err_t enc_store_get(enc_store_t *st, int cf, const char *k,
+                               size_t klen, enc_buf_t *out, bool *found,
+                               char *errstr, size_t errstr_size) {
+        char *rerr = NULL;
+        size_t vlen = 0;
+        enc_buf_reset(out);
+        rocksdb_pinnableslice_t *ps =
+                rocksdb_get_pinned_cf(st->db, st->ropts, st->cf[cf], k, klen,
+                                      &rerr);
+        if (rerr)
+                return enc_store_err(rerr, errstr, errstr_size, "get");
+        if (!ps) {
+                *found = false;
+                return ENC_OK;
+        }
+        const char *v = rocksdb_pinnableslice_value(ps, &vlen);
+        enc_err_t err = enc_buf_append(out, v, vlen);
+        rocksdb_pinnableslice_destroy(ps);
+        if (err)
+                return enc_seterr(errstr, errstr_size, err,
+                                  "stored value of %zu bytes is over the "
+                                  "buffer cap",
+                                  vlen);
+        *found = true;
+        return ENC_OK;
+}
+
+enc_err_t enc_store_get_user(enc_store_t *st, int32_t partition,
+                             const char *user, size_t ulen, enc_buf_t *out,
+                             bool *found, char *errstr, size_t errstr_size) {
+        size_t klen;
+        const char *k = enc_store_key_user(st, partition, user, ulen, &klen);
+        return enc_store_get(st, CF_USERS, k, klen, out, found, errstr,
+                             errstr_size);
+}
+
+enc_err_t enc_store_get_meta(enc_store_t *st, int32_t partition,
+                             enc_buf_t *out, bool *found, char *errstr,
+                             size_t errstr_size) {
+        uint8_t k[4];
+        enc_put_u32be(k, (uint32_t)partition);
+        return enc_store_get(st, CF_META, (const char *)k, 4, out, found,
+                             errstr, errstr_size);
+}
+
+void enc_store_put_user(enc_store_t *st, int32_t partition, const char *user,
+                        size_t ulen, const void *val, size_t vlen) {
+        size_t klen;
+        const char *k = enc_store_key_user(st, partition, user, ulen, &klen);
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_USERS], k, klen, val,
+                                  vlen);
+}
+
+void enc_store_del_user(enc_store_t *st, int32_t partition, const char *user,
+                        size_t ulen) {
+        size_t klen;
+        const char *k = enc_store_key_user(st, partition, user, ulen, &klen);
+        rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_USERS], k, klen);
+}
+
+void enc_store_put_timer(enc_store_t *st, int32_t partition, int64_t time,
+                         const char *user, size_t ulen) {
+        size_t klen;
+        const char *k =
+                enc_store_key_timer(st, partition, time, user, ulen, &klen);
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_TIMERS], k, klen, "",
+                                  0);
+}
+
+void enc_store_del_timer(enc_store_t *st, int32_t partition, int64_t time,
+                         const char *user, size_t ulen) {
+        size_t klen;
+        const char *k =
+                enc_store_key_timer(st, partition, time, user, ulen, &klen);
+        rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_TIMERS], k, klen);
+}
+
+void enc_store_put_meta(enc_store_t *st, int32_t partition, const void *val,
+                        size_t vlen) {
+        uint8_t k[4];
+        enc_put_u32be(k, (uint32_t)partition);
+        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_META], (const char *)k,
+                                  4, val, vlen);
+}
+
+int enc_store_pending(const enc_store_t *st) {
+        return rocksdb_writebatch_count(st->batch);
+}
+
+enc_err_t enc_store_commit(enc_store_t *st, char *errstr, size_t errstr_size) {
+        char *rerr = NULL;
+        if (rocksdb_writebatch_count(st->batch) == 0)
+                return ENC_OK;
+        rocksdb_write(st->db, st->wopts, st->batch, &rerr);
+        if (rerr)
+                return enc_store_err(rerr, errstr, errstr_size, "write");
+        rocksdb_writebatch_clear(st->batch);
+        st->commits++;
+        return ENC_OK;
+}
+
+void enc_store_discard(enc_store_t *st) {
+        rocksdb_writebatch_clear(st->batch);
+}
+
+enc_err_t enc_store_scan_timers(enc_store_t *st, int32_t partition,
+                                int64_t from_excl, int64_t to_incl,
+                                enc_store_timer_cb_t cb, void *opaque,
+                                char *errstr, size_t errstr_size) {
+        if (to_incl <= from_excl)
+                return ENC_OK;
+        uint8_t lo[12], hi[12];
+        enc_put_u32be(lo, (uint32_t)partition);
+        enc_put_u64be(lo + 4, (uint64_t)(from_excl + 1) ^
+                                      0x8000000000000000ULL);
+        enc_put_u32be(hi, (uint32_t)partition);
+        /* Exclusive upper bound: first key past time to_incl. */
+        if (to_incl == INT64_MAX) {
+                enc_put_u32be(hi, (uint32_t)partition + 1);
+                memset(hi + 4, 0, 8);
+        } else {
+                enc_put_u64be(hi + 4, (uint64_t)(to_incl + 1) ^
+                                              0x8000000000000000ULL);
+        }
+        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+        rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, 12);
+        rocksdb_iterator_t *it =
+                rocksdb_create_iterator_cf(st->db, ro, st->cf[CF_TIMERS]);
+        enc_err_t err = ENC_OK;
+        for (rocksdb_iter_seek(it, (const char *)lo, 12);
+             rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+                size_t klen;
+                const uint8_t *k =
+                        (const uint8_t *)rocksdb_iter_key(it, &klen);
+                if (klen < 12)
+                        continue; /* not ours: cannot happen */
+                int64_t t = (int64_t)(enc_read_u64be(k + 4) ^
+                                      0x8000000000000000ULL);
+                err = cb(opaque, t, (const char *)k + 12, klen - 12);
+                if (err)
+                        break;
+        }
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        rocksdb_iter_destroy(it);
+        rocksdb_readoptions_destroy(ro);
+        if (rerr)
+                return enc_store_err(rerr, errstr, errstr_size, "iterate");
+        return err;
+}
+
+enc_err_t enc_store_drop_partition(enc_store_t *st, int32_t partition,
+                                   char *errstr, size_t errstr_size) {
+        uint8_t lo[4], hi[4];
+        enc_put_u32be(lo, (uint32_t)partition);
+        enc_put_u32be(hi, (uint32_t)partition + 1);
+        rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+        for (int i = CF_USERS; i < CF__CNT; i++)
+                rocksdb_writebatch_delete_range_cf(b, st->cf[i],
+                                                   (const char *)lo, 4,
+                                                   (const char *)hi, 4);
+        char *rerr = NULL;
+        rocksdb_write(st->db, st->wopts, b, &rerr);
+        rocksdb_writebatch_destroy(b);
+        if (rerr)
+                return enc_store_err(rerr, errstr, errstr_size,
+                                     "delete range");
+        return ENC_OK;
+}
+
+static uint64_t enc_store_prop(enc_store_t *st, int cf, const char *name) {
+        char *v = rocksdb_property_value_cf(st->db, st->cf[cf], name);
+        uint64_t r = v ? strtoull(v, NULL, 10) : 0;
+        rocksdb_free(v);
+        return r;
+}
+
+void enc_store_stats(enc_store_t *st, enc_store_stats_t *stats) {
+        memset(stats, 0, sizeof(*stats));
+        stats->user_keys =
+                enc_store_prop(st, CF_USERS, "rocksdb.estimate-num-keys");
+        stats->timer_keys =
+                enc_store_prop(st, CF_TIMERS, "rocksdb.estimate-num-keys");
+        for (int i = 0; i < CF__CNT; i++) {
+                stats->sst_bytes += enc_store_prop(
+                        st, i, "rocksdb.total-sst-files-size");
+                stats->memtable_bytes += enc_store_prop(
+                        st, i, "rocksdb.cur-size-all-mem-tables");
+        }
+        stats->commits = st->commits;
+}
+
+void enc_store_compact(enc_store_t *st) {
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        rocksdb_flushoptions_set_wait(fo, 1);
+        for (int i = 0; i < CF__CNT; i++) {
+                char *rerr = NULL;
+                rocksdb_flush_cf(st->db, fo, st->cf[i], &rerr);
+                rocksdb_free(rerr);
+                rocksdb_compact_range_cf(st->db, st->cf[i], NULL, 0, NULL, 0);
+        }
+        rocksdb_flushoptions_destroy(fo);
+}

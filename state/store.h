@@ -1,0 +1,97 @@
+/*
+ * store.h -- encore's RocksDB state store.
+ *
+ * Three column families, all keyed by input partition first so a partition's
+ * state can be scanned, restored or dropped as one range:
+ *   users   [u32be partition][user id]              -> user record
+ *   timers  [u32be partition][u64be time][user id]  -> (empty)
+ *   meta    [u32be partition]                       -> partition position
+ *
+ * Writes are staged in one pending WriteBatch and become durable together in
+ * enc_store_commit(): state and the input offsets that produced it are never
+ * written apart. Single-threaded: the processing thread owns the store.
+ */
+#ifndef ENC_STORE_H
+#define ENC_STORE_H
+
+#include "enc.h"
+
+typedef struct enc_store_s enc_store_t;
+
+typedef struct enc_store_conf_s {
+        bool sync;                /* fsync the WAL at each commit */
+        size_t block_cache_bytes; /* RocksDB block cache; 0 = 32 MiB */
+} enc_store_conf_t;
+
+/** Opens (creating if missing) the store in @p dir.
+ *  Returns NULL and fills errstr on failure. Close with enc_store_close. */
+enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
+                            char *errstr, size_t errstr_size);
+void enc_store_close(enc_store_t *st);
+
+/** Reads a user record into @p out (reset first). *found tells whether it
+ *  existed. Reads see committed data only, not the pending batch. */
+enc_err_t enc_store_get_user(enc_store_t *st, int32_t partition,
+                             const char *user, size_t ulen, enc_buf_t *out,
+                             bool *found, char *errstr,
+                             size_t errstr_size) ENC_WUR;
+
+/** Reads a partition's meta record; *found false if none. */
+enc_err_t enc_store_get_meta(enc_store_t *st, int32_t partition,
+                             enc_buf_t *out, bool *found, char *errstr,
+                             size_t errstr_size) ENC_WUR;
+
+/* Staging into the pending batch (copies the bytes). */
+void enc_store_put_user(enc_store_t *st, int32_t partition, const char *user,
+                        size_t ulen, const void *val, size_t vlen);
+void enc_store_del_user(enc_store_t *st, int32_t partition, const char *user,
+                        size_t ulen);
+void enc_store_put_timer(enc_store_t *st, int32_t partition, int64_t time,
+                         const char *user, size_t ulen);
+void enc_store_del_timer(enc_store_t *st, int32_t partition, int64_t time,
+                         const char *user, size_t ulen);
+void enc_store_put_meta(enc_store_t *st, int32_t partition, const void *val,
+                        size_t vlen);
+
+/** Number of operations staged since the last commit. */
+int enc_store_pending(const enc_store_t *st);
+
+/** Writes the pending batch atomically (WAL, fsync if conf.sync). */
+enc_err_t enc_store_commit(enc_store_t *st, char *errstr,
+                           size_t errstr_size) ENC_WUR;
+
+/** Drops the pending batch (after a failed commit). */
+void enc_store_discard(enc_store_t *st);
+
+/**
+ * Calls @p cb for each committed timer of @p partition with
+ * from_excl < time <= to_incl, in (time, user) order. The user pointer is
+ * borrowed for the call. A non-zero return from @p cb stops the scan and is
+ * returned.
+ */
+typedef enc_err_t (*enc_store_timer_cb_t)(void *opaque, int64_t time,
+                                          const char *user, size_t ulen);
+enc_err_t enc_store_scan_timers(enc_store_t *st, int32_t partition,
+                                int64_t from_excl, int64_t to_incl,
+                                enc_store_timer_cb_t cb, void *opaque,
+                                char *errstr, size_t errstr_size) ENC_WUR;
+
+/** Deletes every key of @p partition in all column families (committed
+ *  immediately). */
+enc_err_t enc_store_drop_partition(enc_store_t *st, int32_t partition,
+                                   char *errstr, size_t errstr_size) ENC_WUR;
+
+typedef struct enc_store_stats_s {
+        uint64_t user_keys;  /* estimate (rocksdb.estimate-num-keys) */
+        uint64_t timer_keys; /* estimate */
+        uint64_t sst_bytes;  /* total SST files size */
+        uint64_t memtable_bytes;
+        uint64_t commits;
+} enc_store_stats_t;
+
+void enc_store_stats(enc_store_t *st, enc_store_stats_t *stats);
+
+/** Flushes memtables and compacts everything (tests, benchmarks). */
+void enc_store_compact(enc_store_t *st);
+
+#endif /* ENC_STORE_H */

@@ -1,0 +1,584 @@
+/*
+ * users.c -- write-back cache of per-user state and the timer heaps.
+ *
+ * DESIGN
+ * The hot path of encore is "find this user's state, change it". The cache
+ * keeps decoded state in memory, so a busy user costs a hash lookup, not a
+ * RocksDB read and a parse per event. Changes are written back only at
+ * commit (enc_users_flush), in the same batch as the offsets that produced
+ * them.
+ *
+ * Invariants:
+ *  - A dirty entry is never evicted: the store holds the state as of the last
+ *    commit, and only the cache holds what happened since.
+ *  - For every entry, stored_wake is the timer key the store holds for it;
+ *    flush moves that key to wake. For a user that is not cached, the store's
+ *    timer key is its true wake. So "due timers" = due cached entries (the
+ *    heaps) + due store keys of uncached users, and the engine never misses
+ *    or double-fires a timer.
+ *  - Heap order is (wake, user id): timers firing at the same time fire in a
+ *    fixed order, whatever the order users entered the cache.
+ *
+ * Never: read the clock, or decide anything from cache state that could
+ * change output. What is cached changes speed only.
+ */
+#include "users.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "log.h"
+
+#define ENC_USER_OVERHEAD 160 /* struct, heap slot, hash slot, malloc */
+#define ENC_USER_NEW_GUESS 256 /* state bytes charged before first encode */
+
+typedef struct enc_heap_s {
+        enc_user_t **v;
+        int cnt;
+        int cap;
+        int64_t evicted_min; /* smallest wake evicted since last asked */
+} enc_heap_t;
+
+struct enc_users_s {
+        const enc_sig_instance_t *insts;
+        int inst_cnt;
+        enc_store_t *store;
+        size_t max_bytes;
+        size_t bytes;
+        enc_user_t **buckets;
+        size_t nbuckets; /* power of two */
+        size_t cnt;
+        enc_user_t lru; /* sentinel: lru.lru_next is most recent */
+        enc_heap_t *heaps; /* by partition */
+        int nheaps;
+        enc_user_t **dirtyv; /* entries with dirty set, flush order */
+        size_t ndirty;
+        size_t capdirty;
+        enc_users_stats_t stats;
+        enc_buf_t scratch;
+};
+
+static bool enc_users_mark_dirty(enc_users_t *c, enc_user_t *u) {
+        if (u->dirty)
+                return true;
+        if (c->ndirty == c->capdirty) {
+                size_t ncap = c->capdirty ? c->capdirty * 2 : 1024;
+                enc_user_t **n = realloc(c->dirtyv, ncap * sizeof(*n));
+                if (!n)
+                        return false;
+                c->dirtyv = n;
+                c->capdirty = ncap;
+        }
+        c->dirtyv[c->ndirty++] = u;
+        u->dirty = true;
+        c->stats.dirty++;
+        return true;
+}
+
+/* ---- record format -------------------------------------------------- */
+
+enc_err_t enc_user_record_encode(const enc_sig_instance_t *insts, int cnt,
+                                 void *const *states, enc_buf_t *out) {
+        int n = 0;
+        for (int i = 0; i < cnt; i++)
+                n += states[i] != NULL;
+        enc_buf_put_u8(out, 1);
+        enc_buf_put_varint(out, (uint64_t)n);
+        for (int i = 0; i < cnt; i++) {
+                if (!states[i])
+                        continue;
+                enc_buf_put_u32be(out, insts[i].id);
+                /* Reserve a fixed 5-byte varint for the length, then fill it
+                 * in, so the state is encoded straight into @p out. */
+                size_t at = out->len;
+                uint8_t pad[5] = {0x80, 0x80, 0x80, 0x80, 0x00};
+                if (enc_buf_append(out, pad, 5) != ENC_OK)
+                        return ENC_ERR_TOO_LARGE;
+                enc_err_t err = insts[i].plugin->state_encode(
+                        insts[i].priv, states[i], out);
+                if (err)
+                        return err;
+                if (out->failed)
+                        return ENC_ERR_TOO_LARGE;
+                size_t len = out->len - at - 5;
+                if (len > 0x7ffffff)
+                        return ENC_ERR_TOO_LARGE;
+                for (int k = 0; k < 5; k++)
+                        out->data[at + k] =
+                                (uint8_t)(((len >> (7 * k)) & 0x7f) |
+                                          (k < 4 ? 0x80 : 0));
+        }
+        return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
+}
+
+enc_err_t enc_user_record_decode(const enc_sig_instance_t *insts, int cnt,
+                                 const uint8_t *buf, size_t len,
+                                 void **states) {
+        const uint8_t *p = buf, *end = buf + len;
+        uint8_t ver;
+        uint64_t n;
+        for (int i = 0; i < cnt; i++)
+                states[i] = NULL;
+        if (!enc_get_u8(&p, end, &ver) || ver != 1 ||
+            !enc_get_varint(&p, end, &n) || n > 1024)
+                return ENC_ERR_CORRUPT;
+        for (uint64_t s = 0; s < n; s++) {
+                uint32_t id;
+                uint64_t slen;
+                if (!enc_get_u32be(&p, end, &id) ||
+                    !enc_get_varint(&p, end, &slen) ||
+                    slen > (uint64_t)(end - p))
+                        goto corrupt;
+                for (int i = 0; i < cnt; i++) {
+                        if (insts[i].id != id)
+                                continue;
+                        if (states[i] ||
+                            insts[i].plugin->state_decode(insts[i].priv, p,
+                                                          (size_t)slen,
+                                                          &states[i]))
+                                goto corrupt;
+                        break;
+                }
+                p += slen;
+        }
+        if (p != end)
+                goto corrupt;
+        return ENC_OK;
+corrupt:
+        for (int i = 0; i < cnt; i++) {
+                if (states[i])
+                        insts[i].plugin->state_free(insts[i].priv, states[i]);
+                states[i] = NULL;
+        }
+        return ENC_ERR_CORRUPT;
+}
+
+/* ---- heaps ---------------------------------------------------------- */
+
+static bool enc_user_before(const enc_user_t *a, const enc_user_t *b) {
+        if (a->wake != b->wake)
+                return a->wake < b->wake;
+        size_t n = a->ulen < b->ulen ? a->ulen : b->ulen;
+        int c = memcmp(a->user_id, b->user_id, n);
+        return c ? c < 0 : a->ulen < b->ulen;
+}
+
+static void enc_heap_swap(enc_heap_t *h, int i, int j) {
+        enc_user_t *t = h->v[i];
+        h->v[i] = h->v[j];
+        h->v[j] = t;
+        h->v[i]->heap_idx = i;
+        h->v[j]->heap_idx = j;
+}
+
+static void enc_heap_up(enc_heap_t *h, int i) {
+        while (i > 0) {
+                int p = (i - 1) / 2;
+                if (!enc_user_before(h->v[i], h->v[p]))
+                        break;
+                enc_heap_swap(h, i, p);
+                i = p;
+        }
+}
+
+static void enc_heap_down(enc_heap_t *h, int i) {
+        for (;;) {
+                int l = 2 * i + 1, r = l + 1, m = i;
+                if (l < h->cnt && enc_user_before(h->v[l], h->v[m]))
+                        m = l;
+                if (r < h->cnt && enc_user_before(h->v[r], h->v[m]))
+                        m = r;
+                if (m == i)
+                        break;
+                enc_heap_swap(h, i, m);
+                i = m;
+        }
+}
+
+static enc_heap_t *enc_users_heap(enc_users_t *c, int32_t partition) {
+        if (partition < 0)
+                return NULL;
+        if (partition >= c->nheaps) {
+                int n = partition + 1;
+                enc_heap_t *nh = realloc(c->heaps, (size_t)n * sizeof(*nh));
+                if (!nh)
+                        return NULL;
+                memset(nh + c->nheaps, 0,
+                       (size_t)(n - c->nheaps) * sizeof(*nh));
+                for (int i = c->nheaps; i < n; i++)
+                        nh[i].evicted_min = ENC_NO_TIMER;
+                c->heaps = nh;
+                c->nheaps = n;
+        }
+        return &c->heaps[partition];
+}
+
+static void enc_heap_remove(enc_users_t *c, enc_user_t *u) {
+        if (u->heap_idx < 0)
+                return;
+        enc_heap_t *h = &c->heaps[u->partition];
+        int i = u->heap_idx;
+        h->cnt--;
+        if (i != h->cnt) {
+                h->v[i] = h->v[h->cnt];
+                h->v[i]->heap_idx = i;
+                enc_heap_up(h, i);
+                enc_heap_down(h, h->v[i]->heap_idx);
+        }
+        u->heap_idx = -1;
+}
+
+static bool enc_heap_place(enc_users_t *c, enc_user_t *u) {
+        if (u->wake == ENC_NO_TIMER) {
+                enc_heap_remove(c, u);
+                return true;
+        }
+        if (u->heap_idx >= 0) {
+                enc_heap_t *h = &c->heaps[u->partition];
+                enc_heap_up(h, u->heap_idx);
+                enc_heap_down(h, u->heap_idx);
+                return true;
+        }
+        enc_heap_t *h = enc_users_heap(c, u->partition);
+        if (!h)
+                return false;
+        if (h->cnt == h->cap) {
+                int ncap = h->cap ? h->cap * 2 : 64;
+                enc_user_t **nv = realloc(h->v, (size_t)ncap * sizeof(*nv));
+                if (!nv)
+                        return false;
+                h->v = nv;
+                h->cap = ncap;
+        }
+        h->v[h->cnt] = u;
+        u->heap_idx = h->cnt++;
+        enc_heap_up(h, u->heap_idx);
+        return true;
+}
+
+/* ---- hash table and LRU --------------------------------------------- */
+
+static uint64_t enc_user_hash(int32_t partition, const char *user,
+                              size_t ulen) {
+        return XXH3_64bits_withSeed(user, ulen, (uint64_t)(uint32_t)partition);
+}
+
+static void enc_lru_unlink(enc_user_t *u) {
+        u->lru_prev->lru_next = u->lru_next;
+        u->lru_next->lru_prev = u->lru_prev;
+}
+
+static void enc_lru_push_front(enc_users_t *c, enc_user_t *u) {
+        u->lru_next = c->lru.lru_next;
+        u->lru_prev = &c->lru;
+        c->lru.lru_next->lru_prev = u;
+        c->lru.lru_next = u;
+}
+
+enc_users_t *enc_users_new(const enc_sig_instance_t *insts, int inst_cnt,
+                           enc_store_t *store, size_t max_bytes) {
+        enc_users_t *c = calloc(1, sizeof(*c));
+        if (!c)
+                return NULL;
+        c->insts = insts;
+        c->inst_cnt = inst_cnt;
+        c->store = store;
+        c->max_bytes = max_bytes;
+        c->nbuckets = 1024;
+        c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+        c->lru.lru_next = c->lru.lru_prev = &c->lru;
+        enc_buf_init(&c->scratch, 64 << 20);
+        if (!c->buckets) {
+                free(c);
+                return NULL;
+        }
+        return c;
+}
+
+static void enc_user_free(enc_users_t *c, enc_user_t *u) {
+        for (int i = 0; i < c->inst_cnt; i++)
+                if (u->states[i])
+                        c->insts[i].plugin->state_free(c->insts[i].priv,
+                                                       u->states[i]);
+        free(u->states);
+        free(u);
+}
+
+void enc_users_destroy(enc_users_t *c) {
+        if (!c)
+                return;
+        for (size_t b = 0; b < c->nbuckets; b++) {
+                enc_user_t *u = c->buckets[b];
+                while (u) {
+                        enc_user_t *n = u->hnext;
+                        enc_user_free(c, u);
+                        u = n;
+                }
+        }
+        for (int i = 0; i < c->nheaps; i++)
+                free(c->heaps[i].v);
+        free(c->heaps);
+        free(c->buckets);
+        free(c->dirtyv);
+        enc_buf_free(&c->scratch);
+        free(c);
+}
+
+static enc_user_t **enc_users_slot(enc_users_t *c, uint64_t hash,
+                                   int32_t partition, const char *user,
+                                   size_t ulen) {
+        enc_user_t **pp = &c->buckets[hash & (c->nbuckets - 1)];
+        for (; *pp; pp = &(*pp)->hnext) {
+                enc_user_t *u = *pp;
+                if (u->hash == hash && u->partition == partition &&
+                    u->ulen == ulen && !memcmp(u->user_id, user, ulen))
+                        return pp;
+        }
+        return pp;
+}
+
+static void enc_users_grow(enc_users_t *c) {
+        size_t nb = c->nbuckets * 2;
+        enc_user_t **b = calloc(nb, sizeof(*b));
+        if (!b)
+                return; /* keep the longer chains; still correct */
+        for (size_t i = 0; i < c->nbuckets; i++) {
+                enc_user_t *u = c->buckets[i];
+                while (u) {
+                        enc_user_t *n = u->hnext;
+                        u->hnext = b[u->hash & (nb - 1)];
+                        b[u->hash & (nb - 1)] = u;
+                        u = n;
+                }
+        }
+        free(c->buckets);
+        c->buckets = b;
+        c->nbuckets = nb;
+}
+
+bool enc_users_cached(enc_users_t *c, int32_t partition, const char *user,
+                      size_t ulen) {
+        uint64_t h = enc_user_hash(partition, user, ulen);
+        return *enc_users_slot(c, h, partition, user, ulen) != NULL;
+}
+
+static int64_t enc_user_compute_wake(enc_users_t *c, const enc_user_t *u) {
+        int64_t w = ENC_NO_TIMER;
+        for (int i = 0; i < c->inst_cnt; i++) {
+                if (!u->states[i] || !c->insts[i].plugin->next_timer)
+                        continue;
+                int64_t t = c->insts[i].plugin->next_timer(c->insts[i].priv,
+                                                           u->states[i]);
+                if (t < w)
+                        w = t;
+        }
+        return w;
+}
+
+enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
+                        size_t ulen, int64_t known_timer, enc_user_t **up,
+                        char *errstr, size_t errstr_size) {
+        uint64_t h = enc_user_hash(partition, user, ulen);
+        enc_user_t **slot = enc_users_slot(c, h, partition, user, ulen);
+        if (*slot) {
+                enc_user_t *u = *slot;
+                enc_lru_unlink(u);
+                enc_lru_push_front(c, u);
+                c->stats.hits++;
+                *up = u;
+                return ENC_OK;
+        }
+        c->stats.misses++;
+
+        bool found = false;
+        enc_err_t err = enc_store_get_user(c->store, partition, user, ulen,
+                                           &c->scratch, &found, errstr,
+                                           errstr_size);
+        if (err)
+                return err;
+
+        enc_user_t *u = calloc(1, sizeof(*u) + ulen + 1);
+        void **states = calloc((size_t)c->inst_cnt + 1, sizeof(void *));
+        if (!u || !states) {
+                free(u);
+                free(states);
+                return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                  "out of memory loading user state");
+        }
+        u->states = states;
+        u->hash = h;
+        u->partition = partition;
+        u->ulen = (uint32_t)ulen;
+        memcpy(u->user_id, user, ulen);
+        u->heap_idx = -1;
+        u->on_disk = found;
+        bool corrupt = false;
+        if (found && enc_user_record_decode(c->insts, c->inst_cnt,
+                                            c->scratch.data, c->scratch.len,
+                                            u->states) != ENC_OK) {
+                c->stats.corrupt++;
+                corrupt = true;
+                enc_log_error("state_corrupt",
+                              "partition=%d user_bytes=%zu record_bytes=%zu "
+                              "action=reset_user_state",
+                              partition, ulen, c->scratch.len);
+        }
+        u->wake = enc_user_compute_wake(c, u);
+        /* The store's timer key for this user: the one the caller saw, or
+         * (a consistent record) the record's own wake. */
+        u->stored_wake = known_timer != ENC_NO_TIMER ? known_timer
+                         : found                     ? u->wake
+                                                     : ENC_NO_TIMER;
+        bool need_write = u->stored_wake != u->wake || corrupt;
+        u->charge = ENC_USER_OVERHEAD + ulen +
+                    (found ? c->scratch.len * 2 : ENC_USER_NEW_GUESS);
+        if (!enc_heap_place(c, u)) {
+                enc_user_free(c, u);
+                return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                  "out of memory in timer heap");
+        }
+        *slot = u;
+        enc_lru_push_front(c, u);
+        c->cnt++;
+        c->bytes += u->charge;
+        if (need_write && !enc_users_mark_dirty(c, u))
+                return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                  "out of memory");
+        if (c->cnt > c->nbuckets)
+                enc_users_grow(c);
+        *up = u;
+        return ENC_OK;
+}
+
+int64_t enc_users_changed(enc_users_t *c, enc_user_t *u) {
+        u->wake = enc_user_compute_wake(c, u);
+        if (!enc_heap_place(c, u))
+                enc_log_error("timer_heap_oom", "partition=%d",
+                              u->partition);
+        if (!enc_users_mark_dirty(c, u))
+                enc_log_error("dirty_list_oom", "partition=%d", u->partition);
+        return u->wake;
+}
+
+enc_user_t *enc_users_next_timer(enc_users_t *c, int32_t partition) {
+        if (partition < 0 || partition >= c->nheaps ||
+            c->heaps[partition].cnt == 0)
+                return NULL;
+        return c->heaps[partition].v[0];
+}
+
+static void enc_users_unlink(enc_users_t *c, enc_user_t *u) {
+        enc_user_t **slot =
+                enc_users_slot(c, u->hash, u->partition, u->user_id, u->ulen);
+        *slot = u->hnext;
+        enc_lru_unlink(u);
+        enc_heap_remove(c, u);
+        c->cnt--;
+        c->bytes -= u->charge;
+}
+
+enc_err_t enc_users_flush(enc_users_t *c, char *errstr, size_t errstr_size) {
+        size_t i;
+        enc_err_t err = ENC_OK;
+        for (i = 0; i < c->ndirty; i++) {
+                enc_user_t *u = c->dirtyv[i];
+                bool empty = true;
+                for (int k = 0; k < c->inst_cnt && empty; k++)
+                        empty = u->states[k] == NULL;
+                if (!empty) {
+                        enc_buf_reset(&c->scratch);
+                        err = enc_user_record_encode(c->insts, c->inst_cnt,
+                                                     u->states, &c->scratch);
+                        if (err) {
+                                enc_seterr(errstr, errstr_size, err,
+                                           "cannot encode state of a user "
+                                           "on partition %d: %s",
+                                           u->partition, enc_err2str(err));
+                                break;
+                        }
+                }
+                if (u->stored_wake != u->wake) {
+                        if (u->stored_wake != ENC_NO_TIMER)
+                                enc_store_del_timer(c->store, u->partition,
+                                                    u->stored_wake,
+                                                    u->user_id, u->ulen);
+                        if (u->wake != ENC_NO_TIMER)
+                                enc_store_put_timer(c->store, u->partition,
+                                                    u->wake, u->user_id,
+                                                    u->ulen);
+                        u->stored_wake = u->wake;
+                }
+                u->dirty = false;
+                c->stats.dirty--;
+                if (empty) {
+                        if (u->on_disk)
+                                enc_store_del_user(c->store, u->partition,
+                                                   u->user_id, u->ulen);
+                        c->stats.deleted++;
+                        enc_users_unlink(c, u);
+                        enc_user_free(c, u);
+                        continue;
+                }
+                enc_store_put_user(c->store, u->partition, u->user_id,
+                                   u->ulen, c->scratch.data, c->scratch.len);
+                u->on_disk = true;
+                c->bytes -= u->charge;
+                u->charge = ENC_USER_OVERHEAD + u->ulen + c->scratch.len * 2;
+                c->bytes += u->charge;
+        }
+        /* On error keep the unflushed tail dirty (the commit fails anyway). */
+        memmove(c->dirtyv, c->dirtyv + i, (c->ndirty - i) * sizeof(*c->dirtyv));
+        c->ndirty -= i;
+        return err;
+}
+
+bool enc_users_evict(enc_users_t *c) {
+        enc_user_t *u = c->lru.lru_prev;
+        while (c->bytes > c->max_bytes && u != &c->lru) {
+                enc_user_t *prev = u->lru_prev;
+                if (!u->dirty) {
+                        enc_heap_t *h = enc_users_heap(c, u->partition);
+                        if (h && u->wake < h->evicted_min)
+                                h->evicted_min = u->wake;
+                        enc_users_unlink(c, u);
+                        enc_user_free(c, u);
+                        c->stats.evictions++;
+                }
+                u = prev;
+        }
+        return c->bytes > c->max_bytes;
+}
+
+int64_t enc_users_evicted_min(enc_users_t *c, int32_t partition) {
+        if (partition < 0 || partition >= c->nheaps)
+                return ENC_NO_TIMER;
+        int64_t m = c->heaps[partition].evicted_min;
+        c->heaps[partition].evicted_min = ENC_NO_TIMER;
+        return m;
+}
+
+void enc_users_drop_partition(enc_users_t *c, int32_t partition) {
+        size_t keep = 0;
+        for (size_t i = 0; i < c->ndirty; i++)
+                if (c->dirtyv[i]->partition != partition)
+                        c->dirtyv[keep++] = c->dirtyv[i];
+        c->ndirty = keep;
+        enc_user_t *u = c->lru.lru_next;
+        while (u != &c->lru) {
+                enc_user_t *next = u->lru_next;
+                if (u->partition == partition) {
+                        if (u->dirty)
+                                c->stats.dirty--;
+                        enc_users_unlink(c, u);
+                        enc_user_free(c, u);
+                }
+                u = next;
+        }
+}
+
+void enc_users_stats(const enc_users_t *c, enc_users_stats_t *stats) {
+        *stats = c->stats;
+        stats->entries = c->cnt;
+        stats->bytes = c->bytes;
+}

@@ -1,0 +1,120 @@
+/*
+ * users.h -- the write-back cache of per-user state, and the timer index.
+ *
+ * A user entry holds the decoded state of every signal instance for one
+ * (partition, user). Entries are loaded from the store on first use, changed
+ * in memory, and written back (staged into the store's batch) at commit.
+ * Dirty entries are never evicted; clean ones are, least recently used
+ * first, when the cache is over its byte budget.
+ *
+ * Timers: every entry knows its wake time (the earliest next_timer of its
+ * states). Cached entries sit in a per-partition min-heap ordered by
+ * (wake, user id); entries on disk only are found through the store's
+ * timers column family. Single-threaded: the processing thread owns it.
+ */
+#ifndef ENC_USERS_H
+#define ENC_USERS_H
+
+#include "enc.h"
+#include "plugin.h"
+#include "store.h"
+
+typedef struct enc_users_s enc_users_t;
+
+typedef struct enc_user_s {
+        /* cache internals */
+        struct enc_user_s *hnext;
+        struct enc_user_s *lru_prev, *lru_next;
+        uint64_t hash;
+        int heap_idx; /* -1: not in a heap */
+        size_t charge;
+        /* identity */
+        int32_t partition;
+        uint32_t ulen;
+        /* timers */
+        int64_t wake;        /* earliest next_timer; ENC_NO_TIMER if none */
+        int64_t stored_wake; /* timer key in the store; ENC_NO_TIMER none */
+        bool dirty;
+        bool on_disk; /* a record exists in the store */
+        void **states; /* [instance count]; NULL = no state */
+        char user_id[]; /* NUL-terminated, ulen bytes */
+} enc_user_t;
+
+/**
+ * New cache over @p store for the instances @p insts (borrowed: must outlive
+ * the cache). Returns NULL on allocation failure.
+ */
+enc_users_t *enc_users_new(const enc_sig_instance_t *insts, int inst_cnt,
+                           enc_store_t *store, size_t max_bytes);
+/** Frees every entry (dirty changes are lost: flush first). */
+void enc_users_destroy(enc_users_t *c);
+
+/**
+ * Finds or loads (partition, user). A user with no stored record gets an
+ * empty entry (all states NULL). @p known_timer is the time of a timer key
+ * the caller saw in the store for this user (ENC_NO_TIMER if none): it keeps
+ * an orphaned timer key from outliving a missing record. The entry is
+ * borrowed until the next enc_users_evict or enc_users_drop_partition.
+ * A stored record that fails to parse is logged, counted in stats.corrupt
+ * and replaced by empty state (the input is not at fault).
+ */
+enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
+                        size_t ulen, int64_t known_timer, enc_user_t **up,
+                        char *errstr, size_t errstr_size) ENC_WUR;
+
+/** True if (partition, user) is in the cache. */
+bool enc_users_cached(enc_users_t *c, int32_t partition, const char *user,
+                      size_t ulen);
+
+/** Marks @p u changed: recomputes its wake from the states, repositions it
+ *  in the timer heap and marks it dirty. Returns the new wake. */
+int64_t enc_users_changed(enc_users_t *c, enc_user_t *u);
+
+/** The cached entry with the smallest (wake, user id) in @p partition, or
+ *  NULL if no cached entry there has a timer. */
+enc_user_t *enc_users_next_timer(enc_users_t *c, int32_t partition);
+
+/** Stages every dirty entry (record, timer moves, deletes of empty users)
+ *  into the store's batch and marks them clean. Users whose states are all
+ *  NULL are deleted from the store and dropped from the cache. */
+enc_err_t enc_users_flush(enc_users_t *c, char *errstr,
+                          size_t errstr_size) ENC_WUR;
+
+/** Evicts clean entries, least recently used first, until the cache is
+ *  within budget. Returns true if it is still over budget (too much dirty
+ *  state: the caller should commit). */
+bool enc_users_evict(enc_users_t *c);
+
+/** The smallest wake of the entries of @p partition evicted since the last
+ *  call (ENC_NO_TIMER if none), and resets it. */
+int64_t enc_users_evicted_min(enc_users_t *c, int32_t partition);
+
+/** Forgets every entry of @p partition (revocation). Dirty entries of it
+ *  are discarded, so flush and commit first. */
+void enc_users_drop_partition(enc_users_t *c, int32_t partition);
+
+typedef struct enc_users_stats_s {
+        uint64_t entries;
+        uint64_t bytes;
+        uint64_t dirty;
+        uint64_t hits;
+        uint64_t misses;
+        uint64_t evictions;
+        uint64_t corrupt;
+        uint64_t deleted; /* users whose state expired */
+} enc_users_stats_t;
+
+void enc_users_stats(const enc_users_t *c, enc_users_stats_t *stats);
+
+/* The user record format, exposed for the fuzzer and tests:
+ * [u8 version=1][varint section count]
+ *   { [u32be instance id][varint length][state bytes] } ...
+ * Sections of instances not configured any more are skipped. */
+enc_err_t enc_user_record_encode(const enc_sig_instance_t *insts, int cnt,
+                                 void *const *states,
+                                 enc_buf_t *out) ENC_WUR;
+enc_err_t enc_user_record_decode(const enc_sig_instance_t *insts, int cnt,
+                                 const uint8_t *buf, size_t len,
+                                 void **states) ENC_WUR;
+
+#endif /* ENC_USERS_H */
