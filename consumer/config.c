@@ -55,8 +55,8 @@ static const enc_cfg_key_t enc_core_keys[] = {
      "Cap on events held for event-time ordering per partition; past it the "
      "watermark advances to the oldest held event",
      1, 1000000000},
-    {"event.max.future.ms", ENC_CFG_INT, "86400000",
-     "Events this far ahead of stream time are dead-lettered (reason "
+    {"event.max.future.ms", ENC_CFG_INT, "604800000",
+     "Events this far ahead of stream time (ms) are dead-lettered (reason "
      "future)",
      1000, ENC_I64MAX},
     {"signals", ENC_CFG_LIST,

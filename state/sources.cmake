@@ -11,4 +11,4 @@ target_link_libraries(enc_state PUBLIC enc_signals enc_schemas enc_base
 enc_add_test(NAME test_state SOURCES tests/test_state.c
   LIBS enc_state LABELS unit)
 enc_add_test(NAME test_engine SOURCES tests/test_engine.c
-  LIBS enc_state LABELS unit)
+  LIBS enc_state encore_gen LABELS unit)

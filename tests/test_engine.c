@@ -1,0 +1,547 @@
+/*
+ * test_engine.c -- the event-time engine over real RocksDB and the real
+ * signals, without Kafka: exact outputs of a scripted sequence worked out by
+ * hand, arrival-order independence, resume after a crash, dead letters and
+ * accounting, state expiry.
+ */
+#include "harness.h"
+
+#include <xxhash.h>
+
+#include "gen.h"
+
+typedef struct t_eng_s {
+        char *dir;
+        enc_conf_t *conf;
+        enc_store_t *store;
+        enc_engine_t *eng;
+        enc_codec_t *codec;
+        t_sink_t sink;
+        enc_buf_t buf;
+        int64_t next_offset[8];
+} t_eng_t;
+
+static void t_eng_open(t_eng_t *t, int partitions) {
+        char err[512];
+        enc_store_conf_t sc = {0};
+        t->store = enc_store_open(t->dir, &sc, err, sizeof(err));
+        if (!t->store)
+                fprintf(stderr, "%s\n", err);
+        assert_non_null(t->store);
+        enc_engine_sink_t k = t_sink_of(&t->sink);
+        t->eng = enc_engine_new(t->conf, t->store, &k, err, sizeof(err));
+        if (!t->eng)
+                fprintf(stderr, "%s\n", err);
+        assert_non_null(t->eng);
+        for (int p = 0; p < partitions; p++) {
+                int64_t resume;
+                assert_int_equal(enc_engine_assign(t->eng, p, &resume, err,
+                                                   sizeof(err)),
+                                 ENC_OK);
+                t->next_offset[p] = resume >= 0 ? resume : 0;
+        }
+}
+
+static void t_eng_close(t_eng_t *t) {
+        enc_engine_destroy(t->eng);
+        enc_store_close(t->store);
+        t->eng = NULL;
+        t->store = NULL;
+}
+
+static t_eng_t *t_eng_new(enc_conf_t *conf, int partitions) {
+        t_eng_t *t = calloc(1, sizeof(*t));
+        char err[256];
+        t->dir = t_tmpdir("engine");
+        t->conf = conf;
+        enc_codec_conf_t cc;
+        enc_codec_conf_defaults(&cc);
+        t->codec = enc_codec_new(&cc, err, sizeof(err));
+        assert_non_null(t->codec);
+        enc_buf_init(&t->buf, 1 << 20);
+        t_eng_open(t, partitions);
+        return t;
+}
+
+static void t_eng_free(t_eng_t *t) {
+        t_eng_close(t);
+        enc_codec_destroy(t->codec);
+        enc_buf_free(&t->buf);
+        t_sink_free(&t->sink);
+        enc_conf_destroy(t->conf);
+        t_rmtree(t->dir);
+        free(t->dir);
+        free(t);
+}
+
+/* Feeds raw bytes as the next record of @p partition. */
+static void t_feed_raw(t_eng_t *t, int32_t partition, const char *key,
+                       const void *val, size_t len) {
+        char err[512];
+        enc_record_t rec = {.topic = "plays",
+                            .partition = partition,
+                            .offset = t->next_offset[partition]++,
+                            .timestamp = -1,
+                            .key = key,
+                            .key_len = key ? strlen(key) : 0,
+                            .value = val,
+                            .value_len = len};
+        enc_err_t e = enc_engine_record(t->eng, &rec, err, sizeof(err));
+        if (e)
+                fprintf(stderr, "enc_engine_record: %s\n", err);
+        assert_int_equal(e, ENC_OK);
+}
+
+static void t_feed(t_eng_t *t, int32_t partition, const enc_event_t *ev) {
+        enc_buf_reset(&t->buf);
+        assert_int_equal(enc_codec_encode_event(t->codec, ev, &t->buf),
+                         ENC_OK);
+        t_feed_raw(t, partition, ev->user_id, t->buf.data, t->buf.len);
+}
+
+static void t_decode(t_eng_t *t, size_t i, enc_update_t *up) {
+        char err[256];
+        assert_true(i < t->sink.n);
+        assert_int_equal(enc_codec_decode_update(t->codec, t->sink.outs[i].val,
+                                                 t->sink.outs[i].len, up, err,
+                                                 sizeof(err)),
+                         ENC_OK);
+}
+
+/* The documented update id, computed here independently of the codec:
+ * XXH3-128 over user \0 signal \0 version \0 subject \0 sequence \0
+ * event_time, as 32 lowercase hex digits, high half first. */
+static void t_expected_id(const char *user, const char *signal, int version,
+                          const char *subject, int64_t seq, int64_t etime,
+                          char out[33]) {
+        char buf[512];
+        int n = snprintf(buf, sizeof(buf), "%s%c%s%c%d%c%s%c%lld%c%lld", user,
+                         0, signal, 0, version, 0, subject ? subject : "", 0,
+                         (long long)seq, 0, (long long)etime);
+        XXH128_hash_t h = XXH3_128bits(buf, (size_t)n);
+        snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64,
+                 (unsigned long long)h.low64);
+}
+
+/* Prints outputs [from, to) as JSON (for diagnosing a failure). */
+static void t_dump_range(t_eng_t *t, size_t from, size_t to) {
+        enc_buf_t j;
+        enc_buf_init(&j, 1 << 16);
+        for (size_t i = from; i < t->sink.n && i < to; i++) {
+                enc_update_t up;
+                t_decode(t, i, &up);
+                enc_buf_reset(&j);
+                if (!enc_update_to_json(&up, &j))
+                        fprintf(stderr, "out[%zu] %.*s\n", i, (int)j.len,
+                                (const char *)j.data);
+        }
+        enc_buf_free(&j);
+}
+
+static void t_dump(t_eng_t *t) {
+        t_dump_range(t, 0, t->sink.n);
+}
+
+static void t_check_active(t_eng_t *t, size_t i, const char *user,
+                           int64_t seq, double value, double delta,
+                           int64_t wstart, int64_t wend, int64_t etime,
+                           bool final) {
+        enc_update_t up;
+        char id[33];
+        t_decode(t, i, &up);
+        assert_string_equal(up.user_id, user);
+        assert_string_equal(t->sink.outs[i].key, user);
+        assert_string_equal(up.signal, "active_days");
+        assert_int_equal(up.signal_version, 1);
+        assert_string_equal(up.subject, "3d");
+        assert_int_equal(up.sequence, seq);
+        assert_true(up.value == value);
+        assert_true(up.delta == delta);
+        assert_int_equal(up.window_start, wstart);
+        assert_int_equal(up.window_end, wend);
+        assert_int_equal(up.event_time, etime);
+        assert_int_equal(up.final, final);
+        assert_int_equal(up.horizon_days, 3);
+        t_expected_id(user, "active_days", 1, "3d", seq, etime, id);
+        assert_string_equal(up.update_id, id);
+}
+
+/*
+ * Worked by hand (grace 0, one 3-day window, qualified = 30 s played):
+ *   e1 alice d0 10:00 60s   first qualified play of d0
+ *   e2 alice d0 11:00 60s   same day: nothing
+ *   e3 alice d0 12:00 10s   not qualified: nothing
+ *   e4 alice d1 09:00 45s   first of d1
+ *   e5 bob   d3 08:00 60s   W -> d3 08:00: e4 applied (alice 2), then the
+ *                           timer at d3 00:00: d0 leaves alice's window (1)
+ *   e6 carol d5 10:00 60s   W -> d5 10:00: e5 applied (bob 1), then the
+ *                           timer at d4 00:00: d1 leaves (alice 0, final)
+ * An event is applied once the watermark is past it, so e6 stays buffered.
+ */
+static void test_active_days_scripted_sequence_gives_hand_worked_updates(
+        void **st) {
+        (void)st;
+        t_eng_t *t = t_eng_new(t_conf("signals=active_days:1",
+                                      "signal.active_days.1.windows=3",
+                                      "window.grace.ms=0", NULL),
+                               1);
+        enc_event_t e1 = t_play("e1", "alice", T_AT(0, 10, 0), 60000);
+        enc_event_t e2 = t_play("e2", "alice", T_AT(0, 11, 0), 60000);
+        enc_event_t e3 = t_play("e3", "alice", T_AT(0, 12, 0), 10000);
+        enc_event_t e4 = t_play("e4", "alice", T_AT(1, 9, 0), 45000);
+        enc_event_t e5 = t_play("e5", "bob", T_AT(3, 8, 0), 60000);
+        enc_event_t e6 = t_play("e6", "carol", T_AT(5, 10, 0), 60000);
+        t_feed(t, 0, &e1);
+        assert_int_equal(t->sink.n, 0); /* e1 not behind the watermark yet */
+        t_feed(t, 0, &e2);
+        assert_int_equal(t->sink.n, 1);
+        t_feed(t, 0, &e3);
+        t_feed(t, 0, &e4);
+        assert_int_equal(t->sink.n, 1);
+        t_feed(t, 0, &e5);
+        if (t->sink.n != 3)
+                t_dump(t);
+        assert_int_equal(t->sink.n, 3);
+        t_feed(t, 0, &e6);
+        assert_int_equal(t->sink.n, 5);
+
+        t_check_active(t, 0, "alice", 1, 1, 1, T_DAY(-2), T_DAY(1),
+                       e1.event_time, false);
+        t_check_active(t, 1, "alice", 2, 2, 1, T_DAY(-1), T_DAY(2),
+                       e4.event_time, false);
+        t_check_active(t, 2, "alice", 3, 1, -1, T_DAY(1), T_DAY(4), T_DAY(3),
+                       false);
+        t_check_active(t, 3, "bob", 1, 1, 1, T_DAY(1), T_DAY(4),
+                       e5.event_time, false);
+        t_check_active(t, 4, "alice", 4, 0, -1, T_DAY(2), T_DAY(5), T_DAY(4),
+                       true);
+
+        enc_engine_stats_t s;
+        enc_engine_stats(t->eng, &s);
+        assert_int_equal(s.consumed, 6);
+        assert_int_equal(s.accepted, 6);
+        assert_int_equal(s.applied, 5);
+        assert_int_equal(s.buffered, 1);
+        assert_int_equal(s.updates, 5);
+        t_eng_free(t);
+}
+
+/* Runs @p n generated events through a fresh engine (2 partitions by user
+ * hash), optionally with disorder, and returns the engine (caller frees). */
+static t_eng_t *t_run_generated(uint64_t n, int64_t disorder_ms, bool sort) {
+        t_eng_t *t = t_eng_new(t_conf("window.grace.ms=600000", NULL), 2);
+        enc_gen_conf_t gc;
+        enc_gen_conf_defaults(&gc);
+        gc.seed = 7;
+        gc.users = 300;
+        gc.days = 30;
+        gc.count = n;
+        gc.disorder_ms = disorder_ms;
+        gc.disorder_share = 0.3;
+        char err[256];
+        enc_gen_t *g = enc_gen_new(&gc, err, sizeof(err));
+        assert_non_null(g);
+        enc_event_t ev;
+        enc_event_t **all = calloc(n, sizeof(*all));
+        size_t k = 0;
+        while (k < n && enc_gen_next(g, &ev) == ENC_OK)
+                all[k++] = enc_event_dup(&ev);
+        enc_gen_destroy(g);
+        if (sort) {
+                /* insertion sort by time (stable): nearly sorted input */
+                for (size_t i = 1; i < k; i++) {
+                        enc_event_t *x = all[i];
+                        size_t j = i;
+                        while (j > 0 &&
+                               all[j - 1]->event_time > x->event_time) {
+                                all[j] = all[j - 1];
+                                j--;
+                        }
+                        all[j] = x;
+                }
+        }
+        for (size_t i = 0; i < k; i++) {
+                int32_t p = (int32_t)(XXH3_64bits(all[i]->user_id,
+                                                  strlen(all[i]->user_id)) %
+                                      2);
+                t_feed(t, p, all[i]);
+                free(all[i]);
+        }
+        free(all);
+        return t;
+}
+
+/* Outputs of each input partition, in order, are byte-identical. (How two
+ * partitions' outputs interleave depends on arrival order and is not part
+ * of the promise: partitions are independent.) */
+static bool t_outputs_equal(const t_sink_t *a, const t_sink_t *b) {
+        if (a->n != b->n) {
+                fprintf(stderr, "output counts differ: %zu vs %zu\n", a->n,
+                        b->n);
+                return false;
+        }
+        for (int32_t p = 0; p < 2; p++) {
+                size_t i = 0, j = 0;
+                for (;;) {
+                        while (i < a->n && a->outs[i].in_partition != p)
+                                i++;
+                        while (j < b->n && b->outs[j].in_partition != p)
+                                j++;
+                        if (i == a->n || j == b->n)
+                                break;
+                        if (a->outs[i].len != b->outs[j].len ||
+                            memcmp(a->outs[i].val, b->outs[j].val,
+                                   a->outs[i].len)) {
+                                fprintf(stderr,
+                                        "partition %d: outputs %zu and %zu "
+                                        "differ\n",
+                                        p, i, j);
+                                return false;
+                        }
+                        i++;
+                        j++;
+                }
+                if (i != a->n || j != b->n) {
+                        while (i < a->n && a->outs[i].in_partition != p)
+                                i++;
+                        while (j < b->n && b->outs[j].in_partition != p)
+                                j++;
+                        if (i != a->n || j != b->n)
+                                return false;
+                }
+        }
+        return true;
+}
+
+/* The same events, displaced by up to 5 minutes of event time (well within
+ * the 10-minute grace), give byte-identical output in the same order on
+ * each partition. */
+static void test_out_of_order_within_grace_equals_in_order(void **st) {
+        (void)st;
+        t_eng_t *sorted = t_run_generated(20000, 300000, true);
+        t_eng_t *shuffled = t_run_generated(20000, 300000, false);
+        enc_engine_stats_t s1, s2;
+        enc_engine_stats(shuffled->eng, &s2);
+        enc_engine_stats(sorted->eng, &s1);
+        assert_int_equal(s1.dead_lettered[ENC_DLQ_LATE], 0);
+        assert_int_equal(s2.dead_lettered[ENC_DLQ_LATE], 0);
+        assert_true(sorted->sink.n > 1000);
+        if (!t_outputs_equal(&sorted->sink, &shuffled->sink)) {
+                t_dump_range(sorted, 0, 3);
+                fprintf(stderr, "--\n");
+                t_dump_range(shuffled, 0, 3);
+                fail();
+        }
+        t_eng_free(sorted);
+        t_eng_free(shuffled);
+}
+
+/*
+ * Crash and resume: a reference run over all events; a second run that
+ * checkpoints after record K, goes on to record M, and "crashes" (the engine
+ * is dropped without a checkpoint). The resumed run must produce exactly the
+ * reference's outputs from the checkpoint on: outputs are a pure function of
+ * the input, and the store's position says where to pick up.
+ */
+static void test_resume_after_crash_reproduces_reference_outputs(void **st) {
+        (void)st;
+        const uint64_t n = 12000, k = 5000, m = 8000;
+        enc_gen_conf_t gc;
+        enc_gen_conf_defaults(&gc);
+        gc.seed = 11;
+        gc.users = 200;
+        gc.days = 20;
+        gc.count = n;
+        gc.disorder_ms = 120000;
+        char err[512];
+
+        /* All records, encoded once. */
+        enc_codec_conf_t cc;
+        enc_codec_conf_defaults(&cc);
+        enc_codec_t *codec = enc_codec_new(&cc, err, sizeof(err));
+        enc_gen_t *g = enc_gen_new(&gc, err, sizeof(err));
+        assert_non_null(g);
+        enc_buf_t *recs = calloc(n, sizeof(*recs));
+        char (*keys)[32] = calloc(n, 32);
+        enc_event_t ev;
+        uint64_t cnt = 0;
+        while (cnt < n && enc_gen_next(g, &ev) == ENC_OK) {
+                enc_buf_init(&recs[cnt], 4096);
+                assert_int_equal(enc_codec_encode_event(codec, &ev,
+                                                        &recs[cnt]),
+                                 ENC_OK);
+                snprintf(keys[cnt], 32, "%s", ev.user_id);
+                cnt++;
+        }
+        enc_gen_destroy(g);
+        assert_int_equal(cnt, n);
+
+        t_eng_t *ref = t_eng_new(t_conf("window.grace.ms=300000", NULL), 1);
+        for (uint64_t i = 0; i < n; i++)
+                t_feed_raw(ref, 0, keys[i], recs[i].data, recs[i].len);
+
+        t_eng_t *run = t_eng_new(t_conf("window.grace.ms=300000", NULL), 1);
+        size_t outs_at_checkpoint = 0;
+        for (uint64_t i = 0; i < m; i++) {
+                t_feed_raw(run, 0, keys[i], recs[i].data, recs[i].len);
+                if (i + 1 == k) {
+                        assert_int_equal(enc_engine_checkpoint(
+                                                 run->eng, err, sizeof(err)),
+                                         ENC_OK);
+                        outs_at_checkpoint = run->sink.n;
+                }
+        }
+        /* Everything the run emitted so far matches the reference. */
+        for (size_t i = 0; i < run->sink.n; i++) {
+                assert_int_equal(run->sink.outs[i].len, ref->sink.outs[i].len);
+                assert_memory_equal(run->sink.outs[i].val,
+                                    ref->sink.outs[i].val,
+                                    run->sink.outs[i].len);
+        }
+        /* Crash: drop the engine and cache without checkpointing. */
+        t_eng_close(run);
+        t_sink_free(&run->sink);
+        t_eng_open(run, 1);
+        int64_t resume = run->next_offset[0];
+        assert_true(resume <= (int64_t)k);
+        for (uint64_t i = (uint64_t)resume; i < n; i++)
+                t_feed_raw(run, 0, keys[i], recs[i].data, recs[i].len);
+        /* The resumed run emits exactly ref[outs_at_checkpoint:]. */
+        assert_int_equal(run->sink.n, ref->sink.n - outs_at_checkpoint);
+        for (size_t i = 0; i < run->sink.n; i++) {
+                const t_out_t *a = &run->sink.outs[i];
+                const t_out_t *b = &ref->sink.outs[outs_at_checkpoint + i];
+                assert_int_equal(a->len, b->len);
+                assert_memory_equal(a->val, b->val, a->len);
+        }
+        enc_engine_stats_t s;
+        enc_engine_stats(run->eng, &s);
+        assert_int_equal(s.consumed, n - (uint64_t)resume);
+        assert_int_equal(s.consumed, s.accepted + s.skipped_restore);
+
+        for (uint64_t i = 0; i < n; i++)
+                enc_buf_free(&recs[i]);
+        free(recs);
+        free(keys);
+        enc_codec_destroy(codec);
+        t_eng_free(ref);
+        t_eng_free(run);
+}
+
+/* Each kind of bad record goes to the dead-letter sink under its reason, and
+ * consumed = accepted + dead-lettered. */
+static void test_bad_records_are_dead_lettered_with_reason(void **st) {
+        (void)st;
+        t_eng_t *t = t_eng_new(t_conf("window.grace.ms=60000",
+                                      "event.max.future.ms=86400000",
+                                      "signals=active_days:1", NULL),
+                               1);
+        enc_event_t ok = t_play("g1", "dave", T_AT(2, 12, 0), 60000);
+        t_feed(t, 0, &ok);
+
+        /* not Avro at all: first byte is '{', not the magic 0 */
+        t_feed_raw(t, 0, "dave", "{\"a\":1}", 7);
+        assert_int_equal(t->sink.last_dlq_reason, ENC_DLQ_BAD_MAGIC);
+        /* framed, but schema id 99 */
+        enc_buf_reset(&t->buf);
+        assert_int_equal(enc_codec_encode_event(t->codec, &ok, &t->buf), 0);
+        t->buf.data[4] = 99;
+        t_feed_raw(t, 0, "dave", t->buf.data, t->buf.len);
+        assert_int_equal(t->sink.last_dlq_reason, ENC_DLQ_UNKNOWN_SCHEMA);
+        /* truncated */
+        t->buf.data[4] = 1;
+        t_feed_raw(t, 0, "dave", t->buf.data, t->buf.len - 9);
+        assert_int_equal(t->sink.last_dlq_reason, ENC_DLQ_TRUNCATED);
+        /* tombstone */
+        t_feed_raw(t, 0, "dave", NULL, 0);
+        assert_int_equal(t->sink.last_dlq_reason, ENC_DLQ_TOMBSTONE);
+        /* key is not the user id */
+        enc_event_t other = t_play("g2", "erin", T_AT(2, 12, 1), 60000);
+        enc_buf_reset(&t->buf);
+        assert_int_equal(enc_codec_encode_event(t->codec, &other, &t->buf),
+                         0);
+        t_feed_raw(t, 0, "dave", t->buf.data, t->buf.len);
+        assert_int_equal(t->sink.last_dlq_reason, ENC_DLQ_KEY_MISMATCH);
+        /* invalid field: negative ms_played */
+        enc_event_t neg = t_play("g3", "dave", T_AT(2, 12, 2), -5);
+        t_feed(t, 0, &neg);
+        assert_int_equal(t->sink.last_dlq_reason, ENC_DLQ_INVALID);
+        /* late: 61 s behind stream time with 60 s grace */
+        enc_event_t late = t_play("g4", "dave", T_AT(2, 11, 59) - 1000,
+                                  60000);
+        t_feed(t, 0, &late);
+        assert_int_equal(t->sink.last_dlq_reason, ENC_DLQ_LATE);
+        /* future: more than a day ahead of stream time */
+        enc_event_t fut = t_play("g5", "dave", T_AT(3, 12, 1), 60000);
+        t_feed(t, 0, &fut);
+        assert_int_equal(t->sink.last_dlq_reason, ENC_DLQ_FUTURE);
+        assert_int_equal(t->sink.last_dlq_offset, 8);
+
+        enc_engine_stats_t s;
+        enc_engine_stats(t->eng, &s);
+        uint64_t dead = 0;
+        for (int i = 0; i < ENC_DLQ__CNT; i++) {
+                dead += s.dead_lettered[i];
+                assert_int_equal(s.dead_lettered[i], t->sink.dlq[i]);
+        }
+        assert_int_equal(s.consumed, 9);
+        assert_int_equal(dead, 8);
+        assert_int_equal(s.accepted, 1);
+        assert_int_equal(s.consumed, s.accepted + dead);
+        t_eng_free(t);
+}
+
+/* A user whose every signal has gone final is deleted from the store.
+ * windows=2: frank's only day d0 leaves at d2 00:00; gina's d1 at d3 00:00.
+ * Gina's d3 play stays buffered (grace 0: not behind the watermark yet), so
+ * at the second checkpoint both users have expired. */
+static void test_state_of_a_user_who_stopped_is_deleted(void **st) {
+        (void)st;
+        char err[512];
+        t_eng_t *t = t_eng_new(t_conf("signals=active_days:1",
+                                      "signal.active_days.1.windows=2",
+                                      "window.grace.ms=0", NULL),
+                               1);
+        enc_event_t a = t_play("x1", "frank", T_AT(0, 10, 0), 60000);
+        enc_event_t b = t_play("x2", "gina", T_AT(1, 10, 0), 60000);
+        t_feed(t, 0, &a);
+        t_feed(t, 0, &b);
+        assert_int_equal(enc_engine_checkpoint(t->eng, err, sizeof(err)), 0);
+        enc_buf_t v;
+        bool found = false;
+        enc_buf_init(&v, 1 << 20);
+        assert_int_equal(enc_store_get_user(t->store, 0, "frank", 5, &v,
+                                            &found, err, sizeof(err)),
+                         0);
+        assert_true(found);
+        /* frank's only day (d0) leaves the 2-day window at d2 00:00. */
+        enc_event_t c = t_play("x3", "gina", T_AT(3, 10, 0), 60000);
+        t_feed(t, 0, &c);
+        assert_int_equal(enc_engine_checkpoint(t->eng, err, sizeof(err)), 0);
+        assert_int_equal(enc_store_get_user(t->store, 0, "frank", 5, &v,
+                                            &found, err, sizeof(err)),
+                         0);
+        assert_false(found);
+        assert_int_equal(enc_store_get_user(t->store, 0, "gina", 4, &v,
+                                            &found, err, sizeof(err)),
+                         0);
+        assert_false(found);
+        enc_engine_stats_t s;
+        enc_engine_stats(t->eng, &s);
+        assert_int_equal(s.users_expired, 2);
+        enc_buf_free(&v);
+        t_eng_free(t);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(
+                        test_active_days_scripted_sequence_gives_hand_worked_updates),
+                cmocka_unit_test(test_out_of_order_within_grace_equals_in_order),
+                cmocka_unit_test(
+                        test_resume_after_crash_reproduces_reference_outputs),
+                cmocka_unit_test(test_bad_records_are_dead_lettered_with_reason),
+                cmocka_unit_test(test_state_of_a_user_who_stopped_is_deleted),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,343 @@
+/*
+ * test_state.c -- the RocksDB store, the event-time reorder buffer and the
+ * write-back cache, each against values worked out by hand.
+ */
+#include "harness.h"
+
+#include "reorder.h"
+#include "users.h"
+
+/* ---- store ---------------------------------------------------------- */
+
+static enc_store_t *t_store(char *dir) {
+        char err[512];
+        enc_store_conf_t sc = {0};
+        enc_store_t *s = enc_store_open(dir, &sc, err, sizeof(err));
+        if (!s)
+                fprintf(stderr, "%s\n", err);
+        assert_non_null(s);
+        return s;
+}
+
+static enc_err_t t_collect_timer(void *opaque, int64_t t, const char *user,
+                                 size_t ulen) {
+        char *out = opaque;
+        char line[64];
+        snprintf(line, sizeof(line), "%lld:%.*s;", (long long)t, (int)ulen,
+                 user);
+        strcat(out, line);
+        return ENC_OK;
+}
+
+/* Staged writes are invisible until commit; timers come back in (time,
+ * user) order within (from, to], negative times before positive ones, and
+ * other partitions' timers never. */
+static void test_store_commit_is_atomic_and_timers_scan_in_order(void **st) {
+        (void)st;
+        char err[512];
+        char *dir = t_tmpdir("store");
+        enc_store_t *s = t_store(dir);
+        enc_buf_t v;
+        bool found = true;
+        enc_buf_init(&v, 1 << 16);
+
+        enc_store_put_user(s, 3, "ann", 3, "state-a", 7);
+        enc_store_put_meta(s, 3, "m", 1);
+        assert_int_equal(enc_store_get_user(s, 3, "ann", 3, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_false(found);
+        assert_int_equal(enc_store_pending(s), 2);
+        assert_int_equal(enc_store_commit(s, err, sizeof(err)), 0);
+        assert_int_equal(enc_store_get_user(s, 3, "ann", 3, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        assert_int_equal(v.len, 7);
+        assert_memory_equal(v.data, "state-a", 7);
+        /* same user id, other partition: a different key */
+        assert_int_equal(enc_store_get_user(s, 4, "ann", 3, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_false(found);
+
+        enc_store_put_timer(s, 3, 500, "zed", 3);
+        enc_store_put_timer(s, 3, 100, "bob", 3);
+        enc_store_put_timer(s, 3, 100, "al", 2);
+        enc_store_put_timer(s, 3, -50, "neg", 3);
+        enc_store_put_timer(s, 4, 200, "other", 5);
+        enc_store_put_timer(s, 3, 900, "late", 4);
+        assert_int_equal(enc_store_commit(s, err, sizeof(err)), 0);
+        char out[512] = "";
+        assert_int_equal(enc_store_scan_timers(s, 3, INT64_MIN, 500,
+                                               t_collect_timer, out, err,
+                                               sizeof(err)),
+                         0);
+        assert_string_equal(out, "-50:neg;100:al;100:bob;500:zed;");
+        out[0] = '\0';
+        assert_int_equal(enc_store_scan_timers(s, 3, 100, INT64_MAX,
+                                               t_collect_timer, out, err,
+                                               sizeof(err)),
+                         0);
+        assert_string_equal(out, "500:zed;900:late;");
+
+        enc_store_del_timer(s, 3, 500, "zed", 3);
+        assert_int_equal(enc_store_commit(s, err, sizeof(err)), 0);
+        out[0] = '\0';
+        assert_int_equal(enc_store_scan_timers(s, 3, 100, 1000,
+                                               t_collect_timer, out, err,
+                                               sizeof(err)),
+                         0);
+        assert_string_equal(out, "900:late;");
+
+        assert_int_equal(enc_store_drop_partition(s, 3, err, sizeof(err)), 0);
+        assert_int_equal(enc_store_get_meta(s, 3, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_false(found);
+        out[0] = '\0';
+        assert_int_equal(enc_store_scan_timers(s, 4, INT64_MIN, INT64_MAX,
+                                               t_collect_timer, out, err,
+                                               sizeof(err)),
+                         0);
+        assert_string_equal(out, "200:other;");
+        enc_buf_free(&v);
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
+}
+
+/* ---- reorder buffer ------------------------------------------------- */
+
+/* Events leave in (time, user, event id) order; the smallest held offset is
+ * the oldest arrival still held. */
+static void test_reorder_releases_in_event_time_order(void **st) {
+        (void)st;
+        enc_reorder_t *r = enc_reorder_new();
+        enc_event_t a = t_play("e3", "u2", 300, 1);
+        enc_event_t b = t_play("e1", "u1", 100, 1);
+        enc_event_t c = t_play("e2", "u1", 300, 1);
+        enc_event_t d = t_play("e0", "u1", 300, 1);
+        assert_int_equal(enc_reorder_min_offset(r), -1);
+        assert_int_equal(enc_reorder_push(r, &a, 10), 0);
+        assert_int_equal(enc_reorder_push(r, &b, 11), 0);
+        assert_int_equal(enc_reorder_push(r, &c, 12), 0);
+        assert_int_equal(enc_reorder_push(r, &d, 13), 0);
+        assert_int_equal(enc_reorder_count(r), 4);
+        assert_int_equal(enc_reorder_min_offset(r), 10);
+        const char *order[] = {"e1", "e0", "e2", "e3"};
+        int64_t min_after[] = {10, 10, 10, -1};
+        for (int i = 0; i < 4; i++) {
+                assert_string_equal(enc_reorder_peek(r)->event_id, order[i]);
+                enc_reorder_pop(r);
+                assert_int_equal(enc_reorder_min_offset(r), min_after[i]);
+        }
+        assert_null(enc_reorder_peek(r));
+        /* growth past the first ring size keeps offsets right */
+        for (int i = 0; i < 3000; i++) {
+                enc_event_t e = t_play("x", "u", 5000 - i, 1);
+                assert_int_equal(enc_reorder_push(r, &e, 100 + i), 0);
+        }
+        assert_int_equal(enc_reorder_min_offset(r), 100);
+        enc_reorder_pop(r); /* time 2001 = offset 3099 */
+        assert_int_equal(enc_reorder_min_offset(r), 100);
+        enc_reorder_destroy(r);
+}
+
+/* ---- write-back cache with a counting plug-in ------------------------ */
+
+/* State: a count of events; timer at 1000 * count; on_timer frees it. */
+static enc_err_t cnt_on_event(void *priv, void **state, const enc_event_t *ev,
+                              enc_emitter_t *em) {
+        (void)priv, (void)ev, (void)em;
+        if (!*state)
+                *state = calloc(1, sizeof(int64_t));
+        (*(int64_t *)*state)++;
+        return ENC_OK;
+}
+static enc_err_t cnt_on_timer(void *priv, void **state, int64_t now,
+                              enc_emitter_t *em) {
+        (void)priv, (void)now, (void)em;
+        free(*state);
+        *state = NULL;
+        return ENC_OK;
+}
+static int64_t cnt_next(void *priv, const void *state) {
+        (void)priv;
+        return 1000 * *(const int64_t *)state;
+}
+static enc_err_t cnt_encode(void *priv, const void *state, enc_buf_t *out) {
+        (void)priv;
+        enc_buf_put_varint(out, (uint64_t) * (const int64_t *)state);
+        return ENC_OK;
+}
+static enc_err_t cnt_decode(void *priv, const uint8_t *buf, size_t len,
+                            void **state) {
+        (void)priv;
+        uint64_t v;
+        const uint8_t *p = buf;
+        if (!enc_get_varint(&p, buf + len, &v) || p != buf + len)
+                return ENC_ERR_CORRUPT;
+        int64_t *s = malloc(sizeof(*s));
+        *s = (int64_t)v;
+        *state = s;
+        return ENC_OK;
+}
+static void cnt_free(void *priv, void *state) {
+        (void)priv;
+        free(state);
+}
+static const enc_signal_plugin_t cnt_plugin = {
+        .name = "count",
+        .on_event = cnt_on_event,
+        .on_timer = cnt_on_timer,
+        .next_timer = cnt_next,
+        .state_encode = cnt_encode,
+        .state_decode = cnt_decode,
+        .state_free = cnt_free,
+};
+
+static void t_bump(enc_users_t *c, const enc_sig_instance_t *in,
+                   const char *user, int times) {
+        char err[256];
+        enc_user_t *u;
+        assert_int_equal(enc_users_get(c, 0, user, strlen(user), ENC_NO_TIMER,
+                                       &u, err, sizeof(err)),
+                         0);
+        enc_event_t ev = t_play("e", user, 1, 1);
+        for (int i = 0; i < times; i++)
+                assert_int_equal(in->plugin->on_event(NULL, &u->states[0], &ev,
+                                                      NULL),
+                                 0);
+        enc_users_changed(c, u);
+}
+
+/* Flush writes the record and moves the timer key; a user reloaded after
+ * eviction has the same state; the heap orders by (wake, user); an empty
+ * user is deleted. */
+static void test_cache_writes_back_evicts_clean_and_orders_timers(void **st) {
+        (void)st;
+        char err[512];
+        char *dir = t_tmpdir("users");
+        enc_store_t *s = t_store(dir);
+        enc_sig_instance_t in = {.plugin = &cnt_plugin, .version = 1,
+                                 .id = 7};
+        /* budget so small every clean entry is evicted */
+        enc_users_t *c = enc_users_new(&in, 1, s, 1);
+        t_bump(c, &in, "bea", 2); /* wake 2000 */
+        t_bump(c, &in, "abe", 2); /* wake 2000, sorts first */
+        t_bump(c, &in, "cal", 1); /* wake 1000 */
+        assert_string_equal(enc_users_next_timer(c, 0)->user_id, "cal");
+        /* dirty entries survive eviction */
+        assert_true(enc_users_evict(c));
+        enc_users_stats_t us;
+        enc_users_stats(c, &us);
+        assert_int_equal(us.entries, 3);
+        assert_int_equal(us.dirty, 3);
+
+        assert_int_equal(enc_users_flush(c, err, sizeof(err)), 0);
+        assert_int_equal(enc_store_commit(s, err, sizeof(err)), 0);
+        char out[256] = "";
+        assert_int_equal(enc_store_scan_timers(s, 0, INT64_MIN, INT64_MAX,
+                                               t_collect_timer, out, err,
+                                               sizeof(err)),
+                         0);
+        assert_string_equal(out, "1000:cal;2000:abe;2000:bea;");
+        /* the record: version 1, one section, id 7, length 1, count 2 */
+        enc_buf_t v;
+        bool found;
+        enc_buf_init(&v, 4096);
+        assert_int_equal(enc_store_get_user(s, 0, "bea", 3, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        const uint8_t want[] = {1, 1, 0, 0, 0, 7, 0x81, 0x80, 0x80, 0x80, 0,
+                                2};
+        assert_int_equal(v.len, sizeof(want));
+        assert_memory_equal(v.data, want, sizeof(want));
+
+        assert_false(enc_users_evict(c));
+        enc_users_stats(c, &us);
+        assert_int_equal(us.entries, 0);
+        assert_null(enc_users_next_timer(c, 0));
+        assert_int_equal(enc_users_evicted_min(c, 0), 1000);
+        assert_int_equal(enc_users_evicted_min(c, 0), ENC_NO_TIMER);
+
+        /* reload bea: count 2 from the store, +1 -> wake 3000 */
+        t_bump(c, &in, "bea", 1);
+        assert_int_equal(enc_users_next_timer(c, 0)->wake, 3000);
+        /* cal fires and frees its state: deleted at the next flush */
+        enc_user_t *u;
+        assert_int_equal(enc_users_get(c, 0, "cal", 3, ENC_NO_TIMER, &u, err,
+                                       sizeof(err)),
+                         0);
+        assert_int_equal(cnt_on_timer(NULL, &u->states[0], 1000, NULL), 0);
+        enc_users_changed(c, u);
+        assert_int_equal(enc_users_flush(c, err, sizeof(err)), 0);
+        assert_int_equal(enc_store_commit(s, err, sizeof(err)), 0);
+        out[0] = '\0';
+        assert_int_equal(enc_store_scan_timers(s, 0, INT64_MIN, INT64_MAX,
+                                               t_collect_timer, out, err,
+                                               sizeof(err)),
+                         0);
+        assert_string_equal(out, "2000:abe;3000:bea;");
+        assert_int_equal(enc_store_get_user(s, 0, "cal", 3, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_false(found);
+        enc_users_stats(c, &us);
+        assert_int_equal(us.deleted, 1);
+
+        enc_buf_free(&v);
+        enc_users_destroy(c);
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
+}
+
+/* Every truncation of a valid record is rejected without a crash, and so
+ * are a duplicated section and trailing bytes. */
+static void test_user_record_rejects_every_truncation(void **st) {
+        (void)st;
+        enc_sig_instance_t in = {.plugin = &cnt_plugin, .version = 1,
+                                 .id = 7};
+        int64_t n = 300;
+        void *states[1] = {&n};
+        enc_buf_t b;
+        enc_buf_init(&b, 4096);
+        assert_int_equal(enc_user_record_encode(&in, 1, states, &b), 0);
+        void *got[1];
+        assert_int_equal(enc_user_record_decode(&in, 1, b.data, b.len, got),
+                         0);
+        assert_int_equal(*(int64_t *)got[0], 300);
+        free(got[0]);
+        for (size_t len = 0; len < b.len; len++)
+                assert_int_equal(
+                        enc_user_record_decode(&in, 1, b.data, len, got),
+                        ENC_ERR_CORRUPT);
+        uint8_t extra[64];
+        memcpy(extra, b.data, b.len);
+        extra[b.len] = 0;
+        assert_int_equal(enc_user_record_decode(&in, 1, extra, b.len + 1, got),
+                         ENC_ERR_CORRUPT);
+        /* two sections for the same instance */
+        uint8_t dup[64] = {1, 2};
+        size_t sec = b.len - 2;
+        memcpy(dup + 2, b.data + 2, sec);
+        memcpy(dup + 2 + sec, b.data + 2, sec);
+        assert_int_equal(enc_user_record_decode(&in, 1, dup, 2 + 2 * sec, got),
+                         ENC_ERR_CORRUPT);
+        enc_buf_free(&b);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(
+                        test_store_commit_is_atomic_and_timers_scan_in_order),
+                cmocka_unit_test(test_reorder_releases_in_event_time_order),
+                cmocka_unit_test(
+                        test_cache_writes_back_evicts_clean_and_orders_timers),
+                cmocka_unit_test(test_user_record_rejects_every_truncation),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
