@@ -1,6 +1,6 @@
 # Tests of the consumer module and end-to-end runs on the mock cluster.
 # Unit tests of the other modules are registered in their sources.cmake.
 enc_add_test(NAME test_config SOURCES tests/test_config.c
-  LIBS enc_signals LABELS unit)
+  LIBS enc_state LABELS unit)
 enc_add_test(NAME test_pipeline SOURCES tests/test_pipeline.c
   LIBS enc_consumer LABELS integration TIMEOUT 300)
