@@ -615,6 +615,8 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                                   pl->fatal_msg);
         }
         enc_log_info("pipeline_drain", "partitions=%d", pl->owned->cnt);
+        pl->flush_timeout_ms = enc_conf_get_int(pl->conf,
+                                                "shutdown.timeout.ms");
         err = enc_pipeline_commit(pl, true, errstr, errstr_size);
         rd_kafka_consumer_close(pl->consumer);
         if (err)

@@ -4,3 +4,8 @@ enc_add_test(NAME test_config SOURCES tests/test_config.c
   LIBS enc_state LABELS unit)
 enc_add_test(NAME test_pipeline SOURCES tests/test_pipeline.c
   LIBS enc_consumer LABELS integration TIMEOUT 300)
+
+add_test(NAME readme_config_table
+  COMMAND ${CMAKE_SOURCE_DIR}/tests/check_readme_config.sh
+          $<TARGET_FILE:encore> ${CMAKE_SOURCE_DIR}/README.md)
+set_tests_properties(readme_config_table PROPERTIES LABELS unit)
