@@ -299,9 +299,6 @@ int enc_demo_main(int argc, char **argv) {
                 return 1;
         }
         enc_conf_t *conf = enc_conf_new();
-        char metrics_addr[64];
-        snprintf(metrics_addr, sizeof(metrics_addr), "%s",
-                 enc_conf_get(conf, "metrics.address"));
         if (enc_conf_set(conf, "kafka.bootstrap.servers", d.bootstrap,
                          errstr, sizeof(errstr)) ||
             enc_conf_set(conf, "state.dir", state_dir, errstr,
@@ -311,6 +308,8 @@ int enc_demo_main(int argc, char **argv) {
             enc_conf_set(conf, "commit.interval.ms", "500", errstr,
                          sizeof(errstr)) ||
             enc_conf_set(conf, "log.level", "warn", errstr,
+                         sizeof(errstr)) ||
+            enc_conf_set(conf, "metrics.address", "127.0.0.1:0", errstr,
                          sizeof(errstr))) {
                 fprintf(stderr, "encore demo: %s\n", errstr);
                 return 1;
@@ -329,6 +328,10 @@ int enc_demo_main(int argc, char **argv) {
                 fprintf(stderr, "encore demo: %s\n", errstr);
                 return 1;
         }
+        printf("4. metrics while it runs: http://127.0.0.1:%d/metrics "
+               "(also /healthz, /readyz)\n\n",
+               enc_pipeline_metrics_port(pl));
+        fflush(stdout);
         pthread_t th;
         pthread_create(&th, NULL, enc_demo_gen_main, &d);
         enc_pipeline_opts_t opts = {.exit_idle_ms = 1500,
@@ -339,6 +342,9 @@ int enc_demo_main(int argc, char **argv) {
         pthread_join(th, NULL);
         enc_pipeline_stats_t st;
         enc_pipeline_stats(pl, &st);
+        enc_buf_t metrics;
+        enc_buf_init(&metrics, 16 << 20);
+        enc_pipeline_metrics_text(pl, &metrics);
         enc_pipeline_destroy(pl);
         if (d.gen_err) {
                 fprintf(stderr, "encore demo: generator: %s\n",
@@ -374,8 +380,10 @@ int enc_demo_main(int argc, char **argv) {
         printf("  events consumed      %llu (%.0f events/s)\n",
                (unsigned long long)st.engine.consumed,
                st.engine.consumed / (t1 - t0));
-        printf("  applied to state     %llu\n",
-               (unsigned long long)st.engine.applied);
+        printf("  applied to state     %llu (%llu more wait for the "
+               "watermark to pass them)\n",
+               (unsigned long long)st.engine.applied,
+               (unsigned long long)(st.engine.accepted - st.engine.applied));
         printf("  dead-lettered        %llu\n", (unsigned long long)dead);
         printf("  reward updates       %llu on topic rewards (read back: "
                "%llu)\n",
@@ -397,10 +405,27 @@ int enc_demo_main(int argc, char **argv) {
         printf("\n== a few decoded RewardUpdates ==\n");
         for (int i = 0; i < out.nsig; i++)
                 printf("%s\n", out.sig[i].sample);
-        printf("\nMetrics: a running `encore run` serves Prometheus metrics "
-               "at http://%s/metrics\n(and /healthz, /readyz); the demo "
-               "has stopped, so they are gone with it.\n",
-               metrics_addr);
+        printf("\n== from /metrics at the end (Prometheus text format) ==\n");
+        static const char *const show[] = {
+                "encore_records_accepted_total ",
+                "encore_records_dead_lettered_total{reason=\"late\"}",
+                "encore_reward_updates_total{signal=\"discovery_habit\"",
+                "encore_state_keys ", "encore_commit_duration_seconds_count",
+                "encore_cache_hits_total ", NULL};
+        const char *line = (const char *)metrics.data;
+        const char *mend = line + metrics.len;
+        while (line < mend) {
+                const char *nl = memchr(line, '\n', (size_t)(mend - line));
+                size_t ll = nl ? (size_t)(nl - line) : (size_t)(mend - line);
+                for (int i = 0; show[i]; i++)
+                        if (ll >= strlen(show[i]) &&
+                            !strncmp(line, show[i], strlen(show[i])))
+                                printf("  %.*s\n", (int)ll, line);
+                line += ll + 1;
+        }
+        enc_buf_free(&metrics);
+        printf("\n`encore run` serves these at metrics.address "
+               "(default http://127.0.0.1:9464/metrics).\n");
         printf("Next: `encore run --config FILE` against your Kafka; "
                "`encore help` lists every key.\n");
 
@@ -413,10 +438,18 @@ int enc_demo_main(int argc, char **argv) {
         if (system(cmd) != 0)
                 fprintf(stderr, "encore demo: could not remove %s\n",
                         state_dir);
-        return st.engine.consumed == d.produced &&
-                               st.engine.consumed ==
-                                       st.engine.accepted + dead +
-                                               st.engine.skipped_restore
-                       ? 0
-                       : 1;
+        if (st.engine.consumed != d.produced ||
+            st.engine.consumed !=
+                    st.engine.accepted + dead + st.engine.skipped_restore) {
+                fprintf(stderr,
+                        "encore demo: accounting does not add up: produced "
+                        "%llu, consumed %llu, accepted %llu, dead-lettered "
+                        "%llu\n",
+                        (unsigned long long)d.produced,
+                        (unsigned long long)st.engine.consumed,
+                        (unsigned long long)st.engine.accepted,
+                        (unsigned long long)dead);
+                return 1;
+        }
+        return 0;
 }

@@ -35,8 +35,22 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "log.h"
+#include "metrics.h"
 #include "plugin.h"
+
+/* Reward updates counted by (signal, version, cohort); cohorts past the cap
+ * are counted under cohort "_other" so a bad input cannot blow up the
+ * number of series. */
+#define ENC_UPD_SERIES_MAX 512
+typedef struct enc_upd_count_s {
+        char signal[ENC_SIGNAL_NAME_MAX];
+        int32_t version;
+        char cohort[ENC_LABEL_MAX + 1];
+        uint64_t n;
+} enc_upd_count_t;
 
 struct enc_pipeline_s {
         const enc_conf_t *conf;
@@ -55,6 +69,16 @@ struct enc_pipeline_s {
         int64_t last_record_ms;
         bool *at_eof; /* by partition: consumed up to the end */
         int at_eof_cnt;
+        /* observability (processing thread only; published as text) */
+        enc_http_t *http;
+        int64_t cur_record_ts; /* broker timestamp of the record in hand */
+        enc_hist_t latency;    /* record timestamp -> output produced */
+        enc_hist_t commit_dur;
+        enc_upd_count_t *upd; /* updates by (signal, version, cohort) */
+        int nupd, capupd;
+        int64_t *lag; /* consumer lag by partition, from librdkafka stats */
+        int nlag;
+        enc_buf_t metrics_buf;
 };
 
 static void enc_pipeline_mark_eof(enc_pipeline_t *pl, int32_t partition,
@@ -240,11 +264,51 @@ static enc_err_t enc_produce(enc_pipeline_t *pl, const char *topic,
         }
 }
 
+static int64_t enc_wall_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void enc_count_update(enc_pipeline_t *pl, const enc_update_t *up) {
+        const char *cohort = up->cohort ? up->cohort : "";
+        for (int i = 0; i < pl->nupd; i++) {
+                enc_upd_count_t *c = &pl->upd[i];
+                if (c->version == up->signal_version &&
+                    !strcmp(c->signal, up->signal) &&
+                    !strcmp(c->cohort, cohort)) {
+                        c->n++;
+                        return;
+                }
+        }
+        if (pl->nupd >= ENC_UPD_SERIES_MAX)
+                cohort = "_other";
+        if (pl->nupd == pl->capupd) {
+                int ncap = pl->capupd ? pl->capupd * 2 : 16;
+                enc_upd_count_t *n =
+                        realloc(pl->upd, (size_t)ncap * sizeof(*n));
+                if (!n)
+                        return;
+                pl->upd = n;
+                pl->capupd = ncap;
+        }
+        enc_upd_count_t *c = &pl->upd[pl->nupd++];
+        snprintf(c->signal, sizeof(c->signal), "%s", up->signal);
+        c->version = up->signal_version;
+        snprintf(c->cohort, sizeof(c->cohort), "%s", cohort);
+        c->n = 1;
+}
+
 static enc_err_t enc_sink_output(void *opaque, int32_t in_partition,
                                  const char *key, size_t key_len,
                                  const void *val, size_t val_len,
                                  const enc_update_t *up) {
         enc_pipeline_t *pl = opaque;
+        enc_count_update(pl, up);
+        if (pl->cur_record_ts > 0)
+                enc_hist_observe(&pl->latency,
+                                 (double)(enc_wall_ms() - pl->cur_record_ts) /
+                                         1000.0);
         return enc_produce(pl, pl->out_topic, key, key_len, val, val_len, NULL,
                            NULL);
 }
@@ -276,8 +340,20 @@ static enc_err_t enc_sink_dead_letter(void *opaque,
 
 /* ---- commits -------------------------------------------------------- */
 
+static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
+                                           char *errstr, size_t errstr_size);
+
 static enc_err_t enc_pipeline_commit(enc_pipeline_t *pl, bool sync,
                                      char *errstr, size_t errstr_size) {
+        int64_t t0 = enc_now_ms();
+        enc_err_t err =
+                enc_pipeline_commit_steps(pl, sync, errstr, errstr_size);
+        enc_hist_observe(&pl->commit_dur, (double)(enc_now_ms() - t0) / 1000.0);
+        return err;
+}
+
+static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
+                                           char *errstr, size_t errstr_size) {
         /* 1. every output so far acknowledged */
         rd_kafka_resp_err_t ferr =
                 rd_kafka_flush(pl->producer, (int)pl->flush_timeout_ms);
@@ -317,6 +393,43 @@ static enc_err_t enc_pipeline_commit(enc_pipeline_t *pl, bool sync,
         rd_kafka_topic_partition_list_destroy(offs);
         pl->stats.commits++;
         return ENC_OK;
+}
+
+/* ---- librdkafka statistics ----------------------------------------- */
+
+/* Takes consumer lag per partition from librdkafka's statistics JSON. Runs
+ * on the processing thread (inside rd_kafka_consumer_poll). */
+static int enc_stats_cb(rd_kafka_t *rk, char *json, size_t len,
+                        void *opaque) {
+        enc_pipeline_t *pl = opaque;
+        json_error_t jerr;
+        json_t *root = json_loadb(json, len, 0, &jerr);
+        if (!root)
+                return 0;
+        json_t *topic = json_object_get(json_object_get(root, "topics"),
+                                        enc_conf_get(pl->conf, "input.topic"));
+        json_t *parts = json_object_get(topic, "partitions");
+        const char *k;
+        json_t *v;
+        json_object_foreach(parts, k, v) {
+                long p = strtol(k, NULL, 10);
+                json_t *lag = json_object_get(v, "consumer_lag");
+                if (p < 0 || p > 1 << 16 || !json_is_integer(lag))
+                        continue;
+                if (p >= pl->nlag) {
+                        int n = (int)p + 16;
+                        int64_t *nl = realloc(pl->lag, (size_t)n * sizeof(*nl));
+                        if (!nl)
+                                continue;
+                        for (int i = pl->nlag; i < n; i++)
+                                nl[i] = -1;
+                        pl->lag = nl;
+                        pl->nlag = n;
+                }
+                pl->lag[p] = json_integer_value(lag);
+        }
+        json_decref(root);
+        return 0; /* librdkafka frees json */
 }
 
 /* ---- rebalances ----------------------------------------------------- */
@@ -419,6 +532,24 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
         pl->commit_interval_ms = enc_conf_get_int(conf, "commit.interval.ms");
         pl->flush_timeout_ms = 60000;
         pl->owned = rd_kafka_topic_partition_list_new(16);
+        static const double lat_b[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                       0.5,   1,    2.5,   5,    10,  30,
+                                       60,    300,  3600};
+        static const double com_b[] = {0.001, 0.0025, 0.005, 0.01, 0.025,
+                                       0.05,  0.1,    0.25,  0.5,  1,
+                                       2.5,   5,      10,    30};
+        enc_hist_init(&pl->latency, lat_b, 15);
+        enc_hist_init(&pl->commit_dur, com_b, 14);
+        enc_buf_init(&pl->metrics_buf, 16 << 20);
+        const char *maddr = enc_conf_get(conf, "metrics.address");
+        if (*maddr) {
+                pl->http = enc_http_start(maddr, errstr, errstr_size);
+                if (!pl->http)
+                        goto fail;
+                enc_log_info("metrics_listen", "url=http://%.*s:%d/metrics",
+                             (int)(strrchr(maddr, ':') - maddr), maddr,
+                             enc_http_port(pl->http));
+        }
 
         if (enc_signals_check_conf(conf, errstr, errstr_size))
                 goto fail;
@@ -466,6 +597,8 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
                               "earliest",
                               "enable.partition.eof",
                               "true",
+                              "statistics.interval.ms",
+                              "5000",
                               "client.id",
                               "encore-consumer",
                               NULL};
@@ -476,6 +609,7 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
         if (!kc)
                 goto fail;
         rd_kafka_conf_set_rebalance_cb(kc, enc_rebalance_cb);
+        rd_kafka_conf_set_stats_cb(kc, enc_stats_cb);
         rd_kafka_conf_set_opaque(kc, pl);
         pl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, kc, rerr, sizeof(rerr));
         if (!pl->consumer) {
@@ -518,7 +652,11 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
         enc_store_close(pl->store);
         if (pl->owned)
                 rd_kafka_topic_partition_list_destroy(pl->owned);
+        enc_http_stop(pl->http);
         free(pl->at_eof);
+        free(pl->upd);
+        free(pl->lag);
+        enc_buf_free(&pl->metrics_buf);
         free(pl);
 }
 
@@ -552,6 +690,7 @@ static void enc_pipeline_handle_msg(enc_pipeline_t *pl,
                 .value = m->payload,
                 .value_len = m->len,
         };
+        pl->cur_record_ts = rec.timestamp;
         if (enc_engine_record(pl->engine, &rec, errstr, sizeof(errstr)))
                 enc_pipeline_set_fatal(pl, "partition %d offset %lld: %s",
                                        m->partition, (long long)m->offset,
@@ -587,10 +726,22 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                                                        errstr);
                         last_commit = now;
                 }
-                if (opts->on_tick && now - last_tick >= 1000) {
-                        enc_pipeline_stats_t st;
-                        enc_pipeline_stats(pl, &st);
-                        opts->on_tick(opts->tick_opaque, &st);
+                if (pl->http)
+                        enc_http_beat(pl->http, pl->owned->cnt > 0,
+                                      "no partitions assigned yet");
+                if (now - last_tick >= 1000) {
+                        if (pl->http) {
+                                enc_pipeline_metrics_text(pl,
+                                                          &pl->metrics_buf);
+                                enc_http_publish(pl->http,
+                                                 pl->metrics_buf.data,
+                                                 pl->metrics_buf.len);
+                        }
+                        if (opts->on_tick) {
+                                enc_pipeline_stats_t st;
+                                enc_pipeline_stats(pl, &st);
+                                opts->on_tick(opts->tick_opaque, &st);
+                        }
                         last_tick = now;
                 }
                 if (opts->exit_idle_ms > 0 &&
@@ -637,4 +788,154 @@ void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats) {
         *stats = pl->stats;
         enc_engine_stats(pl->engine, &stats->engine);
         stats->assigned_partitions = pl->owned->cnt;
+}
+
+/* ---- metrics -------------------------------------------------------- */
+
+static void enc_metric1(enc_buf_t *b, const char *name, const char *type,
+                        const char *help, double v) {
+        enc_prom_family(b, name, type, help);
+        enc_prom_sample(b, name, NULL, v);
+}
+
+int enc_pipeline_metrics_port(const enc_pipeline_t *pl) {
+        return pl->http ? enc_http_port(pl->http) : -1;
+}
+
+void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
+        enc_engine_stats_t es;
+        enc_engine_stats(pl->engine, &es);
+        enc_store_stats_t ss;
+        enc_store_stats(pl->store, &ss);
+        char pn[16];
+        enc_buf_reset(b);
+
+        enc_prom_family(b, "encore_build_info", "gauge",
+                        "Build information; always 1");
+        const char *bl[] = {"version", ENCORE_VERSION, "librdkafka",
+                            rd_kafka_version_str(), NULL};
+        enc_prom_sample(b, "encore_build_info", bl, 1);
+
+        enc_prom_family(b, "encore_records_consumed_total", "counter",
+                        "Input records consumed, by input partition");
+        enc_prom_family(b, "encore_watermark_lag_seconds", "gauge",
+                        "Stream time (newest event) minus watermark, by "
+                        "input partition");
+        enc_prom_family(b, "encore_buffered_events", "gauge",
+                        "Events waiting for the watermark, by input "
+                        "partition");
+        enc_prom_family(b, "encore_consumer_lag_records", "gauge",
+                        "Records between the consumer position and the end "
+                        "of the partition (librdkafka statistics)");
+        for (int i = 0; i < pl->owned->cnt; i++) {
+                int32_t p = pl->owned->elems[i].partition;
+                enc_partition_info_t pi;
+                if (!enc_engine_partition_info(pl->engine, p, &pi))
+                        continue;
+                snprintf(pn, sizeof(pn), "%d", p);
+                const char *lab[] = {"partition", pn, NULL};
+                enc_prom_sample(b, "encore_records_consumed_total", lab,
+                                (double)pi.consumed);
+                if (pi.stream_time != INT64_MIN && pi.watermark != INT64_MIN)
+                        enc_prom_sample(b, "encore_watermark_lag_seconds",
+                                        lab,
+                                        (double)(pi.stream_time -
+                                                 pi.watermark) /
+                                                1000.0);
+                enc_prom_sample(b, "encore_buffered_events", lab,
+                                (double)pi.buffered);
+                if (p < pl->nlag && pl->lag[p] >= 0)
+                        enc_prom_sample(b, "encore_consumer_lag_records", lab,
+                                        (double)pl->lag[p]);
+        }
+
+        enc_metric1(b, "encore_records_accepted_total", "counter",
+                    "Valid events taken for processing",
+                    (double)es.accepted);
+        enc_metric1(b, "encore_records_applied_total", "counter",
+                    "Events applied to state (the watermark passed them)",
+                    (double)es.applied);
+        enc_metric1(b, "encore_records_reread_total", "counter",
+                    "Records read again after a restart that were already "
+                    "handled before the last checkpoint",
+                    (double)es.skipped_restore);
+        enc_prom_family(b, "encore_records_dead_lettered_total", "counter",
+                        "Records sent to the dead-letter topic, by reason");
+        for (int r = 0; r < ENC_DLQ__CNT; r++) {
+                const char *lab[] = {"reason",
+                                     enc_dlq_reason_name((enc_dlq_reason_t)r),
+                                     NULL};
+                enc_prom_sample(b, "encore_records_dead_lettered_total", lab,
+                                (double)es.dead_lettered[r]);
+        }
+        enc_metric1(b, "encore_late_records_total", "counter",
+                    "Records behind the watermark (also counted in "
+                    "dead_lettered_total{reason=\"late\"})",
+                    (double)es.dead_lettered[ENC_DLQ_LATE]);
+
+        enc_prom_family(b, "encore_reward_updates_total", "counter",
+                        "Reward updates emitted, by signal, version and "
+                        "cohort (empty: no cohort)");
+        for (int i = 0; i < pl->nupd; i++) {
+                char ver[16];
+                snprintf(ver, sizeof(ver), "%d", pl->upd[i].version);
+                const char *lab[] = {"signal", pl->upd[i].signal, "version",
+                                     ver, "cohort", pl->upd[i].cohort, NULL};
+                enc_prom_sample(b, "encore_reward_updates_total", lab,
+                                (double)pl->upd[i].n);
+        }
+        enc_metric1(b, "encore_timers_fired_total", "counter",
+                    "User timers fired (window decays, session closes, "
+                    "horizons)",
+                    (double)es.timers_fired);
+        enc_prom_hist(b, "encore_event_to_output_latency_seconds",
+                      "From the input record's Kafka timestamp to its reward "
+                      "update being produced",
+                      &pl->latency);
+        enc_prom_hist(b, "encore_commit_duration_seconds",
+                      "Flush outputs + checkpoint state + commit offsets",
+                      &pl->commit_dur);
+        enc_metric1(b, "encore_commits_total", "counter", "Commits done",
+                    (double)pl->stats.commits);
+        enc_metric1(b, "encore_rebalances_total", "counter",
+                    "Partition assignments and revocations",
+                    (double)pl->stats.rebalances);
+        enc_metric1(b, "encore_partitions_assigned", "gauge",
+                    "Input partitions this process owns",
+                    (double)pl->owned->cnt);
+        enc_metric1(b, "encore_state_keys", "gauge",
+                    "Users with stored state (RocksDB estimate)",
+                    (double)ss.user_keys);
+        enc_metric1(b, "encore_state_size_bytes", "gauge",
+                    "RocksDB SST files plus memtables",
+                    (double)(ss.sst_bytes + ss.memtable_bytes));
+        enc_metric1(b, "encore_state_users_expired_total", "counter",
+                    "Users whose state was deleted because nothing could "
+                    "change it any more",
+                    (double)es.users_expired);
+        enc_metric1(b, "encore_state_corrupt_total", "counter",
+                    "Stored user records that failed to parse and were reset",
+                    (double)es.state_corrupt);
+        enc_metric1(b, "encore_cache_entries", "gauge",
+                    "Users in the write-back cache",
+                    (double)es.cache_entries);
+        enc_metric1(b, "encore_cache_size_bytes", "gauge",
+                    "Bytes charged to the write-back cache",
+                    (double)es.cache_bytes);
+        enc_metric1(b, "encore_cache_hits_total", "counter",
+                    "User state found in the cache", (double)es.cache_hits);
+        enc_metric1(b, "encore_cache_misses_total", "counter",
+                    "User state read from RocksDB", (double)es.cache_misses);
+        enc_metric1(b, "encore_producer_queue_messages", "gauge",
+                    "Messages waiting in the producer queue",
+                    (double)rd_kafka_outq_len(pl->producer));
+        enc_metric1(b, "encore_outputs_delivered_total", "counter",
+                    "Reward updates acknowledged by the broker",
+                    (double)pl->stats.produced);
+        enc_metric1(b, "encore_dead_letters_delivered_total", "counter",
+                    "Dead letters acknowledged by the broker",
+                    (double)pl->stats.dlq_produced);
+        enc_metric1(b, "encore_delivery_errors_total", "counter",
+                    "Messages the producer could not deliver",
+                    (double)pl->stats.delivery_errors);
 }

@@ -67,4 +67,11 @@ typedef struct enc_pipeline_stats_s {
 
 void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats);
 
+/** Renders every metric in the Prometheus text format into @p b (reset
+ *  first). Processing thread; the HTTP thread serves a published copy. */
+void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b);
+
+/** The port /metrics listens on, or -1 if metrics.address is empty. */
+int enc_pipeline_metrics_port(const enc_pipeline_t *pl);
+
 #endif /* ENC_PIPELINE_H */

@@ -4,9 +4,10 @@ add_library(enc_consumer STATIC
   consumer/pipeline.c
   consumer/embedded.c
   consumer/tail.c
+  consumer/metrics.c
   consumer/demo.c)
 target_link_libraries(enc_consumer PUBLIC enc_state encore_gen
-  PkgConfig::RDKAFKA PkgConfig::MHD Threads::Threads)
+  PkgConfig::RDKAFKA PkgConfig::MHD PkgConfig::JANSSON Threads::Threads)
 
 add_executable(encore consumer/main.c)
 target_link_libraries(encore PRIVATE enc_consumer)
