@@ -55,7 +55,9 @@ static void enc_usage(FILE *fp) {
         enc_conf_print_keys(enc_conf_core_keys(), "", false, fp);
         fprintf(fp, "  kafka.<property>=<value>\n      passed to librdkafka "
                     "(consumer and producer), e.g. "
-                    "kafka.bootstrap.servers\n");
+                    "kafka.bootstrap.servers\n"
+                    "  kafka.consumer.<property>, kafka.producer.<property>\n"
+                    "      passed to that client only\n");
         for (const enc_signal_plugin_t *const *p = enc_signal_plugins(); *p;
              p++) {
                 char prefix[96];
@@ -291,7 +293,10 @@ static int enc_cmd_config(int argc, char **argv) {
                        "|---|---|---|---|\n");
                 enc_conf_print_keys(enc_conf_core_keys(), "", true, stdout);
                 printf("| `kafka.<property>` | string | | passed to "
-                       "librdkafka (consumer and producer) |\n");
+                       "librdkafka (consumer and producer) |\n"
+                       "| `kafka.consumer.<property>`, "
+                       "`kafka.producer.<property>` | string | | passed to "
+                       "that client only |\n");
                 for (const enc_signal_plugin_t *const *p =
                              enc_signal_plugins();
                      *p; p++) {

@@ -143,17 +143,26 @@ static void enc_rdk_log_cb(const rd_kafka_t *rk, int level, const char *fac,
 
 typedef struct enc_kconf_ctx_s {
         rd_kafka_conf_t *kc;
+        const char *scope; /* "consumer" or "producer" */
         char *errstr;
         size_t errstr_size;
         enc_err_t err;
 } enc_kconf_ctx_t;
 
+/* kafka.X goes to both clients; kafka.consumer.X and kafka.producer.X only
+ * to the one named (no librdkafka property starts with those words). */
 static void enc_kconf_apply(const char *key, const char *value, void *opaque) {
         enc_kconf_ctx_t *c = opaque;
         char rerr[256];
+        const char *prop = key + 6;
         if (c->err)
                 return;
-        if (rd_kafka_conf_set(c->kc, key + 6, value, rerr, sizeof(rerr)) !=
+        if (!strncmp(prop, "consumer.", 9) || !strncmp(prop, "producer.", 9)) {
+                if (strncmp(prop, c->scope, 8))
+                        return;
+                prop += 9;
+        }
+        if (rd_kafka_conf_set(c->kc, prop, value, rerr, sizeof(rerr)) !=
             RD_KAFKA_CONF_OK)
                 c->err = enc_seterr(c->errstr, c->errstr_size, ENC_ERR_CONFIG,
                                     "%s: %s", key, rerr);
@@ -173,6 +182,7 @@ static enc_err_t enc_kconf_set(rd_kafka_conf_t *kc, const char *k,
 }
 
 static rd_kafka_conf_t *enc_kconf_new(const enc_conf_t *conf,
+                                      const char *scope,
                                       const char *const *defaults,
                                       const char *const *forced,
                                       char *errstr, size_t errstr_size) {
@@ -182,14 +192,18 @@ static rd_kafka_conf_t *enc_kconf_new(const enc_conf_t *conf,
                 if (enc_kconf_set(kc, defaults[i], defaults[i + 1], errstr,
                                   errstr_size))
                         goto fail;
-        enc_kconf_ctx_t c = {kc, errstr, errstr_size, ENC_OK};
+        enc_kconf_ctx_t c = {kc, scope, errstr, errstr_size, ENC_OK};
         enc_conf_foreach(conf, "kafka.", enc_kconf_apply, &c);
         if (c.err)
                 goto fail;
         for (int i = 0; forced[i]; i += 2) {
                 char key[128];
-                snprintf(key, sizeof(key), "kafka.%s", forced[i]);
+                snprintf(key, sizeof(key), "kafka.%s.%s", scope, forced[i]);
                 const char *user = enc_conf_get_raw(conf, key);
+                if (!user) {
+                        snprintf(key, sizeof(key), "kafka.%s", forced[i]);
+                        user = enc_conf_get_raw(conf, key);
+                }
                 if (user && strcmp(user, forced[i + 1])) {
                         enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
                                    "%s: must be %s (encore manages offsets "
@@ -575,7 +589,8 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
                                            NULL};
         static const char *const pforce[] = {"enable.idempotence", "true",
                                              "acks", "all", NULL};
-        kc = enc_kconf_new(conf, pdef, pforce, errstr, errstr_size);
+        kc = enc_kconf_new(conf, "producer", pdef, pforce, errstr,
+                           errstr_size);
         if (!kc)
                 goto fail;
         rd_kafka_conf_set_dr_msg_cb(kc, enc_dr_cb);
@@ -605,7 +620,8 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
         static const char *const cforce[] = {"enable.auto.commit", "false",
                                              "enable.auto.offset.store",
                                              "false", NULL};
-        kc = enc_kconf_new(conf, cdef, cforce, errstr, errstr_size);
+        kc = enc_kconf_new(conf, "consumer", cdef, cforce, errstr,
+                           errstr_size);
         if (!kc)
                 goto fail;
         rd_kafka_conf_set_rebalance_cb(kc, enc_rebalance_cb);

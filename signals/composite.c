@@ -1,0 +1,399 @@
+/*
+ * composite.c -- one multi-objective reward per user: a weighted sum of
+ * normalised component signals, weights from the configuration.
+ *
+ * DESIGN
+ * Definition (version 1). A derived signal. `components` lists entries
+ * "signal[:version][/subject]=weight" (version defaults to 1; no subject
+ * means the latest update of any subject). An update from an earlier
+ * instance that matches an entry sets that entry's normalised value x_i:
+ *   active_days        value / horizon_days        (a share of the window)
+ *   session            value                       (already a rate)
+ *   discovery_habit    value / horizon_days
+ *   progressive_reward estimate_mean / horizon_days
+ * (0 if horizon_days is 0). Entries never seen count 0. When
+ * sum_i w_i x_i (in config order) changes, one update is emitted:
+ * value = the sum, delta = new sum - old sum, components = each entry's
+ * x_i under the entry's name as written before '=' (in config order),
+ * cohort and event_time of the triggering update, window_start =
+ * window_end = event_time, subject NULL, sequence from 1 while the state
+ * lives. ttl.days after the last matching update the state is freed
+ * without an update (the user has gone quiet; everything restarts at 0).
+ *
+ * State: the x_i, the time of the last matching update and the sequence.
+ * The last emitted sum is not stored: it is sum w_i x_i, recomputed.
+ *
+ * Never: read a clock, or use components that run after this instance
+ * (the registry refuses such a list; see depends).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "sigpriv.h"
+
+typedef enum co_kind_e {
+        CO_ACTIVE_DAYS = 0,
+        CO_SESSION,
+        CO_DISCOVERY_HABIT,
+        CO_PROGRESSIVE_REWARD,
+} co_kind_t;
+
+static const char *const co_kind_names[] = {
+        "active_days", "session", "discovery_habit", "progressive_reward"};
+
+typedef struct co_comp_s {
+        char label[96]; /* as written, e.g. "active_days/28d" */
+        char name[ENC_SIGNAL_NAME_MAX];
+        int32_t version;
+        bool any_subject;
+        char subject[64];
+        double weight;
+        co_kind_t kind;
+} co_comp_t;
+
+typedef struct co_priv_s {
+        int n;
+        co_comp_t comp[ENC_COMPONENTS_MAX];
+        int64_t ttl_ms;
+} co_priv_t;
+
+typedef struct co_state_s {
+        double x[ENC_COMPONENTS_MAX];
+        int64_t last_time;
+        int64_t seq;
+} co_state_t;
+
+#define CO_FORM "signal[:version][/subject]=weight[,...]"
+
+static const enc_cfg_key_t co_keys[] = {
+        {.name = "components",
+         .type = ENC_CFG_LIST,
+         .def = "active_days/28d=0.4,session=0.3,discovery_habit=0.3",
+         .desc = "Weighted components, " CO_FORM "; signal one of active_days, "
+                 "session, discovery_habit, progressive_reward"},
+        {.name = "ttl.days",
+         .type = ENC_CFG_INT,
+         .def = "35",
+         .desc = "State is dropped this many days after the last component "
+                 "update",
+         .min = 1,
+         .max = 3650},
+        {NULL},
+};
+
+static void co_trim(const char **s, size_t *len) {
+        while (*len && **s == ' ')
+                (*s)++, (*len)--;
+        while (*len && (*s)[*len - 1] == ' ')
+                (*len)--;
+}
+
+/* Parses one entry "signal[:version][/subject]=weight" (trimmed). */
+static bool co_parse_one(const char *tok, size_t len, co_comp_t *c) {
+        char buf[256];
+        memset(c, 0, sizeof(*c));
+        if (!len || len >= sizeof(buf))
+                return false;
+        memcpy(buf, tok, len);
+        buf[len] = '\0';
+        char *eq = strchr(buf, '=');
+        if (!eq)
+                return false;
+        *eq = '\0';
+        const char *lab = buf, *w = eq + 1;
+        size_t ll = strlen(lab), wl = strlen(w);
+        co_trim(&lab, &ll);
+        co_trim(&w, &wl);
+        if (!ll || ll >= sizeof(c->label) || !wl)
+                return false;
+        memcpy(c->label, lab, ll);
+        char wbuf[64];
+        char *wend;
+        if (wl >= sizeof(wbuf))
+                return false;
+        memcpy(wbuf, w, wl);
+        wbuf[wl] = '\0';
+        errno = 0;
+        c->weight = strtod(wbuf, &wend);
+        if (errno || *wend || !isfinite(c->weight))
+                return false;
+
+        size_t nl = strcspn(c->label, ":/");
+        if (!nl || nl >= sizeof(c->name))
+                return false;
+        memcpy(c->name, c->label, nl);
+        const char *r = c->label + nl;
+        c->version = 1;
+        if (*r == ':') {
+                int64_t v = 0;
+                int digits = 0;
+                for (r++; *r >= '0' && *r <= '9' && digits < 10; r++, digits++)
+                        v = v * 10 + (*r - '0');
+                if (!digits || v < 1 || v > INT32_MAX)
+                        return false;
+                c->version = (int32_t)v;
+        }
+        c->any_subject = true;
+        if (*r == '/') {
+                r++;
+                if (!*r || strlen(r) >= sizeof(c->subject))
+                        return false;
+                c->any_subject = false;
+                snprintf(c->subject, sizeof(c->subject), "%s", r);
+                return true;
+        }
+        return *r == '\0';
+}
+
+/* Parses `components` into @p p (n, comp). Errors name the full key. */
+static enc_err_t co_parse(const enc_sigconf_t *sc, co_priv_t *p, char *errstr,
+                          size_t errstr_size) {
+        const char *s = enc_sigconf_get(sc, "components");
+        p->n = 0;
+        for (;;) {
+                size_t len = strcspn(s, ",");
+                const char *tok = s;
+                size_t tl = len;
+                co_comp_t *c = &p->comp[p->n];
+                co_trim(&tok, &tl);
+                if (p->n == ENC_COMPONENTS_MAX)
+                        return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                          "%scomponents: more than %d "
+                                          "entries (expected " CO_FORM ")",
+                                          sc->prefix, ENC_COMPONENTS_MAX);
+                if (!co_parse_one(tok, tl, c))
+                        return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                          "%scomponents: bad entry %d \"%.*s\" "
+                                          "(expected " CO_FORM
+                                          ", weight a finite number)",
+                                          sc->prefix, p->n + 1, (int)tl, tok);
+                int kind = -1;
+                for (int k = 0; k < 4; k++)
+                        if (!strcmp(c->name, co_kind_names[k]))
+                                kind = k;
+                if (kind < 0)
+                        return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                          "%scomponents: \"%s\" is not a "
+                                          "signal composite can weigh "
+                                          "(expected active_days, session, "
+                                          "discovery_habit or "
+                                          "progressive_reward)",
+                                          sc->prefix, c->name);
+                c->kind = (co_kind_t)kind;
+                for (int j = 0; j < p->n; j++)
+                        if (!strcmp(p->comp[j].label, c->label))
+                                return enc_seterr(
+                                        errstr, errstr_size, ENC_ERR_CONFIG,
+                                        "%scomponents: \"%s\" is listed twice",
+                                        sc->prefix, c->label);
+                p->n++;
+                s += len;
+                if (!*s)
+                        return ENC_OK;
+                s++; /* ',' */
+        }
+}
+
+static int co_depends(const enc_sigconf_t *sc, enc_sig_ref_t *refs, int max,
+                      char *errstr, size_t errstr_size) {
+        co_priv_t p;
+        int n = 0;
+        if (co_parse(sc, &p, errstr, errstr_size))
+                return -1;
+        for (int i = 0; i < p.n && n < max; i++) {
+                bool dup = false;
+                for (int j = 0; j < n; j++)
+                        if (!strcmp(refs[j].name, p.comp[i].name) &&
+                            refs[j].version == p.comp[i].version)
+                                dup = true;
+                if (dup)
+                        continue;
+                snprintf(refs[n].name, sizeof(refs[n].name), "%s",
+                         p.comp[i].name);
+                refs[n].version = p.comp[i].version;
+                refs[n].key = "components";
+                n++;
+        }
+        return n;
+}
+
+static enc_err_t co_init(const enc_sigconf_t *sc, void **privp, char *errstr,
+                         size_t errstr_size) {
+        co_priv_t *p = calloc(1, sizeof(*p));
+        if (!p)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                  "%s: out of memory", sc->prefix);
+        enc_err_t err = co_parse(sc, p, errstr, errstr_size);
+        if (err) {
+                free(p);
+                return err;
+        }
+        p->ttl_ms = enc_sigconf_int(sc, "ttl.days") * ENC_MS_PER_DAY;
+        *privp = p;
+        return ENC_OK;
+}
+
+static void co_destroy(void *priv) {
+        free(priv);
+}
+
+static void co_state_free(void *priv, void *state) {
+        free(state);
+}
+
+static int64_t co_next_timer(void *priv, const void *state) {
+        const co_priv_t *p = priv;
+        const co_state_t *st = state;
+        return st ? st->last_time + p->ttl_ms : ENC_NO_TIMER;
+}
+
+static enc_err_t co_on_timer(void *priv, void **state, int64_t now,
+                             enc_emitter_t *em) {
+        if (*state && now >= co_next_timer(priv, *state)) {
+                free(*state);
+                *state = NULL;
+        }
+        return ENC_OK;
+}
+
+static enc_err_t co_on_event(void *priv, void **state, const enc_event_t *ev,
+                             enc_emitter_t *em) {
+        return ENC_OK; /* everything comes through on_update */
+}
+
+static double co_sum(const co_priv_t *p, const co_state_t *st) {
+        double s = 0;
+        for (int i = 0; i < p->n; i++)
+                s += p->comp[i].weight * st->x[i];
+        return s;
+}
+
+static double co_normalise(co_kind_t kind, const enc_update_t *up) {
+        switch (kind) {
+        case CO_SESSION:
+                return up->value;
+        case CO_ACTIVE_DAYS:
+        case CO_DISCOVERY_HABIT:
+                return up->horizon_days > 0 ? up->value / up->horizon_days : 0;
+        case CO_PROGRESSIVE_REWARD:
+                return up->has_estimate && up->horizon_days > 0
+                               ? up->estimate_mean / up->horizon_days
+                               : 0;
+        }
+        return 0;
+}
+
+static bool co_matches(const co_comp_t *c, const enc_update_t *up) {
+        return enc_sig_streq(up->signal, c->name) &&
+               up->signal_version == c->version &&
+               (c->any_subject || enc_sig_streq(up->subject, c->subject));
+}
+
+static enc_err_t co_on_update(void *priv, void **state, const enc_update_t *up,
+                              enc_emitter_t *em) {
+        const co_priv_t *p = priv;
+        co_state_t *st;
+        bool match = false;
+
+        for (int i = 0; i < p->n; i++)
+                match |= co_matches(&p->comp[i], up);
+        if (!match)
+                return ENC_OK;
+        /* An expiry due before this update comes first. */
+        enc_err_t err = co_on_timer(priv, state, up->event_time, em);
+        if (err)
+                return err;
+        if (!(st = *state)) {
+                if (!(st = calloc(1, sizeof(*st))))
+                        return ENC_ERR_NOMEM;
+                st->last_time = up->event_time;
+                *state = st;
+        }
+        double old = co_sum(p, st);
+        for (int i = 0; i < p->n; i++)
+                if (co_matches(&p->comp[i], up))
+                        st->x[i] = co_normalise(p->comp[i].kind, up);
+        if (up->event_time > st->last_time)
+                st->last_time = up->event_time;
+        double sum = co_sum(p, st);
+        if (sum == old)
+                return ENC_OK;
+
+        enc_update_t out;
+        memset(&out, 0, sizeof(out));
+        out.value = sum;
+        out.delta = sum - old;
+        out.window_start = out.window_end = up->event_time;
+        out.event_time = up->event_time;
+        out.cohort = up->cohort;
+        out.sequence = ++st->seq;
+        out.component_cnt = p->n;
+        for (int i = 0; i < p->n; i++)
+                out.components[i] =
+                        (enc_component_t){p->comp[i].label, st->x[i]};
+        return enc_emit(em, &out);
+}
+
+/* ---- state records ----------------------------------------------------
+ * v1: u8 1, varint n, n x double x_i, svarint last_time, varint seq. */
+
+static enc_err_t co_state_encode(void *priv, const void *state,
+                                 enc_buf_t *out) {
+        const co_priv_t *p = priv;
+        const co_state_t *st = state;
+        enc_buf_put_u8(out, ENC_SIG_STATE_V1);
+        enc_buf_put_varint(out, (uint64_t)p->n);
+        for (int i = 0; i < p->n; i++)
+                enc_buf_put_double(out, st->x[i]);
+        enc_buf_put_svarint(out, st->last_time);
+        enc_buf_put_varint(out, (uint64_t)st->seq);
+        return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
+}
+
+static enc_err_t co_state_decode(void *priv, const uint8_t *buf, size_t len,
+                                 void **statep) {
+        const co_priv_t *p = priv;
+        const uint8_t *q = buf, *end = buf + len;
+        uint8_t ver;
+        uint64_t n, seq;
+        co_state_t *st = calloc(1, sizeof(*st));
+
+        *statep = NULL;
+        if (!st)
+                return ENC_ERR_NOMEM;
+        if (!enc_get_u8(&q, end, &ver) || ver != ENC_SIG_STATE_V1 ||
+            !enc_get_varint(&q, end, &n) || n != (uint64_t)p->n)
+                goto corrupt;
+        for (int i = 0; i < p->n; i++)
+                if (!enc_get_double(&q, end, &st->x[i]) || !isfinite(st->x[i]))
+                        goto corrupt;
+        if (!enc_get_svarint(&q, end, &st->last_time) ||
+            st->last_time < -((int64_t)1 << 50) ||
+            st->last_time > ((int64_t)1 << 50) ||
+            !enc_get_varint(&q, end, &seq) || seq > ((uint64_t)1 << 50) ||
+            q != end)
+                goto corrupt;
+        st->seq = (int64_t)seq;
+        *statep = st;
+        return ENC_OK;
+corrupt:
+        free(st);
+        return ENC_ERR_CORRUPT;
+}
+
+const enc_signal_plugin_t enc_sig_composite = {
+        .name = "composite",
+        .description = "Weighted sum of normalised component signals",
+        .config_keys = co_keys,
+        .init = co_init,
+        .destroy = co_destroy,
+        .on_event = co_on_event,
+        .on_update = co_on_update,
+        .on_timer = co_on_timer,
+        .next_timer = co_next_timer,
+        .state_encode = co_state_encode,
+        .state_decode = co_state_decode,
+        .state_free = co_state_free,
+        .depends = co_depends,
+};

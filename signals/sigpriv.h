@@ -1,0 +1,55 @@
+/*
+ * sigpriv.h -- what the signal files share and nothing outside signals/
+ * sees: the plug-in tables registry.c lists, day-range sanity bounds for
+ * stored state and a few small string helpers.
+ */
+#ifndef ENC_SIGPRIV_H
+#define ENC_SIGPRIV_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin.h"
+
+/* The plug-ins (one file each); registry.c lists them. */
+extern const enc_signal_plugin_t enc_sig_active_days;
+extern const enc_signal_plugin_t enc_sig_session;
+extern const enc_signal_plugin_t enc_sig_discovery_habit;
+extern const enc_signal_plugin_t enc_sig_progressive_reward;
+extern const enc_signal_plugin_t enc_sig_composite;
+
+/* Day numbers accepted from stored state: about year 4700 BC to 4700 AD.
+ * Anything outside is a corrupt record; inside, enc_day_start() and
+ * day + 3650 can never overflow. */
+#define ENC_SIG_DAY_MIN ((int64_t)-1000000)
+#define ENC_SIG_DAY_MAX ((int64_t)1000000)
+
+/* The first byte of every state record; bump it when the layout changes
+ * and keep decoding the old layout. */
+#define ENC_SIG_STATE_V1 1
+
+static inline bool enc_sig_streq(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return !strcmp(a, b);
+}
+
+/** Replaces *dst (owned, may be NULL) with a copy of @p s (NULL allowed).
+ *  Returns false on allocation failure, leaving *dst unchanged. */
+static inline bool enc_sig_setstr(char **dst, const char *s) {
+        if (enc_sig_streq(*dst, s))
+                return true;
+        char *n = NULL;
+        if (s && !(n = strdup(s)))
+                return false;
+        free(*dst);
+        *dst = n;
+        return true;
+}
+
+/** True if @p day (read from stored state) is within the sane range. */
+static inline bool enc_sig_day_ok(int64_t day) {
+        return day >= ENC_SIG_DAY_MIN && day <= ENC_SIG_DAY_MAX;
+}
+
+#endif /* ENC_SIGPRIV_H */
