@@ -5,6 +5,7 @@ add_library(enc_consumer STATIC
   consumer/embedded.c
   consumer/tail.c
   consumer/metrics.c
+  consumer/observe.c
   consumer/demo.c)
 target_link_libraries(enc_consumer PUBLIC enc_state encore_gen
   PkgConfig::RDKAFKA PkgConfig::MHD PkgConfig::JANSSON Threads::Threads)
