@@ -73,6 +73,16 @@ static const enc_cfg_key_t enc_core_keys[] = {
     {"serde.max.record.bytes", ENC_CFG_INT, "1048576",
      "Larger input records are dead-lettered (reason too_large)", 64,
      (int64_t)64 << 20},
+    {"changelog.enable", ENC_CFG_BOOL, "true",
+     "Mirror state to a compacted changelog topic, so a partition moved to "
+     "another process (or a lost disk) is restored from it"},
+    {"changelog.topic", ENC_CFG_STR, "",
+     "Changelog topic; empty means <group.id>-changelog. Created (compacted, "
+     "one partition per input partition) if missing"},
+    {"changelog.replication.factor", ENC_CFG_INT, "-1",
+     "Replication factor when encore creates the changelog (-1: broker "
+     "default)",
+     -1, 32},
     {"processing.guarantee", ENC_CFG_ENUM, "at_least_once",
      "at_least_once: idempotent producer, identical repeats after a crash", 0,
      0, 0, 0, "at_least_once"},

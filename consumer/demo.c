@@ -281,7 +281,9 @@ int enc_demo_main(int argc, char **argv) {
             enc_embedded_create_topic(emb, "rewards", d.partitions, errstr,
                                       sizeof(errstr)) ||
             enc_embedded_create_topic(emb, "encore-dlq", 1, errstr,
-                                      sizeof(errstr))) {
+                                      sizeof(errstr)) ||
+            enc_embedded_create_topic(emb, "encore-demo-changelog",
+                                      d.partitions, errstr, sizeof(errstr))) {
                 fprintf(stderr, "encore demo: %s\n", errstr);
                 enc_embedded_destroy(emb);
                 return 1;
@@ -289,7 +291,7 @@ int enc_demo_main(int argc, char **argv) {
         printf("1. embedded Kafka broker (librdkafka mock cluster, 3 "
                "brokers) at %s\n"
                "   topics: plays (%d partitions) -> encore -> rewards, "
-               "encore-dlq\n",
+               "encore-dlq; state changelog encore-demo-changelog\n",
                d.bootstrap, d.partitions);
 
         char state_dir[] = "/tmp/encore-demo-XXXXXX";

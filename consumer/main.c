@@ -151,11 +151,18 @@ static int enc_cmd_run(int argc, char **argv) {
 
         enc_embedded_t *emb = NULL;
         if (ra.embedded) {
+                char cl[300];
+                const char *clt = enc_conf_get(conf, "changelog.topic");
+                snprintf(cl, sizeof(cl), "%s%s",
+                         *clt ? clt : enc_conf_get(conf, "group.id"),
+                         *clt ? "" : "-changelog");
                 emb = enc_embedded_new(3, errstr, sizeof(errstr));
                 if (!emb ||
                     enc_embedded_create_topic(
                             emb, enc_conf_get(conf, "input.topic"), 4,
                             errstr, sizeof(errstr)) ||
+                    enc_embedded_create_topic(emb, cl, 4, errstr,
+                                              sizeof(errstr)) ||
                     enc_conf_set(conf, "kafka.bootstrap.servers",
                                  enc_embedded_bootstraps(emb), errstr,
                                  sizeof(errstr))) {

@@ -37,6 +37,7 @@
 
 #include <jansson.h>
 
+#include "changelog.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline_int.h"
@@ -77,9 +78,7 @@ static int64_t enc_now_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void enc_pipeline_set_fatal(enc_pipeline_t *pl, const char *fmt, ...)
-        ENC_PRINTF(2, 3);
-static void enc_pipeline_set_fatal(enc_pipeline_t *pl, const char *fmt, ...) {
+void enc_pipeline_set_fatal(enc_pipeline_t *pl, const char *fmt, ...) {
         if (pl->fatal)
                 return;
         va_list ap;
@@ -187,7 +186,7 @@ fail:
 static void enc_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
                       void *opaque) {
         enc_pipeline_t *pl = opaque;
-        bool dlq = m->_private != NULL;
+        intptr_t tag = (intptr_t)m->_private;
         if (m->err) {
                 pl->stats.delivery_errors++;
                 enc_pipeline_set_fatal(pl,
@@ -198,10 +197,14 @@ static void enc_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
                                        rd_kafka_err2str(m->err));
                 return;
         }
-        if (dlq)
-                pl->stats.dlq_produced++;
-        else
+        if (tag == ENC_TAG_OUTPUT)
                 pl->stats.produced++;
+        else if (tag == ENC_TAG_DLQ)
+                pl->stats.dlq_produced++;
+        else if (tag >= ENC_TAG_META_BASE)
+                enc_changelog_delivered(pl,
+                                        (int32_t)(tag - ENC_TAG_META_BASE),
+                                        m->offset);
 }
 
 /* Produces one message, waiting for queue space rather than dropping. */
@@ -310,7 +313,7 @@ static enc_err_t enc_sink_dead_letter(void *opaque,
                       (long long)r->offset, dl->detail);
         /* The tag marks DLQ messages in the delivery report. */
         return enc_produce(pl, pl->dlq_topic, r->key, r->key_len, r->value,
-                           r->value_len, h, (void *)1);
+                           r->value_len, h, (void *)ENC_TAG_DLQ);
 }
 
 /* ---- commits -------------------------------------------------------- */
@@ -329,7 +332,14 @@ static enc_err_t enc_pipeline_commit(enc_pipeline_t *pl, bool sync,
 
 static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
                                            char *errstr, size_t errstr_size) {
-        /* 1. every output so far acknowledged */
+        /* 1. changed state into the store's batch and onto the changelog */
+        for (int i = 0; i < pl->ncl_meta_end; i++)
+                pl->cl_meta_end[i] = -1;
+        enc_err_t err =
+                enc_engine_checkpoint_stage(pl->engine, errstr, errstr_size);
+        if (err)
+                return err;
+        /* 2. every output and changelog record so far acknowledged */
         rd_kafka_resp_err_t ferr =
                 rd_kafka_flush(pl->producer, (int)pl->flush_timeout_ms);
         if (ferr)
@@ -341,11 +351,13 @@ static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
         if (pl->fatal)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA, "%s",
                                   pl->fatal_msg);
-        /* 2. state and positions, one batch */
-        enc_err_t err = enc_engine_checkpoint(pl->engine, errstr, errstr_size);
+        /* 3. state and positions (with their changelog ends), one batch */
+        err = enc_engine_checkpoint_commit(pl->engine, pl->cl_meta_end,
+                                           pl->ncl_meta_end, errstr,
+                                           errstr_size);
         if (err)
                 return err;
-        /* 3. group offsets */
+        /* 4. group offsets */
         rd_kafka_topic_partition_list_t *offs =
                 rd_kafka_topic_partition_list_new(pl->owned->cnt);
         for (int i = 0; i < pl->owned->cnt; i++) {
@@ -424,9 +436,29 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         pl->stats.rebalances++;
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                rd_kafka_topic_partition_list_t *paused =
+                        rd_kafka_topic_partition_list_new(parts->cnt);
                 for (int i = 0; i < parts->cnt; i++) {
                         rd_kafka_topic_partition_t *tp = &parts->elems[i];
                         int64_t resume = -1;
+                        enc_cl_plan_t plan = enc_changelog_plan(
+                                pl, tp->partition, errstr, sizeof(errstr));
+                        if (plan == ENC_CL_ERROR) {
+                                enc_pipeline_set_fatal(
+                                        pl, "assign %s [%d]: %s", tp->topic,
+                                        tp->partition, errstr);
+                                continue;
+                        }
+                        rd_kafka_topic_partition_list_add(
+                                pl->owned, tp->topic, tp->partition);
+                        if (plan == ENC_CL_RESTORING) {
+                                /* Fetch nothing until the restore is done
+                                 * and the position is known. */
+                                tp->offset = RD_KAFKA_OFFSET_INVALID;
+                                rd_kafka_topic_partition_list_add(
+                                        paused, tp->topic, tp->partition);
+                                continue;
+                        }
                         if (enc_engine_assign(pl->engine, tp->partition,
                                               &resume, errstr,
                                               sizeof(errstr))) {
@@ -437,8 +469,6 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         }
                         tp->offset = resume >= 0 ? resume
                                                  : RD_KAFKA_OFFSET_INVALID;
-                        rd_kafka_topic_partition_list_add(
-                                pl->owned, tp->topic, tp->partition);
                         enc_log_info("partition_assigned",
                                      "topic=%s partition=%d resume=%lld "
                                      "source=%s",
@@ -462,6 +492,9 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 } else {
                         rd_kafka_assign(rk, pl->owned);
                 }
+                if (paused->cnt > 0)
+                        rd_kafka_pause_partitions(rk, paused);
+                rd_kafka_topic_partition_list_destroy(paused);
                 return;
         }
 
@@ -471,6 +504,7 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             enc_pipeline_commit(pl, true, errstr, sizeof(errstr)))
                 enc_pipeline_set_fatal(pl, "commit on revoke: %s", errstr);
         for (int i = 0; i < parts->cnt; i++) {
+                enc_changelog_cancel(pl, parts->elems[i].partition);
                 enc_engine_revoke(pl->engine, parts->elems[i].partition);
                 enc_owned_remove(pl, parts->elems[i].topic,
                                  parts->elems[i].partition);
@@ -534,7 +568,13 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
                                    errstr, errstr_size);
         if (!pl->store)
                 goto fail;
-        enc_engine_sink_t sink = {enc_sink_output, enc_sink_dead_letter, pl};
+        enc_engine_sink_t sink = {
+                .output = enc_sink_output,
+                .dead_letter = enc_sink_dead_letter,
+                .changelog = enc_conf_get_bool(conf, "changelog.enable")
+                                     ? enc_changelog_sink
+                                     : NULL,
+                .opaque = pl};
         pl->engine = enc_engine_new(conf, pl->store, &sink, errstr,
                                     errstr_size);
         if (!pl->engine)
@@ -563,6 +603,9 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
                            "producer: %s", rerr);
                 goto fail;
         }
+
+        if (enc_changelog_setup(pl, errstr, errstr_size))
+                goto fail;
 
         /* Consumer: group member, cooperative, offsets managed by encore. */
         const char *cdef[] = {"group.id",
@@ -619,6 +662,7 @@ fail:
 void enc_pipeline_destroy(enc_pipeline_t *pl) {
         if (!pl)
                 return;
+        enc_changelog_destroy(pl);
         if (pl->consumer)
                 rd_kafka_destroy(pl->consumer);
         if (pl->producer) {
@@ -692,6 +736,8 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                         rd_kafka_message_destroy(m);
                 }
                 rd_kafka_poll(pl->producer, 0);
+                if (pl->nrestoring)
+                        enc_changelog_poll(pl);
                 int64_t now = enc_now_ms();
                 if (!pl->fatal &&
                     (now - last_commit >= pl->commit_interval_ms ||
@@ -704,8 +750,12 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                         last_commit = now;
                 }
                 if (pl->http)
-                        enc_http_beat(pl->http, pl->owned->cnt > 0,
-                                      "no partitions assigned yet");
+                        enc_http_beat(pl->http,
+                                      pl->owned->cnt > 0 && !pl->nrestoring,
+                                      pl->nrestoring
+                                              ? "restoring state from the "
+                                                "changelog"
+                                              : "no partitions assigned yet");
                 if (now - last_tick >= 1000) {
                         if (pl->http) {
                                 enc_pipeline_metrics_text(pl,

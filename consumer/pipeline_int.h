@@ -10,7 +10,23 @@
 
 #include "metrics.h"
 #include "pipeline.h"
+#include "restore.h"
 #include "store.h"
+
+/* A partition being rebuilt from its changelog before it is processed. */
+typedef struct enc_restoring_s {
+        int32_t partition;
+        enc_restore_t *r;
+        int64_t next;   /* next changelog offset expected */
+        int64_t target; /* changelog high watermark when it started */
+        int64_t started_ms;
+} enc_restoring_t;
+
+/* Delivery-report tags (message opaque): what a delivered message was. */
+#define ENC_TAG_OUTPUT ((intptr_t)0)
+#define ENC_TAG_DLQ ((intptr_t)1)
+#define ENC_TAG_CHANGELOG ((intptr_t)2)
+#define ENC_TAG_META_BASE ((intptr_t)16) /* + partition: a position record */
 
 /* Reward updates counted by (signal, version, cohort); cohorts past the cap
  * are counted under cohort "_other" so a bad input cannot blow up the
@@ -50,6 +66,20 @@ struct enc_pipeline_s {
         int64_t *lag; /* consumer lag by partition, from librdkafka stats */
         int nlag;
         enc_buf_t metrics_buf;
+        /* changelog and restores */
+        char *cl_topic;         /* NULL: no changelog */
+        int64_t *cl_meta_end;   /* by partition: offset past last position */
+        int ncl_meta_end;
+        rd_kafka_t *restorer;   /* assign-only consumer of the changelog */
+        enc_restoring_t *restoring;
+        int nrestoring;
+        uint64_t restores;         /* restores completed */
+        uint64_t restore_records;  /* changelog records applied */
+        uint64_t restore_users;
 };
+
+/** Records the first fatal error; the loop stops without committing. */
+void enc_pipeline_set_fatal(enc_pipeline_t *pl, const char *fmt, ...)
+        ENC_PRINTF(2, 3);
 
 #endif /* ENC_PIPELINE_INT_H */

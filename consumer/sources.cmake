@@ -2,6 +2,7 @@
 # the demo and the topic reader. main.c is the encore executable.
 add_library(enc_consumer STATIC
   consumer/pipeline.c
+  consumer/changelog.c
   consumer/embedded.c
   consumer/tail.c
   consumer/metrics.c

@@ -91,12 +91,18 @@ struct enc_engine_s {
         bool cache_full;
         enc_buf_t out;
         enc_engine_stats_t stats;
+        enc_err_t changelog_err; /* first sink->changelog error of a stage */
+        bool staged;             /* checkpoint staged, not yet committed */
         /* current record, for errors raised deep in a step */
         char *errstr;
         size_t errstr_size;
 };
 
 /* ---- construction --------------------------------------------------- */
+
+static void enc_engine_on_flush(void *opaque, int32_t partition,
+                                const char *user, size_t ulen,
+                                const void *rec, size_t rec_len);
 
 enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
                              const enc_engine_sink_t *sink, char *errstr,
@@ -141,6 +147,7 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
                            "out of memory");
                 goto fail;
         }
+        enc_users_set_flush_cb(e->users, enc_engine_on_flush, e);
         return e;
 fail:
         enc_engine_destroy(e);
@@ -169,15 +176,8 @@ static enc_part_t *enc_engine_part(enc_engine_t *e, int32_t partition) {
 
 /* ---- partition lifecycle -------------------------------------------- */
 
-/* Meta record: [u8 1][sv C][sv E][sv stream time][sv watermark] */
-static void enc_meta_encode(const enc_part_t *p, int64_t commit_offset,
-                            enc_buf_t *b) {
-        enc_buf_put_u8(b, 1);
-        enc_buf_put_svarint(b, commit_offset);
-        enc_buf_put_svarint(b, p->next_offset);
-        enc_buf_put_svarint(b, p->stream_time);
-        enc_buf_put_svarint(b, p->watermark);
-}
+static void enc_part_meta(const enc_engine_t *e, int32_t partition,
+                          enc_store_meta_t *m);
 
 enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
                             int64_t *resume, char *errstr,
@@ -210,31 +210,21 @@ enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
         p->last_time = ENC_TIME_NONE;
         *resume = -1;
 
-        enc_buf_t mb;
+        enc_store_meta_t m;
         bool found = false;
-        enc_buf_init(&mb, 4096);
-        enc_err_t err = enc_store_get_meta(e->store, partition, &mb, &found,
+        enc_err_t err = enc_store_get_meta(e->store, partition, &m, &found,
                                            errstr, errstr_size);
-        if (err || !found) {
-                enc_buf_free(&mb);
-                return err;
-        }
-        const uint8_t *q = mb.data, *end = mb.data + mb.len;
-        uint8_t ver;
-        int64_t c, en, st, wm;
-        bool ok = enc_get_u8(&q, end, &ver) && ver == 1 &&
-                  enc_get_svarint(&q, end, &c) &&
-                  enc_get_svarint(&q, end, &en) &&
-                  enc_get_svarint(&q, end, &st) &&
-                  enc_get_svarint(&q, end, &wm) && q == end && c <= en;
-        enc_buf_free(&mb);
-        if (!ok)
+        if (err == ENC_ERR_CORRUPT)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_CORRUPT,
                                   "partition %d: stored position record is "
                                   "corrupt; refusing to guess where to "
                                   "resume (remove the state directory to "
                                   "rebuild)",
                                   partition);
+        if (err || !found)
+                return err;
+        int64_t c = m.commit_offset, en = m.next_offset, st = m.stream_time,
+                wm = m.watermark;
         p->stream_time = st;
         p->watermark = wm;
         p->scanned = wm;
@@ -650,25 +640,82 @@ int64_t enc_engine_commit_offset(const enc_engine_t *e, int32_t partition) {
         return m >= 0 ? m : p->next_offset;
 }
 
-enc_err_t enc_engine_checkpoint(enc_engine_t *e, char *errstr,
-                                size_t errstr_size) {
+static void enc_part_meta(const enc_engine_t *e, int32_t partition,
+                          enc_store_meta_t *m) {
+        const enc_part_t *p = &e->parts[partition];
+        m->commit_offset = enc_engine_commit_offset(e, partition);
+        m->next_offset = p->next_offset;
+        m->stream_time = p->stream_time;
+        m->watermark = p->watermark;
+        m->changelog_end = -1;
+}
+
+/* The users cache tells us each user it writes; mirror it to the sink's
+ * changelog as 'U' + user id. */
+static void enc_engine_on_flush(void *opaque, int32_t partition,
+                                const char *user, size_t ulen,
+                                const void *rec, size_t rec_len) {
+        enc_engine_t *e = opaque;
+        if (!e->sink.changelog || e->changelog_err)
+                return;
+        char key[1 + ENC_ID_MAX];
+        if (ulen > ENC_ID_MAX)
+                ulen = ENC_ID_MAX; /* cannot happen: ids are capped */
+        key[0] = 'U';
+        memcpy(key + 1, user, ulen);
+        e->changelog_err = e->sink.changelog(e->sink.opaque, partition, key,
+                                             ulen + 1, rec, rec_len, false);
+}
+
+enc_err_t enc_engine_checkpoint_stage(enc_engine_t *e, char *errstr,
+                                      size_t errstr_size) {
+        e->changelog_err = ENC_OK;
         enc_err_t err = enc_users_flush(e->users, errstr, errstr_size);
+        if (!err)
+                err = e->changelog_err;
+        if (!err && e->sink.changelog) {
+                enc_buf_t mb;
+                enc_buf_init(&mb, 4096);
+                for (int i = 0; i < e->nparts && !err; i++) {
+                        if (!e->parts[i].owned || e->parts[i].next_offset < 0)
+                                continue;
+                        enc_store_meta_t m;
+                        enc_part_meta(e, i, &m);
+                        enc_buf_reset(&mb);
+                        enc_store_meta_encode(&m, &mb);
+                        err = e->sink.changelog(e->sink.opaque, i, "M", 1,
+                                                mb.data, mb.len, true);
+                }
+                enc_buf_free(&mb);
+        }
         if (err) {
                 enc_store_discard(e->store);
-                return err;
+                return enc_seterr(errstr, errstr_size, err,
+                                  "checkpoint: %s", enc_err2str(err));
         }
-        enc_buf_t mb;
-        enc_buf_init(&mb, 4096);
+        e->staged = true;
+        return ENC_OK;
+}
+
+enc_err_t enc_engine_checkpoint_commit(enc_engine_t *e,
+                                       const int64_t *changelog_end,
+                                       int changelog_end_cnt, char *errstr,
+                                       size_t errstr_size) {
+        if (!e->staged)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
+                                  "checkpoint commit without stage");
         for (int i = 0; i < e->nparts; i++) {
                 enc_part_t *p = &e->parts[i];
                 if (!p->owned || p->next_offset < 0)
                         continue;
-                enc_buf_reset(&mb);
-                enc_meta_encode(p, enc_engine_commit_offset(e, i), &mb);
-                enc_store_put_meta(e->store, i, mb.data, mb.len);
+                enc_store_meta_t m;
+                enc_part_meta(e, i, &m);
+                if (changelog_end && i < changelog_end_cnt)
+                        m.changelog_end = changelog_end[i];
+                enc_store_put_meta(e->store, i, &m);
         }
-        enc_buf_free(&mb);
-        err = enc_store_commit(e->store, errstr, errstr_size);
+        e->staged = false;
+        enc_err_t err = enc_store_commit(e->store, errstr, errstr_size);
         if (err) {
                 enc_store_discard(e->store);
                 return err;
@@ -677,6 +724,14 @@ enc_err_t enc_engine_checkpoint(enc_engine_t *e, char *errstr,
         e->cache_full = false;
         enc_engine_evict(e);
         return ENC_OK;
+}
+
+enc_err_t enc_engine_checkpoint(enc_engine_t *e, char *errstr,
+                                size_t errstr_size) {
+        enc_err_t err = enc_engine_checkpoint_stage(e, errstr, errstr_size);
+        if (err)
+                return err;
+        return enc_engine_checkpoint_commit(e, NULL, 0, errstr, errstr_size);
 }
 
 /* ---- introspection -------------------------------------------------- */

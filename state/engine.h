@@ -68,6 +68,13 @@ typedef struct enc_engine_sink_s {
                             size_t val_len, const enc_update_t *up);
         /** A record that could not be processed, and why. */
         enc_err_t (*dead_letter)(void *opaque, const enc_dead_letter_t *dl);
+        /** Optional (NULL: no changelog). Called while a checkpoint is
+         *  staged: each user written ('U' + user id; @p val NULL for a
+         *  deleted user), then one position record per partition ("M",
+         *  @p is_meta). All borrowed for the call; see restore.h. */
+        enc_err_t (*changelog)(void *opaque, int32_t partition,
+                               const void *key, size_t klen, const void *val,
+                               size_t vlen, bool is_meta);
         void *opaque;
 } enc_engine_sink_t;
 
@@ -112,9 +119,26 @@ bool enc_engine_commit_due(const enc_engine_t *e);
  * Writes all state changed since the last checkpoint, with every owned
  * partition's position, to the store in one atomic batch. Outputs emitted
  * so far must already be durable (the caller flushed its producer).
+ * Equivalent to stage + commit with no changelog positions.
  */
 enc_err_t enc_engine_checkpoint(enc_engine_t *e, char *errstr,
                                 size_t errstr_size) ENC_WUR;
+
+/**
+ * A checkpoint in two steps, for a changelog: stage encodes every changed
+ * user into the store's pending batch and hands it (and each partition's
+ * position) to sink->changelog; the caller then makes outputs and changelog
+ * records durable (producer flush) and calls commit with, per partition,
+ * the changelog offset just past that partition's position record (-1 if
+ * unknown), which is stored with the position so a restart can tell
+ * whether its local state is as new as the changelog.
+ */
+enc_err_t enc_engine_checkpoint_stage(enc_engine_t *e, char *errstr,
+                                      size_t errstr_size) ENC_WUR;
+enc_err_t enc_engine_checkpoint_commit(enc_engine_t *e,
+                                       const int64_t *changelog_end,
+                                       int changelog_end_cnt, char *errstr,
+                                       size_t errstr_size) ENC_WUR;
 
 /** The offset to commit to the group for @p partition (the first record not
  *  fully reflected in stored state), or -1 if nothing was consumed. */

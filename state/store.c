@@ -43,7 +43,7 @@ struct enc_store_s {
         rocksdb_column_family_handle_t *cf[CF__CNT];
         rocksdb_writeoptions_t *wopts;
         rocksdb_readoptions_t *ropts;
-        rocksdb_writebatch_t *batch;
+        rocksdb_writebatch_t *batch; /* the pending batch */
         uint64_t commits;
         enc_buf_t key; /* scratch for building keys */
 };
@@ -206,13 +206,47 @@ enc_err_t enc_store_get_user(enc_store_t *st, int32_t partition,
                              errstr_size);
 }
 
+void enc_store_meta_encode(const enc_store_meta_t *m, enc_buf_t *b) {
+        enc_buf_put_u8(b, 2);
+        enc_buf_put_svarint(b, m->commit_offset);
+        enc_buf_put_svarint(b, m->next_offset);
+        enc_buf_put_svarint(b, m->stream_time);
+        enc_buf_put_svarint(b, m->watermark);
+        enc_buf_put_svarint(b, m->changelog_end);
+}
+
+enc_err_t enc_store_meta_decode(const uint8_t *buf, size_t len,
+                                enc_store_meta_t *m) {
+        const uint8_t *q = buf, *end = buf + len;
+        uint8_t ver;
+        bool ok = enc_get_u8(&q, end, &ver) && ver == 2 &&
+                  enc_get_svarint(&q, end, &m->commit_offset) &&
+                  enc_get_svarint(&q, end, &m->next_offset) &&
+                  enc_get_svarint(&q, end, &m->stream_time) &&
+                  enc_get_svarint(&q, end, &m->watermark) &&
+                  enc_get_svarint(&q, end, &m->changelog_end) && q == end &&
+                  m->commit_offset >= 0 &&
+                  m->commit_offset <= m->next_offset &&
+                  m->changelog_end >= -1;
+        return ok ? ENC_OK : ENC_ERR_CORRUPT;
+}
+
 enc_err_t enc_store_get_meta(enc_store_t *st, int32_t partition,
-                             enc_buf_t *out, bool *found, char *errstr,
+                             enc_store_meta_t *m, bool *found, char *errstr,
                              size_t errstr_size) {
         uint8_t k[4];
+        enc_buf_t v;
+        enc_buf_init(&v, 4096);
         enc_put_u32be(k, (uint32_t)partition);
-        return enc_store_get(st, CF_META, (const char *)k, 4, out, found,
-                             errstr, errstr_size);
+        enc_err_t err = enc_store_get(st, CF_META, (const char *)k, 4, &v,
+                                      found, errstr, errstr_size);
+        if (!err && *found && enc_store_meta_decode(v.data, v.len, m))
+                err = enc_seterr(errstr, errstr_size, ENC_ERR_CORRUPT,
+                                 "partition %d: stored position record is "
+                                 "corrupt",
+                                 partition);
+        enc_buf_free(&v);
+        return err;
 }
 
 void enc_store_put_user(enc_store_t *st, int32_t partition, const char *user,
@@ -247,12 +281,89 @@ void enc_store_del_timer(enc_store_t *st, int32_t partition, int64_t time,
         rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_TIMERS], k, klen);
 }
 
-void enc_store_put_meta(enc_store_t *st, int32_t partition, const void *val,
-                        size_t vlen) {
+void enc_store_put_meta(enc_store_t *st, int32_t partition,
+                        const enc_store_meta_t *m) {
+        enc_store_batch_put_meta(st, (enc_store_batch_t *)st->batch,
+                                 partition, m);
+}
+
+/* An enc_store_batch_t is a rocksdb_writebatch_t; the cast keeps RocksDB's
+ * types out of the header. */
+enc_store_batch_t *enc_store_batch_new(void) {
+        return (enc_store_batch_t *)rocksdb_writebatch_create();
+}
+
+void enc_store_batch_destroy(enc_store_batch_t *b) {
+        if (b)
+                rocksdb_writebatch_destroy((rocksdb_writebatch_t *)b);
+}
+
+void enc_store_batch_clear(enc_store_batch_t *b) {
+        rocksdb_writebatch_clear((rocksdb_writebatch_t *)b);
+}
+
+int enc_store_batch_count(const enc_store_batch_t *b) {
+        return rocksdb_writebatch_count((rocksdb_writebatch_t *)b);
+}
+
+void enc_store_batch_put_user(enc_store_t *st, enc_store_batch_t *b,
+                              int32_t partition, const char *user,
+                              size_t ulen, const void *val, size_t vlen) {
+        size_t klen;
+        const char *k = enc_store_key_user(st, partition, user, ulen, &klen);
+        rocksdb_writebatch_put_cf((rocksdb_writebatch_t *)b, st->cf[CF_USERS],
+                                  k, klen, val, vlen);
+}
+
+void enc_store_batch_del_user(enc_store_t *st, enc_store_batch_t *b,
+                              int32_t partition, const char *user,
+                              size_t ulen) {
+        size_t klen;
+        const char *k = enc_store_key_user(st, partition, user, ulen, &klen);
+        rocksdb_writebatch_delete_cf((rocksdb_writebatch_t *)b,
+                                     st->cf[CF_USERS], k, klen);
+}
+
+void enc_store_batch_put_timer(enc_store_t *st, enc_store_batch_t *b,
+                               int32_t partition, int64_t time,
+                               const char *user, size_t ulen) {
+        size_t klen;
+        const char *k =
+                enc_store_key_timer(st, partition, time, user, ulen, &klen);
+        rocksdb_writebatch_put_cf((rocksdb_writebatch_t *)b, st->cf[CF_TIMERS],
+                                  k, klen, "", 0);
+}
+
+void enc_store_batch_put_meta(enc_store_t *st, enc_store_batch_t *b,
+                              int32_t partition, const enc_store_meta_t *m) {
         uint8_t k[4];
         enc_put_u32be(k, (uint32_t)partition);
-        rocksdb_writebatch_put_cf(st->batch, st->cf[CF_META], (const char *)k,
-                                  4, val, vlen);
+        enc_buf_reset(&st->key);
+        enc_store_meta_encode(m, &st->key);
+        rocksdb_writebatch_put_cf((rocksdb_writebatch_t *)b, st->cf[CF_META],
+                                  (const char *)k, 4,
+                                  (const char *)st->key.data, st->key.len);
+}
+
+void enc_store_batch_del_meta(enc_store_t *st, enc_store_batch_t *b,
+                              int32_t partition) {
+        uint8_t k[4];
+        enc_put_u32be(k, (uint32_t)partition);
+        rocksdb_writebatch_delete_cf((rocksdb_writebatch_t *)b,
+                                     st->cf[CF_META], (const char *)k, 4);
+}
+
+enc_err_t enc_store_batch_write(enc_store_t *st, enc_store_batch_t *b,
+                                char *errstr, size_t errstr_size) {
+        char *rerr = NULL;
+        rocksdb_writebatch_t *wb = (rocksdb_writebatch_t *)b;
+        if (rocksdb_writebatch_count(wb) == 0)
+                return ENC_OK;
+        rocksdb_write(st->db, st->wopts, wb, &rerr);
+        if (rerr)
+                return enc_store_err(rerr, errstr, errstr_size, "write");
+        rocksdb_writebatch_clear(wb);
+        return ENC_OK;
 }
 
 int enc_store_pending(const enc_store_t *st) {

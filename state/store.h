@@ -36,9 +36,26 @@ enc_err_t enc_store_get_user(enc_store_t *st, int32_t partition,
                              bool *found, char *errstr,
                              size_t errstr_size) ENC_WUR;
 
-/** Reads a partition's meta record; *found false if none. */
+/* A partition's position, stored with its state (the meta family) and
+ * mirrored to the changelog. */
+typedef struct enc_store_meta_s {
+        int64_t commit_offset; /* C: first input offset not fully in state */
+        int64_t next_offset;   /* E: next input offset to consume */
+        int64_t stream_time;   /* INT64_MIN: none yet */
+        int64_t watermark;     /* INT64_MIN: none yet */
+        int64_t changelog_end; /* changelog offset just past the meta record
+                                  of this position; -1: none */
+} enc_store_meta_t;
+
+/** [u8 2][sv C][sv E][sv stream time][sv watermark][sv changelog end] */
+void enc_store_meta_encode(const enc_store_meta_t *m, enc_buf_t *b);
+enc_err_t enc_store_meta_decode(const uint8_t *buf, size_t len,
+                                enc_store_meta_t *m) ENC_WUR;
+
+/** Reads a partition's position; *found false if none. A record that does
+ *  not parse is ENC_ERR_CORRUPT. */
 enc_err_t enc_store_get_meta(enc_store_t *st, int32_t partition,
-                             enc_buf_t *out, bool *found, char *errstr,
+                             enc_store_meta_t *m, bool *found, char *errstr,
                              size_t errstr_size) ENC_WUR;
 
 /* Staging into the pending batch (copies the bytes). */
@@ -50,8 +67,36 @@ void enc_store_put_timer(enc_store_t *st, int32_t partition, int64_t time,
                          const char *user, size_t ulen);
 void enc_store_del_timer(enc_store_t *st, int32_t partition, int64_t time,
                          const char *user, size_t ulen);
-void enc_store_put_meta(enc_store_t *st, int32_t partition, const void *val,
-                        size_t vlen);
+void enc_store_put_meta(enc_store_t *st, int32_t partition,
+                        const enc_store_meta_t *m);
+
+/*
+ * Batches of one's own, written apart from the pending batch: a restore
+ * stages a partition's changelog records in one and writes it only at a
+ * consistent point, while commits of other partitions go on. Caller owns
+ * the batch (enc_store_batch_destroy).
+ */
+typedef struct enc_store_batch_s enc_store_batch_t;
+enc_store_batch_t *enc_store_batch_new(void);
+void enc_store_batch_destroy(enc_store_batch_t *b);
+void enc_store_batch_clear(enc_store_batch_t *b);
+int enc_store_batch_count(const enc_store_batch_t *b);
+void enc_store_batch_put_user(enc_store_t *st, enc_store_batch_t *b,
+                              int32_t partition, const char *user,
+                              size_t ulen, const void *val, size_t vlen);
+void enc_store_batch_del_user(enc_store_t *st, enc_store_batch_t *b,
+                              int32_t partition, const char *user,
+                              size_t ulen);
+void enc_store_batch_put_timer(enc_store_t *st, enc_store_batch_t *b,
+                               int32_t partition, int64_t time,
+                               const char *user, size_t ulen);
+void enc_store_batch_put_meta(enc_store_t *st, enc_store_batch_t *b,
+                              int32_t partition, const enc_store_meta_t *m);
+void enc_store_batch_del_meta(enc_store_t *st, enc_store_batch_t *b,
+                              int32_t partition);
+/** Writes @p b atomically and clears it. */
+enc_err_t enc_store_batch_write(enc_store_t *st, enc_store_batch_t *b,
+                                char *errstr, size_t errstr_size) ENC_WUR;
 
 /** Number of operations staged since the last commit. */
 int enc_store_pending(const enc_store_t *st);

@@ -52,6 +52,8 @@ struct enc_users_s {
         enc_user_t lru; /* sentinel: lru.lru_next is most recent */
         enc_heap_t *heaps; /* by partition */
         int nheaps;
+        enc_users_flush_cb_t on_flush; /* changelog hook */
+        void *on_flush_opaque;
         enc_user_t **dirtyv; /* entries with dirty set, flush order */
         size_t ndirty;
         size_t capdirty;
@@ -78,12 +80,28 @@ static bool enc_users_mark_dirty(enc_users_t *c, enc_user_t *u) {
 
 /* ---- record format -------------------------------------------------- */
 
+/* The earliest next_timer over the states, or ENC_NO_TIMER. */
+static int64_t enc_states_wake(const enc_sig_instance_t *insts, int cnt,
+                               void *const *states) {
+        int64_t w = ENC_NO_TIMER;
+        for (int i = 0; i < cnt; i++) {
+                if (!states[i] || !insts[i].plugin->next_timer)
+                        continue;
+                int64_t t = insts[i].plugin->next_timer(insts[i].priv,
+                                                        states[i]);
+                if (t < w)
+                        w = t;
+        }
+        return w;
+}
+
 enc_err_t enc_user_record_encode(const enc_sig_instance_t *insts, int cnt,
                                  void *const *states, enc_buf_t *out) {
         int n = 0;
         for (int i = 0; i < cnt; i++)
                 n += states[i] != NULL;
-        enc_buf_put_u8(out, 1);
+        enc_buf_put_u8(out, ENC_USER_RECORD_VERSION);
+        enc_buf_put_svarint(out, enc_states_wake(insts, cnt, states));
         enc_buf_put_varint(out, (uint64_t)n);
         for (int i = 0; i < cnt; i++) {
                 if (!states[i])
@@ -112,15 +130,27 @@ enc_err_t enc_user_record_encode(const enc_sig_instance_t *insts, int cnt,
         return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
 }
 
+enc_err_t enc_user_record_wake(const uint8_t *buf, size_t len, int64_t *wake) {
+        const uint8_t *p = buf, *end = buf + len;
+        uint8_t ver;
+        if (!enc_get_u8(&p, end, &ver) || ver != ENC_USER_RECORD_VERSION ||
+            !enc_get_svarint(&p, end, wake))
+                return ENC_ERR_CORRUPT;
+        return ENC_OK;
+}
+
 enc_err_t enc_user_record_decode(const enc_sig_instance_t *insts, int cnt,
                                  const uint8_t *buf, size_t len,
                                  void **states) {
         const uint8_t *p = buf, *end = buf + len;
         uint8_t ver;
         uint64_t n;
+        int64_t wake;
         for (int i = 0; i < cnt; i++)
                 states[i] = NULL;
-        if (!enc_get_u8(&p, end, &ver) || ver != 1 ||
+        /* The stored wake is a copy for restores; the states decide. */
+        if (!enc_get_u8(&p, end, &ver) || ver != ENC_USER_RECORD_VERSION ||
+            !enc_get_svarint(&p, end, &wake) ||
             !enc_get_varint(&p, end, &n) || n > 1024)
                 return ENC_ERR_CORRUPT;
         for (uint64_t s = 0; s < n; s++) {
@@ -364,16 +394,7 @@ bool enc_users_cached(enc_users_t *c, int32_t partition, const char *user,
 }
 
 static int64_t enc_user_compute_wake(enc_users_t *c, const enc_user_t *u) {
-        int64_t w = ENC_NO_TIMER;
-        for (int i = 0; i < c->inst_cnt; i++) {
-                if (!u->states[i] || !c->insts[i].plugin->next_timer)
-                        continue;
-                int64_t t = c->insts[i].plugin->next_timer(c->insts[i].priv,
-                                                           u->states[i]);
-                if (t < w)
-                        w = t;
-        }
-        return w;
+        return enc_states_wake(c->insts, c->inst_cnt, u->states);
 }
 
 enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
@@ -511,6 +532,11 @@ enc_err_t enc_users_flush(enc_users_t *c, char *errstr, size_t errstr_size) {
                 }
                 u->dirty = false;
                 c->stats.dirty--;
+                if (c->on_flush && (!empty || u->on_disk))
+                        c->on_flush(c->on_flush_opaque, u->partition,
+                                    u->user_id, u->ulen,
+                                    empty ? NULL : c->scratch.data,
+                                    empty ? 0 : c->scratch.len);
                 if (empty) {
                         if (u->on_disk)
                                 enc_store_del_user(c->store, u->partition,
@@ -548,6 +574,12 @@ bool enc_users_evict(enc_users_t *c) {
                 u = prev;
         }
         return c->bytes > c->max_bytes;
+}
+
+void enc_users_set_flush_cb(enc_users_t *c, enc_users_flush_cb_t cb,
+                            void *opaque) {
+        c->on_flush = cb;
+        c->on_flush_opaque = opaque;
 }
 
 int64_t enc_users_evicted_min(enc_users_t *c, int32_t partition) {

@@ -89,6 +89,17 @@ bool enc_users_evict(enc_users_t *c);
  *  call (ENC_NO_TIMER if none), and resets it. */
 int64_t enc_users_evicted_min(enc_users_t *c, int32_t partition);
 
+/**
+ * Called by enc_users_flush for every user it writes: @p rec is the new
+ * record, or NULL when the user is deleted. Borrowed for the call. The
+ * engine uses it to mirror state into the changelog topic.
+ */
+typedef void (*enc_users_flush_cb_t)(void *opaque, int32_t partition,
+                                     const char *user, size_t ulen,
+                                     const void *rec, size_t rec_len);
+void enc_users_set_flush_cb(enc_users_t *c, enc_users_flush_cb_t cb,
+                            void *opaque);
+
 /** Forgets every entry of @p partition (revocation). Dirty entries of it
  *  are discarded, so flush and commit first. */
 void enc_users_drop_partition(enc_users_t *c, int32_t partition);
@@ -106,15 +117,21 @@ typedef struct enc_users_stats_s {
 
 void enc_users_stats(const enc_users_t *c, enc_users_stats_t *stats);
 
-/* The user record format, exposed for the fuzzer and tests:
- * [u8 version=1][varint section count]
+/* The user record format, exposed for the fuzzer, restores and tests:
+ * [u8 version=2][svarint wake][varint section count]
  *   { [u32be instance id][varint length][state bytes] } ...
- * Sections of instances not configured any more are skipped. */
+ * Sections of instances not configured any more are skipped. wake is the
+ * earliest next_timer of the states when encoded (INT64_MAX: none), kept so
+ * a restore can rebuild the timer index without decoding any state. */
+#define ENC_USER_RECORD_VERSION 2
 enc_err_t enc_user_record_encode(const enc_sig_instance_t *insts, int cnt,
                                  void *const *states,
                                  enc_buf_t *out) ENC_WUR;
 enc_err_t enc_user_record_decode(const enc_sig_instance_t *insts, int cnt,
                                  const uint8_t *buf, size_t len,
                                  void **states) ENC_WUR;
+/** Reads only the wake of a record (no state is decoded). */
+enc_err_t enc_user_record_wake(const uint8_t *buf, size_t len,
+                               int64_t *wake) ENC_WUR;
 
 #endif /* ENC_USERS_H */

@@ -118,7 +118,9 @@ static enc_err_t t_sink_dlq(void *opaque, const enc_dead_letter_t *dl) {
 }
 
 static inline enc_engine_sink_t t_sink_of(t_sink_t *s) {
-        enc_engine_sink_t k = {t_sink_output, t_sink_dlq, s};
+        enc_engine_sink_t k = {.output = t_sink_output,
+                               .dead_letter = t_sink_dlq,
+                               .opaque = s};
         return k;
 }
 

@@ -189,6 +189,9 @@ static void test_scripted_plays_give_exact_updates_on_output_topic(void **st) {
         assert_int_equal(enc_embedded_create_topic(emb, "s-plays", 1, err,
                                                    sizeof(err)),
                          0);
+        assert_int_equal(enc_embedded_create_topic(emb, "s-group-changelog", 1,
+                                                   err, sizeof(err)),
+                         0);
         assert_int_equal(enc_embedded_create_topic(emb, "s-rewards", 1, err,
                                                    sizeof(err)),
                          0);
@@ -270,6 +273,9 @@ static void test_dead_letters_carry_reason_source_and_bytes(void **st) {
         assert_int_equal(enc_embedded_create_topic(emb, "d-plays", 1, err,
                                                    sizeof(err)),
                          0);
+        assert_int_equal(enc_embedded_create_topic(emb, "d-group-changelog", 1,
+                                                   err, sizeof(err)),
+                         0);
         enc_codec_t *codec = t_codec();
         rd_kafka_t *rk = t_producer();
         enc_event_t good = t_play("g1", "ivy", T_AT(0, 10, 0), 60000);
@@ -327,43 +333,67 @@ static void test_dead_letters_carry_reason_source_and_bytes(void **st) {
 
 /* ---- encore as a child process -------------------------------------- */
 
-static pid_t t_spawn(const char *in_topic, const char *out_topic,
-                     const char *dir, bool exit_idle, bool rare_commits) {
+/* How a child encore runs. exit_idle_ms 0: until signalled. */
+typedef struct t_run_s {
+        const char *in_topic;
+        const char *out_topic; /* the group is "g-<out_topic>" */
+        const char *dir;
+        int exit_idle_ms;
+        bool rare_commits; /* every 5000 records only, never by time */
+        const char *log;   /* stderr goes here if set */
+} t_run_t;
+
+static pid_t t_spawn_run(const t_run_t *r) {
         const char *bindir = getenv("ENCORE_BINARY_DIR");
         if (!bindir) {
                 fprintf(stderr, "ENCORE_BINARY_DIR is not set: run this "
                                 "test through ctest\n");
                 fail();
         }
-        char exe[512], bs[256], sd[200], gr[100], ot[100], it[100];
+        char exe[512], bs[256], sd[200], gr[100], ot[100], it[100], idle[32];
         snprintf(exe, sizeof(exe), "%s/encore", bindir);
         snprintf(bs, sizeof(bs), "kafka.bootstrap.servers=%s", bootstrap);
-        snprintf(sd, sizeof(sd), "state.dir=%s", dir);
-        snprintf(gr, sizeof(gr), "group.id=g-%s", out_topic);
-        snprintf(ot, sizeof(ot), "output.topic=%s", out_topic);
-        snprintf(it, sizeof(it), "input.topic=%s", in_topic);
+        snprintf(sd, sizeof(sd), "state.dir=%s", r->dir);
+        snprintf(gr, sizeof(gr), "group.id=g-%s", r->out_topic);
+        snprintf(ot, sizeof(ot), "output.topic=%s", r->out_topic);
+        snprintf(it, sizeof(it), "input.topic=%s", r->in_topic);
+        snprintf(idle, sizeof(idle), "%d", r->exit_idle_ms);
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+                if (r->log) {
+                        int fd = open(r->log, O_WRONLY | O_CREAT | O_APPEND,
+                                      0644);
+                        if (fd >= 0)
+                                dup2(fd, 2);
+                }
                 /* A short session timeout: the group forgets a SIGKILLed
                  * member in 6 s instead of 45. */
                 char *argv[] = {exe, "run", "--set", bs, "--set", sd,
                                 "--set", gr, "--set", ot, "--set", it,
                                 "--set",
-                                rare_commits ? "commit.interval.ms=3600000"
-                                             : "commit.interval.ms=200",
+                                r->rare_commits ? "commit.interval.ms=3600000"
+                                                : "commit.interval.ms=200",
                                 "--set",
-                                rare_commits ? "commit.records=5000"
-                                             : "commit.records=100000",
+                                r->rare_commits ? "commit.records=5000"
+                                                : "commit.records=100000",
                                 "--set",
                                 "kafka.consumer.session.timeout.ms=6000",
                                 "--set", "metrics.address=127.0.0.1:0",
-                                "--set", "log.level=warn", "--exit-idle-ms",
-                                exit_idle ? "1000" : "0", NULL};
+                                "--set",
+                                r->log ? "log.level=info" : "log.level=warn",
+                                "--exit-idle-ms", idle, NULL};
                 execv(exe, argv);
                 _exit(127);
         }
         return pid;
+}
+
+static pid_t t_spawn(const char *in_topic, const char *out_topic,
+                     const char *dir, bool exit_idle, bool rare_commits) {
+        t_run_t r = {in_topic, out_topic, dir, exit_idle ? 1000 : 0,
+                     rare_commits, NULL};
+        return t_spawn_run(&r);
 }
 
 static int t_wait(pid_t pid) {
@@ -500,6 +530,11 @@ static void t_interrupted_run(const t_input_t *in, const char *in_topic,
         assert_int_equal(enc_embedded_create_topic(emb, out_topic, 4, err,
                                                    sizeof(err)),
                          0);
+        char cl[128];
+        snprintf(cl, sizeof(cl), "g-%s-changelog", out_topic);
+        assert_int_equal(enc_embedded_create_topic(emb, cl, 2, err,
+                                                   sizeof(err)),
+                         0);
         char *dir = t_tmpdir("interrupted");
         /* Checkpoints every 5000 records only, never by time. The first
          * half of the input is 7500 records: one checkpoint at 5000, and
@@ -528,6 +563,64 @@ static void t_interrupted_run(const t_input_t *in, const char *in_topic,
         free(dir);
 }
 
+/* Asserts that @p out_topic holds exactly the reference's updates, byte for
+ * byte, each at least once; returns how many records were repeats. */
+static size_t t_assert_same_updates(enc_codec_t *codec, const t_recs_t *rr,
+                                    const t_entry_t *ir,
+                                    const char *out_topic) {
+        t_recs_t rc;
+        t_read(out_topic, &rc);
+        t_entry_t *ic = t_index(codec, &rc);
+        size_t repeats = 0, j = 0;
+        for (size_t i = 0; i < rc.n; i++) {
+                const t_entry_t *hit = bsearch(&ic[i], ir, rr->n, sizeof(*ir),
+                                               t_cmp_entry);
+                assert_non_null(hit);                        /* no strays */
+                assert_true(hit->contenth == ic[i].contenth); /* identical */
+                if (i > 0 && ic[i].idh == ic[i - 1].idh)
+                        repeats++;
+        }
+        for (size_t i = 0; i < rr->n; i++) { /* every reference update */
+                while (j < rc.n && ic[j].idh < ir[i].idh)
+                        j++;
+                assert_true(j < rc.n && ic[j].idh == ir[i].idh);
+        }
+        assert_int_equal(rc.n, rr->n + repeats);
+        free(ic);
+        t_recs_free(&rc);
+        return repeats;
+}
+
+/* Produces @p in to a fresh topic and runs one uninterrupted encore over
+ * it: the reference every other run is compared with. */
+static void t_reference(const t_input_t *in, const char *name, int partitions,
+                        t_recs_t *rr, t_entry_t **ir, enc_codec_t *codec) {
+        char err[256], in_topic[64], cl[96];
+        snprintf(in_topic, sizeof(in_topic), "%s-in", name);
+        snprintf(cl, sizeof(cl), "g-%s-changelog", name);
+        assert_int_equal(enc_embedded_create_topic(emb, in_topic, partitions,
+                                                   err, sizeof(err)),
+                         0);
+        assert_int_equal(enc_embedded_create_topic(emb, name, 4, err,
+                                                   sizeof(err)),
+                         0);
+        assert_int_equal(enc_embedded_create_topic(emb, cl, partitions, err,
+                                                   sizeof(err)),
+                         0);
+        t_input_produce(in, in_topic, 0, in->n, false);
+        char *dir = t_tmpdir("ref");
+        pid_t pid = t_spawn(in_topic, name, dir, true, false);
+        int status = t_wait(pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        t_rmtree(dir);
+        free(dir);
+        t_read(name, rr);
+        assert_true(rr->n > 1000);
+        *ir = t_index(codec, rr);
+        for (size_t i = 1; i < rr->n; i++)
+                assert_true((*ir)[i].idh != (*ir)[i - 1].idh); /* unique */
+}
+
 /*
  * The crash test. A reference run processes the whole input uninterrupted.
  * A second encore, on a topic with the same records, is SIGKILLed while
@@ -539,70 +632,168 @@ static void t_interrupted_run(const t_input_t *in, const char *in_topic,
 static void test_sigkill_then_restart_repeats_only_identical_updates(
         void **st) {
         (void)st;
-        char err[256];
         t_input_t in;
         t_input_make(&in, 15000, 21);
-        assert_int_equal(enc_embedded_create_topic(emb, "k-plays", 2, err,
-                                                   sizeof(err)),
-                         0);
-        assert_int_equal(enc_embedded_create_topic(emb, "k-ref", 4, err,
-                                                   sizeof(err)),
-                         0);
-        t_input_produce(&in, "k-plays", 0, in.n, false);
-        char *dref = t_tmpdir("ref");
-        pid_t ref = t_spawn("k-plays", "k-ref", dref, true, false);
-        int status = t_wait(ref);
-        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        t_rmtree(dref);
-        free(dref);
+        enc_codec_t *codec = t_codec();
+        t_recs_t rr;
+        t_entry_t *ir;
+        t_reference(&in, "k-ref", 2, &rr, &ir, codec);
 
         t_interrupted_run(&in, "k-plays-kill", "k-kill", SIGKILL);
-
-        enc_codec_t *codec = t_codec();
-        t_recs_t rr, rc;
-        t_read("k-ref", &rr);
-        t_read("k-kill", &rc);
-        assert_true(rr.n > 1000);
-        t_entry_t *ir = t_index(codec, &rr), *ic = t_index(codec, &rc);
-        for (size_t i = 1; i < rr.n; i++)
-                assert_true(ir[i].idh != ir[i - 1].idh); /* ids unique */
-        size_t repeats = 0, j = 0;
-        for (size_t i = 0; i < rc.n; i++) {
-                t_entry_t *hit = bsearch(&ic[i], ir, rr.n, sizeof(*ir),
-                                         t_cmp_entry);
-                assert_non_null(hit);                        /* no strays */
-                assert_true(hit->contenth == ic[i].contenth); /* identical */
-                if (i > 0 && ic[i].idh == ic[i - 1].idh)
-                        repeats++;
-        }
-        for (size_t i = 0; i < rr.n; i++) { /* every reference update */
-                while (j < rc.n && ic[j].idh < ir[i].idh)
-                        j++;
-                assert_true(j < rc.n && ic[j].idh == ir[i].idh);
-        }
-        assert_int_equal(rc.n, rr.n + repeats);
+        size_t repeats = t_assert_same_updates(codec, &rr, ir, "k-kill");
         assert_true(repeats > 0); /* the kill did interrupt work */
         fprintf(stderr,
-                "crash test: reference %zu updates; killed run + restart "
-                "%zu records, %zu identical repeats\n",
-                rr.n, rc.n, repeats);
+                "crash test: reference %zu updates; killed run + restart: "
+                "all of them, plus %zu identical repeats\n",
+                rr.n, repeats);
 
         /* SIGTERM drains and commits: the restart repeats nothing, so the
          * topic holds exactly the reference's updates. */
         t_interrupted_run(&in, "k-plays-term", "k-term", SIGTERM);
-        t_recs_t rt;
-        t_read("k-term", &rt);
-        t_entry_t *it = t_index(codec, &rt);
-        assert_int_equal(rt.n, rr.n);
-        for (size_t i = 0; i < rt.n; i++)
-                assert_true(it[i].idh == ir[i].idh &&
-                            it[i].contenth == ir[i].contenth);
-        free(it);
-        t_recs_free(&rt);
+        assert_int_equal(t_assert_same_updates(codec, &rr, ir, "k-term"), 0);
+
         free(ir);
-        free(ic);
         t_recs_free(&rr);
-        t_recs_free(&rc);
+        enc_codec_destroy(codec);
+        t_input_free(&in);
+}
+
+static bool t_file_contains(const char *path, const char *needle) {
+        FILE *f = fopen(path, "r");
+        char line[2048];
+        bool hit = false;
+        while (f && !hit && fgets(line, sizeof(line), f))
+                hit = strstr(line, needle) != NULL;
+        if (f)
+                fclose(f);
+        return hit;
+}
+
+/*
+ * A process with no local state (a new machine, a lost disk) takes over a
+ * group's partitions: it restores them from the changelog and continues
+ * exactly where the previous process left off.
+ */
+static void test_fresh_process_restores_state_from_changelog(void **st) {
+        (void)st;
+        char err[256];
+        t_input_t in;
+        t_input_make(&in, 12000, 31);
+        enc_codec_t *codec = t_codec();
+        t_recs_t rr;
+        t_entry_t *ir;
+        t_reference(&in, "r-ref", 2, &rr, &ir, codec);
+
+        assert_int_equal(enc_embedded_create_topic(emb, "r-plays", 2, err,
+                                                   sizeof(err)),
+                         0);
+        assert_int_equal(enc_embedded_create_topic(emb, "r-out", 4, err,
+                                                   sizeof(err)),
+                         0);
+        assert_int_equal(enc_embedded_create_topic(emb, "g-r-out-changelog",
+                                                   2, err, sizeof(err)),
+                         0);
+        char *da = t_tmpdir("first"), *db = t_tmpdir("second");
+        char log[160];
+        snprintf(log, sizeof(log), "%s.log", db);
+        t_input_produce(&in, "r-plays", 0, in.n / 2, false);
+        t_run_t a = {"r-plays", "r-out", da, 1000, false, NULL};
+        int status = t_wait(t_spawn_run(&a));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+        t_input_produce(&in, "r-plays", in.n / 2, in.n, false);
+        t_run_t b = {"r-plays", "r-out", db, 1000, false, log};
+        status = t_wait(t_spawn_run(&b));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_true(t_file_contains(log, "event=restore_done"));
+        assert_true(t_file_contains(log, "mode=full"));
+
+        /* A clean stop wrote everything: the new process repeats nothing. */
+        assert_int_equal(t_assert_same_updates(codec, &rr, ir, "r-out"), 0);
+
+        /* Restarting b on its own state restores nothing. */
+        truncate(log, 0);
+        status = t_wait(t_spawn_run(&b));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_false(t_file_contains(log, "event=restore_start"));
+        assert_true(t_file_contains(log, "reason=local_state_current"));
+
+        unlink(log);
+        t_rmtree(da);
+        t_rmtree(db);
+        free(da);
+        free(db);
+        free(ir);
+        t_recs_free(&rr);
+        enc_codec_destroy(codec);
+        t_input_free(&in);
+}
+
+/*
+ * Scale-out: three processes in one group share four input partitions. One
+ * is SIGKILLed mid-stream; the group hands its partitions to the others,
+ * which restore them from the changelog and finish the stream. The union of
+ * outputs equals one uninterrupted process's, repeats byte-identical.
+ */
+static void test_three_processes_survive_a_killed_member(void **st) {
+        (void)st;
+        char err[256];
+        t_input_t in;
+        t_input_make(&in, 16000, 41);
+        enc_codec_t *codec = t_codec();
+        t_recs_t rr;
+        t_entry_t *ir;
+        t_reference(&in, "x-ref", 4, &rr, &ir, codec);
+
+        assert_int_equal(enc_embedded_create_topic(emb, "x-plays", 4, err,
+                                                   sizeof(err)),
+                         0);
+        assert_int_equal(enc_embedded_create_topic(emb, "x-out", 4, err,
+                                                   sizeof(err)),
+                         0);
+        assert_int_equal(enc_embedded_create_topic(emb, "g-x-out-changelog",
+                                                   4, err, sizeof(err)),
+                         0);
+        char *dirs[3];
+        char log[3][160];
+        pid_t pids[3];
+        for (int i = 0; i < 3; i++) {
+                dirs[i] = t_tmpdir("member");
+                snprintf(log[i], sizeof(log[i]), "%s.log", dirs[i]);
+                /* Survivors idle-exit only after the 6 s session timeout
+                 * and the takeover have had time to happen. */
+                t_run_t r = {"x-plays", "x-out", dirs[i], 9000, false,
+                             log[i]};
+                pids[i] = t_spawn_run(&r);
+        }
+        t_input_produce(&in, "x-plays", 0, in.n / 10, false);
+        int64_t deadline = t_now_ms() + 30000;
+        while (t_topic_count("x-out") == 0 && t_now_ms() < deadline)
+                usleep(50000);
+        t_input_produce(&in, "x-plays", in.n / 10, in.n / 2, true);
+        kill(pids[1], SIGKILL);
+        int status = t_wait(pids[1]);
+        assert_true(WIFSIGNALED(status));
+        t_input_produce(&in, "x-plays", in.n / 2, in.n, true);
+        for (int i = 0; i < 3; i += 2) {
+                status = t_wait(pids[i]);
+                assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        /* the killed member's partitions were restored elsewhere */
+        assert_true(t_file_contains(log[0], "event=restore_done") ||
+                    t_file_contains(log[2], "event=restore_done"));
+        size_t repeats = t_assert_same_updates(codec, &rr, ir, "x-out");
+        fprintf(stderr,
+                "scale-out test: reference %zu updates; three members, one "
+                "killed: all of them, plus %zu identical repeats\n",
+                rr.n, repeats);
+        for (int i = 0; i < 3; i++) {
+                unlink(log[i]);
+                t_rmtree(dirs[i]);
+                free(dirs[i]);
+        }
+        free(ir);
+        t_recs_free(&rr);
         enc_codec_destroy(codec);
         t_input_free(&in);
 }
@@ -615,6 +806,9 @@ int main(void) {
                         test_dead_letters_carry_reason_source_and_bytes),
                 cmocka_unit_test(
                         test_sigkill_then_restart_repeats_only_identical_updates),
+                cmocka_unit_test(
+                        test_fresh_process_restores_state_from_changelog),
+                cmocka_unit_test(test_three_processes_survive_a_killed_member),
         };
         return cmocka_run_group_tests(tests, t_setup, t_teardown);
 }

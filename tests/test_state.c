@@ -42,7 +42,8 @@ static void test_store_commit_is_atomic_and_timers_scan_in_order(void **st) {
         enc_buf_init(&v, 1 << 16);
 
         enc_store_put_user(s, 3, "ann", 3, "state-a", 7);
-        enc_store_put_meta(s, 3, "m", 1);
+        enc_store_meta_t m = {10, 12, 5000, 4000, -1};
+        enc_store_put_meta(s, 3, &m);
         assert_int_equal(enc_store_get_user(s, 3, "ann", 3, &v, &found, err,
                                             sizeof(err)),
                          0);
@@ -91,7 +92,7 @@ static void test_store_commit_is_atomic_and_timers_scan_in_order(void **st) {
         assert_string_equal(out, "900:late;");
 
         assert_int_equal(enc_store_drop_partition(s, 3, err, sizeof(err)), 0);
-        assert_int_equal(enc_store_get_meta(s, 3, &v, &found, err,
+        assert_int_equal(enc_store_get_meta(s, 3, &m, &found, err,
                                             sizeof(err)),
                          0);
         assert_false(found);
@@ -243,7 +244,8 @@ static void test_cache_writes_back_evicts_clean_and_orders_timers(void **st) {
                                                sizeof(err)),
                          0);
         assert_string_equal(out, "1000:cal;2000:abe;2000:bea;");
-        /* the record: version 1, one section, id 7, length 1, count 2 */
+        /* the record: version 2, wake 2000 (zig-zag 4000 = varint a0 1f),
+         * one section, id 7, length 1 in a padded 5-byte varint, count 2 */
         enc_buf_t v;
         bool found;
         enc_buf_init(&v, 4096);
@@ -251,8 +253,8 @@ static void test_cache_writes_back_evicts_clean_and_orders_timers(void **st) {
                                             sizeof(err)),
                          0);
         assert_true(found);
-        const uint8_t want[] = {1, 1, 0, 0, 0, 7, 0x81, 0x80, 0x80, 0x80, 0,
-                                2};
+        const uint8_t want[] = {2,    0xa0, 0x1f, 1,    0, 0, 0, 7,
+                                0x81, 0x80, 0x80, 0x80, 0, 2};
         assert_int_equal(v.len, sizeof(want));
         assert_memory_equal(v.data, want, sizeof(want));
 
@@ -320,12 +322,21 @@ static void test_user_record_rejects_every_truncation(void **st) {
         extra[b.len] = 0;
         assert_int_equal(enc_user_record_decode(&in, 1, extra, b.len + 1, got),
                          ENC_ERR_CORRUPT);
-        /* two sections for the same instance */
-        uint8_t dup[64] = {1, 2};
-        size_t sec = b.len - 2;
-        memcpy(dup + 2, b.data + 2, sec);
-        memcpy(dup + 2 + sec, b.data + 2, sec);
-        assert_int_equal(enc_user_record_decode(&in, 1, dup, 2 + 2 * sec, got),
+        /* the wake is readable alone: count 300 -> 300000 */
+        int64_t wake;
+        assert_int_equal(enc_user_record_wake(b.data, b.len, &wake), 0);
+        assert_int_equal(wake, 300000);
+        /* two sections for the same instance: header is version, wake
+         * (zig-zag 600000 takes 3 varint bytes), count */
+        size_t hdr = 1 + 3;
+        uint8_t dup[64];
+        memcpy(dup, b.data, hdr);
+        dup[hdr] = 2;
+        size_t sec = b.len - hdr - 1;
+        memcpy(dup + hdr + 1, b.data + hdr + 1, sec);
+        memcpy(dup + hdr + 1 + sec, b.data + hdr + 1, sec);
+        assert_int_equal(enc_user_record_decode(&in, 1, dup,
+                                                hdr + 1 + 2 * sec, got),
                          ENC_ERR_CORRUPT);
         enc_buf_free(&b);
 }
