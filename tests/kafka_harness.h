@@ -1,0 +1,450 @@
+/*
+ * kafka_harness.h -- helpers for tests that run encore against librdkafka's
+ * mock cluster: one embedded cluster per test executable (t_setup /
+ * t_teardown as cmocka group fixtures), producing records, reading topics
+ * back, running encore in-process or as a child process, and comparing a
+ * run's updates with a reference run's. Header-only, like harness.h.
+ */
+#ifndef ENC_TEST_KAFKA_HARNESS_H
+#define ENC_TEST_KAFKA_HARNESS_H
+
+#include "harness.h"
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "embedded.h"
+#include "gen.h"
+#include "pipeline.h"
+#include "tail.h"
+
+static enc_embedded_t *emb;
+static const char *bootstrap;
+
+static inline int t_setup(void **st) {
+        (void)st;
+        char err[256];
+        emb = enc_embedded_new(1, err, sizeof(err));
+        assert_non_null(emb);
+        bootstrap = enc_embedded_bootstraps(emb);
+        return 0;
+}
+
+static inline int t_teardown(void **st) {
+        (void)st;
+        enc_embedded_destroy(emb);
+        return 0;
+}
+
+static inline int64_t t_now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- producing ------------------------------------------------------ */
+
+static inline rd_kafka_t *t_producer(void) {
+        char err[256];
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_conf_set(kc, "bootstrap.servers", bootstrap, err, sizeof(err));
+        rd_kafka_conf_set(kc, "enable.idempotence", "true", err, sizeof(err));
+        rd_kafka_conf_set(kc, "partitioner", "murmur2_random", err,
+                          sizeof(err));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
+        assert_non_null(rk);
+        return rk;
+}
+
+static inline void t_produce_raw(rd_kafka_t *rk, const char *topic,
+                                 const char *key, const void *val, size_t len) {
+        for (;;) {
+                rd_kafka_resp_err_t e = rd_kafka_producev(
+                        rk, RD_KAFKA_V_TOPIC(topic),
+                        RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+                        RD_KAFKA_V_VALUE((void *)val, len),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_END);
+                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        assert_int_equal(e, 0);
+                        return;
+                }
+                rd_kafka_poll(rk, 10);
+        }
+}
+
+static inline void t_produce_event(rd_kafka_t *rk, enc_codec_t *codec,
+                                   const char *topic, const enc_event_t *ev) {
+        enc_buf_t b;
+        enc_buf_init(&b, 1 << 16);
+        assert_int_equal(enc_codec_encode_event(codec, ev, &b), 0);
+        t_produce_raw(rk, topic, ev->user_id, b.data, b.len);
+        enc_buf_free(&b);
+}
+
+static inline enc_codec_t *t_codec(void) {
+        char err[256];
+        enc_codec_conf_t cc;
+        enc_codec_conf_defaults(&cc);
+        enc_codec_t *c = enc_codec_new(&cc, err, sizeof(err));
+        assert_non_null(c);
+        return c;
+}
+
+/* ---- reading back --------------------------------------------------- */
+
+typedef struct t_rec_s {
+        int32_t partition;
+        int64_t offset;
+        char key[64];
+        uint8_t *val;
+        size_t len;
+        char hdr[6][128]; /* DLQ headers, in t_hdr_names order */
+} t_rec_t;
+
+static const char *const t_hdr_names[6] = {
+        "encore.reason",        "encore.detail",
+        "encore.source.topic",  "encore.source.partition",
+        "encore.source.offset", "encore.source.timestamp"};
+
+typedef struct t_recs_s {
+        t_rec_t *v;
+        size_t n, cap;
+} t_recs_t;
+
+static inline int t_collect(void *opaque, const rd_kafka_message_t *m) {
+        t_recs_t *r = opaque;
+        if (r->n == r->cap) {
+                r->cap = r->cap ? r->cap * 2 : 1024;
+                r->v = realloc(r->v, r->cap * sizeof(*r->v));
+        }
+        t_rec_t *x = &r->v[r->n++];
+        memset(x, 0, sizeof(*x));
+        x->partition = m->partition;
+        x->offset = m->offset;
+        snprintf(x->key, sizeof(x->key), "%.*s", (int)m->key_len,
+                 (const char *)m->key);
+        x->val = malloc(m->len + 1);
+        memcpy(x->val, m->payload, m->len);
+        x->len = m->len;
+        rd_kafka_headers_t *h;
+        if (!rd_kafka_message_headers(m, &h)) {
+                for (int i = 0; i < 6; i++) {
+                        const void *v;
+                        size_t vl;
+                        if (!rd_kafka_header_get_last(h, t_hdr_names[i], &v,
+                                                      &vl))
+                                snprintf(x->hdr[i], sizeof(x->hdr[i]), "%.*s",
+                                         (int)vl, (const char *)v);
+                }
+        }
+        return 0;
+}
+
+static inline void t_read(const char *topic, t_recs_t *out) {
+        char err[256];
+        uint64_t n;
+        memset(out, 0, sizeof(*out));
+        assert_int_equal(enc_tail_read(bootstrap, topic, 60000, t_collect, out,
+                                       &n, err, sizeof(err)),
+                         0);
+}
+
+static inline void t_recs_free(t_recs_t *r) {
+        for (size_t i = 0; i < r->n; i++)
+                free(r->v[i].val);
+        free(r->v);
+}
+
+/* ---- running encore in this process --------------------------------- */
+
+static inline void t_run_inproc(enc_conf_t *conf) {
+        char err[512];
+        enc_pipeline_t *pl = enc_pipeline_new(conf, err, sizeof(err));
+        if (!pl)
+                fprintf(stderr, "%s\n", err);
+        assert_non_null(pl);
+        enc_pipeline_opts_t opts = {.exit_idle_ms = 300};
+        enc_err_t e = enc_pipeline_run(pl, &opts, err, sizeof(err));
+        if (e)
+                fprintf(stderr, "%s\n", err);
+        assert_int_equal(e, 0);
+        enc_pipeline_destroy(pl);
+}
+
+/* ---- encore as a child process -------------------------------------- */
+
+/* How a child encore runs. exit_idle_ms 0: until signalled. */
+typedef struct t_run_s {
+        const char *in_topic;
+        const char *out_topic; /* the group is "g-<out_topic>" */
+        const char *dir;
+        int exit_idle_ms;
+        bool rare_commits; /* every 5000 records only, never by time */
+        const char *log;   /* stderr goes here if set */
+} t_run_t;
+
+static inline pid_t t_spawn_run(const t_run_t *r) {
+        const char *bindir = getenv("ENCORE_BINARY_DIR");
+        if (!bindir) {
+                fprintf(stderr, "ENCORE_BINARY_DIR is not set: run this "
+                                "test through ctest\n");
+                fail();
+        }
+        char exe[512], bs[256], sd[200], gr[100], ot[100], it[100], idle[32];
+        snprintf(exe, sizeof(exe), "%s/encore", bindir);
+        snprintf(bs, sizeof(bs), "kafka.bootstrap.servers=%s", bootstrap);
+        snprintf(sd, sizeof(sd), "state.dir=%s", r->dir);
+        snprintf(gr, sizeof(gr), "group.id=g-%s", r->out_topic);
+        snprintf(ot, sizeof(ot), "output.topic=%s", r->out_topic);
+        snprintf(it, sizeof(it), "input.topic=%s", r->in_topic);
+        snprintf(idle, sizeof(idle), "%d", r->exit_idle_ms);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (r->log) {
+                        int fd = open(r->log, O_WRONLY | O_CREAT | O_APPEND,
+                                      0644);
+                        if (fd >= 0)
+                                dup2(fd, 2);
+                }
+                /* A short session timeout: the group forgets a SIGKILLed
+                 * member in 6 s instead of 45. */
+                char *argv[] = {exe,
+                                "run",
+                                "--set",
+                                bs,
+                                "--set",
+                                sd,
+                                "--set",
+                                gr,
+                                "--set",
+                                ot,
+                                "--set",
+                                it,
+                                "--set",
+                                r->rare_commits ? "commit.interval.ms=3600000"
+                                                : "commit.interval.ms=200",
+                                "--set",
+                                r->rare_commits ? "commit.records=5000"
+                                                : "commit.records=100000",
+                                "--set",
+                                "kafka.consumer.session.timeout.ms=6000",
+                                "--set",
+                                "metrics.address=127.0.0.1:0",
+                                "--set",
+                                r->log ? "log.level=info" : "log.level=warn",
+                                "--exit-idle-ms",
+                                idle,
+                                NULL};
+                execv(exe, argv);
+                _exit(127);
+        }
+        return pid;
+}
+
+static inline pid_t t_spawn(const char *in_topic, const char *out_topic,
+                            const char *dir, bool exit_idle,
+                            bool rare_commits) {
+        t_run_t r = {in_topic,     out_topic, dir, exit_idle ? 1000 : 0,
+                     rare_commits, NULL};
+        return t_spawn_run(&r);
+}
+
+static inline int t_wait(pid_t pid) {
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        return status;
+}
+
+static inline int64_t t_topic_count(const char *topic) {
+        char err[256];
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_conf_set(kc, "bootstrap.servers", bootstrap, err, sizeof(err));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
+        int64_t total = 0;
+        for (int32_t p = 0; p < 4; p++) {
+                int64_t lo = 0, hi = 0;
+                if (!rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi,
+                                                      2000))
+                        total += hi - lo;
+        }
+        rd_kafka_destroy(rk);
+        return total;
+}
+
+static inline const char *t_update_id(enc_codec_t *codec, const t_rec_t *rec,
+                                      char *buf) {
+        enc_update_t up;
+        char err[256];
+        assert_int_equal(enc_codec_decode_update(codec, rec->val, rec->len, &up,
+                                                 err, sizeof(err)),
+                         0);
+        memcpy(buf, up.update_id, 33);
+        return buf;
+}
+
+static inline int t_cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+typedef struct t_entry_s {
+        uint64_t idh;
+        uint64_t contenth;
+} t_entry_t;
+
+static inline int t_cmp_entry(const void *a, const void *b) {
+        return t_cmp_u64(&((const t_entry_t *)a)->idh,
+                         &((const t_entry_t *)b)->idh);
+}
+
+static inline t_entry_t *t_index(enc_codec_t *codec, const t_recs_t *r) {
+        t_entry_t *e = calloc(r->n + 1, sizeof(*e));
+        char id[33];
+        for (size_t i = 0; i < r->n; i++) {
+                t_update_id(codec, &r->v[i], id);
+                e[i].idh = XXH3_64bits(id, 32);
+                e[i].contenth = XXH3_64bits(r->v[i].val, r->v[i].len) ^
+                                XXH3_64bits(r->v[i].key, strlen(r->v[i].key));
+        }
+        qsort(e, r->n, sizeof(*e), t_cmp_entry);
+        return e;
+}
+
+/* All records of the generated input, encoded once, so several topics can
+ * be given exactly the same content. */
+typedef struct t_input_s {
+        enc_buf_t *val;
+        char (*key)[32];
+        size_t n;
+} t_input_t;
+
+static inline void t_input_make(t_input_t *in, uint64_t n, uint64_t seed) {
+        char err[256];
+        enc_codec_t *codec = t_codec();
+        enc_gen_conf_t gc;
+        enc_gen_conf_defaults(&gc);
+        gc.seed = seed;
+        gc.users = 400;
+        gc.days = 30;
+        gc.count = n;
+        gc.disorder_ms = 30000;
+        enc_gen_t *g = enc_gen_new(&gc, err, sizeof(err));
+        assert_non_null(g);
+        in->val = calloc(n, sizeof(*in->val));
+        in->key = calloc(n, sizeof(*in->key));
+        in->n = 0;
+        enc_event_t ev;
+        while (in->n < n && enc_gen_next(g, &ev) == ENC_OK) {
+                enc_buf_init(&in->val[in->n], 4096);
+                assert_int_equal(
+                        enc_codec_encode_event(codec, &ev, &in->val[in->n]), 0);
+                snprintf(in->key[in->n], 32, "%s", ev.user_id);
+                in->n++;
+        }
+        enc_gen_destroy(g);
+        enc_codec_destroy(codec);
+}
+
+static inline void t_input_free(t_input_t *in) {
+        for (size_t i = 0; i < in->n; i++)
+                enc_buf_free(&in->val[i]);
+        free(in->val);
+        free(in->key);
+}
+
+/* Produces records [from, to) of @p in to @p topic, paced in batches so a
+ * running encore is mid-stream while it happens. */
+static inline void t_input_produce(const t_input_t *in, const char *topic,
+                                   size_t from, size_t to, bool paced) {
+        rd_kafka_t *rk = t_producer();
+        for (size_t i = from; i < to; i++) {
+                t_produce_raw(rk, topic, in->key[i], in->val[i].data,
+                              in->val[i].len);
+                if (paced && i % 250 == 249) {
+                        rd_kafka_flush(rk, 10000);
+                        usleep(10000);
+                }
+        }
+        assert_int_equal(rd_kafka_flush(rk, 30000), 0);
+        rd_kafka_destroy(rk);
+}
+
+/* Starts encore on @p in_topic, produces the first half of the input while
+ * it runs, stops it with @p sig, produces the rest, and runs a second
+ * encore on the same state to the end. */
+/* Asserts that @p out_topic holds exactly the reference's updates, byte for
+ * byte, each at least once; returns how many records were repeats. */
+static inline size_t t_assert_same_updates(enc_codec_t *codec,
+                                           const t_recs_t *rr,
+                                           const t_entry_t *ir,
+                                           const char *out_topic) {
+        t_recs_t rc;
+        t_read(out_topic, &rc);
+        t_entry_t *ic = t_index(codec, &rc);
+        size_t repeats = 0, j = 0;
+        for (size_t i = 0; i < rc.n; i++) {
+                const t_entry_t *hit =
+                        bsearch(&ic[i], ir, rr->n, sizeof(*ir), t_cmp_entry);
+                assert_non_null(hit);                         /* no strays */
+                assert_true(hit->contenth == ic[i].contenth); /* identical */
+                if (i > 0 && ic[i].idh == ic[i - 1].idh)
+                        repeats++;
+        }
+        for (size_t i = 0; i < rr->n; i++) { /* every reference update */
+                while (j < rc.n && ic[j].idh < ir[i].idh)
+                        j++;
+                assert_true(j < rc.n && ic[j].idh == ir[i].idh);
+        }
+        assert_int_equal(rc.n, rr->n + repeats);
+        free(ic);
+        t_recs_free(&rc);
+        return repeats;
+}
+
+/* Produces @p in to a fresh topic and runs one uninterrupted encore over
+ * it: the reference every other run is compared with. */
+static inline void t_reference(const t_input_t *in, const char *name,
+                               int partitions, t_recs_t *rr, t_entry_t **ir,
+                               enc_codec_t *codec) {
+        char err[256], in_topic[64], cl[96];
+        snprintf(in_topic, sizeof(in_topic), "%s-in", name);
+        snprintf(cl, sizeof(cl), "g-%s-changelog", name);
+        assert_int_equal(enc_embedded_create_topic(emb, in_topic, partitions,
+                                                   err, sizeof(err)),
+                         0);
+        assert_int_equal(
+                enc_embedded_create_topic(emb, name, 4, err, sizeof(err)), 0);
+        assert_int_equal(enc_embedded_create_topic(emb, cl, partitions, err,
+                                                   sizeof(err)),
+                         0);
+        t_input_produce(in, in_topic, 0, in->n, false);
+        char *dir = t_tmpdir("ref");
+        pid_t pid = t_spawn(in_topic, name, dir, true, false);
+        int status = t_wait(pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        t_rmtree(dir);
+        free(dir);
+        t_read(name, rr);
+        assert_true(rr->n > 1000);
+        *ir = t_index(codec, rr);
+        for (size_t i = 1; i < rr->n; i++)
+                assert_true((*ir)[i].idh != (*ir)[i - 1].idh); /* unique */
+}
+
+static inline bool t_file_contains(const char *path, const char *needle) {
+        FILE *f = fopen(path, "r");
+        char line[2048];
+        bool hit = false;
+        while (f && !hit && fgets(line, sizeof(line), f))
+                hit = strstr(line, needle) != NULL;
+        if (f)
+                fclose(f);
+        return hit;
+}
+
+#endif /* ENC_TEST_KAFKA_HARNESS_H */
