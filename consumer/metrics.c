@@ -18,6 +18,7 @@
 #include "metrics.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -25,8 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ENC_HEALTH_STALE_MS 10000
 
@@ -71,8 +74,8 @@ static void enc_prom_value(enc_buf_t *b, double v) {
         enc_prom_puts(b, num);
 }
 
-void enc_prom_sample(enc_buf_t *b, const char *name,
-                     const char *const *labels, double value) {
+void enc_prom_sample(enc_buf_t *b, const char *name, const char *const *labels,
+                     double value) {
         enc_prom_puts(b, name);
         if (labels && labels[0]) {
                 enc_prom_puts(b, "{");
@@ -136,6 +139,94 @@ void enc_prom_hist(enc_buf_t *b, const char *name, const char *help,
         }
         enc_prom_sample(b, n_sum, NULL, h->sum);
         enc_prom_sample(b, n_count, NULL, (double)h->count);
+}
+
+/* ---- process collector --------------------------------------------- */
+
+/* Boot time (Unix seconds) from the "btime" line of /proc/stat, or -1. Lines
+ * can be longer than the buffer (the "intr" line is): only a read that
+ * starts a line is looked at. */
+static long long enc_proc_btime(void) {
+        FILE *f = fopen("/proc/stat", "r");
+        if (!f)
+                return -1;
+        char line[4096];
+        long long bt = -1;
+        bool at_start = true;
+        while (fgets(line, sizeof(line), f)) {
+                if (at_start && sscanf(line, "btime %lld", &bt) == 1)
+                        break;
+                at_start = strchr(line, '\n') != NULL;
+        }
+        fclose(f);
+        return bt;
+}
+
+void enc_prom_process(enc_buf_t *b) {
+        long tck = sysconf(_SC_CLK_TCK);
+        long page = sysconf(_SC_PAGESIZE);
+        char st[1024];
+        size_t n = 0;
+        FILE *f = fopen("/proc/self/stat", "r");
+        if (f) {
+                n = fread(st, 1, sizeof(st) - 1, f);
+                fclose(f);
+        }
+        st[n] = '\0';
+        /* Fields after the command name, which is in parentheses and may
+         * itself hold spaces or ')': field 3 (state) starts after the
+         * last ')'. */
+        const char *q = strrchr(st, ')');
+        unsigned long long utime, stime, start, vsize;
+        long long rss;
+        if (q && tck > 0 && page > 0 &&
+            sscanf(q + 1,
+                   " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu "
+                   "%*d %*d %*d %*d %*d %*d %llu %llu %lld",
+                   &utime, &stime, &start, &vsize, &rss) == 5) {
+                enc_prom_family(b, "process_cpu_seconds_total", "counter",
+                                "Total user and system CPU time spent in "
+                                "seconds");
+                enc_prom_sample(b, "process_cpu_seconds_total", NULL,
+                                (double)(utime + stime) / (double)tck);
+                enc_prom_family(b, "process_resident_memory_bytes", "gauge",
+                                "Resident memory size in bytes");
+                enc_prom_sample(b, "process_resident_memory_bytes", NULL,
+                                (double)rss * (double)page);
+                enc_prom_family(b, "process_virtual_memory_bytes", "gauge",
+                                "Virtual memory size in bytes");
+                enc_prom_sample(b, "process_virtual_memory_bytes", NULL,
+                                (double)vsize);
+                long long bt = enc_proc_btime();
+                if (bt > 0) {
+                        enc_prom_family(b, "process_start_time_seconds",
+                                        "gauge",
+                                        "Start time of the process since "
+                                        "unix epoch in seconds");
+                        enc_prom_sample(b, "process_start_time_seconds", NULL,
+                                        (double)bt +
+                                                (double)start / (double)tck);
+                }
+        }
+        DIR *d = opendir("/proc/self/fd");
+        if (d) {
+                long fds = -1; /* the directory's own descriptor */
+                struct dirent *de;
+                while ((de = readdir(d)))
+                        if (de->d_name[0] != '.')
+                                fds++;
+                closedir(d);
+                enc_prom_family(b, "process_open_fds", "gauge",
+                                "Number of open file descriptors");
+                enc_prom_sample(b, "process_open_fds", NULL, (double)fds);
+        }
+        struct rlimit rl;
+        if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY) {
+                enc_prom_family(b, "process_max_fds", "gauge",
+                                "Maximum number of open file descriptors");
+                enc_prom_sample(b, "process_max_fds", NULL,
+                                (double)rl.rlim_cur);
+        }
 }
 
 /* ---- HTTP ----------------------------------------------------------- */
@@ -210,8 +301,9 @@ static enum MHD_Result enc_http_handler(void *cls, struct MHD_Connection *c,
                 int64_t age = enc_mono_ms() - h->last_beat_ms;
                 pthread_mutex_unlock(&h->lock);
                 char msg[128];
-                snprintf(msg, sizeof(msg), "%s: processing loop last ran %lld "
-                                           "ms ago\n",
+                snprintf(msg, sizeof(msg),
+                         "%s: processing loop last ran %lld "
+                         "ms ago\n",
                          age <= ENC_HEALTH_STALE_MS ? "ok" : "stalled",
                          (long long)age);
                 return enc_http_text(c,
@@ -223,17 +315,15 @@ static enum MHD_Result enc_http_handler(void *cls, struct MHD_Connection *c,
         if (!strcmp(url, "/readyz")) {
                 char msg[192];
                 pthread_mutex_lock(&h->lock);
-                bool ready = h->ready &&
-                             enc_mono_ms() - h->last_beat_ms <=
-                                     ENC_HEALTH_STALE_MS;
+                bool ready = h->ready && enc_mono_ms() - h->last_beat_ms <=
+                                                 ENC_HEALTH_STALE_MS;
                 snprintf(msg, sizeof(msg), "%s%s%s\n",
-                         ready ? "ready" : "not ready",
-                         ready ? "" : ": ", ready ? "" : h->why);
+                         ready ? "ready" : "not ready", ready ? "" : ": ",
+                         ready ? "" : h->why);
                 pthread_mutex_unlock(&h->lock);
-                return enc_http_text(c,
-                                     ready ? MHD_HTTP_OK
-                                           : MHD_HTTP_SERVICE_UNAVAILABLE,
-                                     msg);
+                return enc_http_text(
+                        c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                        msg);
         }
         return enc_http_text(c, MHD_HTTP_NOT_FOUND,
                              "encore serves /metrics, /healthz, /readyz\n");
@@ -246,8 +336,7 @@ enc_http_t *enc_http_start(const char *address, char *errstr,
         if (!colon || colon == address ||
             (size_t)(colon - address) >= sizeof(host)) {
                 enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
-                           "metrics.address: \"%s\" is not host:port",
-                           address);
+                           "metrics.address: \"%s\" is not host:port", address);
                 return NULL;
         }
         memcpy(host, address, (size_t)(colon - address));
@@ -275,20 +364,17 @@ enc_http_t *enc_http_start(const char *address, char *errstr,
         }
         enc_http_t *h = calloc(1, sizeof(*h));
         if (!h) {
-                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
-                           "out of memory");
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM, "out of memory");
                 return NULL;
         }
         pthread_mutex_init(&h->lock, NULL);
         h->last_beat_ms = enc_mono_ms();
         snprintf(h->why, sizeof(h->why), "starting");
-        h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-                                        MHD_USE_ERROR_LOG,
-                                (uint16_t)port, NULL, NULL, enc_http_handler,
-                                h, MHD_OPTION_SOCK_ADDR, &sa,
-                                MHD_OPTION_CONNECTION_LIMIT, 64,
-                                MHD_OPTION_CONNECTION_TIMEOUT, 10,
-                                MHD_OPTION_END);
+        h->d = MHD_start_daemon(
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                (uint16_t)port, NULL, NULL, enc_http_handler, h,
+                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT, 64,
+                MHD_OPTION_CONNECTION_TIMEOUT, 10, MHD_OPTION_END);
         if (!h->d) {
                 enc_seterr(errstr, errstr_size, ENC_ERR_IO,
                            "metrics.address: cannot listen on %s (in use, or "

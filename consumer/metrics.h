@@ -22,8 +22,8 @@ void enc_prom_family(enc_buf_t *b, const char *name, const char *type,
  * Writes one sample: name{labels} value. @p labels is NULL or a
  * NULL-terminated list of name, value, name, value...; values are escaped.
  */
-void enc_prom_sample(enc_buf_t *b, const char *name,
-                     const char *const *labels, double value);
+void enc_prom_sample(enc_buf_t *b, const char *name, const char *const *labels,
+                     double value);
 
 /* A fixed-bucket histogram (Prometheus cumulative buckets at render). */
 #define ENC_HIST_MAX_BUCKETS 16
@@ -40,6 +40,16 @@ void enc_hist_observe(enc_hist_t *h, double v);
 /** Writes the family (HELP/TYPE) and its _bucket, _sum, _count samples. */
 void enc_prom_hist(enc_buf_t *b, const char *name, const char *help,
                    const enc_hist_t *h);
+
+/**
+ * Writes the standard process families (process_cpu_seconds_total,
+ * process_resident_memory_bytes, process_virtual_memory_bytes,
+ * process_start_time_seconds, process_open_fds, process_max_fds) from
+ * /proc/self, as Prometheus client libraries do. Families it cannot read
+ * (not Linux, /proc not mounted) are left out. Any thread; reads /proc
+ * only, takes no lock.
+ */
+void enc_prom_process(enc_buf_t *b);
 
 /* ---- HTTP ----------------------------------------------------------- */
 

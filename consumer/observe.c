@@ -6,19 +6,25 @@
  * Runs on the processing thread (the loop calls it about once a second and
  * publishes the text for the HTTP thread), so it may read the pipeline's
  * counters without locks. Every family has HELP and TYPE, counters end in
- * _total, units are in the names (_seconds, _bytes, _records). Label sets
- * are bounded: partitions owned, dead-letter reasons, and (signal, version,
+ * _total, units are in the names (_seconds, _bytes, _records), and the
+ * samples of one family are written together: the text format requires a
+ * family's lines to be contiguous, so per-partition families are rendered
+ * one family at a time, each walking the owned partitions. Label sets are
+ * bounded: partitions owned, dead-letter reasons, and (signal, version,
  * cohort) with cohorts capped in pipeline.c.
  *
+ * The names here are an interface: the dashboard (ops/grafana), the alert
+ * rules (ops/prometheus/alerts.yml) and tests/test_observability.sh query
+ * them. Renaming one is a change to all of those.
+ *
  * Never: call into Kafka or RocksDB in a way that can block (the RocksDB
- * property reads here are in-memory).
+ * property reads here are in-memory; rd_kafka_outq_len reads a counter).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "engine.h"
 #include "pipeline_int.h"
-
 
 static void enc_metric1(enc_buf_t *b, const char *name, const char *type,
                         const char *help, double v) {
@@ -30,12 +36,152 @@ int enc_pipeline_metrics_port(const enc_pipeline_t *pl) {
         return pl->http ? enc_http_port(pl->http) : -1;
 }
 
+/* ---- per-partition families ----------------------------------------- */
+
+typedef enum enc_part_metric_e {
+        ENC_PM_CONSUMED,
+        ENC_PM_PROCESSED,
+        ENC_PM_DEAD,
+        ENC_PM_LAG,
+        ENC_PM_WATERMARK_LAG,
+        ENC_PM_STREAM_TIME,
+        ENC_PM_WATERMARK,
+        ENC_PM_BUFFERED,
+} enc_part_metric_t;
+
+static const struct {
+        enc_part_metric_t what;
+        const char *name, *type, *help;
+} enc_part_families[] = {
+        {ENC_PM_CONSUMED, "encore_records_consumed_total", "counter",
+         "Input records consumed, by input partition"},
+        {ENC_PM_PROCESSED, "encore_records_processed_total", "counter",
+         "Events applied to state (the watermark passed them), by input "
+         "partition"},
+        {ENC_PM_DEAD, "encore_records_dead_lettered_by_partition_total",
+         "counter", "Records sent to the dead-letter topic, by input "
+                    "partition"},
+        {ENC_PM_LAG, "encore_consumer_lag_records", "gauge",
+         "Records between the consumer position and the end of the "
+         "partition (librdkafka statistics, statistics.interval.ms)"},
+        {ENC_PM_WATERMARK_LAG, "encore_watermark_lag_seconds", "gauge",
+         "Stream time (newest event time) minus watermark, by input "
+         "partition"},
+        {ENC_PM_STREAM_TIME, "encore_stream_time_seconds", "gauge",
+         "Newest event time seen, Unix seconds, by input partition"},
+        {ENC_PM_WATERMARK, "encore_watermark_time_seconds", "gauge",
+         "Watermark (event time every earlier event is applied up to), Unix "
+         "seconds, by input partition"},
+        {ENC_PM_BUFFERED, "encore_buffered_events", "gauge",
+         "Events waiting for the watermark, by input partition"},
+};
+
+/* False when the partition has no value for @p what yet (no event seen, no
+ * statistics received): the sample is left out rather than made up. */
+static bool enc_part_value(const enc_pipeline_t *pl, int32_t p,
+                           const enc_partition_info_t *pi,
+                           enc_part_metric_t what, double *v) {
+        bool times = pi->stream_time != INT64_MIN;
+        bool wm = pi->watermark != INT64_MIN;
+        switch (what) {
+        case ENC_PM_CONSUMED:
+                *v = (double)pi->consumed;
+                return true;
+        case ENC_PM_PROCESSED:
+                *v = (double)pi->applied;
+                return true;
+        case ENC_PM_DEAD:
+                *v = (double)pi->dead_lettered;
+                return true;
+        case ENC_PM_LAG:
+                if (p >= pl->nlag || pl->lag[p] < 0)
+                        return false;
+                *v = (double)pl->lag[p];
+                return true;
+        case ENC_PM_WATERMARK_LAG:
+                *v = (double)(pi->stream_time - pi->watermark) / 1000.0;
+                return times && wm;
+        case ENC_PM_STREAM_TIME:
+                *v = (double)pi->stream_time / 1000.0;
+                return times;
+        case ENC_PM_WATERMARK:
+                *v = (double)pi->watermark / 1000.0;
+                return wm;
+        case ENC_PM_BUFFERED:
+                *v = (double)pi->buffered;
+                return true;
+        }
+        return false;
+}
+
+static void enc_render_partitions(enc_pipeline_t *pl, enc_buf_t *b) {
+        char pn[16];
+        size_t nf = sizeof(enc_part_families) / sizeof(enc_part_families[0]);
+        for (size_t f = 0; f < nf; f++) {
+                enc_prom_family(b, enc_part_families[f].name,
+                                enc_part_families[f].type,
+                                enc_part_families[f].help);
+                for (int i = 0; i < pl->owned->cnt; i++) {
+                        int32_t p = pl->owned->elems[i].partition;
+                        enc_partition_info_t pi;
+                        double v;
+                        if (!enc_engine_partition_info(pl->engine, p, &pi) ||
+                            !enc_part_value(pl, p, &pi,
+                                            enc_part_families[f].what, &v))
+                                continue;
+                        snprintf(pn, sizeof(pn), "%d", p);
+                        const char *lab[] = {"partition", pn, NULL};
+                        enc_prom_sample(b, enc_part_families[f].name, lab, v);
+                }
+        }
+}
+
+/* ---- restores from the changelog ------------------------------------ */
+
+/* Restoring partitions are owned (assigned, paused) but not yet in the
+ * engine. Every owned partition gets a remaining-records sample, 0 once
+ * its state is current, so "restore stuck" can be told from "no restore". */
+static void enc_render_restores(enc_pipeline_t *pl, enc_buf_t *b) {
+        char pn[16];
+        enc_prom_family(b, "encore_restore_remaining_records", "gauge",
+                        "Changelog records still to apply before the "
+                        "partition is processed (0: state is current), by "
+                        "input partition");
+        for (int i = 0; i < pl->owned->cnt; i++) {
+                int32_t p = pl->owned->elems[i].partition;
+                int64_t left = 0;
+                for (int j = 0; j < pl->nrestoring; j++)
+                        if (pl->restoring[j].partition == p &&
+                            pl->restoring[j].target > pl->restoring[j].next)
+                                left = pl->restoring[j].target -
+                                       pl->restoring[j].next;
+                snprintf(pn, sizeof(pn), "%d", p);
+                const char *lab[] = {"partition", pn, NULL};
+                enc_prom_sample(b, "encore_restore_remaining_records", lab,
+                                (double)left);
+        }
+        enc_metric1(b, "encore_partitions_restoring", "gauge",
+                    "Owned partitions whose state is being restored from the "
+                    "changelog (not ready until 0)",
+                    (double)pl->nrestoring);
+        enc_metric1(b, "encore_restores_total", "counter",
+                    "Partition restores from the changelog completed",
+                    (double)pl->restores);
+        enc_metric1(b, "encore_restore_records_total", "counter",
+                    "Changelog records applied by restores",
+                    (double)pl->restore_records);
+        enc_metric1(b, "encore_restore_users_total", "counter",
+                    "User records made durable by completed restores",
+                    (double)pl->restore_users);
+}
+
+/* ---- everything ----------------------------------------------------- */
+
 void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
         enc_engine_stats_t es;
         enc_engine_stats(pl->engine, &es);
         enc_store_stats_t ss;
         enc_store_stats(pl->store, &ss);
-        char pn[16];
         enc_buf_reset(b);
 
         enc_prom_family(b, "encore_build_info", "gauge",
@@ -44,42 +190,10 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                             rd_kafka_version_str(), NULL};
         enc_prom_sample(b, "encore_build_info", bl, 1);
 
-        enc_prom_family(b, "encore_records_consumed_total", "counter",
-                        "Input records consumed, by input partition");
-        enc_prom_family(b, "encore_watermark_lag_seconds", "gauge",
-                        "Stream time (newest event) minus watermark, by "
-                        "input partition");
-        enc_prom_family(b, "encore_buffered_events", "gauge",
-                        "Events waiting for the watermark, by input "
-                        "partition");
-        enc_prom_family(b, "encore_consumer_lag_records", "gauge",
-                        "Records between the consumer position and the end "
-                        "of the partition (librdkafka statistics)");
-        for (int i = 0; i < pl->owned->cnt; i++) {
-                int32_t p = pl->owned->elems[i].partition;
-                enc_partition_info_t pi;
-                if (!enc_engine_partition_info(pl->engine, p, &pi))
-                        continue;
-                snprintf(pn, sizeof(pn), "%d", p);
-                const char *lab[] = {"partition", pn, NULL};
-                enc_prom_sample(b, "encore_records_consumed_total", lab,
-                                (double)pi.consumed);
-                if (pi.stream_time != INT64_MIN && pi.watermark != INT64_MIN)
-                        enc_prom_sample(b, "encore_watermark_lag_seconds",
-                                        lab,
-                                        (double)(pi.stream_time -
-                                                 pi.watermark) /
-                                                1000.0);
-                enc_prom_sample(b, "encore_buffered_events", lab,
-                                (double)pi.buffered);
-                if (p < pl->nlag && pl->lag[p] >= 0)
-                        enc_prom_sample(b, "encore_consumer_lag_records", lab,
-                                        (double)pl->lag[p]);
-        }
-
+        /* input */
+        enc_render_partitions(pl, b);
         enc_metric1(b, "encore_records_accepted_total", "counter",
-                    "Valid events taken for processing",
-                    (double)es.accepted);
+                    "Valid events taken for processing", (double)es.accepted);
         enc_metric1(b, "encore_records_applied_total", "counter",
                     "Events applied to state (the watermark passed them)",
                     (double)es.applied);
@@ -98,17 +212,24 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
         }
         enc_metric1(b, "encore_late_records_total", "counter",
                     "Records behind the watermark (also counted in "
-                    "dead_lettered_total{reason=\"late\"})",
+                    "encore_records_dead_lettered_total{reason=\"late\"})",
                     (double)es.dead_lettered[ENC_DLQ_LATE]);
+        enc_metric1(b, "encore_watermark_forced_total", "counter",
+                    "Times the reorder buffer was full "
+                    "(reorder.max.events) and the watermark was advanced to "
+                    "its oldest event",
+                    (double)es.forced_watermark);
 
+        /* output */
         enc_prom_family(b, "encore_reward_updates_total", "counter",
                         "Reward updates emitted, by signal, version and "
                         "cohort (empty: no cohort)");
         for (int i = 0; i < pl->nupd; i++) {
                 char ver[16];
                 snprintf(ver, sizeof(ver), "%d", pl->upd[i].version);
-                const char *lab[] = {"signal", pl->upd[i].signal, "version",
-                                     ver, "cohort", pl->upd[i].cohort, NULL};
+                const char *lab[] = {
+                        "signal", pl->upd[i].signal, "version", ver,
+                        "cohort", pl->upd[i].cohort, NULL};
                 enc_prom_sample(b, "encore_reward_updates_total", lab,
                                 (double)pl->upd[i].n);
         }
@@ -117,9 +238,13 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                     "horizons)",
                     (double)es.timers_fired);
         enc_prom_hist(b, "encore_event_to_output_latency_seconds",
-                      "From the input record's Kafka timestamp to its reward "
-                      "update being produced",
+                      "Wall clock when a reward update is produced minus the "
+                      "Kafka timestamp of the input record that caused it "
+                      "(CreateTime: the producer's, LogAppendTime: the "
+                      "broker's)",
                       &pl->latency);
+
+        /* commits and the group */
         enc_prom_hist(b, "encore_commit_duration_seconds",
                       "Flush outputs + checkpoint state + commit offsets",
                       &pl->commit_dur);
@@ -131,9 +256,15 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
         enc_metric1(b, "encore_partitions_assigned", "gauge",
                     "Input partitions this process owns",
                     (double)pl->owned->cnt);
+        enc_render_restores(pl, b);
+
+        /* state */
         enc_metric1(b, "encore_state_keys", "gauge",
                     "Users with stored state (RocksDB estimate)",
                     (double)ss.user_keys);
+        enc_metric1(b, "encore_state_timer_keys", "gauge",
+                    "Pending user timers in the store (RocksDB estimate)",
+                    (double)ss.timer_keys);
         enc_metric1(b, "encore_state_size_bytes", "gauge",
                     "RocksDB SST files plus memtables",
                     (double)(ss.sst_bytes + ss.memtable_bytes));
@@ -145,8 +276,7 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                     "Stored user records that failed to parse and were reset",
                     (double)es.state_corrupt);
         enc_metric1(b, "encore_cache_entries", "gauge",
-                    "Users in the write-back cache",
-                    (double)es.cache_entries);
+                    "Users in the write-back cache", (double)es.cache_entries);
         enc_metric1(b, "encore_cache_size_bytes", "gauge",
                     "Bytes charged to the write-back cache",
                     (double)es.cache_bytes);
@@ -154,6 +284,17 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                     "User state found in the cache", (double)es.cache_hits);
         enc_metric1(b, "encore_cache_misses_total", "counter",
                     "User state read from RocksDB", (double)es.cache_misses);
+        enc_metric1(b, "encore_cache_evictions_total", "counter",
+                    "Clean users evicted from the cache (cache.max.bytes)",
+                    (double)es.cache_evictions);
+        uint64_t lookups = es.cache_hits + es.cache_misses;
+        enc_metric1(b, "encore_cache_hit_ratio", "gauge",
+                    "Cache hits / lookups since start (1 before the first "
+                    "lookup); for a recent ratio use rate() of "
+                    "encore_cache_hits_total and encore_cache_misses_total",
+                    lookups ? (double)es.cache_hits / (double)lookups : 1.0);
+
+        /* producer */
         enc_metric1(b, "encore_producer_queue_messages", "gauge",
                     "Messages waiting in the producer queue",
                     (double)rd_kafka_outq_len(pl->producer));
@@ -166,4 +307,6 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
         enc_metric1(b, "encore_delivery_errors_total", "counter",
                     "Messages the producer could not deliver",
                     (double)pl->stats.delivery_errors);
+
+        enc_prom_process(b);
 }

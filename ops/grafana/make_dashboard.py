@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Writes the encore Grafana dashboard (ops/grafana/dashboards/encore.json).
+
+    python3 ops/grafana/make_dashboard.py > ops/grafana/dashboards/encore.json
+
+The panels are listed here, one call each, so a change to the dashboard is a
+readable diff; tests/test_observability.sh (dashboard) checks the JSON is
+this script's output and that every metric it names is one encore renders.
+Every query selects job="encore" and the $instance variable, and goes through
+the $datasource variable, so the dashboard also works imported elsewhere.
+"""
+import json
+
+SEL = 'job="encore", instance=~"$instance"'
+RI = '$__rate_interval'
+panels = []
+pid = [0]
+y = [0]
+
+def nid():
+    pid[0] += 1
+    return pid[0]
+
+def row(title):
+    panels.append({"type": "row", "id": nid(), "title": title, "collapsed": False,
+                   "gridPos": {"h": 1, "w": 24, "x": 0, "y": y[0]}, "panels": []})
+    y[0] += 1
+
+cur = {"x": 0, "h": 0}
+
+def place(w, h):
+    if cur["x"] + w > 24:
+        y[0] += cur["h"]
+        cur["x"] = 0
+        cur["h"] = 0
+    g = {"h": h, "w": w, "x": cur["x"], "y": y[0]}
+    cur["x"] += w
+    cur["h"] = max(cur["h"], h)
+    return g
+
+def endrow():
+    y[0] += cur["h"]
+    cur["x"] = 0
+    cur["h"] = 0
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+
+def targets(ts, instant=False, fmt=None):
+    out = []
+    for i, t in enumerate(ts):
+        expr, legend = t
+        d = {"refId": chr(65 + i), "datasource": DS, "expr": expr, "legendFormat": legend,
+             "range": not instant, "instant": instant}
+        if fmt:
+            d["format"] = fmt
+        out.append(d)
+    return out
+
+def ts(title, desc, unit, tl, w=12, h=8, stack=False, minv=None):
+    custom = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never",
+              "spanNulls": False,
+              "stacking": {"mode": "normal" if stack else "none", "group": "A"}}
+    defaults = {"unit": unit, "custom": custom}
+    if minv is not None:
+        defaults["min"] = minv
+    panels.append({"type": "timeseries", "id": nid(), "title": title, "description": desc,
+                   "datasource": DS, "gridPos": place(w, h),
+                   "fieldConfig": {"defaults": defaults, "overrides": []},
+                   "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                               "tooltip": {"mode": "multi", "sort": "desc"}},
+                   "targets": targets(tl)})
+
+def stat(title, desc, unit, tl, w=4, h=4, text="auto", thresholds=None):
+    steps = thresholds or [{"color": "green", "value": None}]
+    panels.append({"type": "stat", "id": nid(), "title": title, "description": desc,
+                   "datasource": DS, "gridPos": place(w, h),
+                   "fieldConfig": {"defaults": {"unit": unit,
+                                                "thresholds": {"mode": "absolute", "steps": steps}},
+                                   "overrides": []},
+                   "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                               "colorMode": "value", "graphMode": "area", "textMode": text,
+                               "justifyMode": "auto", "orientation": "auto"},
+                   "targets": targets(tl)})
+
+def table(title, desc, tl, w=12, h=8):
+    panels.append({"type": "table", "id": nid(), "title": title, "description": desc,
+                   "datasource": DS, "gridPos": place(w, h),
+                   "fieldConfig": {"defaults": {"unit": "short"}, "overrides": []},
+                   "options": {"showHeader": True, "sortBy": [{"displayName": "Value", "desc": True}]},
+                   "transformations": [{"id": "organize", "options": {"excludeByName": {"Time": True},
+                                                                      "renameByName": {"Value": "updates"}}}],
+                   "targets": targets(tl, instant=True, fmt="table")})
+
+def rate(m, by=None, extra=""):
+    inner = f'rate({m}{{{SEL}{extra}}}[{RI}])'
+    return f'sum by ({by}) ({inner})' if by else f'sum({inner})'
+
+# ---- overview
+row("Overview")
+stat("Processes up", "encore processes Prometheus can scrape (job=\"encore\").", "none",
+     [(f'sum(up{{{SEL}}})', "up")],
+     thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}])
+stat("Partitions assigned", "Input partitions owned by the selected processes. 0: not ready (/readyz answers 503).", "none",
+     [(f'sum(encore_partitions_assigned{{{SEL}}})', "partitions")],
+     thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}])
+stat("Consumed", "Input records consumed per second.", "rps",
+     [(rate("encore_records_consumed_total"), "consumed/s")])
+stat("Consumer lag", "Records between the consumer positions and the ends of the input partitions (librdkafka statistics).", "short",
+     [(f'sum(encore_consumer_lag_records{{{SEL}}})', "lag")],
+     thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 10000}, {"color": "red", "value": 100000}])
+stat("Dead-lettered share", "Dead letters / consumed records over the interval. The alert EncoreDeadLetterRateHigh fires above 1% for 10 minutes.", "percentunit",
+     [(f'{rate("encore_records_dead_lettered_total")} / {rate("encore_records_consumed_total")}', "dead-lettered")],
+     thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 0.001}, {"color": "red", "value": 0.01}])
+stat("Version", "encore and librdkafka versions running (encore_build_info).", "none",
+     [(f'count by (version, librdkafka) (encore_build_info{{{SEL}}})', "{{version}} (librdkafka {{librdkafka}})")],
+     text="name")
+endrow()
+
+# ---- throughput
+row("Throughput")
+ts("Records per second",
+   "consumed: read from the input topic; accepted: valid events taken for processing; applied: events the watermark has passed, delivered to the signals; outputs: reward updates acknowledged by the broker; dead-lettered: records sent to the dead-letter topic. consumed = accepted + dead-lettered (+ re-read after a restart).",
+   "rps",
+   [(rate("encore_records_consumed_total"), "consumed"),
+    (rate("encore_records_accepted_total"), "accepted"),
+    (rate("encore_records_applied_total"), "applied"),
+    (rate("encore_outputs_delivered_total"), "outputs delivered"),
+    (rate("encore_records_dead_lettered_total"), "dead-lettered")])
+ts("Consumed per second by partition", "Input records consumed per second, by input partition.", "rps",
+   [(rate("encore_records_consumed_total", "partition"), "partition {{partition}}")])
+ts("Dead letters per second by reason",
+   "Records sent to the dead-letter topic, by the encore.reason header. late: behind the watermark (window.grace.ms); future: too far ahead of stream time; decode/bad_magic/unknown_schema/truncated/too_large/invalid: the record itself.",
+   "rps", [(rate("encore_records_dead_lettered_total", "reason"), "{{reason}}")], stack=True)
+ts("Late records per second", "Events behind their partition's watermark (dead-lettered with reason late).", "rps",
+   [(rate("encore_late_records_total", "instance"), "{{instance}}")])
+endrow()
+
+# ---- lag
+row("Lag")
+ts("Consumer lag by partition", "Records between the consumer position and the end of each input partition (librdkafka statistics; refreshed every statistics.interval.ms).",
+   "short", [(f'sum by (partition) (encore_consumer_lag_records{{{SEL}}})', "partition {{partition}}")], minv=0)
+ts("Watermark lag behind the newest event", "Stream time (newest event time) minus the watermark, by partition: the grace period, less when the reorder buffer forced the watermark on.",
+   "s", [(f'max by (partition) (encore_watermark_lag_seconds{{{SEL}}})', "partition {{partition}}")], minv=0)
+ts("Event time behind wall clock", "Now minus the newest event time seen on each partition: how far behind real time the input (or a replay) is.",
+   "s", [(f'time() - max by (partition) (encore_stream_time_seconds{{{SEL}}})', "partition {{partition}}")])
+ts("Events waiting for the watermark", "Accepted events held in the reorder buffer until the watermark passes them.",
+   "short", [(f'sum by (partition) (encore_buffered_events{{{SEL}}})', "partition {{partition}}")], minv=0)
+endrow()
+
+# ---- latency
+row("Latency")
+def hq(q, m):
+    return f'histogram_quantile({q}, sum by (le) (rate({m}_bucket{{{SEL}}}[{RI}])))'
+ts("Event-to-output latency",
+   "Wall clock when a reward update is produced minus the Kafka timestamp of the input record that caused it. With CreateTime topics this includes how old the event was when it arrived; with LogAppendTime it is encore's own latency.",
+   "s", [(hq(0.5, "encore_event_to_output_latency_seconds"), "p50"),
+         (hq(0.9, "encore_event_to_output_latency_seconds"), "p90"),
+         (hq(0.99, "encore_event_to_output_latency_seconds"), "p99"),
+         (f'sum(rate(encore_event_to_output_latency_seconds_sum{{{SEL}}}[{RI}])) / sum(rate(encore_event_to_output_latency_seconds_count{{{SEL}}}[{RI}]))', "mean")])
+ts("Commit duration", "Flush the producer + checkpoint state and positions in RocksDB + commit group offsets.",
+   "s", [(hq(0.5, "encore_commit_duration_seconds"), "p50"),
+         (hq(0.99, "encore_commit_duration_seconds"), "p99"),
+         (f'max(encore_commit_duration_seconds_sum{{{SEL}}} / encore_commit_duration_seconds_count{{{SEL}}})', "mean since start (slowest process)")])
+ts("Commits per second", "Commits (every commit.interval.ms, or commit.records records, or when dirty state fills the cache).",
+   "ops", [(rate("encore_commits_total", "instance"), "{{instance}}")])
+endrow()
+
+# ---- rewards
+row("Rewards")
+ts("Reward updates per second by signal and version", "RewardUpdates emitted, by signal and signal version.", "ops",
+   [(rate("encore_reward_updates_total", "signal, version"), "{{signal}} v{{version}}")], stack=True)
+ts("Reward updates per second by signal and cohort", "RewardUpdates emitted, by signal and the experiment cohort of the event that caused them (empty: no cohort).", "ops",
+   [(rate("encore_reward_updates_total", "signal, cohort"), "{{signal}} / {{cohort}}")])
+table("Reward updates in the time range by signal, version and cohort", "Total updates emitted in the dashboard's time range.",
+      [(f'sum by (signal, version, cohort) (increase(encore_reward_updates_total{{{SEL}}}[$__range]))', "")])
+ts("Timers fired per second", "User timers fired: window days decaying, sessions closing, discovery horizons ending.", "ops",
+   [(rate("encore_timers_fired_total", "instance"), "{{instance}}")])
+endrow()
+
+# ---- state
+row("State")
+ts("State keys", "Users with stored state (RocksDB estimate), pending timers, and users held in the write-back cache.", "short",
+   [(f'sum by (instance) (encore_state_keys{{{SEL}}})', "users in RocksDB {{instance}}"),
+    (f'sum by (instance) (encore_state_timer_keys{{{SEL}}})', "timers {{instance}}"),
+    (f'sum by (instance) (encore_cache_entries{{{SEL}}})', "users in cache {{instance}}")], minv=0)
+ts("State size", "RocksDB SST files plus memtables, and the bytes charged to the write-back cache (cache.max.bytes).", "bytes",
+   [(f'sum by (instance) (encore_state_size_bytes{{{SEL}}})', "RocksDB {{instance}}"),
+    (f'sum by (instance) (encore_cache_size_bytes{{{SEL}}})', "cache {{instance}}")], minv=0)
+ts("Cache hit ratio", "Share of user-state lookups served by the write-back cache over the interval.", "percentunit",
+   [(f'{rate("encore_cache_hits_total")} / ({rate("encore_cache_hits_total")} + {rate("encore_cache_misses_total")})', "hit ratio")], minv=0)
+ts("State churn", "Users whose state expired (nothing can change it any more) and clean users evicted from the cache, per second.", "ops",
+   [(rate("encore_state_users_expired_total"), "users expired"),
+    (rate("encore_cache_evictions_total"), "cache evictions")])
+endrow()
+
+# ---- kafka
+row("Kafka")
+ts("Producer queue", "Messages (reward updates and dead letters) waiting in librdkafka's producer queue.", "short",
+   [(f'sum by (instance) (encore_producer_queue_messages{{{SEL}}})', "{{instance}}")], w=8, minv=0)
+ts("Delivery errors", "Messages the producer could not deliver in the interval. One stops the process without committing.", "short",
+   [(f'sum by (instance) (increase(encore_delivery_errors_total{{{SEL}}}[{RI}]))', "{{instance}}")], w=8, minv=0)
+ts("Rebalances and partitions", "Partition assignments and revocations in the interval, and partitions owned by each process.", "short",
+   [(f'sum by (instance) (increase(encore_rebalances_total{{{SEL}}}[{RI}]))', "rebalances {{instance}}"),
+    (f'sum by (instance) (encore_partitions_assigned{{{SEL}}})', "partitions {{instance}}")], w=8, minv=0)
+endrow()
+
+# ---- restore
+row("Restore")
+ts("Records still to restore by partition", "Changelog records left to apply before the partition is processed (0: its state is current). The alert EncoreRestoreStuck fires when this stays above 0 without going down for 10 minutes.", "short",
+   [(f'sum by (partition) (encore_restore_remaining_records{{{SEL}}})', "partition {{partition}}")], w=8, minv=0)
+ts("Restore throughput", "Changelog records applied per second by restores, and the partitions being restored (not processing, /readyz 503).", "short",
+   [(rate("encore_restore_records_total", "instance"), "records/s {{instance}}"),
+    (f'sum by (instance) (encore_partitions_restoring{{{SEL}}})', "partitions restoring {{instance}}"),
+    (f'sum by (instance) (increase(encore_restores_total{{{SEL}}}[{RI}]))', "restores completed {{instance}}")], w=8, minv=0)
+ts("Records re-read after a restart", "Input records between the checkpoint's resume position and the last handled offset, read again after a restart (already applied or dead-lettered; the buffered ones are buffered again).", "rps",
+   [(rate("encore_records_reread_total", "instance"), "{{instance}}")], w=8)
+endrow()
+
+# ---- process
+row("Process")
+ts("CPU", "CPU seconds per second (1 = one core busy).", "percentunit",
+   [(f'sum by (instance) (rate(process_cpu_seconds_total{{{SEL}}}[{RI}]))', "{{instance}}")], w=8, minv=0)
+ts("Resident memory", "Resident set size of each process.", "bytes",
+   [(f'sum by (instance) (process_resident_memory_bytes{{{SEL}}})', "{{instance}}")], w=8, minv=0)
+ts("Open file descriptors", "Open file descriptors (RocksDB files, sockets) against the limit.", "short",
+   [(f'sum by (instance) (process_open_fds{{{SEL}}})', "open {{instance}}"),
+    (f'min by (instance) (process_max_fds{{{SEL}}})', "limit {{instance}}")], w=8, minv=0)
+endrow()
+
+dash = {
+    "title": "encore",
+    "uid": "encore-overview",
+    "description": "encore: throughput, lag, latency, dead letters, rewards by signal and cohort, state, Kafka and restore. Metrics are described in ops/OBSERVABILITY.md.",
+    "tags": ["encore", "kafka", "rewards"],
+    "timezone": "browser",
+    "editable": True,
+    "graphTooltip": 1,
+    "refresh": "10s",
+    "schemaVersion": 39,
+    "version": 1,
+    "time": {"from": "now-30m", "to": "now"},
+    "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                              "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
+                              "name": "Annotations & Alerts", "type": "dashboard"}]},
+    "links": [],
+    "templating": {"list": [
+        {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+         "current": {}, "hide": 0, "refresh": 1, "regex": "", "includeAll": False, "multi": False, "options": []},
+        {"name": "instance", "label": "Instance", "type": "query", "datasource": DS,
+         "definition": 'label_values(encore_build_info{job="encore"}, instance)',
+         "query": {"query": 'label_values(encore_build_info{job="encore"}, instance)', "refId": "instances"},
+         "includeAll": True, "multi": True, "allValue": ".*",
+         "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+         "refresh": 2, "sort": 1, "hide": 0, "regex": "", "options": []},
+    ]},
+    "panels": panels,
+}
+print(json.dumps(dash, indent=2))
