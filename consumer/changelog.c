@@ -254,6 +254,8 @@ static enc_err_t enc_cl_restorer(enc_pipeline_t *pl, char *errstr,
                               sizeof(rerr)) ||
             rd_kafka_conf_set(kc, "enable.partition.eof", "true", rerr,
                               sizeof(rerr)) ||
+            rd_kafka_conf_set(kc, "isolation.level", "read_committed", rerr,
+                              sizeof(rerr)) ||
             rd_kafka_conf_set(kc, "client.id", "encore-restore", rerr,
                               sizeof(rerr))) {
                 rd_kafka_conf_destroy(kc);

@@ -84,8 +84,11 @@ static const enc_cfg_key_t enc_core_keys[] = {
      "default)",
      -1, 32},
     {"processing.guarantee", ENC_CFG_ENUM, "at_least_once",
-     "at_least_once: idempotent producer, identical repeats after a crash", 0,
-     0, 0, 0, "at_least_once"},
+     "at_least_once: idempotent producer, identical repeats after a crash; "
+     "exactly_once: outputs, changelog and input offsets commit in one Kafka "
+     "transaction (needs Kafka 2.5+; transactional.id from "
+     "kafka.producer.transactional.id, default <group.id>-<hostname>)",
+     0, 0, 0, 0, "at_least_once|exactly_once"},
     {"shutdown.timeout.ms", ENC_CFG_INT, "30000",
      "How long a SIGTERM drain may take before giving up (ms)", 0, 3600000},
     {"log.level", ENC_CFG_ENUM, "info", "Log level", 0, 0, 0, 0,

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "plugin.h"
+#include "replay.h"
 #include "tail.h"
 
 static volatile sig_atomic_t enc_stop_flag;
@@ -44,6 +45,12 @@ static void enc_usage(FILE *fp) {
                 "  encore run [--config FILE] [--set key=value ...] "
                 "[--embedded-broker] [--exit-idle-ms N]\n"
                 "  encore demo [--events N] [--users N] [--days N]\n"
+                "  encore replay --from POS [--to POS] --output-topic T "
+                "--state-dir DIR [--config FILE] [--set k=v] [--progress]\n"
+                "  encore reset --to POS [--dry-run] [--clear-local] "
+                "[--force] [--config FILE] [--set k=v]\n"
+                "      POS: earliest | end | offsets:P=O,... | "
+                "timestamp:2026-01-05T00:00:00Z | ago:3d\n"
                 "  encore tail --bootstrap HOST:PORT [--topic rewards] "
                 "[--max N]\n"
                 "  encore config [--markdown] [--config FILE] [--set k=v]\n"
@@ -320,6 +327,102 @@ static int enc_cmd_config(int argc, char **argv) {
         return 0;
 }
 
+typedef struct enc_replay_args_s {
+        enc_conf_t *conf;
+        enc_position_t from, to;
+        bool have_from, have_to, progress, dry_run, clear_local, force;
+        const char *cmd;
+        int bad;
+} enc_replay_args_t;
+
+static int enc_replay_extra(int argc, char **argv, int i, void *opaque) {
+        enc_replay_args_t *ra = opaque;
+        char errstr[512];
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--progress")) {
+                ra->progress = true;
+                return 1;
+        }
+        if (!strcmp(a, "--dry-run")) {
+                ra->dry_run = true;
+                return 1;
+        }
+        if (!strcmp(a, "--clear-local")) {
+                ra->clear_local = true;
+                return 1;
+        }
+        if (!strcmp(a, "--force")) {
+                ra->force = true;
+                return 1;
+        }
+        if (!v)
+                return 0;
+        if (!strcmp(a, "--from") || !strcmp(a, "--to")) {
+                enc_position_t *pos = a[2] == 'f' ? &ra->from : &ra->to;
+                if (enc_position_parse(v, a, pos, errstr, sizeof(errstr))) {
+                        fprintf(stderr, "encore %s: %s\n", ra->cmd, errstr);
+                        return -1;
+                }
+                if (a[2] == 'f')
+                        ra->have_from = true;
+                else
+                        ra->have_to = true;
+                return 2;
+        }
+        const char *key = !strcmp(a, "--output-topic") ? "output.topic"
+                          : !strcmp(a, "--state-dir")  ? "state.dir"
+                          : !strcmp(a, "--bootstrap")
+                                  ? "kafka.bootstrap.servers"
+                                  : NULL;
+        if (!key)
+                return 0;
+        if (enc_conf_set(ra->conf, key, v, errstr, sizeof(errstr))) {
+                fprintf(stderr, "encore %s: %s\n", ra->cmd, errstr);
+                return -1;
+        }
+        return 2;
+}
+
+static int enc_cmd_replay(int argc, char **argv, bool reset) {
+        enc_replay_args_t ra = {.conf = enc_conf_new(),
+                                .cmd = reset ? "reset" : "replay"};
+        ra.to.kind = ENC_POS_END;
+        int rc = enc_parse_conf_args(argc, argv, ra.conf, enc_replay_extra,
+                                     &ra);
+        if (rc) {
+                enc_conf_destroy(ra.conf);
+                return rc;
+        }
+        enc_log_set_level((enc_log_level_t)enc_log_level_parse(
+                enc_conf_get(ra.conf, "log.level")));
+        if (!enc_conf_get_raw(ra.conf, "kafka.bootstrap.servers")) {
+                fprintf(stderr, "encore %s: kafka.bootstrap.servers is not "
+                                "set (--bootstrap HOST:PORT)\n",
+                        ra.cmd);
+                enc_conf_destroy(ra.conf);
+                return 2;
+        }
+        if (reset) {
+                if (!ra.have_to) {
+                        fprintf(stderr, "encore reset: --to is required\n");
+                        rc = 2;
+                } else {
+                        rc = enc_reset_run(ra.conf, &ra.to, ra.dry_run,
+                                           ra.clear_local, ra.force);
+                }
+        } else if (!ra.have_from ||
+                   !enc_conf_get_raw(ra.conf, "output.topic") ||
+                   !enc_conf_get_raw(ra.conf, "state.dir")) {
+                fprintf(stderr, "encore replay: --from, --output-topic and "
+                                "--state-dir are required\n");
+                rc = 2;
+        } else {
+                rc = enc_replay_run(ra.conf, &ra.from, &ra.to, ra.progress);
+        }
+        enc_conf_destroy(ra.conf);
+        return rc;
+}
+
 int main(int argc, char **argv) {
         if (argc < 2) {
                 enc_usage(stderr);
@@ -332,6 +435,10 @@ int main(int argc, char **argv) {
                 return enc_demo_main(argc - 1, argv + 1);
         if (!strcmp(cmd, "tail"))
                 return enc_cmd_tail(argc - 1, argv + 1);
+        if (!strcmp(cmd, "replay"))
+                return enc_cmd_replay(argc - 1, argv + 1, false);
+        if (!strcmp(cmd, "reset"))
+                return enc_cmd_replay(argc - 1, argv + 1, true);
         if (!strcmp(cmd, "config"))
                 return enc_cmd_config(argc - 1, argv + 1);
         if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -189,6 +190,27 @@ static void enc_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
         intptr_t tag = (intptr_t)m->_private;
         if (m->err) {
                 pl->stats.delivery_errors++;
+                char ferr[256];
+                if (pl->eos && rd_kafka_fatal_error(rk, ferr, sizeof(ferr))) {
+                        enc_pipeline_set_fatal(
+                                pl,
+                                "transactional producer fatal error: %s "
+                                "(fenced: another encore with the same "
+                                "transactional.id took over?); stopping "
+                                "without committing",
+                                ferr);
+                        return;
+                }
+                if (pl->eos) {
+                        /* The transaction aborts at the next commit and
+                         * its work is redone. */
+                        enc_log_warn("txn_delivery_failed",
+                                     "topic=%s error=\"%s\" action=abort",
+                                     rd_kafka_topic_name(m->rkt),
+                                     rd_kafka_err2str(m->err));
+                        pl->txn_abortable = true;
+                        return;
+                }
                 enc_pipeline_set_fatal(pl,
                                        "delivery to %s failed: %s; stopping "
                                        "without committing so the outputs "
@@ -248,19 +270,30 @@ static int64_t enc_wall_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void enc_count_update(enc_pipeline_t *pl, const enc_update_t *up) {
-        const char *cohort = up->cohort ? up->cohort : "";
+static enc_upd_count_t *enc_upd_find(enc_pipeline_t *pl, const char *signal,
+                                      int32_t version, const char *cohort) {
         for (int i = 0; i < pl->nupd; i++) {
                 enc_upd_count_t *c = &pl->upd[i];
-                if (c->version == up->signal_version &&
-                    !strcmp(c->signal, up->signal) &&
-                    !strcmp(c->cohort, cohort)) {
-                        c->n++;
-                        return;
-                }
+                if (c->version == version && !strcmp(c->signal, signal) &&
+                    !strcmp(c->cohort, cohort))
+                        return c;
         }
-        if (pl->nupd >= ENC_UPD_SERIES_MAX)
+        return NULL;
+}
+
+static void enc_count_update(enc_pipeline_t *pl, const enc_update_t *up) {
+        const char *cohort = up->cohort ? up->cohort : "";
+        enc_upd_count_t *c =
+                enc_upd_find(pl, up->signal, up->signal_version, cohort);
+        if (!c && pl->nupd >= ENC_UPD_SERIES_MAX) {
+                /* Past the cap every new cohort shares one series. */
                 cohort = "_other";
+                c = enc_upd_find(pl, up->signal, up->signal_version, cohort);
+        }
+        if (c) {
+                c->n++;
+                return;
+        }
         if (pl->nupd == pl->capupd) {
                 int ncap = pl->capupd ? pl->capupd * 2 : 16;
                 enc_upd_count_t *n =
@@ -270,7 +303,7 @@ static void enc_count_update(enc_pipeline_t *pl, const enc_update_t *up) {
                 pl->upd = n;
                 pl->capupd = ncap;
         }
-        enc_upd_count_t *c = &pl->upd[pl->nupd++];
+        c = &pl->upd[pl->nupd++];
         snprintf(c->signal, sizeof(c->signal), "%s", up->signal);
         c->version = up->signal_version;
         snprintf(c->cohort, sizeof(c->cohort), "%s", cohort);
@@ -330,6 +363,157 @@ static enc_err_t enc_pipeline_commit(enc_pipeline_t *pl, bool sync,
         return err;
 }
 
+/* Goes back to the last committed state after an aborted transaction:
+ * every owned partition is dropped from memory and re-read from the store,
+ * and the consumer is moved back to the stored positions. */
+static void enc_pipeline_rewind(enc_pipeline_t *pl) {
+        char errstr[512];
+        enc_engine_checkpoint_abort(pl->engine);
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(pl->owned->cnt + 1);
+        for (int i = 0; i < pl->owned->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &pl->owned->elems[i];
+                if (enc_changelog_restoring(pl, tp->partition))
+                        continue;
+                int64_t resume = -1;
+                enc_engine_revoke(pl->engine, tp->partition);
+                if (enc_engine_assign(pl->engine, tp->partition, &resume,
+                                      errstr, sizeof(errstr))) {
+                        enc_pipeline_set_fatal(pl, "rewind partition %d: %s",
+                                               tp->partition, errstr);
+                        break;
+                }
+                rd_kafka_topic_partition_list_add(l, tp->topic, tp->partition)
+                        ->offset = resume >= 0 ? resume
+                                               : RD_KAFKA_OFFSET_BEGINNING;
+        }
+        if (l->cnt > 0) {
+                rd_kafka_error_t *e =
+                        rd_kafka_seek_partitions(pl->consumer, l, 10000);
+                if (e) {
+                        enc_pipeline_set_fatal(pl, "rewind seek: %s",
+                                               rd_kafka_error_string(e));
+                        rd_kafka_error_destroy(e);
+                }
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        pl->txn_abortable = false;
+        pl->txn_aborts++;
+}
+
+/* Handles an error of a transactional call: abortable -> abort and rewind
+ * (returns ENC_ERR_ABORTED: not fatal), fatal (fenced) -> fatal. */
+static enc_err_t enc_txn_failed(enc_pipeline_t *pl, rd_kafka_error_t *e,
+                                const char *what, char *errstr,
+                                size_t errstr_size) {
+        enc_err_t ret;
+        if (rd_kafka_error_txn_requires_abort(e)) {
+                enc_log_warn("txn_abort", "step=%s error=\"%s\"", what,
+                             rd_kafka_error_string(e));
+                rd_kafka_error_t *ae =
+                        rd_kafka_abort_transaction(pl->producer, 60000);
+                if (ae) {
+                        ret = enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                                         "abort transaction: %s",
+                                         rd_kafka_error_string(ae));
+                        rd_kafka_error_destroy(ae);
+                } else {
+                        enc_pipeline_rewind(pl);
+                        ae = rd_kafka_begin_transaction(pl->producer);
+                        ret = ae ? enc_seterr(errstr, errstr_size,
+                                              ENC_ERR_KAFKA,
+                                              "begin transaction: %s",
+                                              rd_kafka_error_string(ae))
+                                 : ENC_ERR_ABORTED;
+                        if (ae)
+                                rd_kafka_error_destroy(ae);
+                }
+        } else if (rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__FENCED ||
+                   rd_kafka_error_code(e) ==
+                           RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+                   rd_kafka_error_code(e) ==
+                           RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
+                ret = enc_seterr(errstr, errstr_size, ENC_ERR_FENCED,
+                                 "producer fenced during %s: another encore "
+                                 "with the same transactional.id took over "
+                                 "(%s); stopping without committing",
+                                 what, rd_kafka_error_string(e));
+        } else {
+                ret = enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA, "%s: %s",
+                                 what, rd_kafka_error_string(e));
+        }
+        rd_kafka_error_destroy(e);
+        return ret;
+}
+
+/* The exactly-once commit: outputs, changelog and input offsets in one
+ * transaction, then the local store. */
+static enc_err_t enc_pipeline_commit_txn(enc_pipeline_t *pl, char *errstr,
+                                         size_t errstr_size) {
+        if (pl->txn_abortable) {
+                enc_log_warn("txn_abort",
+                             "step=produce reason=delivery_failed");
+                rd_kafka_error_t *ae =
+                        rd_kafka_abort_transaction(pl->producer, 60000);
+                if (ae)
+                        return enc_txn_failed(pl, ae, "abort", errstr,
+                                              errstr_size);
+                enc_pipeline_rewind(pl);
+                ae = rd_kafka_begin_transaction(pl->producer);
+                if (ae)
+                        return enc_txn_failed(pl, ae, "begin", errstr,
+                                              errstr_size);
+                return ENC_ERR_ABORTED;
+        }
+        rd_kafka_topic_partition_list_t *offs =
+                rd_kafka_topic_partition_list_new(pl->owned->cnt + 1);
+        for (int i = 0; i < pl->owned->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &pl->owned->elems[i];
+                int64_t o = enc_engine_commit_offset(pl->engine, tp->partition);
+                if (o >= 0)
+                        rd_kafka_topic_partition_list_add(offs, tp->topic,
+                                                          tp->partition)
+                                ->offset = o;
+        }
+        rd_kafka_error_t *e = NULL;
+        if (offs->cnt > 0 && !pl->bounded) { /* bounded runs have no group */
+                rd_kafka_consumer_group_metadata_t *md =
+                        rd_kafka_consumer_group_metadata(pl->consumer);
+                e = rd_kafka_send_offsets_to_transaction(pl->producer, offs,
+                                                         md, 60000);
+                rd_kafka_consumer_group_metadata_destroy(md);
+        }
+        rd_kafka_topic_partition_list_destroy(offs);
+        if (e)
+                return enc_txn_failed(pl, e, "send offsets", errstr,
+                                      errstr_size);
+        for (int attempt = 0;; attempt++) {
+                e = rd_kafka_commit_transaction(pl->producer,
+                                                (int)pl->flush_timeout_ms);
+                if (!e || !rd_kafka_error_is_retriable(e) || attempt >= 5)
+                        break;
+                enc_log_warn("txn_commit_retry", "error=\"%s\"",
+                             rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+        }
+        if (e)
+                return enc_txn_failed(pl, e, "commit transaction", errstr,
+                                      errstr_size);
+        if (pl->txn_abortable) /* cannot happen after a clean commit */
+                pl->txn_abortable = false;
+        enc_err_t err = enc_engine_checkpoint_commit(
+                pl->engine, pl->cl_meta_end, pl->ncl_meta_end, errstr,
+                errstr_size);
+        if (err)
+                return err;
+        e = rd_kafka_begin_transaction(pl->producer);
+        if (e)
+                return enc_txn_failed(pl, e, "begin transaction", errstr,
+                                      errstr_size);
+        pl->stats.commits++;
+        return ENC_OK;
+}
+
 static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
                                            char *errstr, size_t errstr_size) {
         /* 1. changed state into the store's batch and onto the changelog */
@@ -351,12 +535,18 @@ static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
         if (pl->fatal)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA, "%s",
                                   pl->fatal_msg);
+        if (pl->eos)
+                return enc_pipeline_commit_txn(pl, errstr, errstr_size);
         /* 3. state and positions (with their changelog ends), one batch */
         err = enc_engine_checkpoint_commit(pl->engine, pl->cl_meta_end,
                                            pl->ncl_meta_end, errstr,
                                            errstr_size);
         if (err)
                 return err;
+        if (pl->bounded) { /* no group to commit to */
+                pl->stats.commits++;
+                return ENC_OK;
+        }
         /* 4. group offsets */
         rd_kafka_topic_partition_list_t *offs =
                 rd_kafka_topic_partition_list_new(pl->owned->cnt);
@@ -500,9 +690,13 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
         /* Revoke (or lost): checkpoint what we did, then let go. */
         bool lost = rd_kafka_assignment_lost(rk);
-        if (!lost && !pl->fatal &&
-            enc_pipeline_commit(pl, true, errstr, sizeof(errstr)))
-                enc_pipeline_set_fatal(pl, "commit on revoke: %s", errstr);
+        if (!lost && !pl->fatal) {
+                enc_err_t cerr =
+                        enc_pipeline_commit(pl, true, errstr, sizeof(errstr));
+                if (cerr && cerr != ENC_ERR_ABORTED)
+                        enc_pipeline_set_fatal(pl, "commit on revoke: %s",
+                                               errstr);
+        }
         for (int i = 0; i < parts->cnt; i++) {
                 enc_changelog_cancel(pl, parts->elems[i].partition);
                 enc_engine_revoke(pl->engine, parts->elems[i].partition);
@@ -525,8 +719,102 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- construction --------------------------------------------------- */
 
+static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
+                                           const enc_range_t *ranges, int n,
+                                           char *errstr, size_t errstr_size);
+
 enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
                                  size_t errstr_size) {
+        return enc_pipeline_create(conf, NULL, 0, errstr, errstr_size);
+}
+
+enc_pipeline_t *enc_pipeline_new_bounded(const enc_conf_t *conf,
+                                         const enc_range_t *ranges, int n,
+                                         char *errstr, size_t errstr_size) {
+        if (n <= 0) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
+                           "no partitions to read");
+                return NULL;
+        }
+        return enc_pipeline_create(conf, ranges, n, errstr, errstr_size);
+}
+
+/* Bounded runs: assign every partition at its start, no group. */
+static enc_err_t enc_pipeline_assign_ranges(enc_pipeline_t *pl, char *errstr,
+                                            size_t errstr_size) {
+        const char *topic = enc_conf_get(pl->conf, "input.topic");
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(pl->nranges);
+        pl->ranges_left = 0;
+        pl->range_total = 0;
+        for (int i = 0; i < pl->nranges; i++) {
+                enc_range_t *r = &pl->ranges[i];
+                int64_t resume;
+                enc_err_t err = enc_engine_assign(pl->engine, r->partition,
+                                                  &resume, errstr,
+                                                  errstr_size);
+                if (err) {
+                        rd_kafka_topic_partition_list_destroy(l);
+                        return err;
+                }
+                if (resume >= 0 && resume > r->start)
+                        r->start = resume; /* a resumed replay */
+                pl->range_total += r->end > r->start ? r->end - r->start : 0;
+                rd_kafka_topic_partition_list_add(pl->owned, topic,
+                                                  r->partition);
+                if (r->start >= r->end) {
+                        enc_pipeline_mark_eof(pl, r->partition, true);
+                        continue;
+                }
+                pl->ranges_left++;
+                rd_kafka_topic_partition_list_add(l, topic, r->partition)
+                        ->offset = r->start;
+        }
+        rd_kafka_resp_err_t kerr = rd_kafka_assign(pl->consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (kerr)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                                  "assign: %s", rd_kafka_err2str(kerr));
+        return ENC_OK;
+}
+
+/* Bounded runs: true if the record is past its partition's end (dropped);
+ * pauses a partition that reached its end. */
+static bool enc_pipeline_range_check(enc_pipeline_t *pl,
+                                     const rd_kafka_message_t *m) {
+        for (int i = 0; i < pl->nranges; i++) {
+                enc_range_t *r = &pl->ranges[i];
+                if (r->partition != m->partition)
+                        continue;
+                if (m->offset >= r->end)
+                        return true;
+                r->start = m->offset + 1;
+                if (r->start >= r->end) {
+                        rd_kafka_topic_partition_list_t *l =
+                                rd_kafka_topic_partition_list_new(1);
+                        rd_kafka_topic_partition_list_add(
+                                l, rd_kafka_topic_name(m->rkt), m->partition);
+                        rd_kafka_pause_partitions(pl->consumer, l);
+                        rd_kafka_topic_partition_list_destroy(l);
+                        pl->ranges_left--;
+                }
+                return false;
+        }
+        return true;
+}
+
+void enc_pipeline_progress(const enc_pipeline_t *pl, int64_t *left,
+                           int64_t *total) {
+        *left = 0;
+        for (int i = 0; i < pl->nranges; i++)
+                if (pl->ranges[i].end > pl->ranges[i].start)
+                        *left += pl->ranges[i].end - pl->ranges[i].start;
+        *total = pl->range_total;
+}
+
+static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
+                                           const enc_range_t *ranges, int n,
+                                           char *errstr, size_t errstr_size) {
         enc_pipeline_t *pl = calloc(1, sizeof(*pl));
         rd_kafka_conf_t *kc = NULL;
         char rerr[512];
@@ -541,6 +829,17 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
         pl->commit_interval_ms = enc_conf_get_int(conf, "commit.interval.ms");
         pl->flush_timeout_ms = 60000;
         pl->owned = rd_kafka_topic_partition_list_new(16);
+        if (ranges) {
+                pl->bounded = true;
+                pl->ranges = malloc((size_t)n * sizeof(*ranges));
+                if (!pl->ranges) {
+                        enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                   "out of memory");
+                        goto fail;
+                }
+                memcpy(pl->ranges, ranges, (size_t)n * sizeof(*ranges));
+                pl->nranges = n;
+        }
         static const double lat_b[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                        0.5,   1,    2.5,   5,    10,  30,
                                        60,    300,  3600};
@@ -571,7 +870,8 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
         enc_engine_sink_t sink = {
                 .output = enc_sink_output,
                 .dead_letter = enc_sink_dead_letter,
-                .changelog = enc_conf_get_bool(conf, "changelog.enable")
+                .changelog = enc_conf_get_bool(conf, "changelog.enable") &&
+                                             !ranges
                                      ? enc_changelog_sink
                                      : NULL,
                 .opaque = pl};
@@ -594,6 +894,33 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
                            errstr_size);
         if (!kc)
                 goto fail;
+        pl->eos = !strcmp(enc_conf_get(conf, "processing.guarantee"),
+                          "exactly_once");
+        if (!pl->eos && (enc_conf_get_raw(conf, "kafka.transactional.id") ||
+                         enc_conf_get_raw(conf,
+                                          "kafka.producer.transactional.id"))) {
+                rd_kafka_conf_destroy(kc);
+                enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                           "kafka.producer.transactional.id is set but "
+                           "processing.guarantee is at_least_once; set "
+                           "processing.guarantee=exactly_once to use "
+                           "transactions");
+                goto fail;
+        }
+        if (pl->eos && !enc_conf_get_raw(conf,
+                                         "kafka.producer.transactional.id")) {
+                /* Stable per host, so a restarted process fences its own
+                 * previous incarnation and aborts what it left open. */
+                char host[128] = "host", tid[300];
+                gethostname(host, sizeof(host) - 1);
+                snprintf(tid, sizeof(tid), "%s-%s",
+                         enc_conf_get(conf, "group.id"), host);
+                if (enc_kconf_set(kc, "transactional.id", tid, errstr,
+                                  errstr_size)) {
+                        rd_kafka_conf_destroy(kc);
+                        goto fail;
+                }
+        }
         rd_kafka_conf_set_dr_msg_cb(kc, enc_dr_cb);
         rd_kafka_conf_set_opaque(kc, pl);
         pl->producer = rd_kafka_new(RD_KAFKA_PRODUCER, kc, rerr, sizeof(rerr));
@@ -603,8 +930,32 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
                            "producer: %s", rerr);
                 goto fail;
         }
+        if (pl->eos) {
+                rd_kafka_error_t *te =
+                        rd_kafka_init_transactions(pl->producer, 60000);
+                if (!te)
+                        te = rd_kafka_begin_transaction(pl->producer);
+                if (te) {
+                        enc_seterr(errstr, errstr_size,
+                                   rd_kafka_error_is_fatal(te)
+                                           ? ENC_ERR_FENCED
+                                           : ENC_ERR_KAFKA,
+                                   "processing.guarantee=exactly_once: "
+                                   "cannot start a transaction: %s",
+                                   rd_kafka_error_string(te));
+                        rd_kafka_error_destroy(te);
+                        goto fail;
+                }
+                char tid[300];
+                size_t tsz = sizeof(tid);
+                if (rd_kafka_conf_get(rd_kafka_conf(pl->producer),
+                                      "transactional.id", tid,
+                                      &tsz) != RD_KAFKA_CONF_OK)
+                        snprintf(tid, sizeof(tid), "?");
+                enc_log_info("transactions", "transactional.id=%s", tid);
+        }
 
-        if (enc_changelog_setup(pl, errstr, errstr_size))
+        if (!pl->bounded && enc_changelog_setup(pl, errstr, errstr_size))
                 goto fail;
 
         /* Consumer: group member, cooperative, offsets managed by encore. */
@@ -639,6 +990,11 @@ enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
                 goto fail;
         }
         rd_kafka_poll_set_consumer(pl->consumer);
+        if (pl->bounded) {
+                if (enc_pipeline_assign_ranges(pl, errstr, errstr_size))
+                        goto fail;
+                return pl;
+        }
         rd_kafka_topic_partition_list_t *sub =
                 rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(sub, enc_conf_get(conf,
@@ -675,6 +1031,7 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
                 rd_kafka_topic_partition_list_destroy(pl->owned);
         enc_http_stop(pl->http);
         free(pl->at_eof);
+        free(pl->ranges);
         free(pl->upd);
         free(pl->lag);
         enc_buf_free(&pl->metrics_buf);
@@ -699,6 +1056,8 @@ static void enc_pipeline_handle_msg(enc_pipeline_t *pl,
                                      rd_kafka_message_errstr(m));
                 return;
         }
+        if (pl->bounded && enc_pipeline_range_check(pl, m))
+                return; /* past the end bound: not ours to process */
         pl->last_record_ms = enc_now_ms();
         enc_pipeline_mark_eof(pl, m->partition, false);
         enc_record_t rec = {
@@ -744,6 +1103,8 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                      enc_engine_commit_due(pl->engine))) {
                         err = enc_pipeline_commit(pl, false, errstr,
                                                   errstr_size);
+                        if (err == ENC_ERR_ABORTED) /* rewound; go on */
+                                err = ENC_OK;
                         if (err)
                                 enc_pipeline_set_fatal(pl, "commit: %s",
                                                        errstr);
@@ -770,6 +1131,11 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                                 opts->on_tick(opts->tick_opaque, &st);
                         }
                         last_tick = now;
+                }
+                if (pl->bounded && pl->ranges_left == 0) {
+                        enc_log_info("bounded_run_done", "partitions=%d",
+                                     pl->nranges);
+                        break;
                 }
                 if (opts->exit_idle_ms > 0 &&
                     (!opts->idle_armed || *opts->idle_armed) &&

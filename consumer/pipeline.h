@@ -42,6 +42,27 @@ typedef struct enc_pipeline_opts_s {
 enc_pipeline_t *enc_pipeline_new(const enc_conf_t *conf, char *errstr,
                                  size_t errstr_size);
 
+/* One input partition's range for a bounded run: [start, end). */
+typedef struct enc_range_s {
+        int32_t partition;
+        int64_t start;
+        int64_t end;
+} enc_range_t;
+
+/**
+ * A bounded run (replay, backfill): no consumer group and no changelog;
+ * each partition of @p ranges (copied) is read from start to end, and the
+ * run stops by itself when all are done. The state directory should be
+ * fresh. Outputs are produced and checkpoints written as in a live run.
+ */
+enc_pipeline_t *enc_pipeline_new_bounded(const enc_conf_t *conf,
+                                         const enc_range_t *ranges, int n,
+                                         char *errstr, size_t errstr_size);
+
+/** For a bounded run: records still to read, and the total. */
+void enc_pipeline_progress(const enc_pipeline_t *pl, int64_t *left,
+                           int64_t *total);
+
 /**
  * Runs the processing loop on the calling thread until *opts->stop is set,
  * the idle exit fires, or a fatal error. On a stop it drains: flushes

@@ -76,6 +76,16 @@ struct enc_pipeline_s {
         uint64_t restores;         /* restores completed */
         uint64_t restore_records;  /* changelog records applied */
         uint64_t restore_users;
+        /* bounded runs (replay) */
+        bool bounded;
+        enc_range_t *ranges; /* [nranges]: next offset kept in start */
+        int nranges;
+        int ranges_left;     /* partitions not yet at their end */
+        int64_t range_total;
+        /* exactly-once */
+        bool eos;            /* processing.guarantee=exactly_once */
+        bool txn_abortable;  /* a produce failed inside the transaction */
+        uint64_t txn_aborts; /* transactions aborted and rewound */
 };
 
 /** Records the first fatal error; the loop stops without committing. */

@@ -3,6 +3,7 @@
 add_library(enc_consumer STATIC
   consumer/pipeline.c
   consumer/changelog.c
+  consumer/replay.c
   consumer/embedded.c
   consumer/tail.c
   consumer/metrics.c

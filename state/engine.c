@@ -71,6 +71,9 @@ typedef struct enc_part_s {
         int64_t store_next;   /* no uncached store timer is below this */
         int64_t last_time;    /* time of the last applied item */
         uint64_t consumed;
+        uint64_t accepted;
+        uint64_t applied;
+        uint64_t dead_lettered;
 } enc_part_t;
 
 struct enc_engine_s {
@@ -208,6 +211,7 @@ enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
         p->scanned = ENC_TIME_NONE;
         p->store_next = ENC_TIME_NONE; /* unknown: scan on first advance */
         p->last_time = ENC_TIME_NONE;
+        p->consumed = p->accepted = p->applied = p->dead_lettered = 0;
         *resume = -1;
 
         enc_store_meta_t m;
@@ -439,6 +443,7 @@ static enc_err_t enc_engine_advance(enc_engine_t *e, int32_t partition,
                         err = enc_engine_fire(e, tu, now);
                 } else if (ev_due) {
                         p->last_time = ev->event_time;
+                        p->applied++;
                         err = enc_engine_apply_event(e, partition, ev);
                         enc_reorder_pop(p->buf);
                 } else {
@@ -490,6 +495,8 @@ static enc_err_t enc_engine_dead_letter(enc_engine_t *e,
                                         const char *detail) {
         enc_dead_letter_t dl = {rec, reason, detail};
         e->stats.dead_lettered[reason]++;
+        if (rec->partition >= 0 && rec->partition < e->nparts)
+                e->parts[rec->partition].dead_lettered++;
         return e->sink.dead_letter(e->sink.opaque, &dl);
 }
 
@@ -603,6 +610,7 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
                 return enc_seterr(errstr, errstr_size, err,
                                   "out of memory buffering events");
         e->stats.accepted++;
+        p->accepted++;
         if (p->stream_time == ENC_TIME_NONE || ev.event_time > p->stream_time)
                 p->stream_time = ev.event_time;
         int64_t w = p->stream_time - e->grace;
@@ -726,6 +734,11 @@ enc_err_t enc_engine_checkpoint_commit(enc_engine_t *e,
         return ENC_OK;
 }
 
+void enc_engine_checkpoint_abort(enc_engine_t *e) {
+        enc_store_discard(e->store);
+        e->staged = false;
+}
+
 enc_err_t enc_engine_checkpoint(enc_engine_t *e, char *errstr,
                                 size_t errstr_size) {
         enc_err_t err = enc_engine_checkpoint_stage(e, errstr, errstr_size);
@@ -765,6 +778,9 @@ bool enc_engine_partition_info(const enc_engine_t *e, int32_t partition,
         info->watermark = p->watermark;
         info->buffered = enc_reorder_count(p->buf);
         info->consumed = p->consumed;
+        info->accepted = p->accepted;
+        info->applied = p->applied;
+        info->dead_lettered = p->dead_lettered;
         return true;
 }
 

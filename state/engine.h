@@ -140,6 +140,11 @@ enc_err_t enc_engine_checkpoint_commit(enc_engine_t *e,
                                        int changelog_end_cnt, char *errstr,
                                        size_t errstr_size) ENC_WUR;
 
+/** Drops a staged checkpoint (its outputs were not made durable). The
+ *  in-memory state is then ahead of the store: the caller must revoke and
+ *  re-assign every partition to go back to the stored state. */
+void enc_engine_checkpoint_abort(enc_engine_t *e);
+
 /** The offset to commit to the group for @p partition (the first record not
  *  fully reflected in stored state), or -1 if nothing was consumed. */
 int64_t enc_engine_commit_offset(const enc_engine_t *e, int32_t partition);
@@ -168,7 +173,10 @@ typedef struct enc_partition_info_s {
         int64_t stream_time;
         int64_t watermark;
         uint64_t buffered;
-        uint64_t consumed;
+        uint64_t consumed;      /* since assignment to this process */
+        uint64_t accepted;      /* valid events taken for processing */
+        uint64_t applied;       /* events delivered to the signals */
+        uint64_t dead_lettered;
 } enc_partition_info_t;
 
 bool enc_engine_partition_info(const enc_engine_t *e, int32_t partition,

@@ -93,6 +93,14 @@ enc_err_t enc_restore_record(enc_restore_t *r, const void *key, size_t klen,
                 r->pending++;
                 return ENC_OK;
         }
+        if (klen == 1 && k[0] == ENC_CHANGELOG_KEY_RESET) {
+                /* Everything before is void: the next position record
+                 * makes "nothing" durable. */
+                enc_store_batch_clear(r->batch);
+                enc_store_batch_drop_partition(r->st, r->batch, r->partition);
+                r->pending = 1;
+                return ENC_OK;
+        }
         if (klen == 1 && k[0] == ENC_CHANGELOG_KEY_META && val) {
                 enc_store_meta_t m;
                 if (enc_store_meta_decode(val, vlen, &m))

@@ -17,6 +17,7 @@
 
 #define ENC_CHANGELOG_KEY_USER 'U'
 #define ENC_CHANGELOG_KEY_META 'M'
+#define ENC_CHANGELOG_KEY_RESET 'R' /* `encore reset`: drop all before */
 
 typedef struct enc_restore_s enc_restore_t;
 

@@ -353,6 +353,17 @@ void enc_store_batch_del_meta(enc_store_t *st, enc_store_batch_t *b,
                                      st->cf[CF_META], (const char *)k, 4);
 }
 
+void enc_store_batch_drop_partition(enc_store_t *st, enc_store_batch_t *b,
+                                    int32_t partition) {
+        uint8_t lo[4], hi[4];
+        enc_put_u32be(lo, (uint32_t)partition);
+        enc_put_u32be(hi, (uint32_t)partition + 1);
+        for (int i = CF_USERS; i < CF__CNT; i++)
+                rocksdb_writebatch_delete_range_cf(
+                        (rocksdb_writebatch_t *)b, st->cf[i],
+                        (const char *)lo, 4, (const char *)hi, 4);
+}
+
 enc_err_t enc_store_batch_write(enc_store_t *st, enc_store_batch_t *b,
                                 char *errstr, size_t errstr_size) {
         char *rerr = NULL;

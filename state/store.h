@@ -94,6 +94,9 @@ void enc_store_batch_put_meta(enc_store_t *st, enc_store_batch_t *b,
                               int32_t partition, const enc_store_meta_t *m);
 void enc_store_batch_del_meta(enc_store_t *st, enc_store_batch_t *b,
                               int32_t partition);
+/** Stages the deletion of every key of @p partition into @p b. */
+void enc_store_batch_drop_partition(enc_store_t *st, enc_store_batch_t *b,
+                                    int32_t partition);
 /** Writes @p b atomically and clears it. */
 enc_err_t enc_store_batch_write(enc_store_t *st, enc_store_batch_t *b,
                                 char *errstr, size_t errstr_size) ENC_WUR;

@@ -185,6 +185,8 @@ typedef struct t_run_s {
         int exit_idle_ms;
         bool rare_commits; /* every 5000 records only, never by time */
         const char *log;   /* stderr goes here if set */
+        const char *extra;  /* one more key=value, or NULL */
+        const char *extra2; /* and another, or NULL */
 } t_run_t;
 
 static inline pid_t t_spawn_run(const t_run_t *r) {
@@ -239,6 +241,10 @@ static inline pid_t t_spawn_run(const t_run_t *r) {
                                 r->log ? "log.level=info" : "log.level=warn",
                                 "--exit-idle-ms",
                                 idle,
+                                r->extra ? "--set" : NULL,
+                                (char *)r->extra,
+                                r->extra2 ? "--set" : NULL,
+                                (char *)r->extra2,
                                 NULL};
                 execv(exe, argv);
                 _exit(127);

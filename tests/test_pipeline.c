@@ -367,6 +367,211 @@ static void test_three_processes_survive_a_killed_member(void **st) {
         t_input_free(&in);
 }
 
+/*
+ * processing.guarantee=exactly_once on the mock: outputs, changelog and
+ * offsets go through Kafka transactions. The mock supports transactions
+ * but neither hides aborted ones nor stores transactional offsets, so this
+ * checks the transactional path end to end without a crash; the crash
+ * case runs against a real broker (test_realbroker).
+ */
+static void test_exactly_once_path_gives_the_reference_updates(void **st) {
+        (void)st;
+        char err[256];
+        t_input_t in;
+        t_input_make(&in, 8000, 51);
+        enc_codec_t *codec = t_codec();
+        t_recs_t rr;
+        t_entry_t *ir;
+        t_reference(&in, "e-ref", 2, &rr, &ir, codec);
+        assert_int_equal(enc_embedded_create_topic(emb, "e-plays", 2, err,
+                                                   sizeof(err)),
+                         0);
+        assert_int_equal(enc_embedded_create_topic(emb, "e-out", 4, err,
+                                                   sizeof(err)),
+                         0);
+        assert_int_equal(enc_embedded_create_topic(emb, "g-e-out-changelog",
+                                                   2, err, sizeof(err)),
+                         0);
+        t_input_produce(&in, "e-plays", 0, in.n, false);
+        char *dir = t_tmpdir("eos");
+        char log[160];
+        snprintf(log, sizeof(log), "%s.log", dir);
+        t_run_t r = {"e-plays", "e-out", dir, 1000, false, log,
+                     "processing.guarantee=exactly_once"};
+        int status = t_wait(t_spawn_run(&r));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_true(t_file_contains(log, "event=transactions"));
+        assert_int_equal(t_assert_same_updates(codec, &rr, ir, "e-out"), 0);
+        unlink(log);
+        t_rmtree(dir);
+        free(dir);
+        free(ir);
+        t_recs_free(&rr);
+        enc_codec_destroy(codec);
+        t_input_free(&in);
+}
+
+/* Runs `encore <argv...>` as a child with stdout+stderr to @p log; returns
+ * the exit status. */
+static int t_run_cmd(const char *log, char *const *args) {
+        const char *bindir = getenv("ENCORE_BINARY_DIR");
+        assert_non_null(bindir);
+        char exe[512];
+        snprintf(exe, sizeof(exe), "%s/encore", bindir);
+        char *argv[32] = {exe};
+        int n = 1;
+        for (; args[n - 1] && n < 31; n++)
+                argv[n] = args[n - 1];
+        argv[n] = NULL;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                if (fd >= 0) {
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                execv(exe, argv);
+                _exit(127);
+        }
+        int status = t_wait(pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * Replay: the same topic, replayed from earliest into a fresh state and
+ * another output topic, gives byte-identical updates to the live run; a
+ * replay bounded by offsets reads exactly its range and stops by itself.
+ */
+static void test_replay_is_byte_identical_to_the_live_run(void **st) {
+        (void)st;
+        char err[256], bs[256], in_topic[] = "p-ref-in";
+        t_input_t in;
+        t_input_make(&in, 8000, 81);
+        enc_codec_t *codec = t_codec();
+        t_recs_t rr;
+        t_entry_t *ir;
+        t_reference(&in, "p-ref", 2, &rr, &ir, codec);
+        assert_int_equal(enc_embedded_create_topic(emb, "p-replay", 4, err,
+                                                   sizeof(err)),
+                         0);
+        snprintf(bs, sizeof(bs), "%s", bootstrap);
+        char *dir = t_tmpdir("replay");
+        char log[160], sd[200], it[64];
+        snprintf(log, sizeof(log), "%s.log", dir);
+        snprintf(sd, sizeof(sd), "%s/state", dir);
+        snprintf(it, sizeof(it), "input.topic=%s", in_topic);
+        char *full[] = {"replay", "--bootstrap", bs, "--set", it,
+                        "--from", "earliest", "--output-topic", "p-replay",
+                        "--state-dir", sd, "--set",
+                        "metrics.address=127.0.0.1:0", NULL};
+        assert_int_equal(t_run_cmd(log, full), 0);
+        assert_true(t_file_contains(log, "encore replay: done: 8000 records"));
+        assert_int_equal(t_assert_same_updates(codec, &rr, ir, "p-replay"), 0);
+
+        /* a second replay into the same state directory is refused */
+        assert_int_equal(t_run_cmd(log, full), 2);
+        assert_true(t_file_contains(log, "is not empty"));
+
+        /* bounded by offsets: exactly 1000 + 1000 records */
+        char sd2[200];
+        snprintf(sd2, sizeof(sd2), "%s/state2", dir);
+        char *part[] = {"replay", "--bootstrap", bs, "--set", it,
+                        "--from", "offsets:0=100,1=200", "--to",
+                        "offsets:0=1100,1=1200", "--output-topic",
+                        "p-replay-part", "--state-dir", sd2, "--set",
+                        "metrics.address=127.0.0.1:0", NULL};
+        assert_int_equal(t_run_cmd(log, part), 0);
+        assert_true(t_file_contains(log, "encore replay: done: 2000 records"));
+
+        /* a malformed position names the flag */
+        char *bad[] = {"replay", "--bootstrap", bs, "--from", "yesterday",
+                       "--output-topic", "x", "--state-dir", sd2, NULL};
+        assert_int_equal(t_run_cmd(log, bad), 2);
+        assert_true(t_file_contains(log, "--from: \"yesterday\" is not a "
+                                         "position"));
+        unlink(log);
+        t_rmtree(dir);
+        free(dir);
+        free(ir);
+        t_recs_free(&rr);
+        enc_codec_destroy(codec);
+        t_input_free(&in);
+}
+
+/*
+ * Reset. The mock cluster cannot describe groups, so the active-member
+ * refusal is tested against a real broker (test_realbroker); here reset
+ * refuses because it cannot tell, a dry run with --force prints the plan
+ * and changes nothing, and a forced reset to earliest moves the group and
+ * clears the state through the changelog: the same process, restarted on
+ * its old local state, restores the reset and reprocesses everything from
+ * scratch, so every reference update appears exactly twice, identical.
+ */
+static void test_reset_repositions_group_and_clears_state(void **st) {
+        (void)st;
+        char err[256], bs[256];
+        t_input_t in;
+        t_input_make(&in, 6000, 91);
+        enc_codec_t *codec = t_codec();
+        t_recs_t rr;
+        t_entry_t *ir;
+        t_reference(&in, "z-ref", 2, &rr, &ir, codec);
+        const char *topics[] = {"z-plays", "g-z-out-changelog"};
+        for (int i = 0; i < 2; i++)
+                assert_int_equal(enc_embedded_create_topic(emb, topics[i], 2,
+                                                           err, sizeof(err)),
+                                 0);
+        assert_int_equal(enc_embedded_create_topic(emb, "z-out", 4, err,
+                                                   sizeof(err)),
+                         0);
+        t_input_produce(&in, "z-plays", 0, in.n, false);
+        char *dir = t_tmpdir("reset");
+        char log[160];
+        snprintf(log, sizeof(log), "%s/reset.log", dir);
+        snprintf(bs, sizeof(bs), "%s", bootstrap);
+        t_run_t r = {"z-plays", "z-out", dir, 1000, false, NULL, NULL, NULL};
+        int status = t_wait(t_spawn_run(&r));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_int_equal(t_assert_same_updates(codec, &rr, ir, "z-out"), 0);
+
+        char *args[] = {"reset", "--bootstrap", bs, "--set",
+                        "group.id=g-z-out", "--set", "input.topic=z-plays",
+                        "--to", "earliest", NULL};
+        assert_int_equal(t_run_cmd(log, args), 1);
+        assert_true(t_file_contains(log, "cannot describe group"));
+
+        char *dry[] = {"reset", "--bootstrap", bs, "--set",
+                       "group.id=g-z-out", "--set", "input.topic=z-plays",
+                       "--to", "earliest", "--force", "--dry-run", NULL};
+        assert_int_equal(t_run_cmd(log, dry), 0);
+        assert_true(t_file_contains(log, "[dry run] reset group g-z-out"));
+        assert_true(t_file_contains(log, "-> 0"));
+        /* nothing changed: a restart has nothing to do */
+        status = t_wait(t_spawn_run(&r));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_int_equal(t_assert_same_updates(codec, &rr, ir, "z-out"), 0);
+
+        char *force[] = {"reset", "--bootstrap", bs, "--set",
+                         "group.id=g-z-out", "--set", "input.topic=z-plays",
+                         "--to", "earliest", "--force", NULL};
+        assert_int_equal(t_run_cmd(log, force), 0);
+        assert_true(t_file_contains(log, "changelog reset written"));
+        r.log = log;
+        truncate(log, 0);
+        status = t_wait(t_spawn_run(&r));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_true(t_file_contains(log, "event=restore_done"));
+        assert_int_equal(t_assert_same_updates(codec, &rr, ir, "z-out"),
+                         rr.n);
+        t_rmtree(dir);
+        free(dir);
+        free(ir);
+        t_recs_free(&rr);
+        enc_codec_destroy(codec);
+        t_input_free(&in);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
@@ -378,6 +583,15 @@ int main(void) {
                 cmocka_unit_test(
                         test_fresh_process_restores_state_from_changelog),
                 cmocka_unit_test(test_three_processes_survive_a_killed_member),
+                cmocka_unit_test(
+                        test_exactly_once_path_gives_the_reference_updates),
+                cmocka_unit_test(test_replay_is_byte_identical_to_the_live_run),
+                cmocka_unit_test(
+                        test_reset_repositions_group_and_clears_state),
+
         };
+        /* ENC_TEST_FILTER=test_exactly* runs a subset (development). */
+        if (getenv("ENC_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("ENC_TEST_FILTER"));
         return cmocka_run_group_tests(tests, t_setup, t_teardown);
 }

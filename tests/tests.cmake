@@ -3,9 +3,19 @@
 enc_add_test(NAME test_config SOURCES tests/test_config.c
   LIBS enc_state LABELS unit)
 enc_add_test(NAME test_pipeline SOURCES tests/test_pipeline.c
-  LIBS enc_consumer LABELS integration TIMEOUT 300)
+  LIBS enc_consumer LABELS integration TIMEOUT 900)
 
 add_test(NAME readme_config_table
   COMMAND ${CMAKE_SOURCE_DIR}/tests/check_readme_config.sh
           $<TARGET_FILE:encore> ${CMAKE_SOURCE_DIR}/README.md)
 set_tests_properties(readme_config_table PROPERTIES LABELS unit)
+include(tests/fuzz/fuzz.cmake OPTIONAL)
+include(tests/observability.cmake OPTIONAL)
+include(tests/faults.cmake OPTIONAL)
+
+# Against a real Kafka named by ENCORE_TEST_BOOTSTRAP; skipped (exit 77,
+# with the reason printed) otherwise.
+enc_add_test(NAME test_realbroker SOURCES tests/test_realbroker.c
+  LIBS enc_consumer LABELS integration TIMEOUT 900)
+set_tests_properties(test_realbroker PROPERTIES SKIP_RETURN_CODE 77
+  ENVIRONMENT "ENCORE_BINARY_DIR=${CMAKE_BINARY_DIR}")
