@@ -59,6 +59,10 @@ static const enc_cfg_key_t enc_core_keys[] = {
      "Events this far ahead of stream time (ms) are dead-lettered (reason "
      "future)",
      1000, ENC_I64MAX},
+    {"dedup.window.ms", ENC_CFG_INT, "3600000",
+     "A user's event id seen again within this much event time is "
+     "dead-lettered (reason duplicate); 0 turns it off",
+     0, (int64_t)30 * 86400000},
     {"signals", ENC_CFG_LIST,
      "active_days:1,session:1,discovery_habit:1,progressive_reward:1,"
      "composite:1",

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "dedup.h"
 #include "log.h"
 #include "reorder.h"
 #include "plugin.h"
@@ -53,6 +54,7 @@ static const char *const enc_dlq_names[ENC_DLQ__CNT] = {
     [ENC_DLQ_TOMBSTONE] = "tombstone",
     [ENC_DLQ_LATE] = "late",
     [ENC_DLQ_FUTURE] = "future",
+    [ENC_DLQ_DUPLICATE] = "duplicate",
 };
 
 const char *enc_dlq_reason_name(enc_dlq_reason_t r) {
@@ -81,8 +83,11 @@ struct enc_engine_s {
         enc_store_t *store;
         enc_engine_sink_t sink;
         enc_codec_t *codec;
-        enc_sig_instance_t *insts;
+        enc_sig_instance_t *insts; /* [dedup] + the configured signals */
         int inst_cnt;
+        enc_sig_instance_t *reg_insts; /* from the registry */
+        int reg_cnt;
+        int64_t dedup_window; /* 0: off; else insts[0] is dedup */
         enc_users_t *users;
         enc_part_t *parts;
         int nparts;
@@ -139,9 +144,21 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
         e->codec = enc_codec_new(&cc, errstr, errstr_size);
         if (!e->codec)
                 goto fail;
-        if (enc_signals_instantiate(conf, &e->insts, &e->inst_cnt, errstr,
+        if (enc_signals_instantiate(conf, &e->reg_insts, &e->reg_cnt, errstr,
                                     errstr_size))
                 goto fail;
+        e->dedup_window = enc_conf_get_int(conf, "dedup.window.ms");
+        int off = e->dedup_window > 0;
+        e->insts = calloc((size_t)(e->reg_cnt + off) + 1, sizeof(*e->insts));
+        if (!e->insts || (off && enc_dedup_instance(e->dedup_window,
+                                                     &e->insts[0]))) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                goto fail;
+        }
+        memcpy(e->insts + off, e->reg_insts,
+               (size_t)e->reg_cnt * sizeof(*e->insts));
+        e->inst_cnt = e->reg_cnt + off;
         e->users = enc_users_new(e->insts, e->inst_cnt, store,
                                  (size_t)enc_conf_get_int(conf,
                                                           "cache.max.bytes"));
@@ -161,7 +178,10 @@ void enc_engine_destroy(enc_engine_t *e) {
         if (!e)
                 return;
         enc_users_destroy(e->users);
-        enc_signals_destroy(e->insts, e->inst_cnt);
+        if (e->insts && e->dedup_window > 0)
+                enc_dedup_instance_free(&e->insts[0]);
+        free(e->insts);
+        enc_signals_destroy(e->reg_insts, e->reg_cnt);
         for (int i = 0; i < e->nparts; i++)
                 enc_reorder_destroy(e->parts[i].buf);
         free(e->parts);
@@ -500,6 +520,32 @@ static enc_err_t enc_engine_dead_letter(enc_engine_t *e,
         return e->sink.dead_letter(e->sink.opaque, &dl);
 }
 
+/* True if @p ev repeats an event id of its user seen within the dedup
+ * window: still waiting in the buffer, or already applied. */
+static enc_err_t enc_engine_is_dup(enc_engine_t *e, int32_t partition,
+                                   enc_part_t *p, const enc_event_t *ev,
+                                   bool *dup) {
+        *dup = false;
+        if (e->dedup_window <= 0)
+                return ENC_OK;
+        if (enc_reorder_contains(p->buf, ev->user_id, ev->event_id)) {
+                *dup = true;
+                return ENC_OK;
+        }
+        enc_user_t *u;
+        enc_err_t err = enc_users_get(e->users, partition, ev->user_id,
+                                      strlen(ev->user_id), ENC_NO_TIMER, &u,
+                                      e->errstr, e->errstr_size);
+        if (err)
+                return err;
+        int64_t since = p->watermark == ENC_TIME_NONE
+                                ? INT64_MIN
+                                : p->watermark - e->dedup_window;
+        *dup = enc_dedup_seen(&e->insts[0], u->states[0],
+                              enc_dedup_hash(ev->event_id), since);
+        return ENC_OK;
+}
+
 /* Decodes and checks a record. ENC_OK with *ev filled, or a dead-letter
  * reason in *reason with detail in @p detail. */
 static bool enc_engine_parse(enc_engine_t *e, const enc_record_t *rec,
@@ -562,7 +608,12 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
                  * dead-lettered already, and so is any re-delivery. */
                 if (rec->offset >= p->restore_pos) {
                         p->restore_pos = rec->offset + 1;
-                        if (ok && ev.event_time >= p->restore_wm) {
+                        bool dup = false;
+                        if (ok && ev.event_time >= p->restore_wm &&
+                            enc_engine_is_dup(e, rec->partition, p, &ev,
+                                              &dup))
+                                return ENC_ERR_STATE;
+                        if (ok && ev.event_time >= p->restore_wm && !dup) {
                                 err = enc_reorder_push(p->buf, &ev,
                                                        rec->offset);
                                 if (err)
@@ -601,6 +652,20 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
                          "(window.grace.ms=%lld)",
                          (long long)(p->watermark - ev.event_time),
                          (long long)e->grace);
+        }
+        if (ok) {
+                bool dup;
+                err = enc_engine_is_dup(e, rec->partition, p, &ev, &dup);
+                if (err)
+                        return err;
+                if (dup) {
+                        ok = false;
+                        reason = ENC_DLQ_DUPLICATE;
+                        snprintf(detail, sizeof(detail),
+                                 "event_id seen before for this user within "
+                                 "dedup.window.ms=%lld",
+                                 (long long)e->dedup_window);
+                }
         }
         if (!ok)
                 return enc_engine_dead_letter(e, rec, reason, detail);

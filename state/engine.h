@@ -46,6 +46,7 @@ typedef enum enc_dlq_reason_e {
         ENC_DLQ_TOMBSTONE,    /* null value */
         ENC_DLQ_LATE,         /* behind the watermark */
         ENC_DLQ_FUTURE,       /* too far ahead of stream time */
+        ENC_DLQ_DUPLICATE,    /* event id seen within dedup.window.ms */
         ENC_DLQ__CNT
 } enc_dlq_reason_t;
 

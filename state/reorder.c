@@ -16,11 +16,22 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 typedef struct enc_held_s {
         enc_event_t *ev; /* owned (enc_event_dup) */
         uint64_t seq;    /* arrival number */
+        uint64_t idh;    /* hash of (user id, event id), for lookups */
 } enc_held_t;
+
+/* A set of id hashes with counts, open addressing, linear probing;
+ * deletion shifts the cluster back (no tombstones). Key 0 marks empty. */
+typedef struct enc_idset_s {
+        uint64_t *key;
+        uint32_t *cnt;
+        size_t cap; /* power of two or 0 */
+        size_t used;
+} enc_idset_t;
 
 struct enc_reorder_s {
         enc_held_t *heap;
@@ -32,7 +43,105 @@ struct enc_reorder_s {
         size_t rcap; /* power of two */
         uint64_t head;
         uint64_t tail;
+        enc_idset_t ids;
 };
+
+static uint64_t enc_id_hash(const char *user, const char *event_id) {
+        uint64_t h = XXH3_64bits_withSeed(event_id, strlen(event_id),
+                                          XXH3_64bits(user, strlen(user)));
+        return h ? h : 1;
+}
+
+static bool enc_idset_grow(enc_idset_t *s) {
+        size_t ncap = s->cap ? s->cap * 2 : 256;
+        uint64_t *k = calloc(ncap, sizeof(*k));
+        uint32_t *c = calloc(ncap, sizeof(*c));
+        if (!k || !c) {
+                free(k);
+                free(c);
+                return false;
+        }
+        for (size_t i = 0; i < s->cap; i++) {
+                if (!s->key[i])
+                        continue;
+                size_t j = s->key[i] & (ncap - 1);
+                while (k[j])
+                        j = (j + 1) & (ncap - 1);
+                k[j] = s->key[i];
+                c[j] = s->cnt[i];
+        }
+        free(s->key);
+        free(s->cnt);
+        s->key = k;
+        s->cnt = c;
+        s->cap = ncap;
+        return true;
+}
+
+static size_t enc_idset_find(const enc_idset_t *s, uint64_t h) {
+        if (!s->cap)
+                return (size_t)-1;
+        size_t j = h & (s->cap - 1);
+        while (s->key[j]) {
+                if (s->key[j] == h)
+                        return j;
+                j = (j + 1) & (s->cap - 1);
+        }
+        return (size_t)-1;
+}
+
+static bool enc_idset_add(enc_idset_t *s, uint64_t h) {
+        size_t j = enc_idset_find(s, h);
+        if (j != (size_t)-1) {
+                s->cnt[j]++;
+                return true;
+        }
+        if ((s->used + 1) * 2 > s->cap && !enc_idset_grow(s))
+                return false;
+        j = h & (s->cap - 1);
+        while (s->key[j])
+                j = (j + 1) & (s->cap - 1);
+        s->key[j] = h;
+        s->cnt[j] = 1;
+        s->used++;
+        return true;
+}
+
+static void enc_idset_del(enc_idset_t *s, uint64_t h) {
+        size_t j = enc_idset_find(s, h);
+        if (j == (size_t)-1)
+                return;
+        if (--s->cnt[j])
+                return;
+        /* backward-shift deletion keeps every probe chain unbroken */
+        size_t i = j;
+        for (;;) {
+                s->key[i] = 0;
+                size_t k = i;
+                for (;;) {
+                        k = (k + 1) & (s->cap - 1);
+                        if (!s->key[k]) {
+                                s->used--;
+                                return;
+                        }
+                        size_t home = s->key[k] & (s->cap - 1);
+                        /* can key[k] move to i? only if home is not in
+                         * the cyclic range (i, k] */
+                        if (i <= k ? (home <= i || home > k)
+                                   : (home <= i && home > k))
+                                break;
+                }
+                s->key[i] = s->key[k];
+                s->cnt[i] = s->cnt[k];
+                i = k;
+        }
+}
+
+bool enc_reorder_contains(const enc_reorder_t *r, const char *user,
+                          const char *event_id) {
+        return enc_idset_find(&r->ids, enc_id_hash(user, event_id)) !=
+               (size_t)-1;
+}
 
 enc_reorder_t *enc_reorder_new(void) {
         return calloc(1, sizeof(enc_reorder_t));
@@ -45,6 +154,8 @@ void enc_reorder_destroy(enc_reorder_t *r) {
         free(r->heap);
         free(r->roff);
         free(r->rdone);
+        free(r->ids.key);
+        free(r->ids.cnt);
         free(r);
 }
 
@@ -99,13 +210,20 @@ enc_err_t enc_reorder_push(enc_reorder_t *r, const enc_event_t *ev,
         enc_event_t *copy = enc_event_dup(ev);
         if (!copy)
                 return ENC_ERR_NOMEM;
+        uint64_t idh = enc_id_hash(ev->user_id, ev->event_id);
+        if (!enc_idset_add(&r->ids, idh)) {
+                free(copy);
+                return ENC_ERR_NOMEM;
+        }
         if (enc_ring_push(r, offset)) {
+                enc_idset_del(&r->ids, idh);
                 free(copy);
                 return ENC_ERR_NOMEM;
         }
         size_t i = r->cnt++;
         r->heap[i].ev = copy;
         r->heap[i].seq = r->tail - 1;
+        r->heap[i].idh = idh;
         while (i > 0) {
                 size_t p = (i - 1) / 2;
                 if (enc_held_cmp(&r->heap[i], &r->heap[p]) >= 0)
@@ -126,6 +244,7 @@ void enc_reorder_pop(enc_reorder_t *r) {
         if (!r->cnt)
                 return;
         uint64_t seq = r->heap[0].seq;
+        enc_idset_del(&r->ids, r->heap[0].idh);
         free(r->heap[0].ev);
         r->heap[0] = r->heap[--r->cnt];
         size_t i = 0;
@@ -160,5 +279,9 @@ void enc_reorder_clear(enc_reorder_t *r) {
         for (size_t i = 0; i < r->cnt; i++)
                 free(r->heap[i].ev);
         r->cnt = 0;
+        if (r->ids.cap) {
+                memset(r->ids.key, 0, r->ids.cap * sizeof(*r->ids.key));
+                r->ids.used = 0;
+        }
         r->head = r->tail = 0;
 }

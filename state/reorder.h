@@ -39,6 +39,11 @@ size_t enc_reorder_count(const enc_reorder_t *r);
 /** Smallest input offset still held, or -1 if empty. */
 int64_t enc_reorder_min_offset(const enc_reorder_t *r);
 
+/** True if an event of @p user with @p event_id is held (a 64-bit hash
+ *  of the pair is compared). */
+bool enc_reorder_contains(const enc_reorder_t *r, const char *user,
+                          const char *event_id);
+
 /** Drops every event. */
 void enc_reorder_clear(enc_reorder_t *r);
 

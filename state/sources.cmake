@@ -4,6 +4,7 @@ add_library(enc_state STATIC
   state/users.c
   state/reorder.c
   state/restore.c
+  state/dedup.c
   state/engine.c)
 target_include_directories(enc_state PUBLIC ${CMAKE_SOURCE_DIR}/state)
 target_link_libraries(enc_state PUBLIC enc_signals enc_schemas enc_base

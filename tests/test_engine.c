@@ -533,6 +533,52 @@ static void test_state_of_a_user_who_stopped_is_deleted(void **st) {
         t_eng_free(t);
 }
 
+/*
+ * Duplicates (dedup.window.ms = 1 h, grace 0), worked by hand:
+ *   x   alice 10:00  accepted
+ *   x   alice 10:00  duplicate: the first copy is still in the buffer
+ *   y   bob   10:30  accepted; W = 10:30 applies alice's x
+ *   x   alice 10:30  duplicate: alice's applied ids hold x@10:00 >= 09:30
+ *   z   bob   11:01  accepted; W = 11:01 expires x (10:00 + 1 h < 11:01)
+ *   x   alice 11:02  accepted: outside the window, a new event
+ */
+static void test_duplicate_event_ids_within_window_are_dead_lettered(
+        void **st) {
+        (void)st;
+        t_eng_t *t = t_eng_new(t_conf("signals=active_days:1",
+                                      "window.grace.ms=0",
+                                      "dedup.window.ms=3600000", NULL),
+                               1);
+        enc_event_t evs[] = {
+                t_play("x", "alice", T_AT(0, 10, 0), 60000),
+                t_play("x", "alice", T_AT(0, 10, 0), 60000),
+                t_play("y", "bob", T_AT(0, 10, 30), 60000),
+                t_play("x", "alice", T_AT(0, 10, 30), 60000),
+                t_play("z", "bob", T_AT(0, 11, 1), 60000),
+                t_play("x", "alice", T_AT(0, 11, 2), 60000),
+        };
+        enc_dlq_reason_t want[] = {ENC_DLQ__CNT, ENC_DLQ_DUPLICATE,
+                                   ENC_DLQ__CNT, ENC_DLQ_DUPLICATE,
+                                   ENC_DLQ__CNT, ENC_DLQ__CNT};
+        for (int i = 0; i < 6; i++) {
+                uint64_t before = t->sink.dlq_total;
+                t_feed(t, 0, &evs[i]);
+                if (want[i] == ENC_DLQ__CNT) {
+                        assert_int_equal(t->sink.dlq_total, before);
+                } else {
+                        assert_int_equal(t->sink.dlq_total, before + 1);
+                        assert_int_equal(t->sink.last_dlq_reason, want[i]);
+                        assert_int_equal(t->sink.last_dlq_offset, i);
+                }
+        }
+        enc_engine_stats_t s;
+        enc_engine_stats(t->eng, &s);
+        assert_int_equal(s.consumed, 6);
+        assert_int_equal(s.accepted, 4);
+        assert_int_equal(s.dead_lettered[ENC_DLQ_DUPLICATE], 2);
+        t_eng_free(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
@@ -542,6 +588,8 @@ int main(void) {
                         test_resume_after_crash_reproduces_reference_outputs),
                 cmocka_unit_test(test_bad_records_are_dead_lettered_with_reason),
                 cmocka_unit_test(test_state_of_a_user_who_stopped_is_deleted),
+                cmocka_unit_test(
+                        test_duplicate_event_ids_within_window_are_dead_lettered),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

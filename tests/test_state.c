@@ -145,6 +145,39 @@ static void test_reorder_releases_in_event_time_order(void **st) {
         enc_reorder_destroy(r);
 }
 
+/* contains() agrees with a plain list of what is held, through growth and
+ * removals (the id set deletes by shifting clusters back). */
+static void test_reorder_contains_matches_a_naive_list(void **st) {
+        (void)st;
+        enc_reorder_t *r = enc_reorder_new();
+        enum { N = 3000 };
+        static char ids[N][16];
+        static bool held[N];
+        uint64_t x = 88172645463325252ULL;
+        for (int i = 0; i < N; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                snprintf(ids[i], sizeof(ids[i]), "e%d", i);
+                enc_event_t e = t_play(ids[i], "u", (int64_t)(x % 100000),
+                                       1);
+                assert_int_equal(enc_reorder_push(r, &e, i), 0);
+                held[i] = true;
+                if (i % 3 == 2) { /* pop the earliest in order */
+                        const enc_event_t *p = enc_reorder_peek(r);
+                        int k = atoi(p->event_id + 1);
+                        enc_reorder_pop(r);
+                        held[k] = false;
+                }
+        }
+        for (int i = 0; i < N; i++)
+                assert_int_equal(enc_reorder_contains(r, "u", ids[i]),
+                                 held[i]);
+        assert_false(enc_reorder_contains(r, "v", ids[0]));
+        enc_reorder_clear(r);
+        for (int i = 0; i < N; i++)
+                assert_false(enc_reorder_contains(r, "u", ids[i]));
+        enc_reorder_destroy(r);
+}
+
 /* ---- write-back cache with a counting plug-in ------------------------ */
 
 /* State: a count of events; timer at 1000 * count; on_timer frees it. */
@@ -346,6 +379,7 @@ int main(void) {
                 cmocka_unit_test(
                         test_store_commit_is_atomic_and_timers_scan_in_order),
                 cmocka_unit_test(test_reorder_releases_in_event_time_order),
+                cmocka_unit_test(test_reorder_contains_matches_a_naive_list),
                 cmocka_unit_test(
                         test_cache_writes_back_evicts_clean_and_orders_timers),
                 cmocka_unit_test(test_user_record_rejects_every_truncation),

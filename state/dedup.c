@@ -1,0 +1,216 @@
+/*
+ * dedup.c -- dropping events whose id was seen before, within a window of
+ * event time (dedup.window.ms).
+ *
+ * DESIGN
+ * The memory of seen ids is per-user state like any signal's, so it lives
+ * in the user record, is checkpointed and restored with everything else,
+ * and expires by the same timers: it is the engine's own plug-in, always
+ * instance 0 when enabled. Its state is the user's recent (hash of event
+ * id, event time) pairs, oldest first. The engine asks enc_dedup_seen()
+ * when a record is consumed: ids of events already applied are here, ids of
+ * events still waiting for the watermark are in the reorder buffer, so the
+ * two together see every earlier copy. The first copy to arrive wins;
+ * arrival order is the input's order, so a replay decides the same way.
+ *
+ * A 64-bit hash stands for the id: two different ids of one user colliding
+ * within the window (about 2^-64 per pair) would drop the second as a
+ * duplicate. The count per user is capped (the oldest forgotten first), so
+ * a client that floods one user cannot grow state without end.
+ *
+ * Never: emit an update, or read a clock.
+ */
+#include "dedup.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define ENC_DEDUP_MAX 4096
+
+typedef struct enc_dedup_priv_s {
+        int64_t window;
+} enc_dedup_priv_t;
+
+typedef struct enc_dedup_state_s {
+        int n, cap;
+        uint64_t *hash;
+        int64_t *time; /* non-decreasing: events arrive in event-time order */
+} enc_dedup_state_t;
+
+uint64_t enc_dedup_hash(const char *event_id) {
+        return XXH3_64bits(event_id, strlen(event_id));
+}
+
+static void enc_dedup_free(void *priv, void *state) {
+        (void)priv;
+        enc_dedup_state_t *s = state;
+        if (!s)
+                return;
+        free(s->hash);
+        free(s->time);
+        free(s);
+}
+
+static bool enc_dedup_grow(enc_dedup_state_t *s) {
+        if (s->n < s->cap)
+                return true;
+        int ncap = s->cap ? s->cap * 2 : 8;
+        uint64_t *h = realloc(s->hash, (size_t)ncap * sizeof(*h));
+        if (!h)
+                return false;
+        s->hash = h;
+        int64_t *t = realloc(s->time, (size_t)ncap * sizeof(*t));
+        if (!t)
+                return false;
+        s->time = t;
+        s->cap = ncap;
+        return true;
+}
+
+/* Forgets the first @p k entries. */
+static void enc_dedup_drop(enc_dedup_state_t *s, int k) {
+        memmove(s->hash, s->hash + k, (size_t)(s->n - k) * sizeof(*s->hash));
+        memmove(s->time, s->time + k, (size_t)(s->n - k) * sizeof(*s->time));
+        s->n -= k;
+}
+
+static enc_err_t enc_dedup_on_event(void *priv, void **state,
+                                    const enc_event_t *ev,
+                                    enc_emitter_t *em) {
+        (void)priv;
+        (void)em;
+        enc_dedup_state_t *s = *state;
+        if (!s && !(s = *state = calloc(1, sizeof(*s))))
+                return ENC_ERR_NOMEM;
+        if (s->n == ENC_DEDUP_MAX)
+                enc_dedup_drop(s, 1);
+        if (!enc_dedup_grow(s))
+                return ENC_ERR_NOMEM;
+        /* Keep time order even for an event older than the newest entry
+         * (it cannot happen with the engine's ordering; cheap to keep). */
+        int i = s->n;
+        while (i > 0 && s->time[i - 1] > ev->event_time)
+                i--;
+        memmove(s->hash + i + 1, s->hash + i,
+                (size_t)(s->n - i) * sizeof(*s->hash));
+        memmove(s->time + i + 1, s->time + i,
+                (size_t)(s->n - i) * sizeof(*s->time));
+        s->hash[i] = enc_dedup_hash(ev->event_id);
+        s->time[i] = ev->event_time;
+        s->n++;
+        return ENC_OK;
+}
+
+static int64_t enc_dedup_next_timer(void *priv, const void *state) {
+        const enc_dedup_priv_t *p = priv;
+        const enc_dedup_state_t *s = state;
+        return s && s->n ? s->time[0] + p->window + 1 : ENC_NO_TIMER;
+}
+
+static enc_err_t enc_dedup_on_timer(void *priv, void **state, int64_t now,
+                                    enc_emitter_t *em) {
+        (void)em;
+        const enc_dedup_priv_t *p = priv;
+        enc_dedup_state_t *s = *state;
+        int k = 0;
+        while (k < s->n && s->time[k] + p->window < now)
+                k++;
+        enc_dedup_drop(s, k);
+        if (!s->n) {
+                enc_dedup_free(priv, s);
+                *state = NULL;
+        }
+        return ENC_OK;
+}
+
+static enc_err_t enc_dedup_encode(void *priv, const void *state,
+                                  enc_buf_t *out) {
+        (void)priv;
+        const enc_dedup_state_t *s = state;
+        enc_buf_put_u8(out, 1);
+        enc_buf_put_varint(out, (uint64_t)s->n);
+        int64_t prev = 0;
+        for (int i = 0; i < s->n; i++) {
+                enc_buf_put_u64be(out, s->hash[i]);
+                enc_buf_put_svarint(out, s->time[i] - prev);
+                prev = s->time[i];
+        }
+        return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
+}
+
+static enc_err_t enc_dedup_decode(void *priv, const uint8_t *buf, size_t len,
+                                  void **state) {
+        const uint8_t *p = buf, *end = buf + len;
+        uint8_t ver;
+        uint64_t n;
+        if (!enc_get_u8(&p, end, &ver) || ver != 1 ||
+            !enc_get_varint(&p, end, &n) || n == 0 || n > ENC_DEDUP_MAX ||
+            n * 9 > (uint64_t)(end - p))
+                return ENC_ERR_CORRUPT;
+        enc_dedup_state_t *s = calloc(1, sizeof(*s));
+        if (!s)
+                return ENC_ERR_NOMEM;
+        s->cap = (int)n;
+        s->hash = malloc(n * sizeof(*s->hash));
+        s->time = malloc(n * sizeof(*s->time));
+        if (!s->hash || !s->time)
+                goto corrupt;
+        int64_t prev = 0;
+        for (uint64_t i = 0; i < n; i++) {
+                int64_t d;
+                if (!enc_get_u64be(&p, end, &s->hash[i]) ||
+                    !enc_get_svarint(&p, end, &d) || (i > 0 && d < 0))
+                        goto corrupt;
+                prev += d;
+                s->time[i] = prev;
+                s->n++;
+        }
+        if (p != end)
+                goto corrupt;
+        *state = s;
+        return ENC_OK;
+corrupt:
+        enc_dedup_free(priv, s);
+        return ENC_ERR_CORRUPT;
+}
+
+static const enc_signal_plugin_t enc_dedup_plugin = {
+        .name = "dedup",
+        .description = "Event ids seen in the last dedup.window.ms",
+        .on_event = enc_dedup_on_event,
+        .on_timer = enc_dedup_on_timer,
+        .next_timer = enc_dedup_next_timer,
+        .state_encode = enc_dedup_encode,
+        .state_decode = enc_dedup_decode,
+        .state_free = enc_dedup_free,
+};
+
+enc_err_t enc_dedup_instance(int64_t window, enc_sig_instance_t *inst) {
+        enc_dedup_priv_t *p = calloc(1, sizeof(*p));
+        if (!p)
+                return ENC_ERR_NOMEM;
+        p->window = window;
+        inst->plugin = &enc_dedup_plugin;
+        inst->priv = p;
+        inst->version = 1;
+        inst->id = ENC_DEDUP_INSTANCE_ID;
+        return ENC_OK;
+}
+
+void enc_dedup_instance_free(enc_sig_instance_t *inst) {
+        free(inst->priv);
+        inst->priv = NULL;
+}
+
+bool enc_dedup_seen(const enc_sig_instance_t *inst, const void *state,
+                    uint64_t hash, int64_t since) {
+        (void)inst;
+        const enc_dedup_state_t *s = state;
+        if (!s)
+                return false;
+        for (int i = s->n - 1; i >= 0 && s->time[i] >= since; i--)
+                if (s->hash[i] == hash)
+                        return true;
+        return false;
+}
