@@ -61,6 +61,31 @@ static void enc_pipeline_mark_eof(enc_pipeline_t *pl, int32_t partition,
         pl->at_eof[partition] = eof;
 }
 
+/* Before an idle exit: asks the broker whether each owned partition really
+ * is read to its end (an end-of-partition event can be stale during fetch
+ * errors or a broker outage). Clears the flag of any that is not. */
+static bool enc_pipeline_confirm_eof(enc_pipeline_t *pl) {
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_copy(pl->owned);
+        bool all = rd_kafka_position(pl->consumer, l) == 0;
+        for (int i = 0; all && i < l->cnt; i++) {
+                int64_t lo, hi;
+                if (rd_kafka_query_watermark_offsets(
+                            pl->consumer, l->elems[i].topic,
+                            l->elems[i].partition, &lo, &hi, 5000) ||
+                    l->elems[i].offset < hi) {
+                        /* unknown, or records left to read */
+                        if (l->elems[i].offset >= 0 ||
+                            hi > lo)
+                                enc_pipeline_mark_eof(
+                                        pl, l->elems[i].partition, false);
+                        all = false;
+                }
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        return all;
+}
+
 /* True if every owned partition has been read to its end. */
 static bool enc_pipeline_all_eof(const enc_pipeline_t *pl) {
         if (pl->owned->cnt == 0)
@@ -516,6 +541,22 @@ static enc_err_t enc_pipeline_commit_txn(enc_pipeline_t *pl, char *errstr,
 
 static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
                                            char *errstr, size_t errstr_size) {
+        /* 0. every output and dead letter so far acknowledged, before the
+         * changelog says this commit happened: a position record in the
+         * changelog must never cover an output that was lost. (In a
+         * transaction they become visible together anyway.) */
+        if (!pl->eos) {
+                if (rd_kafka_flush(pl->producer, (int)pl->flush_timeout_ms))
+                        return enc_seterr(
+                                errstr, errstr_size, ENC_ERR_TIMED_OUT,
+                                "producer flush: %d messages still "
+                                "undelivered after %lld ms; not committing",
+                                rd_kafka_outq_len(pl->producer),
+                                (long long)pl->flush_timeout_ms);
+                if (pl->fatal)
+                        return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                                          "%s", pl->fatal_msg);
+        }
         /* 1. changed state into the store's batch and onto the changelog */
         for (int i = 0; i < pl->ncl_meta_end; i++)
                 pl->cl_meta_end[i] = -1;
@@ -523,7 +564,7 @@ static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
                 enc_engine_checkpoint_stage(pl->engine, errstr, errstr_size);
         if (err)
                 return err;
-        /* 2. every output and changelog record so far acknowledged */
+        /* 2. the changelog records acknowledged */
         rd_kafka_resp_err_t ferr =
                 rd_kafka_flush(pl->producer, (int)pl->flush_timeout_ms);
         if (ferr)
@@ -1140,7 +1181,8 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                 if (opts->exit_idle_ms > 0 &&
                     (!opts->idle_armed || *opts->idle_armed) &&
                     enc_pipeline_all_eof(pl) &&
-                    now - pl->last_record_ms >= opts->exit_idle_ms) {
+                    now - pl->last_record_ms >= opts->exit_idle_ms &&
+                    (pl->bounded || enc_pipeline_confirm_eof(pl))) {
                         enc_log_info("idle_exit",
                                      "idle_ms=%lld partitions=%d",
                                      (long long)(now - pl->last_record_ms),

@@ -308,7 +308,7 @@ static enc_err_t ad_state_decode(void *priv, const uint8_t *buf, size_t len,
         if (!enc_daybits_get(&q, end, &st->days) ||
             enc_daybits_empty(&st->days) ||
             enc_daybits_last(&st->days) > st->today ||
-            !enc_get_str(&q, end, ENC_LABEL_MAX, &st->cohort) || q != end)
+            !enc_sig_get_str(&q, end, ENC_LABEL_MAX, &st->cohort) || q != end)
                 goto corrupt;
         *statep = st;
         return ENC_OK;

@@ -105,7 +105,10 @@ static bool co_parse_one(const char *tok, size_t len, co_comp_t *c) {
         size_t ll = strlen(lab), wl = strlen(w);
         co_trim(&lab, &ll);
         co_trim(&w, &wl);
-        if (!ll || ll >= sizeof(c->label) || !wl)
+        /* The label is the component's name in every update: past the
+         * codec's cap on component names, or not UTF-8, every update of
+         * the instance would fail to encode, which stops the engine. */
+        if (!ll || ll > ENC_SIGNAL_NAME_MAX || !enc_utf8_valid(lab, ll) || !wl)
                 return false;
         memcpy(c->label, lab, ll);
         char wbuf[64];
@@ -166,8 +169,11 @@ static enc_err_t co_parse(const enc_sigconf_t *sc, co_priv_t *p, char *errstr,
                         return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
                                           "%scomponents: bad entry %d \"%.*s\" "
                                           "(expected " CO_FORM
-                                          ", weight a finite number)",
-                                          sc->prefix, p->n + 1, (int)tl, tok);
+                                          ", at most %d bytes of UTF-8 "
+                                          "before '=', weight a finite "
+                                          "number)",
+                                          sc->prefix, p->n + 1, (int)tl, tok,
+                                          ENC_SIGNAL_NAME_MAX);
                 int kind = -1;
                 for (int k = 0; k < 4; k++)
                         if (!strcmp(c->name, co_kind_names[k]))

@@ -430,7 +430,7 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
         st->clook = (int)n;
         for (uint64_t i = 0; i < n; i++) {
                 dh_look_t *l = &st->look[i];
-                if (!enc_get_str(&q, end, ENC_ID_MAX, &l->item))
+                if (!enc_sig_get_str(&q, end, ENC_ID_MAX, &l->item))
                         goto corrupt;
                 st->nlook++;
                 if (!l->item || !*l->item ||
@@ -449,11 +449,11 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                 dh_disc_t *d = &st->disc[i];
                 uint64_t seq;
                 st->ndisc++;
-                if (!enc_get_str(&q, end, ENC_ID_MAX, &d->item) || !d->item ||
-                    !*d->item ||
+                if (!enc_sig_get_str(&q, end, ENC_ID_MAX, &d->item) ||
+                    !d->item || !*d->item ||
                     (i && strcmp(st->disc[i - 1].item, d->item) >= 0) ||
-                    !enc_get_str(&q, end, ENC_ID_MAX, &d->rec) ||
-                    !enc_get_str(&q, end, ENC_LABEL_MAX, &d->cohort) ||
+                    !enc_sig_get_str(&q, end, ENC_ID_MAX, &d->rec) ||
+                    !enc_sig_get_str(&q, end, ENC_LABEL_MAX, &d->cohort) ||
                     !enc_get_svarint(&q, end, &d->d0) ||
                     !enc_sig_day_ok(d->d0) || !enc_get_varint(&q, end, &seq) ||
                     seq < 1 || seq > (uint64_t)p->horizon + 1)

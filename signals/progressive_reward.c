@@ -391,9 +391,10 @@ static enc_err_t pr_state_decode(void *priv, const uint8_t *buf, size_t len,
                 pr_disc_t *d = &st->d[i];
                 uint64_t k;
                 st->n++;
-                if (!enc_get_str(&q, end, ENC_ID_MAX, &d->item) || !d->item ||
-                    !*d->item || !enc_get_str(&q, end, ENC_ID_MAX, &d->rec) ||
-                    !enc_get_str(&q, end, ENC_LABEL_MAX, &d->cohort) ||
+                if (!enc_sig_get_str(&q, end, ENC_ID_MAX, &d->item) ||
+                    !d->item || !*d->item ||
+                    !enc_sig_get_str(&q, end, ENC_ID_MAX, &d->rec) ||
+                    !enc_sig_get_str(&q, end, ENC_LABEL_MAX, &d->cohort) ||
                     !enc_get_svarint(&q, end, &d->d0) ||
                     !enc_sig_day_ok(d->d0) || !enc_get_varint(&q, end, &k) ||
                     k < 1 || k > (uint64_t)p->h ||

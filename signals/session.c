@@ -210,7 +210,7 @@ static enc_err_t se_state_decode(void *priv, const uint8_t *buf, size_t len,
             !enc_get_varint(&q, end, &skips) || skips > plays ||
             !enc_get_varint(&q, end, &completed) || completed > plays ||
             !enc_get_varint(&q, end, &ms) || ms > (uint64_t)SE_TIME_MAX ||
-            !enc_get_str(&q, end, ENC_LABEL_MAX, &st->cohort) || q != end) {
+            !enc_sig_get_str(&q, end, ENC_LABEL_MAX, &st->cohort) || q != end) {
                 se_state_free(NULL, st);
                 return ENC_ERR_CORRUPT;
         }

@@ -47,6 +47,23 @@ static inline bool enc_sig_setstr(char **dst, const char *s) {
         return true;
 }
 
+/** enc_get_str for stored state, which also refuses a string that is not
+ *  valid UTF-8. Every string a signal stores ends up in an update, and the
+ *  codec will not encode invalid UTF-8; the engine treats that failure as
+ *  fatal, so a damaged record accepted here would stop the process on every
+ *  restart. Refused, the record is corrupt and the user starts over. */
+static inline bool enc_sig_get_str(const uint8_t **p, const uint8_t *end,
+                                   size_t maxlen, char **s) {
+        if (!enc_get_str(p, end, maxlen, s))
+                return false;
+        if (*s && !enc_utf8_valid(*s, strlen(*s))) {
+                free(*s);
+                *s = NULL;
+                return false;
+        }
+        return true;
+}
+
 /** True if @p day (read from stored state) is within the sane range. */
 static inline bool enc_sig_day_ok(int64_t day) {
         return day >= ENC_SIG_DAY_MIN && day <= ENC_SIG_DAY_MAX;

@@ -743,7 +743,15 @@ static void enc_engine_on_flush(void *opaque, int32_t partition,
 enc_err_t enc_engine_checkpoint_stage(enc_engine_t *e, char *errstr,
                                       size_t errstr_size) {
         e->changelog_err = ENC_OK;
-        enc_err_t err = enc_users_flush(e->users, errstr, errstr_size);
+        enc_err_t err = ENC_OK;
+        /* A begin record per partition, so a restore drops user records of
+         * a commit that never reached its position record. */
+        for (int i = 0; i < e->nparts && !err && e->sink.changelog; i++)
+                if (e->parts[i].owned && e->parts[i].next_offset >= 0)
+                        err = e->sink.changelog(e->sink.opaque, i, "B", 1, "",
+                                                0, false);
+        if (!err)
+                err = enc_users_flush(e->users, errstr, errstr_size);
         if (!err)
                 err = e->changelog_err;
         if (!err && e->sink.changelog) {

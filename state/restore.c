@@ -2,8 +2,8 @@
  * restore.c -- rebuilding a partition's state from its changelog.
  *
  * DESIGN
- * A changelog partition is a sequence of commits, each "user records, then
- * one position record". Restoring applies it in log order into a batch of
+ * A changelog partition is a sequence of commits, each "a begin record,
+ * user records, then one position record". Restoring applies it in log order into a batch of
  * its own and writes that batch only when a position record arrives, in the
  * same RocksDB write as the position. So at every moment the local store
  * holds a state that some commit produced as a whole, and the position
@@ -93,6 +93,20 @@ enc_err_t enc_restore_record(enc_restore_t *r, const void *key, size_t klen,
                 r->pending++;
                 return ENC_OK;
         }
+        if (klen == 1 && k[0] == ENC_CHANGELOG_KEY_BEGIN) {
+                /* User records since the last position belong to a commit
+                 * that never finished: they must not join this one. */
+                if (r->pending)
+                        enc_log_warn("restore_drop_unfinished",
+                                     "partition=%d records=%llu offset=%lld",
+                                     r->partition,
+                                     (unsigned long long)r->pending,
+                                     (long long)offset);
+                enc_store_batch_clear(r->batch);
+                r->stats.discarded += r->pending;
+                r->pending = 0;
+                return ENC_OK;
+        }
         if (klen == 1 && k[0] == ENC_CHANGELOG_KEY_RESET) {
                 /* Everything before is void: the next position record
                  * makes "nothing" durable. */
@@ -130,7 +144,7 @@ enc_err_t enc_restore_record(enc_restore_t *r, const void *key, size_t klen,
 }
 
 void enc_restore_finish(enc_restore_t *r, enc_restore_stats_t *stats) {
-        r->stats.discarded = r->pending;
+        r->stats.discarded += r->pending;
         if (r->pending)
                 enc_log_warn("restore_discard_tail",
                              "partition=%d records=%llu reason=\"no position "

@@ -1,9 +1,10 @@
 /*
  * restore.h -- rebuilding a partition's local state from its changelog.
  *
- * The changelog topic mirrors every commit: one record per user written
- * (key 'U' + user id, value = the user record, null = deleted) and then one
- * position record (key "M", value = enc_store_meta_t). A restore applies a
+ * The changelog topic mirrors every commit: a begin record (key "B"), one
+ * record per user written (key 'U' + user id, value = the user record, null
+ * = deleted) and then one position record (key "M", value =
+ * enc_store_meta_t). A restore applies a
  * changelog partition in log order and makes its work durable only at
  * position records, so the local store always holds a state that was
  * committed as a whole; records after the last position record (a commit
@@ -18,6 +19,7 @@
 #define ENC_CHANGELOG_KEY_USER 'U'
 #define ENC_CHANGELOG_KEY_META 'M'
 #define ENC_CHANGELOG_KEY_RESET 'R' /* `encore reset`: drop all before */
+#define ENC_CHANGELOG_KEY_BEGIN 'B' /* a commit starts: drop unfinished */
 
 typedef struct enc_restore_s enc_restore_t;
 

@@ -554,7 +554,9 @@ enc_err_t enc_users_flush(enc_users_t *c, char *errstr, size_t errstr_size) {
                 c->bytes += u->charge;
         }
         /* On error keep the unflushed tail dirty (the commit fails anyway). */
-        memmove(c->dirtyv, c->dirtyv + i, (c->ndirty - i) * sizeof(*c->dirtyv));
+        if (c->ndirty > i)
+                memmove(c->dirtyv, c->dirtyv + i,
+                        (c->ndirty - i) * sizeof(*c->dirtyv));
         c->ndirty -= i;
         return err;
 }

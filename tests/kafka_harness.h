@@ -128,7 +128,8 @@ static inline int t_collect(void *opaque, const rd_kafka_message_t *m) {
         snprintf(x->key, sizeof(x->key), "%.*s", (int)m->key_len,
                  (const char *)m->key);
         x->val = malloc(m->len + 1);
-        memcpy(x->val, m->payload, m->len);
+        if (m->len)
+                memcpy(x->val, m->payload, m->len);
         x->len = m->len;
         rd_kafka_headers_t *h;
         if (!rd_kafka_message_headers(m, &h)) {

@@ -13,6 +13,12 @@
  *   - map: blocks of (long count, then key string + value each), ended by a
  *     count of 0; a negative count -n is followed by the block's byte size;
  *   - Confluent framing: 0x00, then the schema id as 4 big-endian bytes.
+ *
+ * The codec has two paths behind one API: the hand-written fast path (the
+ * default) and Avro C's generic API (conf.use_avro_c, the reference). Every
+ * hand-built case below runs on both (two groups in main()), and the
+ * differential tests at the end compare the two on many random records and
+ * on damaged bytes, byte for byte and field for field.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,7 +35,35 @@
 #include "codec.h"
 #include "event.h"
 
-/* ---- Avro C allocation counter --------------------------------------- */
+/* Which path new_codec() builds: set by each group's setup in main(). */
+static bool g_use_avro_c;
+
+/* ---- allocation counters --------------------------------------------- */
+
+/* Every malloc/calloc/realloc made by code linked into this executable,
+ * which includes the codec (libenc_schemas is static): schemas/sources.cmake
+ * links this test with -Wl,--wrap for the three, so a test can prove the
+ * fast path allocates nothing at all. Avro C is a shared library; its
+ * allocations are counted separately below. */
+static size_t g_allocs;
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n) {
+        g_allocs++;
+        return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t size) {
+        g_allocs++;
+        return __real_calloc(n, size);
+}
+void *__wrap_realloc(void *p, size_t n) {
+        g_allocs++;
+        return __real_realloc(p, n);
+}
 
 /* Installed before any Avro C call, so a test can prove the decoder handed
  * nothing to Avro C (and so allocated nothing) for a hostile record. */
@@ -200,6 +234,7 @@ static enc_codec_t *new_codec(enc_framing_t framing, size_t max_bytes) {
         char errstr[256] = "";
         enc_codec_conf_defaults(&conf);
         conf.framing = framing;
+        conf.use_avro_c = g_use_avro_c;
         if (max_bytes)
                 conf.max_record_bytes = max_bytes;
         enc_codec_t *c = enc_codec_new(&conf, errstr, sizeof(errstr));
@@ -453,14 +488,18 @@ static void test_decode_huge_length_prefix_allocates_nothing(void **state) {
         enc_event_t ev;
         char errstr[256] = "";
 
-        /* The counter works: a good record does reach Avro C, whose reader
-         * allocates its strings. */
+        /* The counter works: on the reference path a good record does
+         * reach Avro C, whose reader allocates its strings. The fast path
+         * never calls Avro C. */
         size_t before = g_avro_allocs;
         assert_int_equal(enc_codec_decode_event(c, ev1_framed,
                                                 sizeof(ev1_framed), &ev, errstr,
                                                 sizeof(errstr)),
                          ENC_OK);
-        assert_true(g_avro_allocs > before);
+        if (g_use_avro_c)
+                assert_true(g_avro_allocs > before);
+        else
+                assert_int_equal(g_avro_allocs, before);
 
         before = g_avro_allocs;
         assert_int_equal(enc_codec_decode_event(c, huge, sizeof(huge), &ev,
@@ -1175,6 +1214,560 @@ static void test_update_to_json_escapes_and_non_finite(void **state) {
         enc_buf_free(&out);
 }
 
+/* ---- fast path vs Avro C ---------------------------------------------- */
+
+static int group_fast_path(void **state) {
+        (void)state;
+        g_use_avro_c = false;
+        return 0;
+}
+
+static int group_avro_c_path(void **state) {
+        (void)state;
+        g_use_avro_c = true;
+        return 0;
+}
+
+/* A fixed-seed splitmix64: the same records on every run. */
+static uint64_t rnd(uint64_t *s) {
+        uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+}
+
+static uint64_t rnd_below(uint64_t *s, uint64_t n) {
+        return rnd(s) % n;
+}
+
+/* Longs where varints change length or sign, and everyday values. */
+static int64_t rnd_long(uint64_t *s) {
+        switch (rnd_below(s, 8)) {
+        case 0:
+                return 0;
+        case 1:
+                return rnd_below(s, 2) ? INT64_MAX : INT64_MIN;
+        case 2:
+                return (int64_t)rnd_below(s, 401) - 200;
+        case 3: /* around a power of two: 63, 64, 8191, 8192, ... */
+                return ((int64_t)1 << rnd_below(s, 62)) -
+                       (int64_t)rnd_below(s, 3) * (rnd_below(s, 2) ? 1 : -1);
+        case 4:
+                return -(int64_t)(rnd(s) >> rnd_below(s, 64));
+        default:
+                return INT64_C(1700000000000) + (int64_t)rnd_below(s, 1u << 30);
+        }
+}
+
+static int32_t rnd_int(uint64_t *s) {
+        switch (rnd_below(s, 4)) {
+        case 0:
+                return rnd_below(s, 2) ? INT32_MAX : INT32_MIN;
+        case 1:
+                return (int32_t)rnd_below(s, 121) - 60;
+        default:
+                return (int32_t)(uint32_t)rnd(s);
+        }
+}
+
+/* Any bit pattern (NaNs with payloads, infinities, -0, subnormals) and
+ * ordinary values: the writers must copy bits, not values. */
+static double rnd_double(uint64_t *s) {
+        double d;
+        uint64_t u = rnd(s);
+        switch (rnd_below(s, 4)) {
+        case 0:
+                memcpy(&d, &u, sizeof(d));
+                return d;
+        case 1: {
+                static const double special[] = {0.0,   -0.0,   1.0,  0.5,
+                                                 -2.25, 1e-310, 1e308};
+                return special[u % 7];
+        }
+        default:
+                return (double)(u % 100000) / 1000.0;
+        }
+}
+
+/* Appends one code point as UTF-8 if it fits in @p room; returns bytes. */
+static size_t put_utf8(char *d, size_t room, uint32_t cp) {
+        uint8_t b[4];
+        size_t n;
+        if (cp < 0x80) {
+                b[0] = (uint8_t)cp;
+                n = 1;
+        } else if (cp < 0x800) {
+                b[0] = (uint8_t)(0xc0 | (cp >> 6));
+                b[1] = (uint8_t)(0x80 | (cp & 0x3f));
+                n = 2;
+        } else if (cp < 0x10000) {
+                b[0] = (uint8_t)(0xe0 | (cp >> 12));
+                b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+                b[2] = (uint8_t)(0x80 | (cp & 0x3f));
+                n = 3;
+        } else {
+                b[0] = (uint8_t)(0xf0 | (cp >> 18));
+                b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+                b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+                b[3] = (uint8_t)(0x80 | (cp & 0x3f));
+                n = 4;
+        }
+        if (n > room)
+                return 0;
+        memcpy(d, b, n);
+        return n;
+}
+
+/* A valid UTF-8 string of at most @p cap bytes, no NUL: empty, at the cap,
+ * or short; mostly ASCII (control characters included), some 2-, 3- and
+ * 4-byte code points. @p d holds cap + 1 bytes. */
+static const char *rnd_str(uint64_t *s, char *d, size_t cap) {
+        size_t want, n = 0;
+        switch (rnd_below(s, 10)) {
+        case 0:
+                want = 0;
+                break;
+        case 1:
+                want = cap;
+                break;
+        default:
+                want = rnd_below(s, cap < 24 ? cap + 1 : 24);
+        }
+        while (n < want) {
+                uint32_t cp;
+                switch (rnd_below(s, 10)) {
+                case 0:
+                        cp = 0x80 + (uint32_t)rnd_below(s, 0x800 - 0x80);
+                        break;
+                case 1:
+                        cp = 0x800 + (uint32_t)rnd_below(s, 0xd800 - 0x800);
+                        break;
+                case 2:
+                        cp = 0x10000 + (uint32_t)rnd_below(s, 0x100000);
+                        break;
+                case 3:
+                        cp = 1 + (uint32_t)rnd_below(s, 0x1f);
+                        break;
+                default:
+                        cp = 0x20 + (uint32_t)rnd_below(s, 0x5f);
+                }
+                size_t k = put_utf8(d + n, want - n, cp);
+                if (!k)
+                        k = put_utf8(d + n, want - n, 'x');
+                n += k;
+        }
+        d[n] = '\0';
+        return d;
+}
+
+typedef struct rnd_event_s {
+        enc_event_t ev;
+        char str[7][ENC_ID_MAX + 1];
+} rnd_event_t;
+
+static void rnd_event(uint64_t *s, rnd_event_t *r) {
+        enc_event_t *ev = &r->ev;
+        ev->event_id = rnd_str(s, r->str[0], ENC_ID_MAX);
+        ev->user_id = rnd_str(s, r->str[1], ENC_ID_MAX);
+        ev->track_id = rnd_str(s, r->str[2], ENC_ID_MAX);
+        ev->artist_id = rnd_str(s, r->str[3], ENC_ID_MAX);
+        ev->event_time = rnd_long(s);
+        ev->ms_played = rnd_long(s);
+        ev->track_duration_ms = rnd_long(s);
+        ev->reason_end = (enc_reason_end_t)rnd_below(s, ENC_END__CNT);
+        ev->source = (enc_source_t)rnd_below(s, ENC_SRC__CNT);
+        ev->surface = rnd_str(s, r->str[4], ENC_LABEL_MAX);
+        ev->recommendation_id =
+                rnd_below(s, 3) ? rnd_str(s, r->str[5], ENC_ID_MAX) : NULL;
+        ev->cohort =
+                rnd_below(s, 3) ? rnd_str(s, r->str[6], ENC_LABEL_MAX) : NULL;
+}
+
+static void assert_opt_str_equal(const char *a, const char *b) {
+        if (!a || !b)
+                assert_true(a == b);
+        else
+                assert_string_equal(a, b);
+}
+
+static void assert_event_equal(const enc_event_t *a, const enc_event_t *b) {
+        assert_string_equal(a->event_id, b->event_id);
+        assert_string_equal(a->user_id, b->user_id);
+        assert_string_equal(a->track_id, b->track_id);
+        assert_string_equal(a->artist_id, b->artist_id);
+        assert_true(a->event_time == b->event_time);
+        assert_true(a->ms_played == b->ms_played);
+        assert_true(a->track_duration_ms == b->track_duration_ms);
+        assert_int_equal(a->reason_end, b->reason_end);
+        assert_int_equal(a->source, b->source);
+        assert_string_equal(a->surface, b->surface);
+        assert_opt_str_equal(a->recommendation_id, b->recommendation_id);
+        assert_opt_str_equal(a->cohort, b->cohort);
+}
+
+static enc_codec_t *new_codec_path(enc_framing_t framing, bool avro_c) {
+        bool saved = g_use_avro_c;
+        g_use_avro_c = avro_c;
+        enc_codec_t *c = new_codec(framing, 0);
+        g_use_avro_c = saved;
+        return c;
+}
+
+/* Decodes @p b with both paths: same error and message, or same event. */
+static enc_err_t decode_both(enc_codec_t *fast, enc_codec_t *ref,
+                             const uint8_t *b, size_t n) {
+        enc_event_t ef, er;
+        char ef_err[256] = "", er_err[256] = "";
+        enc_err_t a =
+                enc_codec_decode_event(fast, b, n, &ef, ef_err, sizeof(ef_err));
+        enc_err_t r =
+                enc_codec_decode_event(ref, b, n, &er, er_err, sizeof(er_err));
+        if (a != r)
+                fail_msg("fast path: %s (%s); Avro C: %s (%s)", enc_err2str(a),
+                         ef_err, enc_err2str(r), er_err);
+        if (a == ENC_OK)
+                assert_event_equal(&ef, &er);
+        else
+                assert_string_equal(ef_err, er_err);
+        return a;
+}
+
+/* 20 000 random events, encoded by Avro C (the reference writer, not the
+ * code under test), decoded by both paths, in both framings. The decoded
+ * events must equal each other and the input. */
+static void test_fast_decode_matches_avro_c_random_events(void **state) {
+        (void)state;
+        uint64_t seed = 42;
+        for (int framing = 0; framing < 2; framing++) {
+                enc_framing_t fr =
+                        framing ? ENC_FRAMING_RAW : ENC_FRAMING_CONFLUENT;
+                enc_codec_t *fast = new_codec_path(fr, false);
+                enc_codec_t *ref = new_codec_path(fr, true);
+                enc_buf_t b;
+                enc_buf_init(&b, 0);
+                for (int i = 0; i < 10000; i++) {
+                        rnd_event_t r;
+                        enc_event_t ev;
+                        char err[256];
+                        rnd_event(&seed, &r);
+                        enc_buf_reset(&b);
+                        assert_int_equal(enc_codec_encode_event(ref, &r.ev, &b),
+                                         ENC_OK);
+                        assert_int_equal(decode_both(fast, ref, b.data, b.len),
+                                         ENC_OK);
+                        assert_int_equal(enc_codec_decode_event(fast, b.data,
+                                                                b.len, &ev, err,
+                                                                sizeof(err)),
+                                         ENC_OK);
+                        assert_event_equal(&ev, &r.ev);
+                }
+                enc_buf_free(&b);
+                enc_codec_destroy(fast);
+                enc_codec_destroy(ref);
+        }
+}
+
+/* Good records damaged the ways wire bytes get damaged -- cut short, bits
+ * flipped, bytes overwritten, junk appended, pieces of another record
+ * spliced in -- must be refused (or accepted) identically by both paths,
+ * with the same error and message. */
+static void test_fast_decode_matches_avro_c_on_damaged_bytes(void **state) {
+        (void)state;
+        uint64_t seed = 7;
+        enc_codec_t *fast = new_codec_path(ENC_FRAMING_CONFLUENT, false);
+        enc_codec_t *ref = new_codec_path(ENC_FRAMING_CONFLUENT, true);
+        enc_buf_t good, other;
+        enc_buf_init(&good, 0);
+        enc_buf_init(&other, 0);
+        size_t outcomes[ENC_ERR__CNT] = {0};
+        for (int i = 0; i < 20000; i++) {
+                rnd_event_t r;
+                rnd_event(&seed, &r);
+                enc_buf_reset(&good);
+                assert_int_equal(enc_codec_encode_event(ref, &r.ev, &good),
+                                 ENC_OK);
+                if (i == 0 || rnd_below(&seed, 8) == 0) {
+                        enc_buf_reset(&other);
+                        assert_int_equal(
+                                enc_buf_append(&other, good.data, good.len),
+                                ENC_OK);
+                }
+                uint8_t b[2048];
+                size_t n = good.len;
+                memcpy(b, good.data, n);
+                switch (rnd_below(&seed, 5)) {
+                case 0:
+                        n = rnd_below(&seed, n);
+                        break;
+                case 1:
+                        for (int k = 0; k < 1 + (int)rnd_below(&seed, 3); k++)
+                                b[rnd_below(&seed, n)] ^=
+                                        (uint8_t)(1u << rnd_below(&seed, 8));
+                        break;
+                case 2:
+                        b[5 + rnd_below(&seed, n - 5)] = (uint8_t)rnd(&seed);
+                        break;
+                case 3:
+                        for (int k = 0; k < 1 + (int)rnd_below(&seed, 3); k++)
+                                b[n++] = (uint8_t)rnd(&seed);
+                        break;
+                default: {
+                        size_t at = 5 + rnd_below(&seed, n - 5);
+                        size_t from = rnd_below(&seed, other.len);
+                        size_t k = rnd_below(&seed, other.len - from + 1);
+                        if (at + k > sizeof(b))
+                                k = sizeof(b) - at;
+                        memcpy(b + at, other.data + from, k);
+                        n = at + k > n ? at + k : n;
+                }
+                }
+                outcomes[decode_both(fast, ref, b, n)]++;
+        }
+        /* The damage reached every kind of refusal, not only one. */
+        assert_true(outcomes[ENC_OK] > 0);
+        assert_true(outcomes[ENC_ERR_TRUNCATED] > 0);
+        assert_true(outcomes[ENC_ERR_DECODE] > 0);
+        assert_true(outcomes[ENC_ERR_TOO_LARGE] > 0);
+        assert_true(outcomes[ENC_ERR_BAD_MAGIC] > 0);
+        enc_buf_free(&good);
+        enc_buf_free(&other);
+        enc_codec_destroy(fast);
+        enc_codec_destroy(ref);
+}
+
+static void test_fast_decode_allocates_nothing(void **state) {
+        (void)state;
+        uint64_t seed = 3;
+        enc_codec_t *fast = new_codec_path(ENC_FRAMING_CONFLUENT, false);
+        enc_buf_t b[64];
+        for (int i = 0; i < 64; i++) {
+                rnd_event_t r;
+                rnd_event(&seed, &r);
+                enc_buf_init(&b[i], 0);
+                assert_int_equal(enc_codec_encode_event(fast, &r.ev, &b[i]),
+                                 ENC_OK);
+        }
+        /* An update to encode into room reserved beforehand. */
+        enc_update_t up = up1_struct();
+        enc_buf_t out;
+        enc_buf_init(&out, 0);
+        assert_int_equal(enc_buf_reserve(&out, 4096), ENC_OK);
+
+        size_t before = g_allocs, avro_before = g_avro_allocs;
+        for (int round = 0; round < 100; round++) {
+                for (int i = 0; i < 64; i++) {
+                        enc_event_t ev;
+                        char err[256];
+                        assert_int_equal(enc_codec_decode_event(
+                                                 fast, b[i].data, b[i].len, &ev,
+                                                 err, sizeof(err)),
+                                         ENC_OK);
+                }
+                enc_buf_reset(&out);
+                assert_int_equal(enc_codec_encode_update(fast, &up, &out),
+                                 ENC_OK);
+        }
+        assert_int_equal(g_allocs, before);
+        assert_int_equal(g_avro_allocs, avro_before);
+        /* The counter works: growing a buffer is counted. */
+        enc_buf_t grow;
+        enc_buf_init(&grow, 0);
+        assert_int_equal(enc_buf_append(&grow, "x", 1), ENC_OK);
+        assert_true(g_allocs > before);
+        enc_buf_free(&grow);
+        enc_buf_free(&out);
+        for (int i = 0; i < 64; i++)
+                enc_buf_free(&b[i]);
+        enc_codec_destroy(fast);
+}
+
+/* Component names have the signal names' cap (codec.c). */
+typedef struct rnd_update_s {
+        enc_update_t up;
+        char str[5][ENC_ID_MAX + 4];
+        char names[ENC_COMPONENTS_MAX + 1][ENC_SIGNAL_NAME_MAX + 4];
+} rnd_update_t;
+
+/* A random update, valid about nine times in ten; the rest break one rule
+ * (empty update_id, NULL or over-cap or non-UTF-8 string, too many or
+ * repeated components) so the paths are compared on refusals too. */
+static void rnd_update(uint64_t *s, rnd_update_t *r) {
+        enc_update_t *up = &r->up;
+        memset(up, 0, sizeof(*up));
+        size_t idn = rnd_below(s, 4) ? 32 : 1 + rnd_below(s, 32);
+        for (size_t i = 0; i < idn; i++)
+                up->update_id[i] = "0123456789abcdef"[rnd_below(s, 16)];
+        up->user_id = rnd_str(s, r->str[0], ENC_ID_MAX);
+        up->signal = rnd_str(s, r->str[1], ENC_SIGNAL_NAME_MAX);
+        up->signal_version = rnd_int(s);
+        up->subject =
+                rnd_below(s, 3) ? rnd_str(s, r->str[2], ENC_ID_MAX) : NULL;
+        up->recommendation_id =
+                rnd_below(s, 3) ? rnd_str(s, r->str[3], ENC_ID_MAX) : NULL;
+        up->window_start = rnd_long(s);
+        up->window_end = rnd_long(s);
+        up->value = rnd_double(s);
+        up->delta = rnd_double(s);
+        up->has_estimate = rnd_below(s, 2);
+        up->estimate_mean = rnd_double(s);
+        up->estimate_variance = rnd_double(s);
+        up->observed_days = rnd_int(s);
+        up->horizon_days = rnd_int(s);
+        up->final = rnd_below(s, 2);
+        up->event_time = rnd_long(s);
+        up->sequence = rnd_long(s);
+        up->cohort =
+                rnd_below(s, 3) ? rnd_str(s, r->str[4], ENC_LABEL_MAX) : NULL;
+        up->component_cnt = (int)rnd_below(s, ENC_COMPONENTS_MAX + 1);
+        for (int i = 0; i < up->component_cnt; i++) {
+                /* "c<i>" keeps names distinct; a random tail varies
+                 * them (at most 3 + 45 bytes, within the cap of 48). */
+                int k = snprintf(r->names[i], sizeof(r->names[i]), "c%d", i);
+                rnd_str(s, r->names[i] + k, ENC_SIGNAL_NAME_MAX - 3);
+                up->components[i].name = r->names[i];
+                up->components[i].value = rnd_double(s);
+        }
+        if (rnd_below(s, 10))
+                return;
+        switch (rnd_below(s, 7)) {
+        case 0:
+                up->update_id[0] = '\0';
+                break;
+        case 1:
+                up->user_id = NULL;
+                break;
+        case 2:
+                memset(r->str[1], 's', ENC_SIGNAL_NAME_MAX + 1);
+                r->str[1][ENC_SIGNAL_NAME_MAX + 1] = '\0';
+                up->signal = r->str[1];
+                break;
+        case 3:
+                up->cohort = "\xc3\x28";
+                break;
+        case 4:
+                up->component_cnt = ENC_COMPONENTS_MAX + 1;
+                break;
+        case 5:
+                if (up->component_cnt >= 2)
+                        up->components[up->component_cnt - 1].name =
+                                up->components[0].name;
+                break;
+        default:
+                up->component_cnt = -1;
+        }
+}
+
+static void assert_double_bits(double a, double b) {
+        assert_memory_equal(&a, &b, sizeof(a));
+}
+
+/* 20 000 random updates encoded by both paths into buffers that already
+ * hold a prefix: the same result, the same bytes appended (or nothing on
+ * an error). Avro C then decodes what the fast path wrote back into the
+ * input, field for field and bit for bit. */
+static void test_fast_encode_matches_avro_c_random_updates(void **state) {
+        (void)state;
+        uint64_t seed = 1234;
+        size_t ok = 0, refused = 0;
+        for (int framing = 0; framing < 2; framing++) {
+                enc_framing_t fr =
+                        framing ? ENC_FRAMING_RAW : ENC_FRAMING_CONFLUENT;
+                enc_codec_t *fast = new_codec_path(fr, false);
+                enc_codec_t *ref = new_codec_path(fr, true);
+                enc_buf_t bf, br;
+                enc_buf_init(&bf, 0);
+                enc_buf_init(&br, 0);
+                for (int i = 0; i < 10000; i++) {
+                        rnd_update_t r;
+                        rnd_update(&seed, &r);
+                        enc_buf_reset(&bf);
+                        enc_buf_reset(&br);
+                        assert_int_equal(enc_buf_append(&bf, "xy", 2), ENC_OK);
+                        assert_int_equal(enc_buf_append(&br, "xy", 2), ENC_OK);
+                        enc_err_t ef =
+                                enc_codec_encode_update(fast, &r.up, &bf);
+                        enc_err_t er = enc_codec_encode_update(ref, &r.up, &br);
+                        assert_int_equal(ef, er);
+                        assert_int_equal(bf.len, br.len);
+                        assert_memory_equal(bf.data, br.data, bf.len);
+                        if (ef) {
+                                assert_int_equal(bf.len, 2);
+                                refused++;
+                                continue;
+                        }
+                        ok++;
+                        enc_update_t d;
+                        char err[256];
+                        assert_int_equal(enc_codec_decode_update(
+                                                 ref, bf.data + 2, bf.len - 2,
+                                                 &d, err, sizeof(err)),
+                                         ENC_OK);
+                        const enc_update_t *u = &r.up;
+                        assert_string_equal(d.update_id, u->update_id);
+                        assert_string_equal(d.user_id, u->user_id);
+                        assert_string_equal(d.signal, u->signal);
+                        assert_int_equal(d.signal_version, u->signal_version);
+                        assert_opt_str_equal(d.subject, u->subject);
+                        assert_opt_str_equal(d.recommendation_id,
+                                             u->recommendation_id);
+                        assert_true(d.window_start == u->window_start);
+                        assert_true(d.window_end == u->window_end);
+                        assert_double_bits(d.value, u->value);
+                        assert_double_bits(d.delta, u->delta);
+                        assert_int_equal(d.has_estimate, u->has_estimate);
+                        if (u->has_estimate) {
+                                assert_double_bits(d.estimate_mean,
+                                                   u->estimate_mean);
+                                assert_double_bits(d.estimate_variance,
+                                                   u->estimate_variance);
+                        }
+                        assert_int_equal(d.observed_days, u->observed_days);
+                        assert_int_equal(d.horizon_days, u->horizon_days);
+                        assert_int_equal(d.final, u->final);
+                        assert_true(d.event_time == u->event_time);
+                        assert_true(d.sequence == u->sequence);
+                        assert_opt_str_equal(d.cohort, u->cohort);
+                        assert_int_equal(d.component_cnt, u->component_cnt);
+                        for (int k = 0; k < u->component_cnt; k++) {
+                                assert_string_equal(d.components[k].name,
+                                                    u->components[k].name);
+                                assert_double_bits(d.components[k].value,
+                                                   u->components[k].value);
+                        }
+                }
+                enc_buf_free(&bf);
+                enc_buf_free(&br);
+                enc_codec_destroy(fast);
+                enc_codec_destroy(ref);
+        }
+        /* Both kinds of outcome were exercised in quantity. */
+        assert_true(ok > 15000);
+        assert_true(refused > 1000);
+}
+
+/* An output buffer one byte too small: both paths refuse with TOO_LARGE and
+ * append nothing; at exactly the size both succeed. */
+static void test_fast_encode_full_buffer_like_avro_c(void **state) {
+        (void)state;
+        enc_update_t up = up1_struct();
+        for (int path = 0; path < 2; path++) {
+                enc_codec_t *c = new_codec_path(ENC_FRAMING_CONFLUENT, path);
+                enc_buf_t small, exact;
+                enc_buf_init(&small, sizeof(up1_framed) - 1);
+                enc_buf_init(&exact, sizeof(up1_framed));
+                assert_int_equal(enc_codec_encode_update(c, &up, &small),
+                                 ENC_ERR_TOO_LARGE);
+                assert_int_equal(small.len, 0);
+                assert_int_equal(enc_codec_encode_update(c, &up, &exact),
+                                 ENC_OK);
+                assert_int_equal(exact.len, sizeof(up1_framed));
+                assert_memory_equal(exact.data, up1_framed, exact.len);
+                enc_buf_free(&small);
+                enc_buf_free(&exact);
+                enc_codec_destroy(c);
+        }
+}
+
 int main(void) {
         avro_set_allocator(count_alloc, NULL);
         const struct CMUnitTest tests[] = {
@@ -1210,5 +1803,22 @@ int main(void) {
                 cmocka_unit_test(test_update_to_json_exact),
                 cmocka_unit_test(test_update_to_json_escapes_and_non_finite),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        /* Path-independent: each builds both codecs itself. */
+        const struct CMUnitTest differential[] = {
+                cmocka_unit_test(test_fast_decode_allocates_nothing),
+                cmocka_unit_test(test_fast_decode_matches_avro_c_random_events),
+                cmocka_unit_test(
+                        test_fast_decode_matches_avro_c_on_damaged_bytes),
+                cmocka_unit_test(
+                        test_fast_encode_matches_avro_c_random_updates),
+                cmocka_unit_test(test_fast_encode_full_buffer_like_avro_c),
+        };
+        int failed = 0;
+        failed += cmocka_run_group_tests_name("fast path", tests,
+                                              group_fast_path, NULL);
+        failed += cmocka_run_group_tests_name("Avro C reference path", tests,
+                                              group_avro_c_path, NULL);
+        failed += cmocka_run_group_tests_name("fast vs Avro C", differential,
+                                              NULL, NULL);
+        return failed;
 }

@@ -1,0 +1,388 @@
+/*
+ * b1.c -- B1: encore's processing on one core, no broker, and the floor
+ * under it (decoding alone, on the same bytes).
+ *
+ * DESIGN
+ * A generated log (encore's own generator, 1M listeners by default) is
+ * encoded into memory first, so the generator's cost is not measured. The
+ * engine then takes every record exactly as the pipeline hands it over --
+ * decode, validate, event-time buffering, RocksDB-backed state behind the
+ * write-back cache, every default signal, encoding of each update -- and
+ * checkpoints as the pipeline does (every commit.interval.ms of wall time,
+ * or when the engine asks). Only the Kafka client is missing. The first
+ * `warmup-days` of event time fill the state and are not timed; the cache
+ * (64 MiB by default) is far smaller than the state, so the timed part
+ * reads and writes RocksDB for real.
+ *
+ * "One core": the process pins itself to one CPU before RocksDB starts its
+ * threads, so flushes and compactions are paid for inside the figure.
+ *
+ * Beside it, in the same run and on the same bytes: the rate of decoding
+ * alone with the fast path and with Avro C's generic API, which no
+ * pipeline that decodes every record can beat.
+ */
+#define XXH_INLINE_ALL
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "bench.h"
+#include "codec.h"
+#include "config.h"
+#include "engine.h"
+#include "store.h"
+
+typedef struct b1_sink_s {
+        uint64_t outputs;
+        uint64_t bytes;
+        uint64_t dead;
+        XXH3_state_t *digest; /* over every output value, in order */
+} b1_sink_t;
+
+static enc_err_t b1_output(void *opaque, int32_t in_partition, const char *key,
+                           size_t key_len, const void *val, size_t val_len,
+                           const enc_update_t *up) {
+        b1_sink_t *s = opaque;
+        (void)in_partition;
+        (void)key;
+        (void)key_len;
+        (void)up;
+        s->outputs++;
+        s->bytes += val_len;
+        (void)XXH3_64bits_update(s->digest, val, val_len);
+        return ENC_OK;
+}
+
+static enc_err_t b1_dead_letter(void *opaque, const enc_dead_letter_t *dl) {
+        b1_sink_t *s = opaque;
+        (void)dl;
+        s->dead++;
+        return ENC_OK;
+}
+
+typedef struct b1_run_s {
+        enc_engine_t *engine;
+        double commit_s;
+        double last_commit;
+        uint64_t checkpoints;
+        char errstr[512];
+} b1_run_t;
+
+/* Feeds records [from, to) like the pipeline: record, then a checkpoint
+ * when the engine asks or the commit interval has passed. */
+static int b1_feed(b1_run_t *r, const enc_bench_log_t *log, size_t from,
+                   size_t to) {
+        for (size_t i = from; i < to; i++) {
+                const enc_bench_rec_t *rc = &log->recs[i];
+                enc_record_t rec = {
+                        .topic = "plays",
+                        .partition = rc->partition,
+                        .offset = rc->offset,
+                        .timestamp = -1,
+                        .key = enc_bench_log_key(log, i),
+                        .key_len = rc->key_len,
+                        .value = enc_bench_log_val(log, i),
+                        .value_len = rc->val_len,
+                };
+                if (enc_engine_record(r->engine, &rec, r->errstr,
+                                      sizeof(r->errstr))) {
+                        enc_bench_log("record %zu: %s", i, r->errstr);
+                        return -1;
+                }
+                /* The clock is read every 1024 records, as a poll loop
+                 * would notice the interval between batches. */
+                bool due = enc_engine_commit_due(r->engine);
+                if (!due && (i & 1023) == 0 &&
+                    enc_bench_now() - r->last_commit >= r->commit_s)
+                        due = true;
+                if (due) {
+                        if (enc_engine_checkpoint(r->engine, r->errstr,
+                                                  sizeof(r->errstr))) {
+                                enc_bench_log("checkpoint: %s", r->errstr);
+                                return -1;
+                        }
+                        r->checkpoints++;
+                        r->last_commit = enc_bench_now();
+                }
+        }
+        return 0;
+}
+
+/* The timed part, a function of its own so profiles can select it
+ * (perf script stacks, callgrind --toggle-collect=b1_timed). */
+__attribute__((noinline)) static int
+b1_timed(b1_run_t *r, const enc_bench_log_t *log, size_t from, size_t to) {
+        char errstr[512];
+        if (b1_feed(r, log, from, to))
+                return -1;
+        if (enc_engine_checkpoint(r->engine, errstr, sizeof(errstr))) {
+                enc_bench_log("final checkpoint: %s", errstr);
+                return -1;
+        }
+        return 0;
+}
+
+/* Decodes records [from, to) of @p log with a codec of the given path;
+ * returns records per second (0 on a decode error). */
+static double b1_decode_rate(const enc_bench_log_t *log, size_t from, size_t to,
+                             bool avro_c, bool validate) {
+        enc_codec_conf_t cc;
+        char err[256];
+        enc_codec_conf_defaults(&cc);
+        cc.use_avro_c = avro_c;
+        enc_codec_t *c = enc_codec_new(&cc, err, sizeof(err));
+        if (!c)
+                return 0;
+        uint64_t sum = 0;
+        double t0 = enc_bench_now();
+        for (size_t i = from; i < to; i++) {
+                enc_event_t ev;
+                if (enc_codec_decode_event(c, enc_bench_log_val(log, i),
+                                           log->recs[i].val_len, &ev, err,
+                                           sizeof(err)) ||
+                    (validate && enc_event_validate(&ev, err, sizeof(err)))) {
+                        enc_bench_log("decode %zu: %s", i, err);
+                        enc_codec_destroy(c);
+                        return 0;
+                }
+                sum += (uint64_t)ev.event_time + ev.user_id[0];
+        }
+        double dt = enc_bench_now() - t0;
+        enc_codec_destroy(c);
+        if (sum == 42) /* keeps the loop's results alive */
+                fputc(' ', stderr);
+        return (double)(to - from) / dt;
+}
+
+static enc_conf_t *b1_conf(long cache_bytes, long commit_records) {
+        enc_conf_t *conf = enc_conf_new();
+        char err[256], v[64];
+        snprintf(v, sizeof(v), "%ld", cache_bytes);
+        if (enc_conf_set(conf, "cache.max.bytes", v, err, sizeof(err)))
+                goto fail;
+        snprintf(v, sizeof(v), "%ld", commit_records);
+        if (enc_conf_set(conf, "commit.records", v, err, sizeof(err)))
+                goto fail;
+        if (enc_conf_set(conf, "metrics.address", "", err, sizeof(err)))
+                goto fail;
+        return conf;
+fail:
+        enc_bench_log("configuration: %s", err);
+        enc_conf_destroy(conf);
+        return NULL;
+}
+
+int enc_bench_b1(int argc, char **argv) {
+        enc_bench_opt_t o[] = {
+                {"users", "listeners alive on day 0", 1000000, NULL},
+                {"days", "days of event time in the log", 3, NULL},
+                {"warmup-days", "leading days not timed (fill the state)", 1,
+                 NULL},
+                {"partitions", "input partitions", 4, NULL},
+                {"cache-mb", "cache.max.bytes in MiB", 64, NULL},
+                {"commit-ms", "checkpoint interval (wall ms)", 1000, NULL},
+                {"commit-records", "commit.records", 100000, NULL},
+                {"cpu", "pin the process to this CPU (-1: no pinning)", 0,
+                 NULL},
+                {"seed", "generator seed", 1, NULL},
+                {"keep-state", "keep the state directory (1) for a look", 0,
+                 NULL},
+                {NULL, NULL, 0, NULL}};
+        if (!enc_bench_parse(argc, argv, o,
+                             "encore-bench b1: in-process pipeline, no broker"))
+                return 2;
+        uint64_t users = (uint64_t)o[0].num;
+        int days = (int)o[1].num, warm_days = (int)o[2].num;
+        int parts = (int)o[3].num, cpu = (int)o[7].num;
+        long cache_bytes = (long)(o[4].num * 1024 * 1024);
+        char errstr[512];
+        int rc = 1;
+
+        if (enc_bench_pin_cpu(cpu)) {
+                enc_bench_log("cannot pin to cpu %d", cpu);
+                return 1;
+        }
+        enc_gen_conf_t gc;
+        enc_gen_conf_defaults(&gc);
+        gc.users = (uint32_t)users;
+        gc.days = (uint32_t)days;
+        gc.seed = (uint64_t)o[8].num;
+        enc_bench_log("generating %d days of %" PRIu64 " listeners", days,
+                      users);
+        double t = enc_bench_now();
+        enc_bench_log_t log;
+        if (enc_bench_log_generate(&log, &gc, 0, parts, errstr,
+                                   sizeof(errstr))) {
+                enc_bench_log("generate: %s", errstr);
+                return 1;
+        }
+        size_t warm = 0;
+        int64_t warm_end = gc.start_time + (int64_t)warm_days * ENC_MS_PER_DAY;
+        while (warm < log.n && log.recs[warm].time < warm_end)
+                warm++; /* the log is in event-time order */
+        enc_bench_log("log: %zu records, %.0f MB, %.1f s to generate; "
+                      "warm-up %zu, timed %zu",
+                      log.n, (double)log.arena_len / 1e6, enc_bench_now() - t,
+                      warm, log.n - warm);
+        enc_bench_result("b1.log_records", (double)log.n, "records");
+        enc_bench_result("b1.timed_records", (double)(log.n - warm), "records");
+        enc_bench_result("b1.avg_record_bytes",
+                         (double)(log.arena_len) / (double)log.n, "bytes");
+
+        char *dir = enc_bench_tmpdir("b1");
+        enc_conf_t *conf = b1_conf(cache_bytes, (long)o[6].num);
+        enc_store_t *st = NULL;
+        b1_sink_t sink = {0, 0, 0, XXH3_createState()};
+        b1_run_t run = {.commit_s = o[5].num / 1000.0};
+        if (!dir || !conf)
+                goto done;
+        (void)XXH3_64bits_reset(sink.digest);
+        st = enc_store_open(dir, NULL, errstr, sizeof(errstr));
+        if (!st) {
+                enc_bench_log("store: %s", errstr);
+                goto done;
+        }
+        enc_engine_sink_t es = {.output = b1_output,
+                                .dead_letter = b1_dead_letter,
+                                .opaque = &sink};
+        run.engine = enc_engine_new(conf, st, &es, errstr, sizeof(errstr));
+        if (!run.engine) {
+                enc_bench_log("engine: %s", errstr);
+                goto done;
+        }
+        for (int p = 0; p < parts; p++) {
+                int64_t resume;
+                if (enc_engine_assign(run.engine, p, &resume, errstr,
+                                      sizeof(errstr))) {
+                        enc_bench_log("assign: %s", errstr);
+                        goto done;
+                }
+        }
+
+        run.last_commit = enc_bench_now();
+        t = enc_bench_now();
+        if (b1_feed(&run, &log, 0, warm))
+                goto done;
+        enc_bench_log("warm-up: %zu records in %.1f s", warm,
+                      enc_bench_now() - t);
+
+        enc_engine_stats_t s0, s1;
+        enc_engine_stats(run.engine, &s0);
+        uint64_t out0 = sink.outputs, ck0 = run.checkpoints;
+        double cpu_p0 = enc_bench_cpu_process(),
+               cpu_t0 = enc_bench_cpu_thread();
+        t = enc_bench_now();
+        if (b1_timed(&run, &log, warm, log.n))
+                goto done;
+        double dt = enc_bench_now() - t;
+        double cpu_p = enc_bench_cpu_process() - cpu_p0;
+        double cpu_t = enc_bench_cpu_thread() - cpu_t0;
+        enc_engine_stats(run.engine, &s1);
+
+        uint64_t dlq = 0;
+        for (int i = 0; i < ENC_DLQ__CNT; i++)
+                dlq += s1.dead_lettered[i];
+        if (s1.consumed != log.n || s1.accepted + dlq != s1.consumed ||
+            s1.applied + s1.buffered != s1.accepted) {
+                enc_bench_log("counts do not add up: consumed %" PRIu64
+                              " of %zu, accepted %" PRIu64
+                              ", dead-lettered %" PRIu64 ", applied %" PRIu64
+                              ", buffered %" PRIu64,
+                              s1.consumed, log.n, s1.accepted, dlq, s1.applied,
+                              s1.buffered);
+                goto done;
+        }
+        enc_store_stats_t ss;
+        enc_store_stats(st, &ss);
+        double rate = (double)(log.n - warm) / dt;
+        enc_bench_log("timed: %zu records in %.2f s: %.0f events/s; "
+                      "process CPU %.2f s, processing thread %.2f s",
+                      log.n - warm, dt, rate, cpu_p, cpu_t);
+        enc_bench_result("b1.events_per_s", rate, "events/s");
+        enc_bench_result("b1.ns_per_event", 1e9 * dt / (double)(log.n - warm),
+                         "ns");
+        enc_bench_result("b1.process_cpu_share_of_thread",
+                         cpu_t > 0 ? cpu_p / cpu_t : 0, "ratio");
+        enc_bench_result("b1.updates_per_event",
+                         (double)(sink.outputs - out0) / (double)(log.n - warm),
+                         "updates");
+        enc_bench_result("b1.checkpoints", (double)(run.checkpoints - ck0),
+                         "checkpoints");
+        enc_bench_result("b1.dead_letters", (double)dlq, "records");
+        uint64_t hits = s1.cache_hits - s0.cache_hits;
+        uint64_t misses = s1.cache_misses - s0.cache_misses;
+        enc_bench_result("b1.cache_hit_ratio",
+                         (double)hits / (double)(hits + misses), "ratio");
+        enc_bench_result("b1.cache_misses", (double)misses, "lookups");
+        enc_bench_result("b1.cache_max_mib", o[4].num, "MiB");
+        enc_bench_result("b1.state_user_keys", (double)ss.user_keys,
+                         "keys (estimate)");
+        enc_bench_result("b1.state_sst_mib", (double)ss.sst_bytes / 1048576.0,
+                         "MiB");
+        enc_bench_result("b1.state_dir_mib",
+                         (double)enc_bench_du(dir) / 1048576.0, "MiB");
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016" PRIx64,
+                 (uint64_t)XXH3_64bits_digest(sink.digest));
+        enc_bench_result_str("b1.output_digest", hex);
+
+        /* The floor, on the same bytes as the timed part. */
+        double fast = b1_decode_rate(&log, warm, log.n, false, false);
+        double fastv = b1_decode_rate(&log, warm, log.n, false, true);
+        double avro = b1_decode_rate(&log, warm, log.n, true, false);
+        enc_bench_log("decoding alone: fast %.0f/s (with validation %.0f/s), "
+                      "Avro C %.0f/s",
+                      fast, fastv, avro);
+        enc_bench_result("b1.decode_fast_per_s", fast, "records/s");
+        enc_bench_result("b1.decode_fast_validate_per_s", fastv, "records/s");
+        enc_bench_result("b1.decode_avro_c_per_s", avro, "records/s");
+        rc = 0;
+done:
+        enc_engine_destroy(run.engine);
+        enc_store_close(st);
+        enc_conf_destroy(conf);
+        XXH3_freeState(sink.digest);
+        if (dir) {
+                if (o[9].num)
+                        enc_bench_log("state kept in %s", dir);
+                else
+                        enc_bench_rmtree(dir);
+        }
+        free(dir);
+        enc_bench_log_free(&log);
+        return rc;
+}
+
+/* Decoding alone over a generated log (no state): `encore-bench decode`. */
+int enc_bench_decode(int argc, char **argv) {
+        enc_bench_opt_t o[] = {
+                {"users", "listeners alive on day 0", 100000, NULL},
+                {"count", "records", 2000000, NULL},
+                {"cpu", "pin to this CPU (-1: no pinning)", 0, NULL},
+                {NULL, NULL, 0, NULL}};
+        if (!enc_bench_parse(argc, argv, o, "encore-bench decode"))
+                return 2;
+        char errstr[256];
+        if (enc_bench_pin_cpu((int)o[2].num))
+                return 1;
+        enc_gen_conf_t gc;
+        enc_gen_conf_defaults(&gc);
+        gc.users = (uint32_t)o[0].num;
+        gc.days = 365;
+        enc_bench_log_t log;
+        if (enc_bench_log_generate(&log, &gc, (uint64_t)o[1].num, 1, errstr,
+                                   sizeof(errstr))) {
+                enc_bench_log("generate: %s", errstr);
+                return 1;
+        }
+        double fast = b1_decode_rate(&log, 0, log.n, false, false);
+        double avro = b1_decode_rate(&log, 0, log.n, true, false);
+        enc_bench_result("decode.avg_record_bytes",
+                         (double)log.arena_len / (double)log.n, "bytes");
+        enc_bench_result("decode.fast_per_s", fast, "records/s");
+        enc_bench_result("decode.avro_c_per_s", avro, "records/s");
+        enc_bench_result("decode.speedup", avro > 0 ? fast / avro : 0, "x");
+        enc_bench_log_free(&log);
+        return fast > 0 && avro > 0 ? 0 : 1;
+}

@@ -1,0 +1,357 @@
+/*
+ * b3.c -- B3: recovery. How long from a SIGKILL (and from a clean SIGTERM
+ * stop) until a restarted encore is processing again, with a million users
+ * of state on disk.
+ *
+ * DESIGN
+ * encore runs as a child process (the real binary) against the embedded
+ * cluster in this process. A synthetic population seeds one play per user
+ * (1M users of state by default), then live plays keep flowing, produced
+ * no more than `lead` records ahead of the group's committed offsets.
+ * Then, several times: kill the child, start it again at once on the same
+ * state directory, and find the first output record the new process
+ * produced -- the first message on the output topic whose producer
+ * timestamp (wall clock, set when encore hands it to librdkafka) is at or
+ * after the restart. Outputs follow processing within milliseconds here
+ * (the input keeps the watermark moving), so that is "processing again".
+ * encore's own log splits the time: process start to `pipeline_start`
+ * (RocksDB open, engine built), to `partition_assigned` (group join), to
+ * the first output (re-reading [C, E), resuming).
+ *
+ * After a SIGKILL the group still holds the dead member until its session
+ * times out (kafka.consumer.session.timeout.ms; librdkafka's default is
+ * 45 s), and the new member cannot be given the partitions before that,
+ * whatever encore does; `--static 1` sets group.instance.id so the restart
+ * takes the dead member's place (KIP-345) where the broker supports it.
+ *
+ * Last, the lost disk: the state directory is removed and encore restores
+ * every partition from its changelog topic; the restore rate comes from
+ * encore's restore_done log lines. The mock keeps only ~5 MiB of each
+ * (uncompacted) changelog partition, so a million users do not all come
+ * back here; the counts say how many did, and a full-size restore needs a
+ * real Kafka.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "broker.h"
+
+typedef struct b3_env_s {
+        const char *encore;
+        const char *sets[32];
+        char bs[256], sd[600], st[64], gi[64];
+        char *dir;    /* state */
+        char *logdir; /* child logs */
+        int restarts;
+} b3_env_t;
+
+static pid_t b3_spawn(b3_env_t *env, char *log_path, size_t size) {
+        snprintf(log_path, size, "%s/encore-%d.log", env->logdir,
+                 env->restarts++);
+        return enc_bench_spawn_encore(env->encore, env->sets, log_path);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+static double median_i64(int64_t *v, int n) {
+        qsort(v, (size_t)n, sizeof(*v), cmp_i64);
+        return n % 2 ? (double)v[n / 2] : (double)(v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int64_t b3_since(int64_t later, int64_t earlier) {
+        return later >= 0 && earlier >= 0 ? later - earlier : -1;
+}
+
+/* Waits for the first output after @p mark, then reads the new process's
+ * log; fills the phase times (ms) and returns mark-to-output or -1. */
+static int64_t b3_observe(enc_bench_watch_t *w, const char *log_path,
+                          int64_t mark, int64_t spawned, int64_t ph[3]) {
+        int64_t first = enc_bench_watch_wait(w, 180);
+        int64_t start =
+                enc_bench_log_event_ms(log_path, "pipeline_start", false);
+        int64_t assigned =
+                enc_bench_log_event_ms(log_path, "partition_assigned", false);
+        ph[0] = b3_since(start, spawned);
+        ph[1] = b3_since(assigned, start);
+        ph[2] = b3_since(first, assigned);
+        return b3_since(first, mark);
+}
+
+/*
+ * The lost disk: stop encore cleanly, remove its state directory and start
+ * it again, so every partition is restored from the changelog. The rate is
+ * from encore's own restore_start/restore_done lines. On the mock cluster
+ * the changelog is not compacted and keeps only ~5 MiB a partition, so
+ * fewer users may come back than were seeded; both counts are reported.
+ */
+static int b3_lost_disk(b3_env_t *env, enc_bench_watch_t *w, pid_t *pid,
+                        char *log_path, size_t size, uint64_t users, int parts,
+                        double settle_s) {
+        usleep((useconds_t)(settle_s * 1e6));
+        kill(*pid, SIGTERM);
+        waitpid(*pid, NULL, 0);
+        enc_bench_rmtree(env->dir);
+        if (mkdir(env->dir, 0755))
+                return -1;
+        int64_t t_spawn = enc_bench_wall_ms(), ph[3];
+        enc_bench_watch_mark(w, t_spawn);
+        *pid = b3_spawn(env, log_path, size);
+        int64_t first = b3_observe(w, log_path, t_spawn, t_spawn, ph);
+        /* the last partition may finish after the first output */
+        for (int i = 0;
+             i < 1200 && enc_bench_log_count(log_path, "restore_done") < parts;
+             i++)
+                usleep(500000);
+        double recs_r = enc_bench_log_sum(log_path, "restore_done", "records");
+        double users_r = enc_bench_log_sum(log_path, "restore_done", "users");
+        int64_t r0 = enc_bench_log_event_ms(log_path, "restore_start", false);
+        int64_t r1 = enc_bench_log_event_ms(log_path, "restore_done", true);
+        double secs = r0 > 0 && r1 >= r0 ? (double)(r1 - r0) / 1000.0 : 0;
+        enc_bench_log("lost disk: processing again %" PRId64
+                      " ms after the restart; restored %.0f changelog "
+                      "records (%.0f user records) in %.2f s",
+                      first, recs_r, users_r, secs);
+        if (first < 0 || secs <= 0)
+                return -1;
+        /* distinct users back in the store (RocksDB's estimate) */
+        usleep(1500000); /* /metrics is published once a second */
+        int port = enc_bench_log_metrics_port(log_path);
+        double keys =
+                port > 0 ? enc_bench_scrape(port, "encore_state_keys") : -1;
+        enc_bench_result("b3.restore_state_keys", keys,
+                         "keys (RocksDB estimate; mock keeps ~5 MiB/part)");
+        enc_bench_result("b3.restore_state_keys_share", keys / (double)users,
+                         "of users of state");
+        enc_bench_result("b3.restore_user_records", users_r,
+                         "user records applied");
+        enc_bench_result("b3.restore_records", recs_r, "changelog records");
+        enc_bench_result("b3.restore_seconds", secs, "s");
+        enc_bench_result("b3.restore_user_records_per_s", users_r / secs,
+                         "user records/s");
+        enc_bench_result("b3.restore_records_per_s", recs_r / secs,
+                         "records/s");
+        enc_bench_result("b3.lost_disk_restart_to_processing_ms", (double)first,
+                         "ms");
+        return 0;
+}
+
+int enc_bench_b3(int argc, char **argv) {
+        enc_bench_opt_t o[] = {
+                {"users", "users of state (one seed play each)", 1000000, NULL},
+                {"partitions", "input partitions", 8, NULL},
+                {"kills", "SIGKILL restarts to measure", 3, NULL},
+                {"terms", "SIGTERM restarts to measure", 3, NULL},
+                {"session-ms", "kafka.consumer.session.timeout.ms", 6000, NULL},
+                {"static", "group.instance.id (static membership) 0/1", 0,
+                 NULL},
+                {"settle-s", "seconds of processing before each stop", 4, NULL},
+                {"lead", "max records produced ahead of commits", 200000, NULL},
+                {"encore", "encore binary", 0, ""},
+                {"keep-logs", "keep encore's logs (1)", 0, NULL},
+                {"restore",
+                 "then lose the state dir: restore from the "
+                 "changelog (1)",
+                 1, NULL},
+                {NULL, NULL, 0, NULL}};
+        if (!enc_bench_parse(argc, argv, o, "encore-bench b3: recovery"))
+                return 2;
+        uint64_t users = (uint64_t)o[0].num;
+        int parts = (int)o[1].num, kills = (int)o[2].num, terms = (int)o[3].num;
+        if (kills < 0 || kills > 32 || terms < 0 || terms > 32)
+                return 2;
+        char pathbuf[512], log_path[700];
+        b3_env_t env = {0};
+        env.encore = enc_bench_encore_path(o[8].str, pathbuf, sizeof(pathbuf));
+        /* The changelog is made here: the mock does not answer
+         * CreateTopics. */
+        const char *topics[] = {"b3-in", "b3-out", "b3-dlq",
+                                "encore-b3-changelog", NULL};
+        const int tparts[] = {parts, parts, 1, parts};
+        enc_embedded_t *emb = enc_bench_cluster(topics, tparts);
+        if (!emb)
+                return 1;
+        env.dir = enc_bench_tmpdir("b3-state");
+        env.logdir = enc_bench_tmpdir("b3-logs");
+        snprintf(env.bs, sizeof(env.bs), "kafka.bootstrap.servers=%s",
+                 enc_embedded_bootstraps(emb));
+        snprintf(env.sd, sizeof(env.sd), "state.dir=%s", env.dir);
+        snprintf(env.st, sizeof(env.st), "kafka.consumer.session.timeout.ms=%d",
+                 (int)o[4].num);
+        snprintf(env.gi, sizeof(env.gi),
+                 "kafka.consumer.group.instance.id=encore-b3-0");
+        int ns = 0;
+        env.sets[ns++] = env.bs;
+        env.sets[ns++] = env.sd;
+        env.sets[ns++] = env.st;
+        env.sets[ns++] = "input.topic=b3-in";
+        env.sets[ns++] = "output.topic=b3-out";
+        env.sets[ns++] = "dlq.topic=b3-dlq";
+        env.sets[ns++] = "group.id=encore-b3";
+        env.sets[ns++] = "metrics.address=127.0.0.1:0";
+        env.sets[ns++] = "log.level=info";
+        if (o[5].num)
+                env.sets[ns++] = env.gi;
+        env.sets[ns] = NULL;
+
+        enc_bench_watch_t *w = enc_bench_watch_new(enc_embedded_bootstraps(emb),
+                                                   "b3-out", parts);
+        enc_bench_group_t *g = enc_bench_group_new(enc_embedded_bootstraps(emb),
+                                                   "encore-b3", "b3-in", parts);
+        enc_bench_feeder_t f = {.bootstrap = enc_embedded_bootstraps(emb),
+                                .topic = "b3-in",
+                                .partitions = parts,
+                                .synth_users = users,
+                                .synth_live = UINT64_C(1) << 40,
+                                .synth_step_ms = 10,
+                                .lead = (uint64_t)o[7].num,
+                                .progress = enc_bench_group_committed,
+                                .progress_opaque = g};
+        int rc = 1;
+        bool feeding = false;
+        pid_t pid = -1;
+        if (!w || !g || !env.dir || !env.logdir)
+                goto done;
+        pid = b3_spawn(&env, log_path, sizeof(log_path));
+        if (pid < 0 || enc_bench_feeder_start(&f))
+                goto done;
+        feeding = true;
+
+        /* Seed: every user gets state. */
+        double t0 = enc_bench_now(), last = t0;
+        while (enc_bench_group_committed(g) < users + 100000) {
+                if (waitpid(pid, NULL, WNOHANG) == pid) {
+                        enc_bench_log("encore exited during the seed; see %s",
+                                      log_path);
+                        pid = -1;
+                        goto done;
+                }
+                if (enc_bench_now() - last > 10) {
+                        last = enc_bench_now();
+                        enc_bench_log("seeding: %" PRIu64 " records committed",
+                                      enc_bench_group_committed(g));
+                }
+                usleep(100000);
+        }
+        double seed_s = enc_bench_now() - t0;
+        enc_bench_log("seeded %" PRIu64 " users in %.0f s", users, seed_s);
+        enc_bench_result("b3.users_of_state", (double)users, "users");
+        int port = enc_bench_log_metrics_port(log_path);
+        if (port > 0)
+                enc_bench_result("b3.state_keys_before",
+                                 enc_bench_scrape(port, "encore_state_keys"),
+                                 "keys (RocksDB estimate)");
+
+        int64_t k_tot[32], k_spawn[32], k_ph[32][3];
+        for (int k = 0; k < kills; k++) {
+                usleep((useconds_t)(o[6].num * 1e6));
+                int64_t t_kill = enc_bench_wall_ms();
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                enc_bench_watch_mark(w, t_kill);
+                int64_t t_spawn = enc_bench_wall_ms();
+                pid = b3_spawn(&env, log_path, sizeof(log_path));
+                k_tot[k] = b3_observe(w, log_path, t_kill, t_spawn, k_ph[k]);
+                k_spawn[k] = b3_since(k_tot[k] + t_kill, t_spawn);
+                enc_bench_log("SIGKILL %d: processing again after %" PRId64
+                              " ms (start %" PRId64 ", group join %" PRId64
+                              ", resume %" PRId64 " ms)",
+                              k + 1, k_tot[k], k_ph[k][0], k_ph[k][1],
+                              k_ph[k][2]);
+                if (k_tot[k] < 0)
+                        goto done;
+        }
+        int64_t t_tot[32], t_restart[32], t_drain[32], t_ph[32][3];
+        for (int k = 0; k < terms; k++) {
+                usleep((useconds_t)(o[6].num * 1e6));
+                int64_t t_term = enc_bench_wall_ms();
+                kill(pid, SIGTERM);
+                waitpid(pid, NULL, 0);
+                int64_t t_spawn = enc_bench_wall_ms();
+                t_drain[k] = t_spawn - t_term;
+                enc_bench_watch_mark(w, t_spawn);
+                pid = b3_spawn(&env, log_path, sizeof(log_path));
+                t_restart[k] =
+                        b3_observe(w, log_path, t_spawn, t_spawn, t_ph[k]);
+                t_tot[k] = b3_since(t_restart[k] + t_spawn, t_term);
+                enc_bench_log("SIGTERM %d: drained in %" PRId64
+                              " ms; processing again %" PRId64
+                              " ms after the restart (start %" PRId64
+                              ", group join %" PRId64 ", resume %" PRId64
+                              " ms)",
+                              k + 1, t_drain[k], t_restart[k], t_ph[k][0],
+                              t_ph[k][1], t_ph[k][2]);
+                if (t_restart[k] < 0)
+                        goto done;
+        }
+        if (kills) {
+                int64_t p0[32], p1[32], p2[32];
+                for (int k = 0; k < kills; k++) {
+                        p0[k] = k_ph[k][0];
+                        p1[k] = k_ph[k][1];
+                        p2[k] = k_ph[k][2];
+                }
+                enc_bench_result("b3.sigkill_to_processing_ms",
+                                 median_i64(k_tot, kills), "ms (median)");
+                enc_bench_result("b3.sigkill_restart_to_processing_ms",
+                                 median_i64(k_spawn, kills), "ms (median)");
+                enc_bench_result("b3.sigkill_phase_start_ms",
+                                 median_i64(p0, kills), "ms (median)");
+                enc_bench_result("b3.sigkill_phase_group_join_ms",
+                                 median_i64(p1, kills), "ms (median)");
+                enc_bench_result("b3.sigkill_phase_resume_ms",
+                                 median_i64(p2, kills), "ms (median)");
+        }
+        if (terms) {
+                int64_t p0[32], p1[32], p2[32];
+                for (int k = 0; k < terms; k++) {
+                        p0[k] = t_ph[k][0];
+                        p1[k] = t_ph[k][1];
+                        p2[k] = t_ph[k][2];
+                }
+                enc_bench_result("b3.clean_restart_to_processing_ms",
+                                 median_i64(t_restart, terms), "ms (median)");
+                enc_bench_result("b3.clean_stop_drain_ms",
+                                 median_i64(t_drain, terms), "ms (median)");
+                enc_bench_result("b3.sigterm_to_processing_ms",
+                                 median_i64(t_tot, terms), "ms (median)");
+                enc_bench_result("b3.clean_phase_start_ms",
+                                 median_i64(p0, terms), "ms (median)");
+                enc_bench_result("b3.clean_phase_group_join_ms",
+                                 median_i64(p1, terms), "ms (median)");
+                enc_bench_result("b3.clean_phase_resume_ms",
+                                 median_i64(p2, terms), "ms (median)");
+        }
+        if (o[10].num && b3_lost_disk(&env, w, &pid, log_path, sizeof(log_path),
+                                      users, parts, o[6].num))
+                goto done;
+        enc_bench_result("b3.state_dir_mib",
+                         (double)enc_bench_du(env.dir) / 1048576.0, "MiB");
+        rc = 0;
+done:
+        atomic_store(&f.stop, 1);
+        if (feeding)
+                enc_bench_feeder_join(&f);
+        if (pid > 0) {
+                kill(pid, SIGTERM);
+                waitpid(pid, NULL, 0);
+        }
+        if (rc || o[9].num)
+                enc_bench_log("logs kept in %s", env.logdir);
+        else
+                enc_bench_rmtree(env.logdir);
+        enc_bench_watch_destroy(w);
+        enc_bench_group_destroy(g);
+        enc_embedded_destroy(emb);
+        enc_bench_rmtree(env.dir);
+        free(env.dir);
+        free(env.logdir);
+        return rc;
+}

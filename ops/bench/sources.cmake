@@ -1,0 +1,25 @@
+# ops/bench: encore-bench, the benchmarks (ops/bench/run runs them and
+# writes ops/bench/RESULTS.md), and the bounded-state test built on the
+# soak driver. Not part of CI's figures: benchmarks are run by hand.
+add_library(enc_bench_soak STATIC ops/bench/soak.c)
+target_include_directories(enc_bench_soak PUBLIC ${CMAKE_SOURCE_DIR}/ops/bench)
+target_link_libraries(enc_bench_soak PUBLIC enc_state encore_gen
+                      ${XXHASH_LIB})
+
+add_executable(encore-bench
+  ops/bench/bench.c
+  ops/bench/b1.c
+  ops/bench/broker.c
+  ops/bench/b2.c
+  ops/bench/b3.c
+  ops/bench/mem.c
+  ops/bench/soak_cmd.c)
+target_link_libraries(encore-bench PRIVATE enc_bench_soak enc_consumer
+                      PkgConfig::RDKAFKA ${XXHASH_LIB} Threads::Threads)
+# b3 and mem run the encore binary as a child process.
+add_dependencies(encore-bench encore)
+
+# Bounded state under a rolling population: 36 simulated weeks through the
+# engine (~10-20 s in a RelWithDebInfo build; longer under sanitizers).
+enc_add_test(NAME test_bounded_state SOURCES tests/test_bounded_state.c
+             LIBS enc_bench_soak LABELS integration TIMEOUT 600)
