@@ -271,17 +271,34 @@ static enc_err_t enc_cl_restorer(enc_pipeline_t *pl, char *errstr,
         return ENC_OK;
 }
 
-/* Re-assigns the restore consumer to exactly the partitions still
- * restoring, each at its next offset. */
-static void enc_cl_reassign(enc_pipeline_t *pl) {
+/* The restore consumer's assignment changes incrementally: a partition is
+ * added when its restore starts and paused when it ends (re-assigning the
+ * whole list at every end raced librdkafka 2.0.2's fetcher shutdown into an
+ * assertion with many partitions); everything is released when no restore
+ * is left. */
+static void enc_cl_assign_one(enc_pipeline_t *pl, int32_t partition,
+                              int64_t offset) {
         rd_kafka_topic_partition_list_t *l =
-                rd_kafka_topic_partition_list_new(pl->nrestoring + 1);
-        for (int i = 0; i < pl->nrestoring; i++)
-                rd_kafka_topic_partition_list_add(l, pl->cl_topic,
-                                                  pl->restoring[i].partition)
-                        ->offset = pl->restoring[i].next;
-        rd_kafka_assign(pl->restorer, l);
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, pl->cl_topic, partition)->offset =
+                offset;
+        rd_kafka_error_t *e = rd_kafka_incremental_assign(pl->restorer, l);
+        if (e) {
+                enc_pipeline_set_fatal(pl, "restore consumer assign %d: %s",
+                                       partition, rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+        }
         rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void enc_cl_release_one(enc_pipeline_t *pl, int32_t partition) {
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, pl->cl_topic, partition);
+        rd_kafka_pause_partitions(pl->restorer, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (pl->nrestoring == 0)
+                rd_kafka_assign(pl->restorer, NULL);
 }
 
 enc_cl_plan_t enc_changelog_plan(enc_pipeline_t *pl, int32_t partition,
@@ -352,18 +369,21 @@ enc_cl_plan_t enc_changelog_plan(enc_pipeline_t *pl, int32_t partition,
         rs->next = from;
         rs->target = hi;
         rs->started_ms = enc_cl_now_ms();
+        if (!pl->restore_first_ms)
+                pl->restore_first_ms = rs->started_ms;
         enc_log_info("restore_start",
                      "partition=%d mode=%s from=%lld to=%lld records=%lld",
                      partition, full ? "full" : "incremental",
                      (long long)from, (long long)hi, (long long)(hi - from));
-        enc_cl_reassign(pl);
+        enc_cl_assign_one(pl, partition, from);
         return ENC_CL_RESTORING;
 }
 
 static void enc_cl_remove(enc_pipeline_t *pl, int idx) {
+        int32_t partition = pl->restoring[idx].partition;
         enc_restore_destroy(pl->restoring[idx].r);
         pl->restoring[idx] = pl->restoring[--pl->nrestoring];
-        enc_cl_reassign(pl);
+        enc_cl_release_one(pl, partition);
 }
 
 /* The restore of restoring[idx] reached its target: hand the partition to
@@ -384,6 +404,7 @@ static void enc_cl_finish(enc_pipeline_t *pl, int idx) {
                      (unsigned long long)st.discarded, secs,
                      secs > 0 ? (double)st.records / secs : 0.0);
         pl->restores++;
+        pl->restore_last_ms = enc_cl_now_ms();
         pl->restore_users += st.users;
         enc_cl_remove(pl, idx);
 

@@ -44,8 +44,8 @@
 #include "pipeline_int.h"
 #include "plugin.h"
 
-static void enc_pipeline_mark_eof(enc_pipeline_t *pl, int32_t partition,
-                                  bool eof) {
+static void enc_pipeline_mark_eof_at(enc_pipeline_t *pl, int32_t partition,
+                                     bool eof, int64_t offset) {
         if (partition < 0)
                 return;
         if (partition >= pl->at_eof_cnt) {
@@ -53,37 +53,44 @@ static void enc_pipeline_mark_eof(enc_pipeline_t *pl, int32_t partition,
                 bool *nv = realloc(pl->at_eof, (size_t)n * sizeof(*nv));
                 if (!nv)
                         return;
+                pl->at_eof = nv;
+                int64_t *no = realloc(pl->eof_offset, (size_t)n * sizeof(*no));
+                if (!no)
+                        return;
+                pl->eof_offset = no;
                 memset(nv + pl->at_eof_cnt, 0,
                        (size_t)(n - pl->at_eof_cnt) * sizeof(*nv));
-                pl->at_eof = nv;
+                for (int i = pl->at_eof_cnt; i < n; i++)
+                        no[i] = -1;
                 pl->at_eof_cnt = n;
         }
         pl->at_eof[partition] = eof;
+        pl->eof_offset[partition] = eof ? offset : -1;
 }
 
-/* Before an idle exit: asks the broker whether each owned partition really
- * is read to its end (an end-of-partition event can be stale during fetch
- * errors or a broker outage). Clears the flag of any that is not. */
+static void enc_pipeline_mark_eof(enc_pipeline_t *pl, int32_t partition,
+                                  bool eof) {
+        enc_pipeline_mark_eof_at(pl, partition, eof, eof ? INT64_MAX : -1);
+}
+
+/* Before an idle exit: asks the broker whether each owned partition still
+ * ends where its last end-of-partition event said (that event can be stale
+ * when fetches fail or a broker is down, or records arrive after it). */
 static bool enc_pipeline_confirm_eof(enc_pipeline_t *pl) {
-        rd_kafka_topic_partition_list_t *l =
-                rd_kafka_topic_partition_list_copy(pl->owned);
-        bool all = rd_kafka_position(pl->consumer, l) == 0;
-        for (int i = 0; all && i < l->cnt; i++) {
+        for (int i = 0; i < pl->owned->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &pl->owned->elems[i];
+                int32_t p = tp->partition;
                 int64_t lo, hi;
-                if (rd_kafka_query_watermark_offsets(
-                            pl->consumer, l->elems[i].topic,
-                            l->elems[i].partition, &lo, &hi, 5000) ||
-                    l->elems[i].offset < hi) {
-                        /* unknown, or records left to read */
-                        if (l->elems[i].offset >= 0 ||
-                            hi > lo)
-                                enc_pipeline_mark_eof(
-                                        pl, l->elems[i].partition, false);
-                        all = false;
+                if (p >= pl->at_eof_cnt || !pl->at_eof[p])
+                        return false;
+                if (rd_kafka_query_watermark_offsets(pl->consumer, tp->topic,
+                                                     p, &lo, &hi, 5000) ||
+                    hi > pl->eof_offset[p]) {
+                        enc_pipeline_mark_eof(pl, p, false);
+                        return false;
                 }
         }
-        rd_kafka_topic_partition_list_destroy(l);
-        return all;
+        return true;
 }
 
 /* True if every owned partition has been read to its end. */
@@ -1072,6 +1079,7 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
                 rd_kafka_topic_partition_list_destroy(pl->owned);
         enc_http_stop(pl->http);
         free(pl->at_eof);
+        free(pl->eof_offset);
         free(pl->ranges);
         free(pl->upd);
         free(pl->lag);
@@ -1085,7 +1093,7 @@ static void enc_pipeline_handle_msg(enc_pipeline_t *pl,
                                     rd_kafka_message_t *m) {
         char errstr[512];
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                enc_pipeline_mark_eof(pl, m->partition, true);
+                enc_pipeline_mark_eof_at(pl, m->partition, true, m->offset);
                 return;
         }
         if (m->err) {
@@ -1223,5 +1231,10 @@ void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats) {
         *stats = pl->stats;
         enc_engine_stats(pl->engine, &stats->engine);
         stats->assigned_partitions = pl->owned->cnt;
+        stats->restores = pl->restores;
+        stats->restore_records = pl->restore_records;
+        stats->restore_users = pl->restore_users;
+        stats->restore_first_ms = pl->restore_first_ms;
+        stats->restore_last_ms = pl->restore_last_ms;
 }
 

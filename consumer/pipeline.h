@@ -84,6 +84,12 @@ typedef struct enc_pipeline_stats_s {
         uint64_t commits;
         uint64_t rebalances;
         int assigned_partitions;
+        /* restores from the changelog, since start */
+        uint64_t restores;
+        uint64_t restore_records; /* changelog records read */
+        uint64_t restore_users;   /* user records made durable */
+        int64_t restore_first_ms; /* monotonic ms of the first start, 0 */
+        int64_t restore_last_ms;  /* monotonic ms of the last finish, 0 */
 } enc_pipeline_stats_t;
 
 void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats);

@@ -55,6 +55,7 @@ struct enc_pipeline_s {
         char fatal_msg[512];
         int64_t last_record_ms;
         bool *at_eof; /* by partition: consumed up to the end */
+        int64_t *eof_offset; /* by partition: the end offset it reported */
         int at_eof_cnt;
         /* observability (processing thread only; published as text) */
         enc_http_t *http;
@@ -76,6 +77,7 @@ struct enc_pipeline_s {
         uint64_t restores;         /* restores completed */
         uint64_t restore_records;  /* changelog records applied */
         uint64_t restore_users;
+        int64_t restore_first_ms, restore_last_ms; /* monotonic ms */
         /* bounded runs (replay) */
         bool bounded;
         enc_range_t *ranges; /* [nranges]: next offset kept in start */

@@ -659,7 +659,7 @@ static void test_broker_down_then_up(void **st) {
                        .heal = f_broker2_up,
                        .fault_ms = 3000,
                        .check = f_check_down,
-                       .idle_ms = 12000};
+                       .idle_ms = 30000};
         f_run(&f);
 }
 
@@ -716,7 +716,7 @@ static void test_fetch_errors_are_retried(void **st) {
                        .inject = f_fetch_errors,
                        .fault_ms = 2500,
                        .check = f_check_fetch,
-                       .idle_ms = 6000};
+                       .idle_ms = 15000};
         f_run(&f);
 }
 

@@ -300,6 +300,10 @@ int enc_bench_b1(int argc, char **argv) {
                       "process CPU %.2f s, processing thread %.2f s",
                       log.n - warm, dt, rate, cpu_p, cpu_t);
         enc_bench_result("b1.events_per_s", rate, "events/s");
+        /* The same work per CPU-second of the whole process (every thread):
+         * what one core does when nothing else competes for it. */
+        enc_bench_result("b1.events_per_cpu_s", (double)(log.n - warm) / cpu_p,
+                         "events/CPU-s");
         enc_bench_result("b1.ns_per_event", 1e9 * dt / (double)(log.n - warm),
                          "ns");
         enc_bench_result("b1.process_cpu_share_of_thread",

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "store.h"
 
 typedef struct b3_env_s {
         const char *encore;
@@ -85,59 +86,76 @@ static int64_t b3_observe(enc_bench_watch_t *w, const char *log_path,
         return b3_since(first, mark);
 }
 
+/* Exact user keys in a (closed) state directory: open, compact, count. */
+static double b3_count_keys(const char *dir) {
+        char errstr[256];
+        enc_store_t *st = enc_store_open(dir, NULL, errstr, sizeof(errstr));
+        if (!st) {
+                enc_bench_log("count keys: %s", errstr);
+                return -1;
+        }
+        enc_store_stats_t ss;
+        enc_store_compact(st); /* no tombstones or old versions left */
+        enc_store_stats(st, &ss);
+        enc_store_close(st);
+        return (double)ss.user_keys;
+}
+
 /*
  * The lost disk: stop encore cleanly, remove its state directory and start
  * it again, so every partition is restored from the changelog. The rate is
- * from encore's own restore_start/restore_done lines. On the mock cluster
- * the changelog is not compacted and keeps only ~5 MiB a partition, so
- * fewer users may come back than were seeded; both counts are reported.
+ * from encore's own restore_start/restore_done lines; the users that came
+ * back are counted exactly in the store once every partition is restored
+ * (encore is stopped at that moment, so at most a few hundred milliseconds
+ * of live plays can have added users). On the mock cluster the changelog is
+ * not compacted and keeps only ~5 MiB a partition, so fewer users may come
+ * back than there were; both counts are reported.
  */
 static int b3_lost_disk(b3_env_t *env, enc_bench_watch_t *w, pid_t *pid,
-                        char *log_path, size_t size, uint64_t users, int parts,
+                        char *log_path, size_t size, int parts,
                         double settle_s) {
         usleep((useconds_t)(settle_s * 1e6));
         kill(*pid, SIGTERM);
         waitpid(*pid, NULL, 0);
+        *pid = -1;
+        double before = b3_count_keys(env->dir);
         enc_bench_rmtree(env->dir);
-        if (mkdir(env->dir, 0755))
+        if (before < 0 || mkdir(env->dir, 0755))
                 return -1;
         int64_t t_spawn = enc_bench_wall_ms(), ph[3];
         enc_bench_watch_mark(w, t_spawn);
         *pid = b3_spawn(env, log_path, size);
-        int64_t first = b3_observe(w, log_path, t_spawn, t_spawn, ph);
-        /* the last partition may finish after the first output */
-        for (int i = 0;
-             i < 1200 && enc_bench_log_count(log_path, "restore_done") < parts;
+        for (int i = 0; i < 6000 && *pid > 0 &&
+                        enc_bench_log_count(log_path, "restore_done") < parts;
              i++)
-                usleep(500000);
-        double recs_r = enc_bench_log_sum(log_path, "restore_done", "records");
-        double users_r = enc_bench_log_sum(log_path, "restore_done", "users");
+                usleep(100000);
+        int64_t first = b3_observe(w, log_path, t_spawn, t_spawn, ph);
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+        *pid = -1;
+        double after = b3_count_keys(env->dir);
+        double recs = enc_bench_log_sum(log_path, "restore_done", "records");
+        double urecs = enc_bench_log_sum(log_path, "restore_done", "users");
         int64_t r0 = enc_bench_log_event_ms(log_path, "restore_start", false);
         int64_t r1 = enc_bench_log_event_ms(log_path, "restore_done", true);
         double secs = r0 > 0 && r1 >= r0 ? (double)(r1 - r0) / 1000.0 : 0;
-        enc_bench_log("lost disk: processing again %" PRId64
-                      " ms after the restart; restored %.0f changelog "
-                      "records (%.0f user records) in %.2f s",
-                      first, recs_r, users_r, secs);
+        enc_bench_log("lost disk: %.0f users before; restored %.0f changelog "
+                      "records in %.2f s, %.0f users back; processing again "
+                      "%" PRId64 " ms after the restart",
+                      before, recs, secs, after, first);
         if (first < 0 || secs <= 0)
                 return -1;
-        /* distinct users back in the store (RocksDB's estimate) */
-        usleep(1500000); /* /metrics is published once a second */
-        int port = enc_bench_log_metrics_port(log_path);
-        double keys =
-                port > 0 ? enc_bench_scrape(port, "encore_state_keys") : -1;
-        enc_bench_result("b3.restore_state_keys", keys,
-                         "keys (RocksDB estimate; mock keeps ~5 MiB/part)");
-        enc_bench_result("b3.restore_state_keys_share", keys / (double)users,
-                         "of users of state");
-        enc_bench_result("b3.restore_user_records", users_r,
+        enc_bench_result("b3.users_before_lost_disk", before,
+                         "user keys (exact)");
+        enc_bench_result("b3.users_restored", after,
+                         "user keys (exact; mock keeps ~5 MiB/partition)");
+        enc_bench_result("b3.restore_records", recs, "changelog records");
+        enc_bench_result("b3.restore_user_records", urecs,
                          "user records applied");
-        enc_bench_result("b3.restore_records", recs_r, "changelog records");
         enc_bench_result("b3.restore_seconds", secs, "s");
-        enc_bench_result("b3.restore_user_records_per_s", users_r / secs,
-                         "user records/s");
-        enc_bench_result("b3.restore_records_per_s", recs_r / secs,
-                         "records/s");
+        enc_bench_result("b3.restore_records_per_s", recs / secs, "records/s");
+        enc_bench_result("b3.restore_users_per_s", after / secs,
+                         "users restored/s");
         enc_bench_result("b3.lost_disk_restart_to_processing_ms", (double)first,
                          "ms");
         return 0;
@@ -243,11 +261,6 @@ int enc_bench_b3(int argc, char **argv) {
         double seed_s = enc_bench_now() - t0;
         enc_bench_log("seeded %" PRIu64 " users in %.0f s", users, seed_s);
         enc_bench_result("b3.users_of_state", (double)users, "users");
-        int port = enc_bench_log_metrics_port(log_path);
-        if (port > 0)
-                enc_bench_result("b3.state_keys_before",
-                                 enc_bench_scrape(port, "encore_state_keys"),
-                                 "keys (RocksDB estimate)");
 
         int64_t k_tot[32], k_spawn[32], k_ph[32][3];
         for (int k = 0; k < kills; k++) {
@@ -330,7 +343,7 @@ int enc_bench_b3(int argc, char **argv) {
                                  median_i64(p2, terms), "ms (median)");
         }
         if (o[10].num && b3_lost_disk(&env, w, &pid, log_path, sizeof(log_path),
-                                      users, parts, o[6].num))
+                                      parts, o[6].num))
                 goto done;
         enc_bench_result("b3.state_dir_mib",
                          (double)enc_bench_du(env.dir) / 1048576.0, "MiB");

@@ -163,9 +163,10 @@ char *enc_bench_tmpdir(const char *tag) {
 static double t_start;
 
 void enc_bench_result(const char *name, double value, const char *unit) {
-        if (value == (double)(int64_t)value && value < 1e15 && value > -1e15)
-                printf("RESULT %s %" PRId64 " %s\n", name, (int64_t)value,
-                       unit);
+        /* Whole numbers for anything of 100 or more (rates, sizes), four
+         * significant digits for ratios and small figures. */
+        if (value >= 100 || value <= -100)
+                printf("RESULT %s %.0f %s\n", name, value, unit);
         else
                 printf("RESULT %s %.4g %s\n", name, value, unit);
         fflush(stdout);
