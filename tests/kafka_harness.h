@@ -184,8 +184,8 @@ typedef struct t_run_s {
         const char *out_topic; /* the group is "g-<out_topic>" */
         const char *dir;
         int exit_idle_ms;
-        bool rare_commits; /* every 5000 records only, never by time */
-        const char *log;   /* stderr goes here if set */
+        bool rare_commits;  /* every 5000 records only, never by time */
+        const char *log;    /* stderr goes here if set */
         const char *extra;  /* one more key=value, or NULL */
         const char *extra2; /* and another, or NULL */
 } t_run_t;
@@ -452,6 +452,33 @@ static inline bool t_file_contains(const char *path, const char *needle) {
         if (f)
                 fclose(f);
         return hit;
+}
+
+/* Runs `encore <argv...>` as a child with stdout+stderr to @p log; returns
+ * the exit status. */
+static inline int t_run_cmd(const char *log, char *const *args) {
+        const char *bindir = getenv("ENCORE_BINARY_DIR");
+        assert_non_null(bindir);
+        char exe[512];
+        snprintf(exe, sizeof(exe), "%s/encore", bindir);
+        char *argv[32] = {exe};
+        int n = 1;
+        for (; args[n - 1] && n < 31; n++)
+                argv[n] = args[n - 1];
+        argv[n] = NULL;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                if (fd >= 0) {
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                execv(exe, argv);
+                _exit(127);
+        }
+        int status = t_wait(pid);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 #endif /* ENC_TEST_KAFKA_HARNESS_H */

@@ -411,33 +411,6 @@ static void test_exactly_once_path_gives_the_reference_updates(void **st) {
         t_input_free(&in);
 }
 
-/* Runs `encore <argv...>` as a child with stdout+stderr to @p log; returns
- * the exit status. */
-static int t_run_cmd(const char *log, char *const *args) {
-        const char *bindir = getenv("ENCORE_BINARY_DIR");
-        assert_non_null(bindir);
-        char exe[512];
-        snprintf(exe, sizeof(exe), "%s/encore", bindir);
-        char *argv[32] = {exe};
-        int n = 1;
-        for (; args[n - 1] && n < 31; n++)
-                argv[n] = args[n - 1];
-        argv[n] = NULL;
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-                if (fd >= 0) {
-                        dup2(fd, 1);
-                        dup2(fd, 2);
-                }
-                execv(exe, argv);
-                _exit(127);
-        }
-        int status = t_wait(pid);
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /*
  * Replay: the same topic, replayed from earliest into a fresh state and
  * another output topic, gives byte-identical updates to the live run; a

@@ -164,27 +164,6 @@ static void test_fenced_producer_stops_with_a_clear_message(void **st) {
         t_input_free(&in);
 }
 
-/* Runs `encore <args>` with output to @p log; returns the exit code. */
-static int t_rb_cmd(const char *log, char *const *args) {
-        char exe[512];
-        snprintf(exe, sizeof(exe), "%s/encore", getenv("ENCORE_BINARY_DIR"));
-        char *argv[32] = {exe};
-        int n = 1;
-        for (; args[n - 1] && n < 31; n++)
-                argv[n] = args[n - 1];
-        argv[n] = NULL;
-        pid_t pid = fork();
-        if (pid == 0) {
-                int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-                dup2(fd, 1);
-                dup2(fd, 2);
-                execv(exe, argv);
-                _exit(127);
-        }
-        int status = t_wait(pid);
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Replay from a timestamp (ListOffsets by time, which the mock cannot do):
  * records are produced with two record timestamps; a replay from the second
  * reads exactly the records stamped with it. */
@@ -221,7 +200,7 @@ static void test_replay_from_timestamp_reads_from_there(void **st) {
                         it, "--from", from, "--output-topic", out,
                         "--state-dir", sd, "--set",
                         "metrics.address=127.0.0.1:0", NULL};
-        assert_int_equal(t_rb_cmd(log, args), 0);
+        assert_int_equal(t_run_cmd(log, args), 0);
         assert_true(t_file_contains(log, "encore replay: done: 2000 records"));
         t_rmtree(dir);
         free(dir);
@@ -247,7 +226,7 @@ static void test_reset_refuses_active_members(void **st) {
         snprintf(it, sizeof(it), "input.topic=%s", in_t);
         char *args[] = {"reset", "--bootstrap", (char *)bootstrap, "--set",
                         gr, "--set", it, "--to", "earliest", NULL};
-        assert_int_equal(t_rb_cmd(log, args), 1);
+        assert_int_equal(t_run_cmd(log, args), 1);
         assert_true(t_file_contains(log, "active member"));
         kill(pid, SIGTERM);
         int status = t_wait(pid);
