@@ -31,8 +31,9 @@
  * The last two tests are faults that must stop encore, a delivery that
  * fails for good and a SIGKILL while an output leader is down: nothing may
  * be committed past the lost outputs, and a restart with the fault gone
- * must produce every reference update. Both lose updates today and are
- * skipped unless ENCORE_FAULTS_KNOWN_BUGS is set (see each test).
+ * must produce every reference update. These two found a data-loss bug
+ * (a commit's changelog position records written before its outputs were
+ * acknowledged), fixed in pipeline.c: outputs are now acknowledged first.
  *
  * Knobs for investigating (environment): ENCORE_FAULTS_ONLY=<glob> runs
  * the matching tests only; ENCORE_FAULTS_DEBUG=cgrp,fetch,... turns on
@@ -538,19 +539,6 @@ static void f_restart_and_check(const char *tag, const char *dir,
                 tag, what, ref_out.n, repeats);
 }
 
-/* Tests that show a bug not fixed yet (each says which) are skipped unless
- * ENCORE_FAULTS_KNOWN_BUGS is set, so a fix can be checked by running
- * them. */
-static bool f_known_bug(const char *what) {
-        if (getenv("ENCORE_FAULTS_KNOWN_BUGS"))
-                return false;
-        fprintf(stderr,
-                "skipped, known bug: %s (ENCORE_FAULTS_KNOWN_BUGS=1 runs "
-                "it)\n",
-                what);
-        return true;
-}
-
 /*
  * Runs encore on fault @p f's topics: 10% of the input first (and waits
  * for encore to be in the group and producing), to 30% over a second,
@@ -896,10 +884,6 @@ static void test_output_leaders_move(void **st) {
 static void
 test_failed_delivery_stops_encore_and_restart_loses_nothing(void **st) {
         (void)st;
-        if (f_known_bug("a failed delivery's commit leaves its changelog "
-                        "position records behind; the restart restores "
-                        "past the failed outputs"))
-                skip();
         const char *tag = "f-fatal";
         f_names_t n;
         f_names(tag, &n);
@@ -942,10 +926,6 @@ test_failed_delivery_stops_encore_and_restart_loses_nothing(void **st) {
 static void
 test_sigkill_while_an_output_leader_is_down_loses_nothing(void **st) {
         (void)st;
-        if (f_known_bug("a commit's changelog position records are "
-                        "delivered before its outputs; a crash in between "
-                        "and the restart restores past the lost outputs"))
-                skip();
         const char *tag = "f-kill";
         f_names_t n;
         f_names(tag, &n);
