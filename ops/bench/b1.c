@@ -155,7 +155,10 @@ static double b1_decode_rate(const enc_bench_log_t *log, size_t from, size_t to,
         return (double)(to - from) / dt;
 }
 
-static enc_conf_t *b1_conf(long cache_bytes, long commit_records) {
+/* The engine's configuration: the defaults, the cache and commit sizes,
+ * then @p extra ("key=value;key=value", from --set) for experiments. */
+static enc_conf_t *b1_conf(long cache_bytes, long commit_records,
+                           const char *extra) {
         enc_conf_t *conf = enc_conf_new();
         char err[256], v[64];
         snprintf(v, sizeof(v), "%ld", cache_bytes);
@@ -166,6 +169,14 @@ static enc_conf_t *b1_conf(long cache_bytes, long commit_records) {
                 goto fail;
         if (enc_conf_set(conf, "metrics.address", "", err, sizeof(err)))
                 goto fail;
+        char kv[512];
+        for (const char *p = extra; p && *p;) {
+                size_t n = strcspn(p, ";");
+                snprintf(kv, sizeof(kv), "%.*s", (int)n, p);
+                if (enc_conf_set_kv(conf, kv, err, sizeof(err)))
+                        goto fail;
+                p += n + (p[n] == ';');
+        }
         return conf;
 fail:
         enc_bench_log("configuration: %s", err);
@@ -188,6 +199,7 @@ int enc_bench_b1(int argc, char **argv) {
                 {"seed", "generator seed", 1, NULL},
                 {"keep-state", "keep the state directory (1) for a look", 0,
                  NULL},
+                {"set", "extra configuration, \"key=value;key=value\"", 0, ""},
                 {NULL, NULL, 0, NULL}};
         if (!enc_bench_parse(argc, argv, o,
                              "encore-bench b1: in-process pipeline, no broker"))
@@ -231,7 +243,7 @@ int enc_bench_b1(int argc, char **argv) {
                          (double)(log.arena_len) / (double)log.n, "bytes");
 
         char *dir = enc_bench_tmpdir("b1");
-        enc_conf_t *conf = b1_conf(cache_bytes, (long)o[6].num);
+        enc_conf_t *conf = b1_conf(cache_bytes, (long)o[6].num, o[10].str);
         enc_store_t *st = NULL;
         b1_sink_t sink = {0, 0, 0, XXH3_createState()};
         b1_run_t run = {.commit_s = o[5].num / 1000.0};

@@ -15,8 +15,9 @@
  * after the restart. Outputs follow processing within milliseconds here
  * (the input keeps the watermark moving), so that is "processing again".
  * encore's own log splits the time: process start to `pipeline_start`
- * (RocksDB open, engine built), to `partition_assigned` (group join), to
- * the first output (re-reading [C, E), resuming).
+ * (RocksDB open with its WAL replay, engine, Kafka clients, the changelog
+ * check), to `partition_assigned` (group join), to the first output
+ * (re-reading [C, E), resuming).
  *
  * After a SIGKILL the group still holds the dead member until its session
  * times out (kafka.consumer.session.timeout.ms; librdkafka's default is
