@@ -602,7 +602,7 @@ int enc_reset_run(const enc_conf_t *conf, const enc_position_t *to,
                 for (int i = 0; i < n; i++) {
                         enc_store_meta_t m = {ranges[i].start,
                                               ranges[i].start, INT64_MIN,
-                                              INT64_MIN, -1};
+                                              INT64_MIN, -1, INT64_MIN};
                         enc_buf_reset(&mb);
                         enc_store_meta_encode(&m, &mb);
                         char rk_key[1] = {ENC_CHANGELOG_KEY_RESET};

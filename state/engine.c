@@ -69,6 +69,8 @@ typedef struct enc_part_s {
         int64_t next_offset;  /* E: next offset to consume; -1 none yet */
         int64_t restore_pos;  /* next offset of the re-read pass [C, E) */
         int64_t restore_wm;   /* W of the checkpoint being resumed */
+        int64_t restore_st;   /* stream time as the first pass had it at
+                                 restore_pos (re-read pass) */
         int64_t scanned;      /* store timers <= this were loaded */
         int64_t store_next;   /* no uncached store timer is below this */
         int64_t last_time;    /* time of the last applied item */
@@ -227,7 +229,7 @@ enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
         p->owned = true;
         p->stream_time = p->watermark = ENC_TIME_NONE;
         p->next_offset = p->restore_pos = -1;
-        p->restore_wm = ENC_TIME_NONE;
+        p->restore_wm = p->restore_st = ENC_TIME_NONE;
         p->scanned = ENC_TIME_NONE;
         p->store_next = ENC_TIME_NONE; /* unknown: scan on first advance */
         p->last_time = ENC_TIME_NONE;
@@ -256,6 +258,7 @@ enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
         p->next_offset = en;
         p->restore_pos = c;
         p->restore_wm = wm;
+        p->restore_st = m.stream_time_c;
         *resume = c;
         enc_log_info("partition_resume",
                      "partition=%d offset=%lld rebuffer_until=%lld "
@@ -528,7 +531,15 @@ static enc_err_t enc_engine_is_dup(enc_engine_t *e, int32_t partition,
         *dup = false;
         if (e->dedup_window <= 0)
                 return ENC_OK;
-        if (enc_reorder_contains(p->buf, ev->user_id, ev->event_id)) {
+        /* A copy counts if its event time is within the window before this
+         * one's (or after it). Measured from the event, not from the
+         * watermark, the answer does not depend on how far the watermark
+         * had moved when the record arrived: the re-read pass after a
+         * restart decides exactly as the first pass did. */
+        int64_t since = ev->event_time >= INT64_MIN + e->dedup_window
+                                ? ev->event_time - e->dedup_window
+                                : INT64_MIN;
+        if (enc_reorder_contains(p->buf, ev->user_id, ev->event_id, since)) {
                 *dup = true;
                 return ENC_OK;
         }
@@ -538,9 +549,6 @@ static enc_err_t enc_engine_is_dup(enc_engine_t *e, int32_t partition,
                                       e->errstr, e->errstr_size);
         if (err)
                 return err;
-        int64_t since = p->watermark == ENC_TIME_NONE
-                                ? INT64_MIN
-                                : p->watermark - e->dedup_window;
         *dup = enc_dedup_seen(&e->insts[0], u->states[0],
                               enc_dedup_hash(ev->event_id), since);
         return ENC_OK;
@@ -579,6 +587,66 @@ static bool enc_engine_parse(enc_engine_t *e, const enc_record_t *rec,
         return true;
 }
 
+/* True if @p t is further ahead of stream time @p st than
+ * event.max.future.ms allows. */
+static bool enc_engine_is_future(const enc_engine_t *e, int64_t st,
+                                 int64_t t) {
+        return st != ENC_TIME_NONE && t > st && t - st > e->max_future;
+}
+
+/*
+ * The re-read pass over [C, E) after a restart or a restore: the records
+ * the checkpoint still held in the buffer are buffered again, nothing else
+ * (the rest was applied or dead-lettered before the checkpoint).
+ *
+ * Held at the checkpoint = accepted by the first pass and not yet passed by
+ * its watermark. So a valid record is buffered again iff its time is at or
+ * after the stored watermark (a record late then is before it), it was not
+ * too far in the future (stream time is followed from the value stored for
+ * offset C: every valid, not-future record moves it, duplicates included,
+ * exactly as in the first pass), and it is not a duplicate (decided on
+ * event time alone, so the same now as then). @p ev is NULL for a record
+ * that did not decode.
+ */
+static enc_err_t enc_engine_reread(enc_engine_t *e, const enc_record_t *rec,
+                                   enc_part_t *p, const enc_event_t *ev) {
+        p->restore_pos = rec->offset + 1;
+        int64_t st_before = p->restore_st;
+        bool keep = ev != NULL;
+        if (keep && enc_engine_is_future(e, st_before, ev->event_time))
+                keep = false;
+        else if (keep && (st_before == ENC_TIME_NONE ||
+                          ev->event_time > st_before))
+                p->restore_st = ev->event_time;
+        if (keep && ev->event_time < p->restore_wm)
+                keep = false;
+        if (keep) {
+                bool dup;
+                if (enc_engine_is_dup(e, rec->partition, p, ev, &dup))
+                        return ENC_ERR_STATE;
+                keep = !dup;
+        }
+        if (p->restore_pos == p->next_offset &&
+            p->restore_st != p->stream_time)
+                /* a checkpoint written before stream time at C was
+                 * recorded (or a bug): say so, it may explain a repeat that
+                 * is not identical */
+                enc_log_warn("reread_stream_time",
+                             "partition=%d followed=%lld stored=%lld",
+                             rec->partition, (long long)p->restore_st,
+                             (long long)p->stream_time);
+        if (!keep) {
+                e->stats.skipped_restore++;
+                return ENC_OK;
+        }
+        enc_err_t err = enc_reorder_push(p->buf, ev, rec->offset, st_before);
+        if (err)
+                return enc_seterr(e->errstr, e->errstr_size, err,
+                                  "out of memory buffering events");
+        e->stats.accepted++;
+        return ENC_OK;
+}
+
 enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
                             char *errstr, size_t errstr_size) {
         enc_part_t *p = enc_engine_part(e, rec->partition);
@@ -602,29 +670,8 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
         enc_err_t err = ENC_OK;
 
         if (rec->offset < p->next_offset) {
-                /* Read before. On the first pass over [C, E) after a
-                 * restart, what was still buffered at the checkpoint is
-                 * buffered again; everything else was applied or
-                 * dead-lettered already, and so is any re-delivery. */
-                if (rec->offset >= p->restore_pos) {
-                        p->restore_pos = rec->offset + 1;
-                        bool dup = false;
-                        if (ok && ev.event_time >= p->restore_wm &&
-                            enc_engine_is_dup(e, rec->partition, p, &ev,
-                                              &dup))
-                                return ENC_ERR_STATE;
-                        if (ok && ev.event_time >= p->restore_wm && !dup) {
-                                err = enc_reorder_push(p->buf, &ev,
-                                                       rec->offset);
-                                if (err)
-                                        return enc_seterr(
-                                                errstr, errstr_size, err,
-                                                "out of memory buffering "
-                                                "events");
-                                e->stats.accepted++;
-                                return ENC_OK;
-                        }
-                }
+                if (rec->offset >= p->restore_pos)
+                        return enc_engine_reread(e, rec, p, ok ? &ev : NULL);
                 e->stats.skipped_restore++;
                 return ENC_OK;
         }
@@ -632,9 +679,8 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
         p->restore_pos = p->next_offset;
         e->since_commit++;
 
-        if (ok && p->stream_time != ENC_TIME_NONE &&
-            ev.event_time > p->stream_time &&
-            ev.event_time - p->stream_time > e->max_future) {
+        int64_t st_before = p->stream_time;
+        if (ok && enc_engine_is_future(e, st_before, ev.event_time)) {
                 ok = false;
                 reason = ENC_DLQ_FUTURE;
                 snprintf(detail, sizeof(detail),
@@ -653,31 +699,34 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
                          (long long)(p->watermark - ev.event_time),
                          (long long)e->grace);
         }
-        if (ok) {
-                bool dup;
-                err = enc_engine_is_dup(e, rec->partition, p, &ev, &dup);
-                if (err)
-                        return err;
-                if (dup) {
-                        ok = false;
-                        reason = ENC_DLQ_DUPLICATE;
-                        snprintf(detail, sizeof(detail),
-                                 "event_id seen before for this user within "
-                                 "dedup.window.ms=%lld",
-                                 (long long)e->dedup_window);
-                }
-        }
         if (!ok)
                 return enc_engine_dead_letter(e, rec, reason, detail);
-
-        err = enc_reorder_push(p->buf, &ev, rec->offset);
-        if (err)
-                return enc_seterr(errstr, errstr_size, err,
-                                  "out of memory buffering events");
-        e->stats.accepted++;
-        p->accepted++;
+        /* Valid and in time: it moves stream time even if it turns out to
+         * be a duplicate, so the re-read pass can follow stream time from
+         * the records alone (see enc_engine_reread). */
         if (p->stream_time == ENC_TIME_NONE || ev.event_time > p->stream_time)
                 p->stream_time = ev.event_time;
+        bool dup;
+        err = enc_engine_is_dup(e, rec->partition, p, &ev, &dup);
+        if (err)
+                return err;
+        if (dup) {
+                snprintf(detail, sizeof(detail),
+                         "event_id seen before for this user within "
+                         "dedup.window.ms=%lld",
+                         (long long)e->dedup_window);
+                err = enc_engine_dead_letter(e, rec, ENC_DLQ_DUPLICATE,
+                                             detail);
+                if (err)
+                        return err;
+        } else {
+                err = enc_reorder_push(p->buf, &ev, rec->offset, st_before);
+                if (err)
+                        return enc_seterr(errstr, errstr_size, err,
+                                          "out of memory buffering events");
+                e->stats.accepted++;
+                p->accepted++;
+        }
         int64_t w = p->stream_time - e->grace;
         if (enc_reorder_count(p->buf) > e->reorder_max) {
                 /* Bounded memory: let the oldest held event through. The
@@ -721,6 +770,7 @@ static void enc_part_meta(const enc_engine_t *e, int32_t partition,
         m->stream_time = p->stream_time;
         m->watermark = p->watermark;
         m->changelog_end = -1;
+        m->stream_time_c = enc_reorder_min_mark(p->buf, p->stream_time);
 }
 
 /* The users cache tells us each user it writes; mirror it to the sink's

@@ -23,9 +23,10 @@ enc_reorder_t *enc_reorder_new(void);
 void enc_reorder_destroy(enc_reorder_t *r);
 
 /** Copies @p ev (borrowed for the call) into the buffer, remembering its
- *  input @p offset. Offsets must be pushed in increasing order. */
+ *  input @p offset and the caller's @p mark for it. Offsets must be pushed
+ *  in increasing order. */
 enc_err_t enc_reorder_push(enc_reorder_t *r, const enc_event_t *ev,
-                           int64_t offset) ENC_WUR;
+                           int64_t offset, int64_t mark) ENC_WUR;
 
 /** The first event in order, or NULL if empty. Borrowed until the next
  *  pop, push or clear. */
@@ -39,10 +40,14 @@ size_t enc_reorder_count(const enc_reorder_t *r);
 /** Smallest input offset still held, or -1 if empty. */
 int64_t enc_reorder_min_offset(const enc_reorder_t *r);
 
-/** True if an event of @p user with @p event_id is held (a 64-bit hash
- *  of the pair is compared). */
+/** The mark pushed with the smallest offset still held, or @p none if
+ *  empty. */
+int64_t enc_reorder_min_mark(const enc_reorder_t *r, int64_t none);
+
+/** True if an event of @p user with @p event_id and an event time at or
+ *  after @p since is held (a 64-bit hash of the pair is compared). */
 bool enc_reorder_contains(const enc_reorder_t *r, const char *user,
-                          const char *event_id);
+                          const char *event_id, int64_t since);
 
 /** Drops every event. */
 void enc_reorder_clear(enc_reorder_t *r);

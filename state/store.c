@@ -207,24 +207,28 @@ enc_err_t enc_store_get_user(enc_store_t *st, int32_t partition,
 }
 
 void enc_store_meta_encode(const enc_store_meta_t *m, enc_buf_t *b) {
-        enc_buf_put_u8(b, 2);
+        enc_buf_put_u8(b, 3);
         enc_buf_put_svarint(b, m->commit_offset);
         enc_buf_put_svarint(b, m->next_offset);
         enc_buf_put_svarint(b, m->stream_time);
         enc_buf_put_svarint(b, m->watermark);
         enc_buf_put_svarint(b, m->changelog_end);
+        enc_buf_put_svarint(b, m->stream_time_c);
 }
 
 enc_err_t enc_store_meta_decode(const uint8_t *buf, size_t len,
                                 enc_store_meta_t *m) {
         const uint8_t *q = buf, *end = buf + len;
         uint8_t ver;
-        bool ok = enc_get_u8(&q, end, &ver) && ver == 2 &&
+        m->stream_time_c = INT64_MIN;
+        bool ok = enc_get_u8(&q, end, &ver) && (ver == 2 || ver == 3) &&
                   enc_get_svarint(&q, end, &m->commit_offset) &&
                   enc_get_svarint(&q, end, &m->next_offset) &&
                   enc_get_svarint(&q, end, &m->stream_time) &&
                   enc_get_svarint(&q, end, &m->watermark) &&
-                  enc_get_svarint(&q, end, &m->changelog_end) && q == end &&
+                  enc_get_svarint(&q, end, &m->changelog_end) &&
+                  (ver == 2 || enc_get_svarint(&q, end, &m->stream_time_c)) &&
+                  q == end &&
                   m->commit_offset >= 0 &&
                   m->commit_offset <= m->next_offset &&
                   m->changelog_end >= -1;

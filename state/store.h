@@ -45,9 +45,12 @@ typedef struct enc_store_meta_s {
         int64_t watermark;     /* INT64_MIN: none yet */
         int64_t changelog_end; /* changelog offset just past the meta record
                                   of this position; -1: none */
+        int64_t stream_time_c; /* stream time before offset C was consumed
+                                  (INT64_MIN: none or not recorded) */
 } enc_store_meta_t;
 
-/** [u8 2][sv C][sv E][sv stream time][sv watermark][sv changelog end] */
+/** [u8 3][sv C][sv E][sv stream time][sv watermark][sv changelog end]
+ *  [sv stream time at C]; version 2 (without the last) still decodes. */
 void enc_store_meta_encode(const enc_store_meta_t *m, enc_buf_t *b);
 enc_err_t enc_store_meta_decode(const uint8_t *buf, size_t len,
                                 enc_store_meta_t *m) ENC_WUR;

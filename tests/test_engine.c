@@ -428,6 +428,107 @@ static void test_resume_after_crash_reproduces_reference_outputs(void **st) {
         t_eng_free(run);
 }
 
+/*
+ * Resume when the re-read span [C, E) holds records the first pass dead-
+ * lettered or accepted for reasons that depend on when they arrived
+ * (grace 1 h, event.max.future.ms 1 day, dedup.window.ms 10 min):
+ *   0 Y yan  id y  d0 23:00   st d0 23:00, W d0 22:00
+ *   1 p pat        d1 00:05   W d0 23:05: Y applied (yan d0)
+ *   2 D yan  id y  d1 00:06   Y is 66 min older than D: not a duplicate
+ *                             (measured from D; measured from the watermark,
+ *                             d0 22:55, it would have been one)
+ *   3 F fay        d2 01:00   24 h 54 min ahead of stream time: future
+ *   4 q quinn      d1 00:30   W d0 23:30
+ *   -- checkpoint: C = 1 (p held), stored W d0 23:30, stream time at C
+ *      d0 23:00; then records up to 6 are processed and the run crashes
+ *   5 r ron        d1 01:31   W d1 00:31: p, D, q applied
+ *   6 s sam        d1 03:00   W d1 02:00: r applied
+ *   7 t tom        d2 02:30   W d2 01:30 (F at d2 01:00 would apply here)
+ *   8 u tom        d2 04:00   W d2 03:00: t applied
+ * The resumed run re-reads 1..4 and must buffer p, D and q again but not F
+ * (before the fix it buffered F, whose time is past the stored watermark,
+ * and decided D against the stored watermark: two updates the first pass
+ * never made). Its outputs must be exactly the reference's after the
+ * checkpoint, with no dead letter (F's was sent before the checkpoint).
+ */
+static void test_resume_rereads_as_the_first_pass_decided(void **st) {
+        (void)st;
+        char err[512];
+        enc_event_t evs[] = {
+                t_play("y", "yan", T_AT(0, 23, 0), 60000),
+                t_play("p", "pat", T_AT(1, 0, 5), 60000),
+                t_play("y", "yan", T_AT(1, 0, 6), 60000),
+                t_play("f", "fay", T_AT(2, 1, 0), 60000),
+                t_play("q", "quinn", T_AT(1, 0, 30), 60000),
+                t_play("r", "ron", T_AT(1, 1, 31), 60000),
+                t_play("s", "sam", T_AT(1, 3, 0), 60000),
+                t_play("t", "tom", T_AT(2, 2, 30), 60000),
+                t_play("u", "tom", T_AT(2, 4, 0), 60000),
+        };
+        const int n = 9, k = 5, m = 7;
+#define T_RESUME_CONF                                                         \
+        t_conf("signals=active_days:1", "window.grace.ms=3600000",          \
+               "event.max.future.ms=86400000", "dedup.window.ms=600000",   \
+               NULL)
+        t_eng_t *ref = t_eng_new(T_RESUME_CONF, 1);
+        for (int i = 0; i < n; i++)
+                t_feed(ref, 0, &evs[i]);
+        /* the first pass: only F dead-lettered, D accepted */
+        assert_int_equal(ref->sink.dlq_total, 1);
+        assert_int_equal(ref->sink.last_dlq_reason, ENC_DLQ_FUTURE);
+        assert_int_equal(ref->sink.last_dlq_offset, 3);
+        int yan_d1 = 0;
+        for (size_t i = 0; i < ref->sink.n; i++) {
+                enc_update_t up;
+                t_decode(ref, i, &up);
+                assert_string_not_equal(up.user_id, "fay");
+                if (!strcmp(up.user_id, "yan") &&
+                    up.event_time == T_AT(1, 0, 6))
+                        yan_d1++;
+        }
+        assert_true(yan_d1 > 0);
+
+        t_eng_t *run = t_eng_new(T_RESUME_CONF, 1);
+        size_t outs_at_checkpoint = 0;
+        for (int i = 0; i < m; i++) {
+                t_feed(run, 0, &evs[i]);
+                if (i + 1 == k) {
+                        assert_int_equal(enc_engine_checkpoint(
+                                                 run->eng, err, sizeof(err)),
+                                         ENC_OK);
+                        outs_at_checkpoint = run->sink.n;
+                }
+        }
+        t_eng_close(run);
+        t_sink_free(&run->sink);
+        t_eng_open(run, 1);
+        assert_int_equal(run->next_offset[0], 1);
+        for (int i = 1; i < n; i++)
+                t_feed(run, 0, &evs[i]);
+        if (run->sink.n != ref->sink.n - outs_at_checkpoint) {
+                t_dump(run);
+                fprintf(stderr, "-- reference after the checkpoint\n");
+                t_dump_range(ref, outs_at_checkpoint, ref->sink.n);
+        }
+        assert_int_equal(run->sink.n, ref->sink.n - outs_at_checkpoint);
+        for (size_t i = 0; i < run->sink.n; i++) {
+                const t_out_t *a = &run->sink.outs[i];
+                const t_out_t *b = &ref->sink.outs[outs_at_checkpoint + i];
+                assert_int_equal(a->len, b->len);
+                assert_memory_equal(a->val, b->val, a->len);
+        }
+        assert_int_equal(run->sink.dlq_total, 0);
+        enc_engine_stats_t s;
+        enc_engine_stats(run->eng, &s);
+        /* re-read 1..4: p, D, q buffered again, F skipped; then 5..8 */
+        assert_int_equal(s.consumed, 8);
+        assert_int_equal(s.skipped_restore, 1);
+        assert_int_equal(s.accepted, 7);
+        t_eng_free(ref);
+        t_eng_free(run);
+#undef T_RESUME_CONF
+}
+
 /* Each kind of bad record goes to the dead-letter sink under its reason, and
  * consumed = accepted + dead-lettered. */
 static void test_bad_records_are_dead_lettered_with_reason(void **st) {
@@ -586,6 +687,8 @@ int main(void) {
                 cmocka_unit_test(test_out_of_order_within_grace_equals_in_order),
                 cmocka_unit_test(
                         test_resume_after_crash_reproduces_reference_outputs),
+                cmocka_unit_test(
+                        test_resume_rereads_as_the_first_pass_decided),
                 cmocka_unit_test(test_bad_records_are_dead_lettered_with_reason),
                 cmocka_unit_test(test_state_of_a_user_who_stopped_is_deleted),
                 cmocka_unit_test(

@@ -42,7 +42,7 @@ static void test_store_commit_is_atomic_and_timers_scan_in_order(void **st) {
         enc_buf_init(&v, 1 << 16);
 
         enc_store_put_user(s, 3, "ann", 3, "state-a", 7);
-        enc_store_meta_t m = {10, 12, 5000, 4000, -1};
+        enc_store_meta_t m = {10, 12, 5000, 4000, -1, 4500};
         enc_store_put_meta(s, 3, &m);
         assert_int_equal(enc_store_get_user(s, 3, "ann", 3, &v, &found, err,
                                             sizeof(err)),
@@ -108,6 +108,44 @@ static void test_store_commit_is_atomic_and_timers_scan_in_order(void **st) {
         free(dir);
 }
 
+/* The position record: version 3 round-trips every field, bytes worked by
+ * hand (zigzag LEB128); a version-2 record (no stream time at C) still
+ * decodes, with that field unknown. */
+static void test_position_record_versions(void **st) {
+        (void)st;
+        enc_store_meta_t m = {10, 12, 5000, 4000, -1, 4500}, d;
+        enc_buf_t b;
+        enc_buf_init(&b, 64);
+        enc_store_meta_encode(&m, &b);
+        static const uint8_t v3[] = {3,    0x14, 0x18, 0x90, 0x4e,
+                                     0xc0, 0x3e, 0x01, 0xa8, 0x46};
+        assert_int_equal(b.len, sizeof(v3));
+        assert_memory_equal(b.data, v3, sizeof(v3));
+        assert_int_equal(enc_store_meta_decode(v3, sizeof(v3), &d), 0);
+        assert_int_equal(d.commit_offset, 10);
+        assert_int_equal(d.next_offset, 12);
+        assert_int_equal(d.stream_time, 5000);
+        assert_int_equal(d.watermark, 4000);
+        assert_int_equal(d.changelog_end, -1);
+        assert_int_equal(d.stream_time_c, 4500);
+        static const uint8_t v2[] = {2, 0x14, 0x18, 0x90, 0x4e,
+                                     0xc0, 0x3e, 0x01};
+        assert_int_equal(enc_store_meta_decode(v2, sizeof(v2), &d), 0);
+        assert_int_equal(d.watermark, 4000);
+        assert_true(d.stream_time_c == INT64_MIN);
+        /* v3 without its last field, v2 with one more: corrupt */
+        assert_int_equal(enc_store_meta_decode(v3, sizeof(v3) - 2, &d),
+                         ENC_ERR_CORRUPT);
+        assert_int_equal(enc_store_meta_decode(v3 + 0, 1, &d),
+                         ENC_ERR_CORRUPT);
+        uint8_t v2x[sizeof(v3)];
+        memcpy(v2x, v3, sizeof(v3));
+        v2x[0] = 2;
+        assert_int_equal(enc_store_meta_decode(v2x, sizeof(v2x), &d),
+                         ENC_ERR_CORRUPT);
+        enc_buf_free(&b);
+}
+
 /* ---- reorder buffer ------------------------------------------------- */
 
 /* Events leave in (time, user, event id) order; the smallest held offset is
@@ -120,10 +158,10 @@ static void test_reorder_releases_in_event_time_order(void **st) {
         enc_event_t c = t_play("e2", "u1", 300, 1);
         enc_event_t d = t_play("e0", "u1", 300, 1);
         assert_int_equal(enc_reorder_min_offset(r), -1);
-        assert_int_equal(enc_reorder_push(r, &a, 10), 0);
-        assert_int_equal(enc_reorder_push(r, &b, 11), 0);
-        assert_int_equal(enc_reorder_push(r, &c, 12), 0);
-        assert_int_equal(enc_reorder_push(r, &d, 13), 0);
+        assert_int_equal(enc_reorder_push(r, &a, 10, 0), 0);
+        assert_int_equal(enc_reorder_push(r, &b, 11, 0), 0);
+        assert_int_equal(enc_reorder_push(r, &c, 12, 0), 0);
+        assert_int_equal(enc_reorder_push(r, &d, 13, 0), 0);
         assert_int_equal(enc_reorder_count(r), 4);
         assert_int_equal(enc_reorder_min_offset(r), 10);
         const char *order[] = {"e1", "e0", "e2", "e3"};
@@ -137,11 +175,47 @@ static void test_reorder_releases_in_event_time_order(void **st) {
         /* growth past the first ring size keeps offsets right */
         for (int i = 0; i < 3000; i++) {
                 enc_event_t e = t_play("x", "u", 5000 - i, 1);
-                assert_int_equal(enc_reorder_push(r, &e, 100 + i), 0);
+                assert_int_equal(enc_reorder_push(r, &e, 100 + i, 0), 0);
         }
         assert_int_equal(enc_reorder_min_offset(r), 100);
         enc_reorder_pop(r); /* time 2001 = offset 3099 */
         assert_int_equal(enc_reorder_min_offset(r), 100);
+        enc_reorder_destroy(r);
+}
+
+/* The mark pushed with an offset is the oldest held arrival's; contains()
+ * answers for copies at or after a time, through pops of earlier copies. */
+static void test_reorder_marks_and_windowed_contains(void **st) {
+        (void)st;
+        enc_reorder_t *r = enc_reorder_new();
+        enc_event_t a = t_play("x", "u", 300, 1); /* offset 5, mark 111 */
+        enc_event_t b = t_play("y", "u", 100, 1); /* offset 6, mark 222 */
+        enc_event_t c = t_play("x", "u", 200, 1); /* offset 7, mark 333 */
+        assert_int_equal(enc_reorder_min_mark(r, -9), -9);
+        assert_int_equal(enc_reorder_push(r, &a, 5, 111), 0);
+        assert_int_equal(enc_reorder_push(r, &b, 6, 222), 0);
+        assert_int_equal(enc_reorder_push(r, &c, 7, 333), 0);
+        assert_int_equal(enc_reorder_min_mark(r, -9), 111);
+        /* copies of x at 300 and 200: any since <= 300 finds one */
+        assert_true(enc_reorder_contains(r, "u", "x", 300));
+        assert_false(enc_reorder_contains(r, "u", "x", 301));
+        assert_false(enc_reorder_contains(r, "u", "y", 101));
+        assert_false(enc_reorder_contains(r, "v", "x", 0));
+        enc_reorder_pop(r); /* y@100, offset 6 */
+        assert_int_equal(enc_reorder_min_mark(r, -9), 111);
+        assert_false(enc_reorder_contains(r, "u", "y", INT64_MIN));
+        enc_reorder_pop(r); /* x@200, offset 7: x@300 remains */
+        assert_true(enc_reorder_contains(r, "u", "x", 300));
+        assert_int_equal(enc_reorder_min_offset(r), 5);
+        enc_reorder_pop(r); /* x@300, offset 5 */
+        assert_false(enc_reorder_contains(r, "u", "x", INT64_MIN));
+        assert_int_equal(enc_reorder_min_mark(r, -9), -9);
+        /* after the oldest arrival leaves, the next held one's mark */
+        assert_int_equal(enc_reorder_push(r, &b, 8, 444), 0);
+        assert_int_equal(enc_reorder_push(r, &a, 9, 555), 0);
+        enc_reorder_pop(r); /* y@100, offset 8 */
+        assert_int_equal(enc_reorder_min_offset(r), 9);
+        assert_int_equal(enc_reorder_min_mark(r, -9), 555);
         enc_reorder_destroy(r);
 }
 
@@ -159,7 +233,7 @@ static void test_reorder_contains_matches_a_naive_list(void **st) {
                 snprintf(ids[i], sizeof(ids[i]), "e%d", i);
                 enc_event_t e = t_play(ids[i], "u", (int64_t)(x % 100000),
                                        1);
-                assert_int_equal(enc_reorder_push(r, &e, i), 0);
+                assert_int_equal(enc_reorder_push(r, &e, i, 0), 0);
                 held[i] = true;
                 if (i % 3 == 2) { /* pop the earliest in order */
                         const enc_event_t *p = enc_reorder_peek(r);
@@ -169,12 +243,12 @@ static void test_reorder_contains_matches_a_naive_list(void **st) {
                 }
         }
         for (int i = 0; i < N; i++)
-                assert_int_equal(enc_reorder_contains(r, "u", ids[i]),
+                assert_int_equal(enc_reorder_contains(r, "u", ids[i], INT64_MIN),
                                  held[i]);
-        assert_false(enc_reorder_contains(r, "v", ids[0]));
+        assert_false(enc_reorder_contains(r, "v", ids[0], INT64_MIN));
         enc_reorder_clear(r);
         for (int i = 0; i < N; i++)
-                assert_false(enc_reorder_contains(r, "u", ids[i]));
+                assert_false(enc_reorder_contains(r, "u", ids[i], INT64_MIN));
         enc_reorder_destroy(r);
 }
 
@@ -379,6 +453,8 @@ int main(void) {
                 cmocka_unit_test(
                         test_store_commit_is_atomic_and_timers_scan_in_order),
                 cmocka_unit_test(test_reorder_releases_in_event_time_order),
+                cmocka_unit_test(test_position_record_versions),
+                cmocka_unit_test(test_reorder_marks_and_windowed_contains),
                 cmocka_unit_test(test_reorder_contains_matches_a_naive_list),
                 cmocka_unit_test(
                         test_cache_writes_back_evicts_clean_and_orders_timers),

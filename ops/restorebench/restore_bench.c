@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
         enc_buf_t rec, meta;
         enc_buf_init(&rec, 1 << 16);
         enc_buf_init(&meta, 256);
-        enc_store_meta_t m = {0, 0, INT64_MIN, INT64_MIN, -1};
+        enc_store_meta_t m = {0, 0, INT64_MIN, INT64_MIN, -1, INT64_MIN};
         enc_store_meta_encode(&m, &meta);
         uint8_t *payload = malloc((size_t)vbytes);
         memset(payload, 0x5a, (size_t)vbytes);
