@@ -187,7 +187,7 @@ fail:
 int enc_bench_b1(int argc, char **argv) {
         enc_bench_opt_t o[] = {
                 {"users", "listeners alive on day 0", 1000000, NULL},
-                {"days", "days of event time in the log", 3, NULL},
+                {"days", "days of event time in the log", 2, NULL},
                 {"warmup-days", "leading days not timed (fill the state)", 1,
                  NULL},
                 {"partitions", "input partitions", 4, NULL},

@@ -120,6 +120,18 @@ void enc_bench_synth_init(enc_bench_synth_t *s, uint64_t users, int64_t t0,
 void enc_bench_synth_event(enc_bench_synth_t *s, uint64_t i, bool seed,
                            enc_event_t *ev);
 
+/**
+ * Writes @p users users of state (u0, u1, ...: the synthetic population's
+ * ids, partitioned with enc_bench_partition over @p partitions) straight
+ * into a new store in @p dir, as a process running for days before @p t0
+ * would have left them, in seconds instead of hours (state_build.c says
+ * how, and what it does not reproduce). No partition positions are
+ * written. @locality the calling thread.
+ */
+enc_err_t enc_bench_state_build(const char *dir, uint64_t users, int partitions,
+                                int64_t t0, char *errstr,
+                                size_t errstr_size) ENC_WUR;
+
 /* ---- subcommands ------------------------------------------------------ */
 
 /* Option parsing shared by the subcommands: --name value pairs. A numeric

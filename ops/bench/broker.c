@@ -57,7 +57,9 @@ static int kset(rd_kafka_conf_t *kc, const char *k, const char *v) {
 /* ---- feeder ----------------------------------------------------------- */
 
 uint64_t enc_bench_feeder_total(const enc_bench_feeder_t *f) {
-        return f->log ? f->log->n : f->synth_users + f->synth_live;
+        if (f->log)
+                return f->log->n;
+        return (f->synth_seed ? f->synth_users : 0) + f->synth_live;
 }
 
 static void feeder_dr(rd_kafka_t *rk, const rd_kafka_message_t *m,
@@ -104,8 +106,11 @@ static void *feeder_main(void *arg) {
                 enc_codec_destroy(codec);
                 return NULL;
         }
-        enc_bench_synth_init(&syn, f->synth_users, ENC_GEN_DEFAULT_START_MS,
+        enc_bench_synth_init(&syn, f->synth_users,
+                             f->synth_t0 ? f->synth_t0
+                                         : ENC_GEN_DEFAULT_START_MS,
                              f->synth_step_ms ? f->synth_step_ms : 10);
+        uint64_t seeds = f->synth_seed ? f->synth_users : 0;
         uint64_t total = enc_bench_feeder_total(f);
         for (uint64_t i = 0; i < total && !atomic_load(&f->stop); i++) {
                 if ((i & 255) == 0)
@@ -124,7 +129,7 @@ static void *feeder_main(void *arg) {
                         part = r->partition % f->partitions;
                 } else {
                         enc_event_t ev;
-                        enc_bench_synth_event(&syn, i, i < f->synth_users, &ev);
+                        enc_bench_synth_event(&syn, i, i < seeds, &ev);
                         enc_buf_reset(&b);
                         if (enc_codec_encode_event(codec, &ev, &b)) {
                                 atomic_store(&f->failed, 1);

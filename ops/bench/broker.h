@@ -36,10 +36,12 @@ typedef struct enc_bench_feeder_s {
         const char *topic;
         int partitions;
         const enc_bench_log_t *log; /* records to produce, in order, or: */
-        uint64_t synth_users;       /* synthetic: users seeded first, */
+        uint64_t synth_users;       /* synthetic: the population, */
+        bool synth_seed;            /* seeded first (one play each), */
         uint64_t synth_live;        /* then this many live plays */
-        int64_t synth_step_ms;
-        uint64_t lead; /* max records ahead of progress */
+        int64_t synth_t0;           /* event time of the first play */
+        int64_t synth_step_ms;      /* event time between plays */
+        uint64_t lead;              /* max records ahead of progress */
         enc_bench_progress_t progress;
         void *progress_opaque;
         /* read by other threads */

@@ -6,17 +6,24 @@
  * the encore process itself, so the default run measures the real binary
  * in a child process: the embedded cluster and the feeder live in this
  * process, and the child's VmHWM (the kernel's own high-water mark of its
- * resident set) is the figure. The synthetic population seeds one play per
- * user (10M users of state), then live plays of users drawn at random, so
- * most lookups miss the cache and go to RocksDB. The child's resident set
- * is also sampled twice a second to tell the seed phase from the live one.
+ * resident set) is the figure.
+ *
+ * The 10M users of state are written straight into the store first
+ * (enc_bench_state_build, in a forked process so none of its memory is
+ * counted anywhere; about a minute instead of the hours encore would take
+ * to build them from plays). encore then starts on that store and takes
+ * live plays of users drawn at random from the 10M, so nearly every lookup
+ * misses the cache and goes to RocksDB, at about the event-time rate 10M
+ * real listeners would produce (one play per ~1.2 ms, so the reorder
+ * buffer holds what it would in production).
  *
  * `--in-process 1` runs the engine alone in this process (no Kafka
- * client), on the same synthetic events: the difference between the two
- * peaks is what librdkafka's queues and buffers cost.
+ * client) on the same state and plays: the difference between the two
+ * peaks is what librdkafka's queues and buffers cost, and its breakdown
+ * (memtables, cache charge) shows where the rest goes.
  *
- * The state is built as fast as encore can take it, on disk under /tmp
- * (or $ENCORE_BENCH_DIR); its size is reported and it is removed at the end.
+ * The state lives under /tmp (or $ENCORE_BENCH_DIR); its size on disk is
+ * reported and it is removed at the end.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -32,21 +39,55 @@
 #include "log.h"
 #include "store.h"
 
-static void mem_report(double peak_mib, double live_peak_mib, double cache_mib,
-                       const char *prefix) {
+/* Live plays start an hour into a day, after the state's last timers. */
+#define MEM_T0   (ENC_GEN_DEFAULT_START_MS + 3600 * 1000)
+#define MEM_STEP 1 /* ms of event time per play */
+
+static void mem_report(double peak_mib, double cache_mib, const char *prefix) {
         char name[96];
         double target = cache_mib + 64;
         snprintf(name, sizeof(name), "%s.peak_rss_mib", prefix);
         enc_bench_result(name, peak_mib, "MiB");
-        if (live_peak_mib > 0) {
-                snprintf(name, sizeof(name), "%s.live_phase_peak_rss_mib",
-                         prefix);
-                enc_bench_result(name, live_peak_mib, "MiB");
-        }
         snprintf(name, sizeof(name), "%s.target_mib", prefix);
         enc_bench_result(name, target, "MiB (cache.max.bytes + 64)");
         snprintf(name, sizeof(name), "%s.target_met", prefix);
         enc_bench_result(name, peak_mib <= target, "1=yes");
+}
+
+/* Builds the state in a child process, so this one never holds its
+ * memory; reports the time and the size on disk. */
+static int mem_build(const char *dir, uint64_t users, int parts,
+                     const char *prefix) {
+        double t0 = enc_bench_now();
+        pid_t pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                char errstr[512];
+                if (enc_bench_state_build(dir, users, parts, MEM_T0, errstr,
+                                          sizeof(errstr))) {
+                        enc_bench_log("state build: %s", errstr);
+                        _exit(1);
+                }
+                _exit(0);
+        }
+        int status;
+        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+            WEXITSTATUS(status))
+                return -1;
+        char name[96];
+        double secs = enc_bench_now() - t0;
+        double mib = (double)enc_bench_du(dir) / 1048576.0;
+        enc_bench_log("%" PRIu64 " users of state written in %.0f s: %.0f MiB "
+                      "on disk",
+                      users, secs, mib);
+        snprintf(name, sizeof(name), "%s.users_of_state", prefix);
+        enc_bench_result(name, (double)users, "users");
+        snprintf(name, sizeof(name), "%s.state_build_s", prefix);
+        enc_bench_result(name, secs, "s");
+        snprintf(name, sizeof(name), "%s.state_disk_mib", prefix);
+        enc_bench_result(name, mib, "MiB");
+        return 0;
 }
 
 static enc_err_t mem_sink_output(void *opaque, int32_t in_partition,
@@ -69,17 +110,15 @@ static enc_err_t mem_sink_dlq(void *opaque, const enc_dead_letter_t *dl) {
         return ENC_OK;
 }
 
-/* The engine alone, fed synthetic records directly. */
-static int mem_in_process(uint64_t users, uint64_t live, int parts,
-                          long cache_bytes) {
+/* The engine alone, fed the live plays directly. */
+static int mem_in_process(const char *dir, uint64_t users, uint64_t live,
+                          int parts, long cache_bytes) {
         char errstr[512], v[32];
         int rc = 1;
         long base = enc_bench_rss_kib(0);
-        char *dir = enc_bench_tmpdir("mem-inproc");
         enc_conf_t *conf = enc_conf_new();
         snprintf(v, sizeof(v), "%ld", cache_bytes);
-        if (!dir ||
-            enc_conf_set(conf, "cache.max.bytes", v, errstr, sizeof(errstr)))
+        if (enc_conf_set(conf, "cache.max.bytes", v, errstr, sizeof(errstr)))
                 return 1;
         enc_store_t *st = enc_store_open(dir, NULL, errstr, sizeof(errstr));
         uint64_t updates = 0;
@@ -94,7 +133,7 @@ static int mem_in_process(uint64_t users, uint64_t live, int parts,
         enc_bench_synth_t syn;
         enc_buf_t b;
         enc_buf_init(&b, 1 << 20);
-        enc_bench_synth_init(&syn, users, ENC_GEN_DEFAULT_START_MS, 1);
+        enc_bench_synth_init(&syn, users, MEM_T0, MEM_STEP);
         if (!e || !codec || !next) {
                 enc_bench_log("in-process: %s", errstr);
                 goto done;
@@ -105,11 +144,10 @@ static int mem_in_process(uint64_t users, uint64_t live, int parts,
                         goto done;
         }
         double t0 = enc_bench_now(), last = t0;
-        long seed_peak = 0;
         uint64_t memtable_max = 0, cache_max = 0;
-        for (uint64_t i = 0; i < users + live; i++) {
+        for (uint64_t i = 0; i < live; i++) {
                 enc_event_t ev;
-                enc_bench_synth_event(&syn, i, i < users, &ev);
+                enc_bench_synth_event(&syn, i, false, &ev);
                 enc_buf_reset(&b);
                 if (enc_codec_encode_event(codec, &ev, &b))
                         goto done;
@@ -129,10 +167,10 @@ static int mem_in_process(uint64_t users, uint64_t live, int parts,
                         enc_bench_log("in-process: %s", errstr);
                         goto done;
                 }
-                if (i + 1 == users)
-                        seed_peak = enc_bench_rss_peak_kib(0);
-                if (i % 50000 == 0) {
-                        /* what the big consumers hold, for the breakdown */
+                if (i % 4096 == 4095) {
+                        /* What the big consumers hold, for the breakdown:
+                         * often enough to see the memtables and the cache
+                         * between checkpoints, not just after one. */
                         enc_store_stats_t ss;
                         enc_engine_stats_t es;
                         enc_store_stats(st, &ss);
@@ -145,19 +183,18 @@ static int mem_in_process(uint64_t users, uint64_t live, int parts,
                 if (enc_bench_now() - last > 10) {
                         last = enc_bench_now();
                         enc_bench_log("in-process: %" PRIu64
-                                      " records, RSS %ld MiB",
+                                      " plays, RSS %ld MiB",
                                       i + 1, enc_bench_rss_kib(0) / 1024);
                 }
         }
         if (enc_engine_checkpoint(e, errstr, sizeof(errstr)))
                 goto done;
         long peak = enc_bench_rss_peak_kib(0);
-        enc_bench_log("in-process: %" PRIu64 " records in %.0f s; peak RSS "
-                      "%ld MiB (after the seed %ld MiB; %ld MiB before the "
-                      "store was opened)",
-                      users + live, enc_bench_now() - t0, peak / 1024,
-                      seed_peak / 1024, base / 1024);
-        mem_report((double)peak / 1024, 0, (double)cache_bytes / 1048576.0,
+        double secs = enc_bench_now() - t0;
+        enc_bench_log("in-process: %" PRIu64 " plays in %.0f s; peak RSS %ld "
+                      "MiB (%ld MiB before the store was opened)",
+                      live, secs, peak / 1024, base / 1024);
+        mem_report((double)peak / 1024, (double)cache_bytes / 1048576.0,
                    "mem_engine_only");
         enc_bench_result("mem_engine_only.baseline_rss_mib",
                          (double)base / 1024, "MiB");
@@ -167,8 +204,8 @@ static int mem_in_process(uint64_t users, uint64_t live, int parts,
         enc_bench_result("mem_engine_only.cache_charged_max_mib",
                          (double)cache_max / 1048576.0,
                          "MiB (users cache, sampled)");
-        enc_bench_result("mem_engine_only.state_disk_mib",
-                         (double)enc_bench_du(dir) / 1048576.0, "MiB");
+        enc_bench_result("mem_engine_only.plays_per_s", (double)live / secs,
+                         "plays/s");
         rc = 0;
 done:
         enc_engine_destroy(e);
@@ -177,45 +214,22 @@ done:
         enc_conf_destroy(conf);
         enc_buf_free(&b);
         free(next);
-        enc_bench_rmtree(dir);
-        free(dir);
         return rc;
 }
 
-int enc_bench_mem(int argc, char **argv) {
-        enc_bench_opt_t o[] = {
-                {"users", "users of state (one seed play each)", 10000000,
-                 NULL},
-                {"live", "live plays of random users after the seed", 2000000,
-                 NULL},
-                {"partitions", "input partitions", 8, NULL},
-                {"cache-mb", "cache.max.bytes in MiB", 64, NULL},
-                {"lead", "max records produced ahead of commits", 200000, NULL},
-                {"in-process", "the engine alone in this process (1)", 0, NULL},
-                {"encore", "encore binary", 0, ""},
-                {NULL, NULL, 0, NULL}};
-        if (!enc_bench_parse(argc, argv, o, "encore-bench mem: peak RSS"))
-                return 2;
-        uint64_t users = (uint64_t)o[0].num, live = (uint64_t)o[1].num;
-        int parts = (int)o[2].num;
-        long cache_bytes = (long)(o[3].num * 1048576);
-        if (o[5].num)
-                return mem_in_process(users, live, parts, cache_bytes);
-
-        char pathbuf[512], log_path[700], bs[256], sd[600], cm[64];
-        const char *encore =
-                enc_bench_encore_path(o[6].str, pathbuf, sizeof(pathbuf));
+/* The encore binary in a child process, fed through the embedded broker. */
+static int mem_child(const char *dir, const char *encore, uint64_t users,
+                     uint64_t live, int parts, long cache_bytes,
+                     uint64_t lead) {
+        char log_path[700], bs[256], sd[600], cm[64];
         /* The changelog is made here: the mock does not answer
          * CreateTopics. */
         const char *topics[] = {"mem-in", "mem-out", "mem-dlq",
                                 "encore-mem-changelog", NULL};
         const int tparts[] = {parts, parts, 1, parts};
         enc_embedded_t *emb = enc_bench_cluster(topics, tparts);
-        if (!emb)
-                return 1;
-        char *dir = enc_bench_tmpdir("mem-state");
         char *logdir = enc_bench_tmpdir("mem-logs");
-        if (!dir || !logdir)
+        if (!emb || !logdir)
                 return 1;
         snprintf(log_path, sizeof(log_path), "%s/encore.log", logdir);
         snprintf(bs, sizeof(bs), "kafka.bootstrap.servers=%s",
@@ -239,77 +253,52 @@ int enc_bench_mem(int argc, char **argv) {
                                 .partitions = parts,
                                 .synth_users = users,
                                 .synth_live = live,
-                                .synth_step_ms = 1,
-                                .lead = (uint64_t)o[4].num,
+                                .synth_t0 = MEM_T0,
+                                .synth_step_ms = MEM_STEP,
+                                .lead = lead,
                                 .progress = enc_bench_group_committed,
                                 .progress_opaque = g};
-        int rc = 1;
+        int rc = 1, port = -1;
         bool feeding = false;
         pid_t pid = enc_bench_spawn_encore(encore, sets, log_path);
         if (!g || pid < 0 || enc_bench_feeder_start(&f))
                 goto done;
         feeding = true;
-        double t0 = enc_bench_now(), last = t0, seed_s = 0;
-        long seed_peak = 0, live_peak = 0;
-        uint64_t total = users + live;
-        int port = -1;
+        double t0 = enc_bench_now(), last = t0;
         for (;;) {
-                /* Committed offsets trail the last grace period of events
+                /* Committed offsets trail the last grace period of plays
                  * (still buffered), so the end is read from the consumed
                  * count on /metrics. */
-                uint64_t c = enc_bench_group_committed(g);
                 if (port < 0)
                         port = enc_bench_log_metrics_port(log_path);
-                long rss = enc_bench_rss_kib(pid);
-                if (rss < 0) {
+                if (enc_bench_rss_kib(pid) < 0) {
                         enc_bench_log("encore exited; see %s", log_path);
                         goto done;
                 }
-                if (c < users) {
-                        if (rss > seed_peak)
-                                seed_peak = rss;
-                } else {
-                        if (!seed_s)
-                                seed_s = enc_bench_now() - t0;
-                        if (rss > live_peak)
-                                live_peak = rss;
-                }
                 if (atomic_load(&f.done) && port > 0 &&
                     enc_bench_scrape(port, "encore_records_consumed_total") >=
-                            (double)total)
+                            (double)live)
                         break;
                 if (enc_bench_now() - last > 10) {
                         last = enc_bench_now();
-                        enc_bench_log("%" PRIu64 " records committed, RSS "
-                                      "%ld MiB, peak %ld MiB",
-                                      c, rss / 1024,
+                        enc_bench_log("%" PRIu64 " plays committed, RSS %ld "
+                                      "MiB, peak %ld MiB",
+                                      enc_bench_group_committed(g),
+                                      enc_bench_rss_kib(pid) / 1024,
                                       enc_bench_rss_peak_kib(pid) / 1024);
                 }
                 usleep(500000);
         }
         double secs = enc_bench_now() - t0;
         long peak = enc_bench_rss_peak_kib(pid);
-        enc_bench_log("%" PRIu64 " records in %.0f s (seed %.0f s); peak RSS "
-                      "%ld MiB (seed phase sampled %ld, live phase sampled "
-                      "%ld)",
-                      total, secs, seed_s, peak / 1024, seed_peak / 1024,
-                      live_peak / 1024);
-        mem_report((double)peak / 1024, (double)live_peak / 1024, o[3].num,
-                   "mem");
-        enc_bench_result("mem.users_of_state", (double)users, "users");
-        if (port > 0) {
-                enc_bench_result("mem.state_keys",
-                                 enc_bench_scrape(port, "encore_state_keys"),
-                                 "keys (RocksDB estimate)");
-                enc_bench_result(
-                        "mem.cache_bytes_mib",
-                        enc_bench_scrape(port, "encore_cache_size_bytes") /
-                                1048576.0,
-                        "MiB");
-        }
-        enc_bench_result("mem.records_per_s", (double)total / secs,
-                         "records/s");
-        enc_bench_result("mem.seed_seconds", seed_s, "s");
+        enc_bench_log("%" PRIu64 " plays in %.0f s; peak RSS %ld MiB", live,
+                      secs, peak / 1024);
+        mem_report((double)peak / 1024, (double)cache_bytes / 1048576.0, "mem");
+        enc_bench_result("mem.cache_bytes_mib",
+                         enc_bench_scrape(port, "encore_cache_size_bytes") /
+                                 1048576.0,
+                         "MiB (charged)");
+        enc_bench_result("mem.plays_per_s", (double)live / secs, "plays/s");
         rc = 0;
 done:
         atomic_store(&f.stop, 1);
@@ -319,16 +308,46 @@ done:
         }
         if (feeding)
                 enc_bench_feeder_join(&f);
-        enc_bench_result("mem.state_disk_mib",
-                         (double)enc_bench_du(dir) / 1048576.0, "MiB");
         enc_bench_group_destroy(g);
         enc_embedded_destroy(emb);
-        enc_bench_rmtree(dir);
-        if (!rc)
-                enc_bench_rmtree(logdir);
-        else
+        if (rc)
                 enc_bench_log("log kept in %s", logdir);
-        free(dir);
+        else
+                enc_bench_rmtree(logdir);
         free(logdir);
+        return rc;
+}
+
+int enc_bench_mem(int argc, char **argv) {
+        enc_bench_opt_t o[] = {
+                {"users", "users of state on disk", 10000000, NULL},
+                {"live", "live plays of random users", 300000, NULL},
+                {"partitions", "input partitions", 8, NULL},
+                {"cache-mb", "cache.max.bytes in MiB", 64, NULL},
+                {"lead", "max plays produced ahead of commits", 200000, NULL},
+                {"in-process", "the engine alone in this process (1)", 0, NULL},
+                {"encore", "encore binary", 0, ""},
+                {NULL, NULL, 0, NULL}};
+        if (!enc_bench_parse(argc, argv, o, "encore-bench mem: peak RSS"))
+                return 2;
+        uint64_t users = (uint64_t)o[0].num, live = (uint64_t)o[1].num;
+        int parts = (int)o[2].num;
+        long cache_bytes = (long)(o[3].num * 1048576);
+        const char *prefix = o[5].num ? "mem_engine_only" : "mem";
+        char pathbuf[512];
+        char *dir = enc_bench_tmpdir("mem-state");
+        if (!dir || mem_build(dir, users, parts, prefix)) {
+                enc_bench_rmtree(dir);
+                free(dir);
+                return 1;
+        }
+        int rc = o[5].num ? mem_in_process(dir, users, live, parts, cache_bytes)
+                          : mem_child(dir,
+                                      enc_bench_encore_path(o[6].str, pathbuf,
+                                                            sizeof(pathbuf)),
+                                      users, live, parts, cache_bytes,
+                                      (uint64_t)o[4].num);
+        enc_bench_rmtree(dir);
+        free(dir);
         return rc;
 }

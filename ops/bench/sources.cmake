@@ -13,7 +13,8 @@ add_executable(encore-bench
   ops/bench/b2.c
   ops/bench/b3.c
   ops/bench/mem.c
-  ops/bench/soak_cmd.c)
+  ops/bench/soak_cmd.c
+  ops/bench/state_build.c)
 target_link_libraries(encore-bench PRIVATE enc_bench_soak enc_consumer
                       PkgConfig::RDKAFKA ${XXHASH_LIB} Threads::Threads)
 # b3 and mem run the encore binary as a child process.
