@@ -2,7 +2,7 @@
  * main.c -- the encore command line.
  *
  *   encore run  [--config FILE] [--set key=value ...] [--embedded-broker]
- *               [--exit-idle-ms N]
+ *               [--exit-idle-ms N [--exit-idle-after-signal]]
  *   encore demo [--events N] [--users N] [--days N]
  *   encore tail --bootstrap HOST:PORT [--topic T] [--max N]
  *   encore config [--markdown] [--config FILE] [--set key=value ...]
@@ -13,6 +13,11 @@
  * validates every key before anything connects anywhere, then hands over
  * to the pipeline. Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage
  * or configuration. SIGINT/SIGTERM only set a flag; the loop drains.
+ * --exit-idle-ms stops cleanly once every assigned partition has been at
+ * its end (checked with the broker) for that long: for batch jobs and
+ * tests. With --exit-idle-after-signal that exit is armed only by SIGUSR1,
+ * sent by whoever knows the input is complete; until then an idle encore
+ * waits (a broker outage looks like idleness from here).
  */
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -31,10 +36,16 @@
 #include "tail.h"
 
 static volatile sig_atomic_t enc_stop_flag;
+static volatile int enc_idle_armed_flag;
 
 static void enc_on_signal(int sig) {
         (void)sig;
         enc_stop_flag = 1;
+}
+
+static void enc_on_arm_signal(int sig) {
+        (void)sig;
+        enc_idle_armed_flag = 1;
 }
 
 static void enc_usage(FILE *fp) {
@@ -43,7 +54,8 @@ static void enc_usage(FILE *fp) {
                 "\n"
                 "usage:\n"
                 "  encore run [--config FILE] [--set key=value ...] "
-                "[--embedded-broker] [--exit-idle-ms N]\n"
+                "[--embedded-broker]\n"
+                "             [--exit-idle-ms N [--exit-idle-after-signal]]\n"
                 "  encore demo [--events N] [--users N] [--days N]\n"
                 "  encore replay --from POS [--to POS] --output-topic T "
                 "--state-dir DIR [--config FILE] [--set k=v] [--progress]\n"
@@ -120,6 +132,7 @@ static int enc_parse_conf_args(int argc, char **argv, enc_conf_t *conf,
 
 typedef struct enc_run_args_s {
         bool embedded;
+        bool idle_after_signal;
         int64_t exit_idle_ms;
 } enc_run_args_t;
 
@@ -127,6 +140,10 @@ static int enc_run_extra(int argc, char **argv, int i, void *opaque) {
         enc_run_args_t *ra = opaque;
         if (!strcmp(argv[i], "--embedded-broker")) {
                 ra->embedded = true;
+                return 1;
+        }
+        if (!strcmp(argv[i], "--exit-idle-after-signal")) {
+                ra->idle_after_signal = true;
                 return 1;
         }
         if (!strcmp(argv[i], "--exit-idle-ms") && i + 1 < argc) {
@@ -152,9 +169,25 @@ static int enc_cmd_run(int argc, char **argv) {
                 enc_conf_destroy(conf);
                 return rc;
         }
+        if (ra.idle_after_signal && ra.exit_idle_ms <= 0) {
+                fprintf(stderr, "encore: --exit-idle-after-signal needs "
+                                "--exit-idle-ms N (N > 0)\n");
+                enc_conf_destroy(conf);
+                return 2;
+        }
         enc_log_set_level(
                 (enc_log_level_t)enc_log_level_parse(
                         enc_conf_get(conf, "log.level")));
+
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = enc_on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        if (ra.idle_after_signal) {
+                sa.sa_handler = enc_on_arm_signal;
+                sigaction(SIGUSR1, &sa, NULL);
+        }
 
         enc_embedded_t *emb = NULL;
         if (ra.embedded) {
@@ -192,12 +225,6 @@ static int enc_cmd_run(int argc, char **argv) {
                 return 2;
         }
 
-        struct sigaction sa;
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = enc_on_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-
         enc_pipeline_t *pl = enc_pipeline_new(conf, errstr, sizeof(errstr));
         if (!pl) {
                 fprintf(stderr, "encore: %s\n", errstr);
@@ -205,8 +232,11 @@ static int enc_cmd_run(int argc, char **argv) {
                 enc_conf_destroy(conf);
                 return 1;
         }
-        enc_pipeline_opts_t opts = {.exit_idle_ms = ra.exit_idle_ms,
-                                    .stop = &enc_stop_flag};
+        enc_pipeline_opts_t opts = {
+                .exit_idle_ms = ra.exit_idle_ms,
+                .idle_armed = ra.idle_after_signal ? &enc_idle_armed_flag
+                                                   : NULL,
+                .stop = &enc_stop_flag};
         enc_err_t err = enc_pipeline_run(pl, &opts, errstr, sizeof(errstr));
         enc_pipeline_destroy(pl);
         enc_embedded_destroy(emb);

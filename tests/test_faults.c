@@ -124,9 +124,12 @@ static void f_topics(const char *tag) {
                          0);
 }
 
-/* Starts `encore run` on run @p tag's topics, stderr to @p log. */
+/* Starts `encore run` on run @p tag's topics, stderr to @p log. It exits
+ * after @p exit_idle_ms at the end of its input; if @p armed_by_signal,
+ * only once SIGUSR1 says the input is complete (a fault can make an
+ * unfinished input look idle for longer than any fixed wait). */
 static pid_t f_spawn(const char *tag, const char *dir, const char *log,
-                     int exit_idle_ms) {
+                     int exit_idle_ms, bool armed_by_signal) {
         const char *bindir = getenv("ENCORE_BINARY_DIR");
         if (!bindir) {
                 fprintf(stderr, "ENCORE_BINARY_DIR is not set: run this "
@@ -187,9 +190,19 @@ static pid_t f_spawn(const char *tag, const char *dir, const char *log,
                                 dbg[0] ? "log.level=debug" : "log.level=info",
                                 "--exit-idle-ms",
                                 idle,
-                                dbg[0] ? "--set" : NULL,
-                                dbg,
+                                NULL,
+                                NULL,
+                                NULL,
                                 NULL};
+                int a = 0;
+                while (argv[a])
+                        a++;
+                if (armed_by_signal)
+                        argv[a++] = "--exit-idle-after-signal";
+                if (dbg[0]) {
+                        argv[a++] = "--set";
+                        argv[a++] = dbg;
+                }
                 execv(exe, argv);
                 _exit(127);
         }
@@ -439,7 +452,7 @@ static int f_group_setup(void **st) {
         char *dir = t_tmpdir("faults-ref");
         char log[160];
         snprintf(log, sizeof(log), "%s.log", dir);
-        int status = f_wait(f_spawn("ref", dir, log, 1000), 120000);
+        int status = f_wait(f_spawn("ref", dir, log, 1000, false), 120000);
         if (!f_exited_ok(status))
                 fprintf(stderr, "reference run failed; log in %s\n", log);
         assert_true(f_exited_ok(status));
@@ -489,7 +502,6 @@ typedef struct f_fault_s {
         f_check_fn_t check; /* after the run, with encore's log: the fault
                              * was met; NULL for none */
         int tail_ms;        /* the last 30% of the input takes this; 0: 2000 */
-        int idle_ms;        /* encore's --exit-idle-ms; 0: F_IDLE_MS */
 } f_fault_t;
 
 static int f_count_lines(const char *path, const char *needle) {
@@ -505,12 +517,13 @@ static int f_count_lines(const char *path, const char *needle) {
 
 /* Starts encore on run @p tag (stderr to @p log) and brings it
  * mid-stream: the first 10% of the input, a wait for its first outputs (it
- * is in the group and processing), then up to 30% over a second. */
+ * is in the group and processing), then up to 30% over a second. Its idle
+ * exit waits for SIGUSR1 (send it once the whole input is in). */
 static pid_t f_start_midstream(const char *tag, const char *dir,
-                               const char *log, int idle_ms, rd_kafka_t *rk) {
+                               const char *log, rd_kafka_t *rk) {
         f_names_t n;
         f_names(tag, &n);
-        pid_t pid = f_spawn(tag, dir, log, idle_ms);
+        pid_t pid = f_spawn(tag, dir, log, F_IDLE_MS, true);
         size_t n10 = input.n / 10, n30 = input.n * 3 / 10;
         f_produce(rk, n.in, 0, n10, 0);
         int64_t deadline = t_now_ms() + 30000;
@@ -525,7 +538,7 @@ static pid_t f_start_midstream(const char *tag, const char *dir,
  * finish and checks everything against the reference. */
 static void f_restart_and_check(const char *tag, const char *dir,
                                 const char *log, const char *what) {
-        int status = f_wait(f_spawn(tag, dir, log, 1000), 120000);
+        int status = f_wait(f_spawn(tag, dir, log, 1000, false), 120000);
         if (!f_exited_ok(status))
                 fprintf(stderr,
                         "%s: restart exited with status %d; log in "
@@ -554,8 +567,7 @@ static void f_run(const f_fault_t *f) {
         snprintf(log, sizeof(log), "%s.log", dir);
         int64_t t0 = t_now_ms();
         rd_kafka_t *rk = f_producer();
-        pid_t pid = f_start_midstream(f->tag, dir, log,
-                                      f->idle_ms ? f->idle_ms : F_IDLE_MS, rk);
+        pid_t pid = f_start_midstream(f->tag, dir, log, rk);
         size_t n30 = input.n * 3 / 10, n70 = input.n * 7 / 10;
         f->inject(f->tag);
         f_produce(rk, n.in, n30, n70, f->fault_ms);
@@ -567,6 +579,7 @@ static void f_run(const f_fault_t *f) {
         /* The input went in exactly once, whatever the fault did to the
          * test's own producer. */
         assert_int_equal(t_topic_count(n.in), (int64_t)input.n);
+        kill(pid, SIGUSR1); /* the input is complete: encore may idle-exit */
 
         int status = f_wait(pid, 120000);
         int64_t took = t_now_ms() - t0;
@@ -638,16 +651,14 @@ static void f_check_down(const char *tag, const char *log) {
  * three seconds and resume on the same broker (no leader change). */
 static void test_broker_down_then_up(void **st) {
         (void)st;
-        /* After the broker is back, encore's consumer reconnects on its
-         * own backoff (up to reconnect.backoff.max.ms, 10 s): until then
-         * input partition 1 looks at its end to --exit-idle-ms, so the idle
-         * exit must wait longer than that (see the report). */
+        /* After the broker is back, the clients reconnect on their own
+         * backoff (up to reconnect.backoff.max.ms, 10 s): the idle exit is
+         * armed only once the whole input is in (SIGUSR1, see f_run). */
         f_fault_t f = {.tag = "f-down",
                        .inject = f_broker2_down,
                        .heal = f_broker2_up,
                        .fault_ms = 3000,
-                       .check = f_check_down,
-                       .idle_ms = 30000};
+                       .check = f_check_down};
         f_run(&f);
 }
 
@@ -678,9 +689,8 @@ static void test_produce_errors_are_retried(void **st) {
 /* Fetch requests to the input leaders (brokers 1 and 2) answered with
  * retriable errors, one of each kind on each. The mock answers a fetch
  * without records only after its wait time (500 ms), and the consumer backs
- * off 500 ms after each error, so the input stalls about three seconds:
- * encore's idle exit is given six (--exit-idle-ms trusts the last
- * end-of-partition event, see the report). */
+ * off 500 ms after each error, so the input stalls about three seconds
+ * (the idle exit waits for the whole input anyway, see f_run). */
 static const rd_kafka_resp_err_t f_fetch_errs[] = {
         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
@@ -703,8 +713,7 @@ static void test_fetch_errors_are_retried(void **st) {
         f_fault_t f = {.tag = "f-fetch",
                        .inject = f_fetch_errors,
                        .fault_ms = 2500,
-                       .check = f_check_fetch,
-                       .idle_ms = 15000};
+                       .check = f_check_fetch};
         f_run(&f);
 }
 
@@ -895,7 +904,7 @@ test_failed_delivery_stops_encore_and_restart_loses_nothing(void **st) {
         char log[160];
         snprintf(log, sizeof(log), "%s.log", dir);
         rd_kafka_t *rk = f_producer();
-        pid_t pid = f_start_midstream(tag, dir, log, F_IDLE_MS, rk);
+        pid_t pid = f_start_midstream(tag, dir, log, rk);
         assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(
                                  mc, 3, F_PRODUCE, 1,
                                  RD_KAFKA_RESP_ERR_INVALID_RECORD, 1000),
@@ -939,7 +948,7 @@ test_sigkill_while_an_output_leader_is_down_loses_nothing(void **st) {
         char log[160];
         snprintf(log, sizeof(log), "%s.log", dir);
         rd_kafka_t *rk = f_producer();
-        pid_t pid = f_start_midstream(tag, dir, log, F_IDLE_MS, rk);
+        pid_t pid = f_start_midstream(tag, dir, log, rk);
         assert_int_equal(rd_kafka_mock_broker_set_down(mc, 3), 0);
         f_produce(rk, n.in, input.n * 3 / 10, input.n / 2, 1000);
         kill(pid, SIGKILL);
