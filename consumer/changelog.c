@@ -271,23 +271,43 @@ static enc_err_t enc_cl_restorer(enc_pipeline_t *pl, char *errstr,
         return ENC_OK;
 }
 
+/* True if @p partition is in the restore consumer's assignment (paused
+ * there after an earlier restore ended while others went on). */
+static bool enc_cl_assigned(enc_pipeline_t *pl, int32_t partition) {
+        rd_kafka_topic_partition_list_t *cur = NULL;
+        if (rd_kafka_assignment(pl->restorer, &cur) || !cur)
+                return false;
+        bool found = rd_kafka_topic_partition_list_find(cur, pl->cl_topic,
+                                                        partition) != NULL;
+        rd_kafka_topic_partition_list_destroy(cur);
+        return found;
+}
+
 /* The restore consumer's assignment changes incrementally: a partition is
  * added when its restore starts and paused when it ends (re-assigning the
  * whole list at every end raced librdkafka 2.0.2's fetcher shutdown into an
  * assertion with many partitions); everything is released when no restore
- * is left. */
+ * is left. A partition restored again while still assigned is sought to
+ * its new start instead. Either way it is resumed: librdkafka keeps a
+ * partition's pause flag across unassign and assign, and a restore of a
+ * partition paused by an earlier one would wait forever. */
 static void enc_cl_assign_one(enc_pipeline_t *pl, int32_t partition,
                               int64_t offset) {
         rd_kafka_topic_partition_list_t *l =
                 rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, pl->cl_topic, partition)->offset =
                 offset;
-        rd_kafka_error_t *e = rd_kafka_incremental_assign(pl->restorer, l);
+        rd_kafka_error_t *e;
+        if (enc_cl_assigned(pl, partition))
+                e = rd_kafka_seek_partitions(pl->restorer, l, 10000);
+        else
+                e = rd_kafka_incremental_assign(pl->restorer, l);
         if (e) {
                 enc_pipeline_set_fatal(pl, "restore consumer assign %d: %s",
                                        partition, rd_kafka_error_string(e));
                 rd_kafka_error_destroy(e);
         }
+        rd_kafka_resume_partitions(pl->restorer, l);
         rd_kafka_topic_partition_list_destroy(l);
 }
 

@@ -188,6 +188,7 @@ typedef struct t_run_s {
         const char *log;    /* stderr goes here if set */
         const char *extra;  /* one more key=value, or NULL */
         const char *extra2; /* and another, or NULL */
+        bool idle_after_signal; /* the idle exit waits for SIGUSR1 */
 } t_run_t;
 
 static inline pid_t t_spawn_run(const t_run_t *r) {
@@ -215,7 +216,9 @@ static inline pid_t t_spawn_run(const t_run_t *r) {
                                 dup2(fd, 2);
                 }
                 /* A short session timeout: the group forgets a SIGKILLed
-                 * member in 6 s instead of 45. */
+                 * member in 6 s instead of 45; heartbeats every second so
+                 * a member slowed by a loaded machine is not taken for
+                 * dead (two missed 3 s heartbeats would be enough). */
                 char *argv[] = {exe,
                                 "run",
                                 "--set",
@@ -237,16 +240,32 @@ static inline pid_t t_spawn_run(const t_run_t *r) {
                                 "--set",
                                 "kafka.consumer.session.timeout.ms=6000",
                                 "--set",
+                                "kafka.consumer.heartbeat.interval.ms=1000",
+                                "--set",
                                 "metrics.address=127.0.0.1:0",
                                 "--set",
                                 r->log ? "log.level=info" : "log.level=warn",
                                 "--exit-idle-ms",
                                 idle,
-                                r->extra ? "--set" : NULL,
-                                (char *)r->extra,
-                                r->extra2 ? "--set" : NULL,
-                                (char *)r->extra2,
+                                NULL,
+                                NULL,
+                                NULL,
+                                NULL,
+                                NULL,
                                 NULL};
+                int a = 0;
+                while (argv[a])
+                        a++;
+                if (r->idle_after_signal)
+                        argv[a++] = "--exit-idle-after-signal";
+                if (r->extra) {
+                        argv[a++] = "--set";
+                        argv[a++] = (char *)r->extra;
+                }
+                if (r->extra2) {
+                        argv[a++] = "--set";
+                        argv[a++] = (char *)r->extra2;
+                }
                 execv(exe, argv);
                 _exit(127);
         }
@@ -441,6 +460,18 @@ static inline void t_reference(const t_input_t *in, const char *name,
         *ir = t_index(codec, rr);
         for (size_t i = 1; i < rr->n; i++)
                 assert_true((*ir)[i].idh != (*ir)[i - 1].idh); /* unique */
+}
+
+/* Lines of @p path that contain @p needle. */
+static inline int t_file_count(const char *path, const char *needle) {
+        FILE *f = fopen(path, "r");
+        char line[2048];
+        int n = 0;
+        while (f && fgets(line, sizeof(line), f))
+                n += strstr(line, needle) != NULL;
+        if (f)
+                fclose(f);
+        return n;
 }
 
 static inline bool t_file_contains(const char *path, const char *needle) {
