@@ -676,6 +676,8 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 rd_kafka_topic_partition_list_t *paused =
                         rd_kafka_topic_partition_list_new(parts->cnt);
+                rd_kafka_topic_partition_list_t *running =
+                        rd_kafka_topic_partition_list_new(parts->cnt);
                 for (int i = 0; i < parts->cnt; i++) {
                         rd_kafka_topic_partition_t *tp = &parts->elems[i];
                         int64_t resume = -1;
@@ -707,6 +709,8 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         }
                         tp->offset = resume >= 0 ? resume
                                                  : RD_KAFKA_OFFSET_INVALID;
+                        rd_kafka_topic_partition_list_add(
+                                running, tp->topic, tp->partition);
                         enc_log_info("partition_assigned",
                                      "topic=%s partition=%d resume=%lld "
                                      "source=%s",
@@ -732,7 +736,13 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 }
                 if (paused->cnt > 0)
                         rd_kafka_pause_partitions(rk, paused);
+                /* librdkafka keeps a partition's pause flag across
+                 * revocation and assignment: one paused for a restore that
+                 * was cut short would otherwise never be fetched again. */
+                if (running->cnt > 0)
+                        rd_kafka_resume_partitions(rk, running);
                 rd_kafka_topic_partition_list_destroy(paused);
+                rd_kafka_topic_partition_list_destroy(running);
                 return;
         }
 

@@ -753,24 +753,42 @@ bool enc_engine_commit_due(const enc_engine_t *e) {
         return e->since_commit >= e->commit_records || e->cache_full;
 }
 
+/* C, and the stream time before C was consumed. While the re-read pass is
+ * under way, the records in [restore_pos, E) may still have to go back into
+ * the buffer, so C stays at or before restore_pos: a checkpoint taken right
+ * after a restart or a restore, before the re-read has begun, must not jump
+ * C to E and forget the events the previous checkpoint still held. */
+static int64_t enc_part_commit_offset(const enc_part_t *p, int64_t *st_c) {
+        int64_t m = enc_reorder_min_offset(p->buf);
+        bool rereading = p->restore_pos >= 0 && p->restore_pos < p->next_offset;
+        if (m >= 0 && (!rereading || m < p->restore_pos)) {
+                *st_c = enc_reorder_min_mark(p->buf, p->stream_time);
+                return m;
+        }
+        if (rereading) {
+                *st_c = p->restore_st;
+                return p->restore_pos;
+        }
+        *st_c = p->stream_time;
+        return p->next_offset;
+}
+
 int64_t enc_engine_commit_offset(const enc_engine_t *e, int32_t partition) {
         if (partition < 0 || partition >= e->nparts ||
             !e->parts[partition].owned)
                 return -1;
-        const enc_part_t *p = &e->parts[partition];
-        int64_t m = enc_reorder_min_offset(p->buf);
-        return m >= 0 ? m : p->next_offset;
+        int64_t st_c;
+        return enc_part_commit_offset(&e->parts[partition], &st_c);
 }
 
 static void enc_part_meta(const enc_engine_t *e, int32_t partition,
                           enc_store_meta_t *m) {
         const enc_part_t *p = &e->parts[partition];
-        m->commit_offset = enc_engine_commit_offset(e, partition);
+        m->commit_offset = enc_part_commit_offset(p, &m->stream_time_c);
         m->next_offset = p->next_offset;
         m->stream_time = p->stream_time;
         m->watermark = p->watermark;
         m->changelog_end = -1;
-        m->stream_time_c = enc_reorder_min_mark(p->buf, p->stream_time);
 }
 
 /* The users cache tells us each user it writes; mirror it to the sink's

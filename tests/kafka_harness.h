@@ -321,6 +321,7 @@ static inline int t_cmp_u64(const void *a, const void *b) {
 typedef struct t_entry_s {
         uint64_t idh;
         uint64_t contenth;
+        size_t idx; /* the record's index in its t_recs_t */
 } t_entry_t;
 
 static inline int t_cmp_entry(const void *a, const void *b) {
@@ -336,6 +337,7 @@ static inline t_entry_t *t_index(enc_codec_t *codec, const t_recs_t *r) {
                 e[i].idh = XXH3_64bits(id, 32);
                 e[i].contenth = XXH3_64bits(r->v[i].val, r->v[i].len) ^
                                 XXH3_64bits(r->v[i].key, strlen(r->v[i].key));
+                e[i].idx = i;
         }
         qsort(e, r->n, sizeof(*e), t_cmp_entry);
         return e;
@@ -403,6 +405,23 @@ static inline void t_input_produce(const t_input_t *in, const char *topic,
 /* Starts encore on @p in_topic, produces the first half of the input while
  * it runs, stops it with @p sig, produces the rest, and runs a second
  * encore on the same state to the end. */
+/* Prints one output record as JSON with where it was, to diagnose a
+ * failed comparison. */
+static inline void t_print_update(enc_codec_t *codec, const char *what,
+                                  const t_rec_t *rec) {
+        enc_update_t up;
+        char err[256];
+        enc_buf_t j;
+        enc_buf_init(&j, 1 << 16);
+        if (!enc_codec_decode_update(codec, rec->val, rec->len, &up, err,
+                                     sizeof(err)) &&
+            !enc_update_to_json(&up, &j))
+                fprintf(stderr, "%s: partition %d offset %lld: %.*s\n", what,
+                        rec->partition, (long long)rec->offset, (int)j.len,
+                        (const char *)j.data);
+        enc_buf_free(&j);
+}
+
 /* Asserts that @p out_topic holds exactly the reference's updates, byte for
  * byte, each at least once; returns how many records were repeats. */
 static inline size_t t_assert_same_updates(enc_codec_t *codec,
@@ -416,6 +435,13 @@ static inline size_t t_assert_same_updates(enc_codec_t *codec,
         for (size_t i = 0; i < rc.n; i++) {
                 const t_entry_t *hit =
                         bsearch(&ic[i], ir, rr->n, sizeof(*ir), t_cmp_entry);
+                if (!hit || hit->contenth != ic[i].contenth) {
+                        t_print_update(codec, hit ? "differs" : "stray",
+                                       &rc.v[ic[i].idx]);
+                        if (hit)
+                                t_print_update(codec, "reference",
+                                               &rr->v[hit->idx]);
+                }
                 assert_non_null(hit);                         /* no strays */
                 assert_true(hit->contenth == ic[i].contenth); /* identical */
                 if (i > 0 && ic[i].idh == ic[i - 1].idh)
@@ -424,6 +450,8 @@ static inline size_t t_assert_same_updates(enc_codec_t *codec,
         for (size_t i = 0; i < rr->n; i++) { /* every reference update */
                 while (j < rc.n && ic[j].idh < ir[i].idh)
                         j++;
+                if (!(j < rc.n && ic[j].idh == ir[i].idh))
+                        t_print_update(codec, "missing", &rr->v[ir[i].idx]);
                 assert_true(j < rc.n && ic[j].idh == ir[i].idh);
         }
         assert_int_equal(rc.n, rr->n + repeats);

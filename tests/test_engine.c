@@ -451,10 +451,9 @@ static void test_resume_after_crash_reproduces_reference_outputs(void **st) {
  * never made). Its outputs must be exactly the reference's after the
  * checkpoint, with no dead letter (F's was sent before the checkpoint).
  */
-static void test_resume_rereads_as_the_first_pass_decided(void **st) {
-        (void)st;
-        char err[512];
-        enc_event_t evs[] = {
+static const enc_event_t *t_resume_events(void) {
+        static enc_event_t evs[9];
+        enc_event_t v[] = {
                 t_play("y", "yan", T_AT(0, 23, 0), 60000),
                 t_play("p", "pat", T_AT(1, 0, 5), 60000),
                 t_play("y", "yan", T_AT(1, 0, 6), 60000),
@@ -465,11 +464,20 @@ static void test_resume_rereads_as_the_first_pass_decided(void **st) {
                 t_play("t", "tom", T_AT(2, 2, 30), 60000),
                 t_play("u", "tom", T_AT(2, 4, 0), 60000),
         };
-        const int n = 9, k = 5, m = 7;
+        memcpy(evs, v, sizeof(evs));
+        return evs;
+}
+
 #define T_RESUME_CONF                                                         \
         t_conf("signals=active_days:1", "window.grace.ms=3600000",          \
                "event.max.future.ms=86400000", "dedup.window.ms=600000",   \
                NULL)
+
+static void test_resume_rereads_as_the_first_pass_decided(void **st) {
+        (void)st;
+        char err[512];
+        const enc_event_t *evs = t_resume_events();
+        const int n = 9, k = 5, m = 7;
         t_eng_t *ref = t_eng_new(T_RESUME_CONF, 1);
         for (int i = 0; i < n; i++)
                 t_feed(ref, 0, &evs[i]);
@@ -526,8 +534,67 @@ static void test_resume_rereads_as_the_first_pass_decided(void **st) {
         assert_int_equal(s.accepted, 7);
         t_eng_free(ref);
         t_eng_free(run);
-#undef T_RESUME_CONF
 }
+
+/*
+ * The same input; after the crash a checkpoint is taken at once, before a
+ * single record of the re-read span [1, 5) has come back (a commit right
+ * after a restart or a restore), and the process crashes again. The second
+ * restart must still resume at 1 with the stream time recorded for it: the
+ * checkpoint may not move C past records that have still to be buffered
+ * again (before the fix it stored C = E = 5 and p, D and q were lost).
+ */
+static void test_checkpoint_before_the_reread_keeps_its_start(void **st) {
+        (void)st;
+        char err[512];
+        const enc_event_t *evs = t_resume_events();
+        const int n = 9, k = 5;
+        t_eng_t *ref = t_eng_new(T_RESUME_CONF, 1);
+        for (int i = 0; i < n; i++)
+                t_feed(ref, 0, &evs[i]);
+        t_eng_t *run = t_eng_new(T_RESUME_CONF, 1);
+        for (int i = 0; i < k; i++)
+                t_feed(run, 0, &evs[i]);
+        assert_int_equal(enc_engine_checkpoint(run->eng, err, sizeof(err)),
+                         ENC_OK);
+        size_t outs_at_checkpoint = run->sink.n;
+        for (int round = 0; round < 2; round++) {
+                t_eng_close(run);
+                t_eng_open(run, 1);
+                assert_int_equal(run->next_offset[0], 1);
+                assert_int_equal(enc_engine_commit_offset(run->eng, 0), 1);
+                assert_int_equal(enc_engine_checkpoint(run->eng, err,
+                                                       sizeof(err)),
+                                 ENC_OK);
+        }
+        t_eng_close(run);
+        t_sink_free(&run->sink);
+        t_eng_open(run, 1);
+        assert_int_equal(run->next_offset[0], 1);
+        /* half the re-read, a checkpoint, a crash: C is still 1 (p, at 1,
+         * is held again) and the stream time at 1 is kept */
+        t_feed(run, 0, &evs[1]);
+        t_feed(run, 0, &evs[2]);
+        assert_int_equal(enc_engine_checkpoint(run->eng, err, sizeof(err)),
+                         ENC_OK);
+        t_eng_close(run);
+        t_sink_free(&run->sink);
+        t_eng_open(run, 1);
+        assert_int_equal(run->next_offset[0], 1);
+        for (int i = 1; i < n; i++)
+                t_feed(run, 0, &evs[i]);
+        assert_int_equal(run->sink.n, ref->sink.n - outs_at_checkpoint);
+        for (size_t i = 0; i < run->sink.n; i++) {
+                const t_out_t *a = &run->sink.outs[i];
+                const t_out_t *b = &ref->sink.outs[outs_at_checkpoint + i];
+                assert_int_equal(a->len, b->len);
+                assert_memory_equal(a->val, b->val, a->len);
+        }
+        assert_int_equal(run->sink.dlq_total, 0);
+        t_eng_free(ref);
+        t_eng_free(run);
+}
+#undef T_RESUME_CONF
 
 /* Each kind of bad record goes to the dead-letter sink under its reason, and
  * consumed = accepted + dead-lettered. */
@@ -689,6 +756,8 @@ int main(void) {
                         test_resume_after_crash_reproduces_reference_outputs),
                 cmocka_unit_test(
                         test_resume_rereads_as_the_first_pass_decided),
+                cmocka_unit_test(
+                        test_checkpoint_before_the_reread_keeps_its_start),
                 cmocka_unit_test(test_bad_records_are_dead_lettered_with_reason),
                 cmocka_unit_test(test_state_of_a_user_who_stopped_is_deleted),
                 cmocka_unit_test(
