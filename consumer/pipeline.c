@@ -668,8 +668,11 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                              rd_kafka_topic_partition_list_t *parts,
                              void *opaque) {
         enc_pipeline_t *pl = opaque;
-        bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk),
-                                   "COOPERATIVE");
+        /* Not rd_kafka_rebalance_protocol(): called from the callback that
+         * rd_kafka_consumer_close() serves, it waits for the group thread
+         * that is waiting for the callback (seen hanging for good in
+         * librdkafka 2.0.2). */
+        bool cooperative = pl->cooperative;
         char errstr[512];
         pl->stats.rebalances++;
 
@@ -1037,6 +1040,12 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                            errstr_size);
         if (!kc)
                 goto fail;
+        char strategy[256];
+        size_t ssz = sizeof(strategy);
+        pl->cooperative =
+                rd_kafka_conf_get(kc, "partition.assignment.strategy",
+                                  strategy, &ssz) == RD_KAFKA_CONF_OK &&
+                !strcmp(strategy, "cooperative-sticky");
         rd_kafka_conf_set_rebalance_cb(kc, enc_rebalance_cb);
         rd_kafka_conf_set_stats_cb(kc, enc_stats_cb);
         rd_kafka_conf_set_opaque(kc, pl);

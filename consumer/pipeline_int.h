@@ -86,6 +86,8 @@ struct enc_pipeline_s {
         int64_t range_total;
         /* exactly-once */
         bool eos;            /* processing.guarantee=exactly_once */
+        bool cooperative;    /* incremental rebalancing (from the
+                                configured assignment strategy) */
         bool txn_abortable;  /* a produce failed inside the transaction */
         uint64_t txn_aborts; /* transactions aborted and rewound */
 };

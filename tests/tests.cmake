@@ -4,6 +4,11 @@ enc_add_test(NAME test_config SOURCES tests/test_config.c
   LIBS enc_state LABELS unit)
 enc_add_test(NAME test_pipeline SOURCES tests/test_pipeline.c
   LIBS enc_consumer LABELS integration TIMEOUT 900)
+# The state store failing for real (file size limit, a full tmpfs, a failed
+# flush): see tests/test_diskfull.c. The full-tmpfs case needs user
+# namespaces; where it cannot run it is skipped (cmocka), saying why.
+enc_add_test(NAME test_diskfull SOURCES tests/test_diskfull.c
+  LIBS enc_consumer LABELS integration TIMEOUT 600)
 
 add_test(NAME readme_config_table
   COMMAND ${CMAKE_SOURCE_DIR}/tests/check_readme_config.sh
