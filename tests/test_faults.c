@@ -504,17 +504,6 @@ typedef struct f_fault_s {
         int tail_ms;        /* the last 30% of the input takes this; 0: 2000 */
 } f_fault_t;
 
-static int f_count_lines(const char *path, const char *needle) {
-        FILE *f = fopen(path, "r");
-        char line[4096];
-        int n = 0;
-        while (f && fgets(line, sizeof(line), f))
-                n += strstr(line, needle) != NULL;
-        if (f)
-                fclose(f);
-        return n;
-}
-
 /* Starts encore on run @p tag (stderr to @p log) and brings it
  * mid-stream: the first 10% of the input, a wait for its first outputs (it
  * is in the group and processing), then up to 30% over a second. Its idle
@@ -594,8 +583,8 @@ static void f_run(const f_fault_t *f) {
                 "%s: encore ran %.1f s; all %zu reference updates, %zu "
                 "identical repeats; log: %d warnings, %d errors\n",
                 f->tag, (double)took / 1000.0, ref_out.n, repeats,
-                f_count_lines(log, "level=warn"),
-                f_count_lines(log, "level=error"));
+                t_file_count(log, "level=warn"),
+                t_file_count(log, "level=error"));
         f_log_done(log);
         t_rmtree(dir);
         free(dir);
