@@ -679,8 +679,6 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 rd_kafka_topic_partition_list_t *paused =
                         rd_kafka_topic_partition_list_new(parts->cnt);
-                rd_kafka_topic_partition_list_t *running =
-                        rd_kafka_topic_partition_list_new(parts->cnt);
                 for (int i = 0; i < parts->cnt; i++) {
                         rd_kafka_topic_partition_t *tp = &parts->elems[i];
                         int64_t resume = -1;
@@ -712,8 +710,6 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         }
                         tp->offset = resume >= 0 ? resume
                                                  : RD_KAFKA_OFFSET_INVALID;
-                        rd_kafka_topic_partition_list_add(
-                                running, tp->topic, tp->partition);
                         enc_log_info("partition_assigned",
                                      "topic=%s partition=%d resume=%lld "
                                      "source=%s",
@@ -739,13 +735,7 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 }
                 if (paused->cnt > 0)
                         rd_kafka_pause_partitions(rk, paused);
-                /* librdkafka keeps a partition's pause flag across
-                 * revocation and assignment: one paused for a restore that
-                 * was cut short would otherwise never be fetched again. */
-                if (running->cnt > 0)
-                        rd_kafka_resume_partitions(rk, running);
                 rd_kafka_topic_partition_list_destroy(paused);
-                rd_kafka_topic_partition_list_destroy(running);
                 return;
         }
 
@@ -759,6 +749,19 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                                errstr);
         }
         for (int i = 0; i < parts->cnt; i++) {
+                if (enc_changelog_restoring(pl, parts->elems[i].partition)) {
+                        /* Paused for its restore. librdkafka keeps the pause
+                         * flag across revocation and assignment: cleared
+                         * now, or the partition, assigned back later without
+                         * a restore, would never be fetched again. */
+                        rd_kafka_topic_partition_list_t *one =
+                                rd_kafka_topic_partition_list_new(1);
+                        rd_kafka_topic_partition_list_add(
+                                one, parts->elems[i].topic,
+                                parts->elems[i].partition);
+                        rd_kafka_resume_partitions(rk, one);
+                        rd_kafka_topic_partition_list_destroy(one);
+                }
                 enc_changelog_cancel(pl, parts->elems[i].partition);
                 enc_engine_revoke(pl->engine, parts->elems[i].partition);
                 enc_owned_remove(pl, parts->elems[i].topic,

@@ -2,8 +2,10 @@
 # Unit tests of the other modules are registered in their sources.cmake.
 enc_add_test(NAME test_config SOURCES tests/test_config.c
   LIBS enc_state LABELS unit)
+# About 2.5 minutes plain; under ASan/UBSan, sharing two cores with
+# test_faults, it took more than 15 (ops/sanitize), hence the margin.
 enc_add_test(NAME test_pipeline SOURCES tests/test_pipeline.c
-  LIBS enc_consumer LABELS integration TIMEOUT 900)
+  LIBS enc_consumer LABELS integration TIMEOUT 2400)
 # The state store failing for real (file size limit, a full tmpfs, a failed
 # flush): see tests/test_diskfull.c. The full-tmpfs case needs user
 # namespaces; where it cannot run it is skipped (cmocka), saying why.
