@@ -59,10 +59,15 @@ typedef struct co_priv_s {
 } co_priv_t;
 
 typedef struct co_state_s {
-        double x[ENC_COMPONENTS_MAX];
         int64_t last_time;
         int64_t seq;
+        double x[]; /* one per configured component (priv->n): every cached
+                       user carries one, so not ENC_COMPONENTS_MAX */
 } co_state_t;
+
+static co_state_t *co_state_new(const co_priv_t *p) {
+        return calloc(1, sizeof(co_state_t) + (size_t)p->n * sizeof(double));
+}
 
 #define CO_FORM "signal[:version][/subject]=weight[,...]"
 
@@ -311,7 +316,7 @@ static enc_err_t co_on_update(void *priv, void **state, const enc_update_t *up,
         if (err)
                 return err;
         if (!(st = *state)) {
-                if (!(st = calloc(1, sizeof(*st))))
+                if (!(st = co_state_new(p)))
                         return ENC_ERR_NOMEM;
                 st->last_time = up->event_time;
                 *state = st;
@@ -363,7 +368,7 @@ static enc_err_t co_state_decode(void *priv, const uint8_t *buf, size_t len,
         const uint8_t *q = buf, *end = buf + len;
         uint8_t ver;
         uint64_t n, seq;
-        co_state_t *st = calloc(1, sizeof(*st));
+        co_state_t *st = co_state_new(p);
 
         *statep = NULL;
         if (!st)

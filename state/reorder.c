@@ -19,6 +19,13 @@
  * The order key is a function of the event alone (the arrival sequence only
  * separates byte-identical duplicates, which produce identical effects), so
  * the same set of events leaves in the same order however it arrived.
+ *
+ * Every accepted event is copied in and freed on the way out, a grace
+ * period later, so the copies cycle through far more memory than malloc's
+ * per-thread cache keeps: they come from a free list of fixed-size slots
+ * (an event and its strings in one slot; an event with longer strings gets
+ * a block of its own). The list keeps at most ENC_SLOTS_FREE_MAX slots, so
+ * a burst that is over gives its memory back.
  */
 #include "reorder.h"
 
@@ -26,10 +33,19 @@
 #include <string.h>
 #include <xxhash.h>
 
+/* An event and its strings, as most events are: 88 bytes of struct and
+ * seven strings of a dozen or two bytes each (about 190 bytes for the
+ * generator's events). Bigger events get a block of their own. */
+#define ENC_SLOT_BYTES     256
+#define ENC_SLOTS_FREE_MAX 4096
+
 typedef struct enc_held_s {
-        enc_event_t *ev; /* owned (enc_event_dup) */
+        int64_t time;    /* ev->event_time, here so sifting the heap does
+                            not chase a pointer per comparison */
+        enc_event_t *ev; /* owned: a slot, or malloc'ed if big */
         uint64_t seq;    /* arrival number */
         uint64_t idh;    /* hash of (user id, event id), for lookups */
+        bool big;        /* ev is not a slot */
 } enc_held_t;
 
 /* A set of id hashes with counts, open addressing, linear probing;
@@ -54,7 +70,62 @@ struct enc_reorder_s {
         uint64_t head;
         uint64_t tail;
         enc_idset_t ids;
+        void *free_slots; /* free list, linked through each slot's start */
+        size_t nfree;
 };
+
+/* Copies @p s (@p n bytes and the NUL; NULL stays NULL) to *pos. */
+static const char *enc_put_str(char **pos, const char *s, size_t n) {
+        if (!s)
+                return NULL;
+        char *d = *pos;
+        memcpy(d, s, n + 1);
+        *pos += n + 1;
+        return d;
+}
+
+/* A deep copy of @p ev in one block: a slot if it fits (*big false), else
+ * malloc'ed. NULL if out of memory. */
+static enc_event_t *enc_reorder_copy(enc_reorder_t *r, const enc_event_t *ev,
+                                     bool *big) {
+        const char *src[7] = {ev->event_id,  ev->user_id, ev->track_id,
+                              ev->artist_id, ev->surface, ev->recommendation_id,
+                              ev->cohort};
+        size_t len[7], need = sizeof(*ev);
+        for (int i = 0; i < 7; i++) {
+                len[i] = src[i] ? strlen(src[i]) : 0;
+                need += src[i] ? len[i] + 1 : 0;
+        }
+        enc_event_t *d;
+        *big = need > ENC_SLOT_BYTES;
+        if (!*big && r->free_slots) {
+                d = r->free_slots;
+                r->free_slots = *(void **)d;
+                r->nfree--;
+        } else if (!(d = malloc(*big ? need : ENC_SLOT_BYTES))) {
+                return NULL;
+        }
+        *d = *ev;
+        char *pos = (char *)(d + 1);
+        d->event_id = enc_put_str(&pos, src[0], len[0]);
+        d->user_id = enc_put_str(&pos, src[1], len[1]);
+        d->track_id = enc_put_str(&pos, src[2], len[2]);
+        d->artist_id = enc_put_str(&pos, src[3], len[3]);
+        d->surface = enc_put_str(&pos, src[4], len[4]);
+        d->recommendation_id = enc_put_str(&pos, src[5], len[5]);
+        d->cohort = enc_put_str(&pos, src[6], len[6]);
+        return d;
+}
+
+static void enc_reorder_release(enc_reorder_t *r, enc_event_t *ev, bool big) {
+        if (big || r->nfree >= ENC_SLOTS_FREE_MAX) {
+                free(ev);
+                return;
+        }
+        *(void **)ev = r->free_slots;
+        r->free_slots = ev;
+        r->nfree++;
+}
 
 static uint64_t enc_id_hash(const char *user, const char *event_id) {
         uint64_t h = XXH3_64bits_withSeed(event_id, strlen(event_id),
@@ -172,8 +243,8 @@ static void enc_idset_rescan(enc_reorder_t *r, uint64_t h) {
                 return;
         int64_t m = INT64_MIN;
         for (size_t i = 0; i < r->cnt; i++)
-                if (r->heap[i].idh == h && r->heap[i].ev->event_time > m)
-                        m = r->heap[i].ev->event_time;
+                if (r->heap[i].idh == h && r->heap[i].time > m)
+                        m = r->heap[i].time;
         r->ids.tmax[j] = m;
 }
 
@@ -192,12 +263,17 @@ void enc_reorder_destroy(enc_reorder_t *r) {
         free(r->ids.key);
         free(r->ids.cnt);
         free(r->ids.tmax);
+        while (r->free_slots) {
+                void *next = *(void **)r->free_slots;
+                free(r->free_slots);
+                r->free_slots = next;
+        }
         free(r);
 }
 
 static int enc_held_cmp(const enc_held_t *a, const enc_held_t *b) {
-        if (a->ev->event_time != b->ev->event_time)
-                return a->ev->event_time < b->ev->event_time ? -1 : 1;
+        if (a->time != b->time)
+                return a->time < b->time ? -1 : 1;
         int c = strcmp(a->ev->user_id, b->ev->user_id);
         if (c)
                 return c;
@@ -250,24 +326,27 @@ enc_err_t enc_reorder_push(enc_reorder_t *r, const enc_event_t *ev,
                 r->heap = nh;
                 r->cap = ncap;
         }
-        enc_event_t *copy = enc_event_dup(ev);
+        bool big;
+        enc_event_t *copy = enc_reorder_copy(r, ev, &big);
         if (!copy)
                 return ENC_ERR_NOMEM;
         uint64_t idh = enc_id_hash(ev->user_id, ev->event_id);
         if (!enc_idset_add(&r->ids, idh, ev->event_time)) {
-                free(copy);
+                enc_reorder_release(r, copy, big);
                 return ENC_ERR_NOMEM;
         }
         if (enc_ring_push(r, offset, mark)) {
                 enc_idset_del(&r->ids, idh);
                 enc_idset_rescan(r, idh);
-                free(copy);
+                enc_reorder_release(r, copy, big);
                 return ENC_ERR_NOMEM;
         }
         size_t i = r->cnt++;
+        r->heap[i].time = ev->event_time;
         r->heap[i].ev = copy;
         r->heap[i].seq = r->tail - 1;
         r->heap[i].idh = idh;
+        r->heap[i].big = big;
         while (i > 0) {
                 size_t p = (i - 1) / 2;
                 if (enc_held_cmp(&r->heap[i], &r->heap[p]) >= 0)
@@ -289,7 +368,7 @@ void enc_reorder_pop(enc_reorder_t *r) {
                 return;
         uint64_t seq = r->heap[0].seq;
         enc_idset_del(&r->ids, r->heap[0].idh);
-        free(r->heap[0].ev);
+        enc_reorder_release(r, r->heap[0].ev, r->heap[0].big);
         r->heap[0] = r->heap[--r->cnt];
         size_t i = 0;
         for (;;) {
@@ -325,7 +404,7 @@ int64_t enc_reorder_min_mark(const enc_reorder_t *r, int64_t none) {
 
 void enc_reorder_clear(enc_reorder_t *r) {
         for (size_t i = 0; i < r->cnt; i++)
-                free(r->heap[i].ev);
+                enc_reorder_release(r, r->heap[i].ev, r->heap[i].big);
         r->cnt = 0;
         if (r->ids.cap) {
                 memset(r->ids.key, 0, r->ids.cap * sizeof(*r->ids.key));

@@ -13,11 +13,22 @@
  * contiguous range (scan, restore, drop). Timer keys continue with the
  * big-endian time, so a range scan yields timers in firing order.
  *
- * Options: point lookups dominate (a user's record per event on a cache
- * miss), so the users family gets a bloom filter and a shared LRU block
- * cache; LZ4 where the build has it. Reads use committed data only: the
- * engine never re-reads a key whose change is still staged (dirty users stay
- * in its cache until the commit).
+ * Options: point lookups dominate (a user's record on a cache miss, and
+ * for every timer of a user not cached), so the users family gets a bloom
+ * filter, in its memtable too. Every family reads through one LRU block
+ * cache that also holds the index and filter blocks, partitioned into
+ * small pieces: a whole index block per table file was re-read and
+ * decompressed on most misses once the state outgrew the cache (B1 went
+ * from 7 045 to 14 635 events/s with this alone; ops/bench/RESULTS.md).
+ * RocksDB's memory is then the block cache plus the memtables (capped
+ * together at ENC_STORE_MEMTABLES_BYTES), whatever the size of the state.
+ * The WAL is capped (ENC_STORE_MAX_WAL_BYTES) so a restart replays little
+ * of it. LZ4 where the build has it.
+ *
+ * Reads use committed data only: the engine never re-reads a key whose
+ * change is still staged (dirty users stay in its cache until the commit).
+ * The iterators kept for timer scans are dropped before every write, so a
+ * scan never sees an older store than a fresh iterator would.
  *
  * This module converts RocksDB's char **errptr to enc_err_t at its edge and
  * never lets a RocksDB error string escape unowned.
@@ -53,7 +64,8 @@ struct enc_store_s {
         rocksdb_t *db;
         rocksdb_options_t *opts;
         rocksdb_options_t *cf_opts[CF__CNT];
-        rocksdb_block_based_table_options_t *bbto;
+        rocksdb_block_based_table_options_t *bbto;       /* users */
+        rocksdb_block_based_table_options_t *bbto_plain; /* the others */
         rocksdb_cache_t *cache;
         rocksdb_filterpolicy_t *bloom; /* owned by bbto once set */
         rocksdb_column_family_handle_t *cf[CF__CNT];
@@ -62,7 +74,30 @@ struct enc_store_s {
         rocksdb_writebatch_t *batch; /* the pending batch */
         uint64_t commits;
         enc_buf_t key; /* scratch for building keys */
+        /* Per partition, an iterator over its timers up to the end of the
+         * partition, kept between scans until the next write (see
+         * enc_store_scan_timers). */
+        struct enc_timer_it_s **tit;
+        int ntit;
 };
+
+typedef struct enc_timer_it_s {
+        rocksdb_readoptions_t *ro;
+        rocksdb_iterator_t *it;
+        uint8_t hi[12]; /* ro's upper bound points here */
+} enc_timer_it_t;
+
+/* Drops the kept timer iterators: they see the store as it was when they
+ * were made, so every write must come before the next scan's iterator. */
+static void enc_store_timer_its_drop(enc_store_t *st) {
+        for (int i = 0; i < st->ntit; i++) {
+                enc_timer_it_t *t = st->tit[i];
+                if (!t || !t->it)
+                        continue;
+                rocksdb_iter_destroy(t->it);
+                t->it = NULL;
+        }
+}
 
 /* Converts and frees a RocksDB error string. */
 static enc_err_t enc_store_err(char *rerr, char *errstr, size_t errstr_size,
@@ -98,6 +133,53 @@ static const char *enc_store_key_timer(enc_store_t *st, int32_t partition,
         return (const char *)st->key.data;
 }
 
+#define ENC_STORE_BLOCK_CACHE_DEFAULT ((size_t)32 << 20)
+#define ENC_ROCKSDB_PERF_DISABLE      1 /* rocksdb::PerfLevel::kDisable */
+#define ENC_STORE_MAX_WAL_BYTES       ((uint64_t)64 << 20)
+/* All memtables together; the users family's alone. RocksDB flushes the
+ * biggest memtable when the total passes the cap. */
+#define ENC_STORE_MEMTABLES_BYTES ((size_t)48 << 20)
+#define ENC_STORE_USERS_MEMTABLE  ((size_t)32 << 20)
+
+/* Shards of at least 4 MiB (at most 16 shards): a shard holds a whole block
+ * or it is evicted on release, and RocksDB's default of 512 KiB shards is
+ * smaller than one index block of a 64 MiB table file. */
+static int enc_store_shard_bits(size_t cache_bytes) {
+        int bits = 0;
+        while (bits < 4 && (cache_bytes >> (bits + 1)) >= ((size_t)4 << 20))
+                bits++;
+        return bits;
+}
+
+/* Table options over the shared @p cache. Index and filter blocks are
+ * partitioned (two-level, 4 KiB partitions) and live in the block cache
+ * with high priority, so their memory is the cache's and a lookup that
+ * misses reads one small partition, never a whole index block: with one
+ * big index block per file, each cache miss on a user re-read and
+ * re-decompressed hundreds of KiB. The top-level index is pinned. With
+ * @p bloom (point lookups: the users family) a 10-bit bloom filter, whose
+ * policy is returned in *policy (owned by the options). */
+static rocksdb_block_based_table_options_t *
+enc_store_table_options(rocksdb_cache_t *cache, bool bloom,
+                        rocksdb_filterpolicy_t **policy) {
+        rocksdb_block_based_table_options_t *t =
+                rocksdb_block_based_options_create();
+        rocksdb_block_based_options_set_block_cache(t, cache);
+        rocksdb_block_based_options_set_index_type(
+                t, rocksdb_block_based_table_index_type_two_level_index_search);
+        rocksdb_block_based_options_set_metadata_block_size(t, 4096);
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(t, 1);
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(
+                t, 1);
+        rocksdb_block_based_options_set_pin_top_level_index_and_filter(t, 1);
+        if (bloom) {
+                *policy = rocksdb_filterpolicy_create_bloom(10);
+                rocksdb_block_based_options_set_filter_policy(t, *policy);
+                rocksdb_block_based_options_set_partition_filters(t, 1);
+        }
+        return t;
+}
+
 enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
                             char *errstr, size_t errstr_size) {
         enc_store_t *st = calloc(1, sizeof(*st));
@@ -118,23 +200,46 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
          * lines only: see DESIGN. */
         rocksdb_options_set_info_log_level(st->opts, ENC_ROCKSDB_LOG_LEVEL);
 
-        st->cache = rocksdb_cache_create_lru(conf && conf->block_cache_bytes
-                                                     ? conf->block_cache_bytes
-                                                     : (size_t)32 << 20);
-        st->bbto = rocksdb_block_based_options_create();
-        rocksdb_block_based_options_set_block_cache(st->bbto, st->cache);
-        st->bloom = rocksdb_filterpolicy_create_bloom(10);
-        rocksdb_block_based_options_set_filter_policy(st->bbto, st->bloom);
-        rocksdb_block_based_options_set_cache_index_and_filter_blocks(st->bbto,
-                                                                      1);
+        /* Memory: one block cache for every family, holding data blocks
+         * and the index and filter partitions (see DESIGN). */
+        rocksdb_lru_cache_options_t *lru = rocksdb_lru_cache_options_create();
+        size_t cache_bytes = conf && conf->block_cache_bytes
+                                     ? conf->block_cache_bytes
+                                     : ENC_STORE_BLOCK_CACHE_DEFAULT;
+        rocksdb_lru_cache_options_set_capacity(lru, cache_bytes);
+        rocksdb_lru_cache_options_set_num_shard_bits(
+                lru, enc_store_shard_bits(cache_bytes));
+        st->cache = rocksdb_cache_create_lru_opts(lru);
+        rocksdb_lru_cache_options_destroy(lru);
+        st->bbto = enc_store_table_options(st->cache, true, &st->bloom);
+        st->bbto_plain = enc_store_table_options(st->cache, false, NULL);
 
+        /* A WAL file can go only once every family has flushed what it
+         * holds, and the meta family's few bytes never fill a memtable:
+         * without a cap the WAL grows to four times all the write buffers
+         * (about 1 GB) and a restart replays all of it. */
+        rocksdb_options_set_max_total_wal_size(st->opts,
+                                               ENC_STORE_MAX_WAL_BYTES);
+        rocksdb_options_set_db_write_buffer_size(st->opts,
+                                                 ENC_STORE_MEMTABLES_BYTES);
         for (int i = 0; i < CF__CNT; i++) {
                 st->cf_opts[i] = rocksdb_options_create_copy(st->opts);
                 rocksdb_options_set_compression(st->cf_opts[i],
                                                 rocksdb_lz4_compression);
-                if (i == CF_USERS)
-                        rocksdb_options_set_block_based_table_factory(
-                                st->cf_opts[i], st->bbto);
+                rocksdb_options_set_block_based_table_factory(
+                        st->cf_opts[i],
+                        i == CF_USERS ? st->bbto : st->bbto_plain);
+                if (i == CF_USERS) {
+                        rocksdb_options_set_write_buffer_size(
+                                st->cf_opts[i], ENC_STORE_USERS_MEMTABLE);
+                        /* Most lookups are of users not written since the
+                         * last flush: a bloom filter over the memtable's
+                         * keys (5% of its size) skips the skip lists. */
+                        rocksdb_options_set_memtable_whole_key_filtering(
+                                st->cf_opts[i], 1);
+                        rocksdb_options_set_memtable_prefix_bloom_size_ratio(
+                                st->cf_opts[i], 0.05);
+                }
                 if (i == CF_TIMERS)
                         /* Timer keys share a 4-byte partition prefix. */
                         rocksdb_options_set_write_buffer_size(st->cf_opts[i],
@@ -151,6 +256,12 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
                 st->db = NULL;
                 goto fail;
         }
+        /* RocksDB counts every get and write into thread-local perf
+         * counters unless told not to, and encore never reads them: a TLS
+         * lookup per counter through the shared library (__tls_get_addr
+         * was about 5% of the processing thread in B1's profile). The
+         * level is per thread: this is the thread that owns the store. */
+        rocksdb_set_perf_level(ENC_ROCKSDB_PERF_DISABLE);
         st->wopts = rocksdb_writeoptions_create();
         rocksdb_writeoptions_set_sync(st->wopts, conf && conf->sync);
         st->ropts = rocksdb_readoptions_create();
@@ -165,6 +276,13 @@ fail:
 void enc_store_close(enc_store_t *st) {
         if (!st)
                 return;
+        enc_store_timer_its_drop(st);
+        for (int i = 0; i < st->ntit; i++) {
+                if (st->tit[i])
+                        rocksdb_readoptions_destroy(st->tit[i]->ro);
+                free(st->tit[i]);
+        }
+        free(st->tit);
         if (st->batch)
                 rocksdb_writebatch_destroy(st->batch);
         for (int i = 0; i < CF__CNT; i++)
@@ -181,6 +299,8 @@ void enc_store_close(enc_store_t *st) {
                         rocksdb_options_destroy(st->cf_opts[i]);
         if (st->bbto)
                 rocksdb_block_based_options_destroy(st->bbto);
+        if (st->bbto_plain)
+                rocksdb_block_based_options_destroy(st->bbto_plain);
         if (st->cache)
                 rocksdb_cache_destroy(st->cache);
         if (st->opts)
@@ -393,6 +513,7 @@ enc_err_t enc_store_batch_write(enc_store_t *st, enc_store_batch_t *b,
         rocksdb_writebatch_t *wb = (rocksdb_writebatch_t *)b;
         if (rocksdb_writebatch_count(wb) == 0)
                 return ENC_OK;
+        enc_store_timer_its_drop(st);
         rocksdb_write(st->db, st->wopts, wb, &rerr);
         if (rerr)
                 return enc_store_err(rerr, errstr, errstr_size, "write");
@@ -408,6 +529,7 @@ enc_err_t enc_store_commit(enc_store_t *st, char *errstr, size_t errstr_size) {
         char *rerr = NULL;
         if (rocksdb_writebatch_count(st->batch) == 0)
                 return ENC_OK;
+        enc_store_timer_its_drop(st);
         rocksdb_write(st->db, st->wopts, st->batch, &rerr);
         if (rerr)
                 return enc_store_err(rerr, errstr, errstr_size, "write");
@@ -420,6 +542,35 @@ void enc_store_discard(enc_store_t *st) {
         rocksdb_writebatch_clear(st->batch);
 }
 
+/* The kept iterator over @p partition's timers (to the partition's end),
+ * made if there is none; NULL if out of memory. */
+static rocksdb_iterator_t *enc_store_timer_it(enc_store_t *st,
+                                              int32_t partition) {
+        if (partition >= st->ntit) {
+                int n = partition + 1;
+                enc_timer_it_t **nt = realloc(st->tit, (size_t)n * sizeof(*nt));
+                if (!nt)
+                        return NULL;
+                memset(nt + st->ntit, 0, (size_t)(n - st->ntit) * sizeof(*nt));
+                st->tit = nt;
+                st->ntit = n;
+        }
+        enc_timer_it_t *t = st->tit[partition];
+        if (!t) {
+                if (!(t = calloc(1, sizeof(*t))))
+                        return NULL;
+                enc_put_u32be(t->hi, (uint32_t)partition + 1);
+                t->ro = rocksdb_readoptions_create();
+                rocksdb_readoptions_set_iterate_upper_bound(
+                        t->ro, (const char *)t->hi, sizeof(t->hi));
+                st->tit[partition] = t;
+        }
+        if (!t->it)
+                t->it = rocksdb_create_iterator_cf(st->db, t->ro,
+                                                   st->cf[CF_TIMERS]);
+        return t->it;
+}
+
 enc_err_t enc_store_scan_timers(enc_store_t *st, int32_t partition,
                                 int64_t from_excl, int64_t to_incl,
                                 enc_store_timer_cb_t cb, void *opaque,
@@ -430,19 +581,29 @@ enc_err_t enc_store_scan_timers(enc_store_t *st, int32_t partition,
         enc_put_u32be(lo, (uint32_t)partition);
         enc_put_u64be(lo + 4, (uint64_t)(from_excl + 1) ^
                                       0x8000000000000000ULL);
-        enc_put_u32be(hi, (uint32_t)partition);
-        /* Exclusive upper bound: first key past time to_incl. */
-        if (to_incl == INT64_MAX) {
-                enc_put_u32be(hi, (uint32_t)partition + 1);
-                memset(hi + 4, 0, 8);
-        } else {
-                enc_put_u64be(hi + 4, (uint64_t)(to_incl + 1) ^
-                                              0x8000000000000000ULL);
+        /* The engine scans to the partition's end as often as its
+         * watermark passes a stored timer, up to once per record: those
+         * scans reuse one iterator between writes (creating one costs as
+         * much as the seek). Bounded scans make their own. */
+        rocksdb_readoptions_t *ro = NULL;
+        rocksdb_iterator_t *it = NULL;
+        if (to_incl == INT64_MAX && partition >= 0)
+                it = enc_store_timer_it(st, partition);
+        if (!it) {
+                /* Exclusive upper bound: first key past time to_incl. */
+                enc_put_u32be(hi, (uint32_t)partition);
+                if (to_incl == INT64_MAX) {
+                        enc_put_u32be(hi, (uint32_t)partition + 1);
+                        memset(hi + 4, 0, 8);
+                } else {
+                        enc_put_u64be(hi + 4, (uint64_t)(to_incl + 1) ^
+                                                      0x8000000000000000ULL);
+                }
+                ro = rocksdb_readoptions_create();
+                rocksdb_readoptions_set_iterate_upper_bound(
+                        ro, (const char *)hi, 12);
+                it = rocksdb_create_iterator_cf(st->db, ro, st->cf[CF_TIMERS]);
         }
-        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-        rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, 12);
-        rocksdb_iterator_t *it =
-                rocksdb_create_iterator_cf(st->db, ro, st->cf[CF_TIMERS]);
         enc_err_t err = ENC_OK;
         for (rocksdb_iter_seek(it, (const char *)lo, 12);
              rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
@@ -459,8 +620,12 @@ enc_err_t enc_store_scan_timers(enc_store_t *st, int32_t partition,
         }
         char *rerr = NULL;
         rocksdb_iter_get_error(it, &rerr);
-        rocksdb_iter_destroy(it);
-        rocksdb_readoptions_destroy(ro);
+        if (ro) {
+                rocksdb_iter_destroy(it);
+                rocksdb_readoptions_destroy(ro);
+        } else if (rerr) {
+                enc_store_timer_its_drop(st); /* start afresh next time */
+        }
         if (rerr)
                 return enc_store_err(rerr, errstr, errstr_size, "iterate");
         return err;
@@ -477,6 +642,7 @@ enc_err_t enc_store_drop_partition(enc_store_t *st, int32_t partition,
                                                    (const char *)lo, 4,
                                                    (const char *)hi, 4);
         char *rerr = NULL;
+        enc_store_timer_its_drop(st);
         rocksdb_write(st->db, st->wopts, b, &rerr);
         rocksdb_writebatch_destroy(b);
         if (rerr)

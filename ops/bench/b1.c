@@ -331,6 +331,17 @@ int enc_bench_b1(int argc, char **argv) {
         enc_bench_result("b1.cache_hit_ratio",
                          (double)hits / (double)(hits + misses), "ratio");
         enc_bench_result("b1.cache_misses", (double)misses, "lookups");
+        /* What each event costs in state work beyond its own update: the
+         * timers it leads to (a session closing, a day leaving a window,
+         * remembered ids expiring), each a user loaded if not cached and
+         * written back. */
+        enc_bench_result("b1.timers_fired_per_event",
+                         (double)(s1.timers_fired - s0.timers_fired) /
+                                 (double)(log.n - warm),
+                         "timers");
+        enc_bench_result("b1.cache_evictions",
+                         (double)(s1.cache_evictions - s0.cache_evictions),
+                         "users");
         enc_bench_result("b1.cache_max_mib", o[4].num, "MiB");
         enc_bench_result("b1.state_user_keys", (double)ss.user_keys,
                          "keys (estimate)");
