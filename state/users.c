@@ -600,7 +600,8 @@ static void enc_users_timer_op(enc_users_t *c, const enc_user_t *u,
 static void enc_users_stage_timers(enc_users_t *c) {
         for (size_t i = 0; i < c->ntops; i++)
                 c->tops[i].id = (const char *)c->tids.data + c->tops[i].id_at;
-        qsort(c->tops, c->ntops, sizeof(*c->tops), enc_timer_op_cmp);
+        if (c->ntops > 1)
+                qsort(c->tops, c->ntops, sizeof(*c->tops), enc_timer_op_cmp);
         for (size_t i = 0; i < c->ntops; i++) {
                 const enc_timer_op_t *op = &c->tops[i];
                 if (op->put)
@@ -624,7 +625,9 @@ enc_err_t enc_users_flush(enc_users_t *c, char *errstr, size_t errstr_size) {
          * users. The order of writes within a batch changes nothing else:
          * no two of them have the same key (and the changelog is keyed, so
          * its order does not matter either). */
-        qsort(c->dirtyv, c->ndirty, sizeof(*c->dirtyv), enc_user_key_cmp);
+        if (c->ndirty > 1) /* qsort(NULL, 0) is undefined */
+                qsort(c->dirtyv, c->ndirty, sizeof(*c->dirtyv),
+                      enc_user_key_cmp);
         for (i = 0; i < c->ndirty; i++) {
                 enc_user_t *u = c->dirtyv[i];
                 bool empty = true;
