@@ -123,6 +123,19 @@ static void t_expected_id(const char *user, const char *signal, int version,
                  (unsigned long long)h.low64);
 }
 
+/* Asserts that @p run emitted exactly @p ref's outputs from index @p from
+ * on, byte for byte (a resumed run against an uninterrupted one). */
+static void t_assert_outputs_from(const t_eng_t *run, const t_eng_t *ref,
+                                  size_t from) {
+        assert_int_equal(run->sink.n, ref->sink.n - from);
+        for (size_t i = 0; i < run->sink.n; i++) {
+                const t_out_t *a = &run->sink.outs[i];
+                const t_out_t *b = &ref->sink.outs[from + i];
+                assert_int_equal(a->len, b->len);
+                assert_memory_equal(a->val, b->val, a->len);
+        }
+}
+
 /* Prints outputs [from, to) as JSON (for diagnosing a failure). */
 static void t_dump_range(t_eng_t *t, size_t from, size_t to) {
         enc_buf_t j;
@@ -407,13 +420,7 @@ static void test_resume_after_crash_reproduces_reference_outputs(void **st) {
         for (uint64_t i = (uint64_t)resume; i < n; i++)
                 t_feed_raw(run, 0, keys[i], recs[i].data, recs[i].len);
         /* The resumed run emits exactly ref[outs_at_checkpoint:]. */
-        assert_int_equal(run->sink.n, ref->sink.n - outs_at_checkpoint);
-        for (size_t i = 0; i < run->sink.n; i++) {
-                const t_out_t *a = &run->sink.outs[i];
-                const t_out_t *b = &ref->sink.outs[outs_at_checkpoint + i];
-                assert_int_equal(a->len, b->len);
-                assert_memory_equal(a->val, b->val, a->len);
-        }
+        t_assert_outputs_from(run, ref, outs_at_checkpoint);
         enc_engine_stats_t s;
         enc_engine_stats(run->eng, &s);
         assert_int_equal(s.consumed, n - (uint64_t)resume);
@@ -518,13 +525,7 @@ static void test_resume_rereads_as_the_first_pass_decided(void **st) {
                 fprintf(stderr, "-- reference after the checkpoint\n");
                 t_dump_range(ref, outs_at_checkpoint, ref->sink.n);
         }
-        assert_int_equal(run->sink.n, ref->sink.n - outs_at_checkpoint);
-        for (size_t i = 0; i < run->sink.n; i++) {
-                const t_out_t *a = &run->sink.outs[i];
-                const t_out_t *b = &ref->sink.outs[outs_at_checkpoint + i];
-                assert_int_equal(a->len, b->len);
-                assert_memory_equal(a->val, b->val, a->len);
-        }
+        t_assert_outputs_from(run, ref, outs_at_checkpoint);
         assert_int_equal(run->sink.dlq_total, 0);
         enc_engine_stats_t s;
         enc_engine_stats(run->eng, &s);
@@ -583,13 +584,7 @@ static void test_checkpoint_before_the_reread_keeps_its_start(void **st) {
         assert_int_equal(run->next_offset[0], 1);
         for (int i = 1; i < n; i++)
                 t_feed(run, 0, &evs[i]);
-        assert_int_equal(run->sink.n, ref->sink.n - outs_at_checkpoint);
-        for (size_t i = 0; i < run->sink.n; i++) {
-                const t_out_t *a = &run->sink.outs[i];
-                const t_out_t *b = &ref->sink.outs[outs_at_checkpoint + i];
-                assert_int_equal(a->len, b->len);
-                assert_memory_equal(a->val, b->val, a->len);
-        }
+        t_assert_outputs_from(run, ref, outs_at_checkpoint);
         assert_int_equal(run->sink.dlq_total, 0);
         t_eng_free(ref);
         t_eng_free(run);
