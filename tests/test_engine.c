@@ -742,6 +742,54 @@ static void test_duplicate_event_ids_within_window_are_dead_lettered(
         t_eng_free(t);
 }
 
+/*
+ * Remembered ids are pruned as the user plays, and the dedup timer fires
+ * only once the user has stopped (dedup.window.ms = 1 h, grace 0, no
+ * signals but dedup), worked by hand:
+ *   0 a  alice 10:00  accepted
+ *   1 b  alice 10:20  accepted; W 10:20 applies a (ids: a)
+ *   2 c  alice 10:40  accepted; applies b (a b)
+ *   3 d  alice 11:05  accepted; applies c (a b c)
+ *   4 a  alice 11:10  accepted: a@10:00 is before 11:10 - 1 h; applies d,
+ *                     which forgets a@10:00 (before 11:05 - 1 h): (b c d)
+ *   5 b  alice 11:15  duplicate: b@10:20 is within the hour; applies the
+ *                     second a (b c d a)
+ *   6 e  bob   13:00  accepted; W 13:00 passes alice's one timer, at the
+ *                     newest id + 1 h + 1 ms = 12:10:00.001, which forgets
+ *                     every id and deletes her state
+ * One timer firing in all. A timer at the oldest id's expiry fires four
+ * times more (11:00, 11:20, 11:40, 12:05 and 12:10).
+ */
+static void test_dedup_prunes_on_write_and_fires_once_when_idle(void **st) {
+        (void)st;
+        t_eng_t *t = t_eng_new(t_conf("signals=", "window.grace.ms=0",
+                                      "dedup.window.ms=3600000", NULL),
+                               1);
+        enc_event_t evs[] = {
+                t_play("a", "alice", T_AT(0, 10, 0), 60000),
+                t_play("b", "alice", T_AT(0, 10, 20), 60000),
+                t_play("c", "alice", T_AT(0, 10, 40), 60000),
+                t_play("d", "alice", T_AT(0, 11, 5), 60000),
+                t_play("a", "alice", T_AT(0, 11, 10), 60000),
+                t_play("b", "alice", T_AT(0, 11, 15), 60000),
+                t_play("e", "bob", T_AT(0, 13, 0), 60000),
+        };
+        for (int i = 0; i < 7; i++) {
+                uint64_t before = t->sink.dlq_total;
+                t_feed(t, 0, &evs[i]);
+                assert_int_equal(t->sink.dlq_total, before + (i == 5));
+        }
+        assert_int_equal(t->sink.last_dlq_reason, ENC_DLQ_DUPLICATE);
+        assert_int_equal(t->sink.last_dlq_offset, 5);
+        enc_engine_stats_t s;
+        enc_engine_stats(t->eng, &s);
+        assert_int_equal(s.consumed, 7);
+        assert_int_equal(s.accepted, 6);
+        assert_int_equal(s.applied, 5); /* bob's e waits for the watermark */
+        assert_int_equal(s.timers_fired, 1);
+        t_eng_free(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
@@ -757,6 +805,8 @@ int main(void) {
                 cmocka_unit_test(test_state_of_a_user_who_stopped_is_deleted),
                 cmocka_unit_test(
                         test_duplicate_event_ids_within_window_are_dead_lettered),
+                cmocka_unit_test(
+                        test_dedup_prunes_on_write_and_fires_once_when_idle),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
