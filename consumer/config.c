@@ -35,6 +35,11 @@ static const enc_cfg_key_t enc_core_keys[] = {
     {"dlq.topic", ENC_CFG_STR, "encore-dlq",
      "Dead-letter topic: undecodable, invalid and late records, with reason"},
     {"group.id", ENC_CFG_STR, "encore", "Kafka consumer group id"},
+    {"input.partitions", ENC_CFG_PARTITIONS, "",
+     "Static assignment: read these partitions of input.topic (all, or a "
+     "list such as 0,2,4-7) with no group rebalance, so a restart resumes at "
+     "once; each partition must go to exactly one process. Empty: join "
+     "group.id and take what the group assigns"},
     {"state.dir", ENC_CFG_STR, "./encore-state",
      "Directory of the RocksDB state store"},
     {"state.sync", ENC_CFG_BOOL, "false",
@@ -209,6 +214,38 @@ int enc_cfg_parse_int_list(const char *value, int64_t *out, int max) {
         return n;
 }
 
+int enc_cfg_parse_partitions(const char *v, int64_t *lo, int64_t *hi,
+                             int max) {
+        if (!strcmp(v, "all"))
+                return 0;
+        int n = 0;
+        const char *p = v;
+        do {
+                char *end;
+                errno = 0;
+                long long a = strtoll(p, &end, 10), b = a;
+                if (end == p || a < 0 || a > INT32_MAX || *p == '+' ||
+                    *p == ' ')
+                        return -1;
+                if (*end == '-') {
+                        const char *q = end + 1;
+                        b = strtoll(q, &end, 10);
+                        if (end == q || b < a || b > INT32_MAX ||
+                            *q == '+' || *q == ' ')
+                                return -1;
+                }
+                if (errno || (*end && *end != ','))
+                        return -1;
+                if (n < max) {
+                        lo[n] = a;
+                        hi[n] = b;
+                }
+                n++;
+                p = end;
+        } while (*p++ == ',');
+        return n;
+}
+
 static bool enc_choice_ok(const char *choices, const char *v) {
         size_t vl = strlen(v);
         const char *p = choices;
@@ -270,6 +307,15 @@ enc_err_t enc_cfg_check(const enc_cfg_key_t *k, const char *fullkey,
                         return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
                                           "%s: \"%s\" is not one of %s",
                                           fullkey, value, k->choices);
+                return ENC_OK;
+        case ENC_CFG_PARTITIONS:
+                if (*value && enc_cfg_parse_partitions(value, NULL, NULL, 0) < 0)
+                        return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                          "%s: \"%s\" is not a set of "
+                                          "partitions (expected all, or "
+                                          "numbers and ranges such as "
+                                          "0,2,4-7)",
+                                          fullkey, value);
                 return ENC_OK;
         case ENC_CFG_INT_LIST: {
                 int64_t vals[64];
@@ -519,6 +565,8 @@ static const char *enc_type_name(const enc_cfg_key_t *k) {
                 return "int list";
         case ENC_CFG_LIST:
                 return "list";
+        case ENC_CFG_PARTITIONS:
+                return "partitions";
         }
         return "?";
 }

@@ -28,6 +28,7 @@ typedef enum enc_cfg_type_e {
         ENC_CFG_ENUM,     /* one of choices ("a|b|c") */
         ENC_CFG_INT_LIST, /* comma-separated ints, each in [min, max] */
         ENC_CFG_LIST,     /* comma-separated strings (free form) */
+        ENC_CFG_PARTITIONS, /* empty, all, or partitions and ranges 0,4-7 */
 } enc_cfg_type_t;
 
 typedef struct enc_cfg_key_s {
@@ -75,6 +76,12 @@ void enc_conf_foreach(const enc_conf_t *conf, const char *prefix,
 /* Checking and parsing one value against its declaration; shared with the
  * signal registry so every key in encore is checked by the same code.
  * enc_cfg_check names @p fullkey and the expected form in errstr. */
+/** Parses a set of partitions: "all" (returns 0) or numbers and ranges
+ * such as "0,2,4-7" into @p lo[i]..@p hi[i] (the first @p max kept).
+ * Returns how many ranges there are, or -1 if @p v is malformed. */
+int enc_cfg_parse_partitions(const char *v, int64_t *lo, int64_t *hi,
+                             int max);
+
 enc_err_t enc_cfg_check(const enc_cfg_key_t *k, const char *fullkey,
                         const char *value, char *errstr,
                         size_t errstr_size) ENC_WUR;

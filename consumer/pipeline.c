@@ -664,6 +664,54 @@ static void enc_owned_remove(enc_pipeline_t *pl, const char *topic,
         rd_kafka_topic_partition_list_del(pl->owned, topic, partition);
 }
 
+/* Takes @p parts: plans each one's restore, resumes the engine's partition
+ * at its stored position (written into the list as the offset to fetch
+ * from) and adds it to pl->owned. Partitions to restore first get an
+ * invalid offset and are added to @p paused: they fetch nothing until the
+ * restore has put the position in place. */
+static void enc_pipeline_take(enc_pipeline_t *pl,
+                              rd_kafka_topic_partition_list_t *parts,
+                              rd_kafka_topic_partition_list_t *paused) {
+        char errstr[512];
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int64_t resume = -1;
+                enc_cl_plan_t plan = enc_changelog_plan(pl, tp->partition,
+                                                        errstr, sizeof(errstr));
+                if (plan == ENC_CL_ERROR) {
+                        enc_pipeline_set_fatal(pl, "assign %s [%d]: %s",
+                                               tp->topic, tp->partition,
+                                               errstr);
+                        continue;
+                }
+                rd_kafka_topic_partition_list_add(pl->owned, tp->topic,
+                                                  tp->partition);
+                if (plan == ENC_CL_RESTORING) {
+                        /* Fetch nothing until the restore is done
+                         * and the position is known. */
+                        tp->offset = RD_KAFKA_OFFSET_INVALID;
+                        rd_kafka_topic_partition_list_add(paused, tp->topic,
+                                                          tp->partition);
+                        continue;
+                }
+                if (enc_engine_assign(pl->engine, tp->partition, &resume,
+                                      errstr, sizeof(errstr))) {
+                        enc_pipeline_set_fatal(pl, "assign %s [%d]: %s",
+                                               tp->topic, tp->partition,
+                                               errstr);
+                        continue;
+                }
+                tp->offset = resume >= 0 ? resume : RD_KAFKA_OFFSET_INVALID;
+                enc_log_info("partition_assigned",
+                             "topic=%s partition=%d resume=%lld "
+                             "source=%s",
+                             tp->topic, tp->partition, (long long)resume,
+                             resume >= 0 ? "state_store" : "group_offset");
+        }
+        for (int i = 0; i < parts->cnt; i++)
+                enc_pipeline_mark_eof(pl, parts->elems[i].partition, false);
+}
+
 static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                              rd_kafka_topic_partition_list_t *parts,
                              void *opaque) {
@@ -679,48 +727,7 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 rd_kafka_topic_partition_list_t *paused =
                         rd_kafka_topic_partition_list_new(parts->cnt);
-                for (int i = 0; i < parts->cnt; i++) {
-                        rd_kafka_topic_partition_t *tp = &parts->elems[i];
-                        int64_t resume = -1;
-                        enc_cl_plan_t plan = enc_changelog_plan(
-                                pl, tp->partition, errstr, sizeof(errstr));
-                        if (plan == ENC_CL_ERROR) {
-                                enc_pipeline_set_fatal(
-                                        pl, "assign %s [%d]: %s", tp->topic,
-                                        tp->partition, errstr);
-                                continue;
-                        }
-                        rd_kafka_topic_partition_list_add(
-                                pl->owned, tp->topic, tp->partition);
-                        if (plan == ENC_CL_RESTORING) {
-                                /* Fetch nothing until the restore is done
-                                 * and the position is known. */
-                                tp->offset = RD_KAFKA_OFFSET_INVALID;
-                                rd_kafka_topic_partition_list_add(
-                                        paused, tp->topic, tp->partition);
-                                continue;
-                        }
-                        if (enc_engine_assign(pl->engine, tp->partition,
-                                              &resume, errstr,
-                                              sizeof(errstr))) {
-                                enc_pipeline_set_fatal(
-                                        pl, "assign %s [%d]: %s", tp->topic,
-                                        tp->partition, errstr);
-                                continue;
-                        }
-                        tp->offset = resume >= 0 ? resume
-                                                 : RD_KAFKA_OFFSET_INVALID;
-                        enc_log_info("partition_assigned",
-                                     "topic=%s partition=%d resume=%lld "
-                                     "source=%s",
-                                     tp->topic, tp->partition,
-                                     (long long)resume,
-                                     resume >= 0 ? "state_store"
-                                                 : "group_offset");
-                }
-                for (int i = 0; i < parts->cnt; i++)
-                        enc_pipeline_mark_eof(pl, parts->elems[i].partition,
-                                              false);
+                enc_pipeline_take(pl, parts, paused);
                 if (cooperative) {
                         rd_kafka_error_t *e =
                                 rd_kafka_incremental_assign(rk, parts);
@@ -840,6 +847,106 @@ static enc_err_t enc_pipeline_assign_ranges(enc_pipeline_t *pl, char *errstr,
                 return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
                                   "assign: %s", rd_kafka_err2str(kerr));
         return ENC_OK;
+}
+
+/* Resolves input.partitions (checked by the configuration: "all", or
+ * numbers and ranges) against the topic's @p count partitions into @p l. */
+static enc_err_t enc_static_parse(const char *spec, const char *topic,
+                                  int count,
+                                  rd_kafka_topic_partition_list_t *l,
+                                  char *errstr, size_t errstr_size) {
+        int64_t lo[64], hi[64];
+        int n = enc_cfg_parse_partitions(spec, lo, hi, 64);
+        if (n < 0 || n > 64)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                  "input.partitions=\"%s\": expected all, "
+                                  "or at most 64 numbers and ranges such as "
+                                  "0,2,4-7",
+                                  spec);
+        if (n == 0) { /* all */
+                lo[0] = 0;
+                hi[0] = count - 1;
+                n = count > 0;
+        }
+        for (int r = 0; r < n; r++) {
+                if (hi[r] >= count)
+                        return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                          "input.partitions=\"%s\": topic "
+                                          "%s has no partition %lld (it has "
+                                          "%d)",
+                                          spec, topic, (long long)hi[r],
+                                          count);
+                for (int64_t i = lo[r]; i <= hi[r]; i++)
+                        if (!rd_kafka_topic_partition_list_find(l, topic,
+                                                                (int32_t)i))
+                                rd_kafka_topic_partition_list_add(
+                                        l, topic, (int32_t)i);
+        }
+        if (l->cnt == 0)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                  "input.partitions=\"%s\": topic %s has "
+                                  "no partitions",
+                                  spec, topic);
+        return ENC_OK;
+}
+
+/* Static assignment (input.partitions set): this process reads the listed
+ * partitions from where its store says, with no group membership, so a
+ * restart never waits for a rebalance. Offsets are still committed to
+ * group.id, for lag monitoring and tools. */
+static enc_err_t enc_pipeline_assign_static(enc_pipeline_t *pl, char *errstr,
+                                            size_t errstr_size) {
+        const char *topic = enc_conf_get(pl->conf, "input.topic");
+        const char *spec = enc_conf_get(pl->conf, "input.partitions");
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(pl->consumer, topic, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t kerr =
+                rkt ? rd_kafka_metadata(pl->consumer, 0, rkt, &md, 10000)
+                    : rd_kafka_last_error();
+        if (rkt)
+                rd_kafka_topic_destroy(rkt);
+        if (!kerr && (md->topic_cnt != 1 || md->topics[0].err))
+                kerr = md->topic_cnt == 1
+                               ? md->topics[0].err
+                               : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        if (kerr) {
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                                  "input.partitions: cannot read the "
+                                  "partitions of topic %s: %s",
+                                  topic, rd_kafka_err2str(kerr));
+        }
+        int count = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(count);
+        enc_err_t err =
+                enc_static_parse(spec, topic, count, l, errstr, errstr_size);
+        if (err) {
+                rd_kafka_topic_partition_list_destroy(l);
+                return err;
+        }
+        rd_kafka_topic_partition_list_t *paused =
+                rd_kafka_topic_partition_list_new(l->cnt);
+        enc_pipeline_take(pl, l, paused);
+        if (pl->fatal) {
+                err = enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA, "%s",
+                                 pl->fatal_msg);
+        } else if ((kerr = rd_kafka_assign(pl->consumer, l))) {
+                err = enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                                 "assign: %s", rd_kafka_err2str(kerr));
+        } else {
+                if (paused->cnt > 0)
+                        rd_kafka_pause_partitions(pl->consumer, paused);
+                enc_log_info("static_assignment",
+                             "topic=%s partitions=%d "
+                             "spec=%s",
+                             topic, l->cnt, spec);
+        }
+        rd_kafka_topic_partition_list_destroy(paused);
+        rd_kafka_topic_partition_list_destroy(l);
+        return err;
 }
 
 /* Bounded runs: true if the record is past its partition's end (dropped);
@@ -1062,6 +1169,11 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
         rd_kafka_poll_set_consumer(pl->consumer);
         if (pl->bounded) {
                 if (enc_pipeline_assign_ranges(pl, errstr, errstr_size))
+                        goto fail;
+                return pl;
+        }
+        if (*enc_conf_get(conf, "input.partitions")) {
+                if (enc_pipeline_assign_static(pl, errstr, errstr_size))
                         goto fail;
                 return pl;
         }

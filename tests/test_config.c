@@ -139,11 +139,51 @@ static void test_signal_keys_are_checked_against_the_plugin(void **st) {
         enc_conf_destroy(c);
 }
 
+/* input.partitions: all, or numbers and ranges; anything else names the
+ * key. */
+static void test_partition_sets_parse_exactly(void **st) {
+        (void)st;
+        int64_t lo[4], hi[4];
+        assert_int_equal(enc_cfg_parse_partitions("all", lo, hi, 4), 0);
+        assert_int_equal(enc_cfg_parse_partitions("0,2,4-7", lo, hi, 4), 3);
+        assert_int_equal(lo[0], 0);
+        assert_int_equal(hi[0], 0);
+        assert_int_equal(lo[1], 2);
+        assert_int_equal(hi[1], 2);
+        assert_int_equal(lo[2], 4);
+        assert_int_equal(hi[2], 7);
+        assert_int_equal(enc_cfg_parse_partitions("12", lo, hi, 4), 1);
+        assert_int_equal(lo[0], 12);
+        assert_int_equal(hi[0], 12);
+        const char *bad[] = {"", "x", "1,", ",1", "3-1", "-1", "1-",
+                             "1--2", "1 ,2", "2147483648", "0-2147483648",
+                             "+1", "1;2", NULL};
+        for (int i = 0; bad[i]; i++)
+                assert_int_equal(enc_cfg_parse_partitions(bad[i], lo, hi, 4),
+                                 -1);
+
+        char err[256];
+        enc_conf_t *c = enc_conf_new();
+        assert_int_equal(enc_conf_set(c, "input.partitions", "0-3,8", err,
+                                      sizeof(err)),
+                         ENC_OK);
+        assert_int_equal(enc_conf_set(c, "input.partitions", "3-1", err,
+                                      sizeof(err)),
+                         ENC_ERR_CONFIG);
+        assert_non_null(strstr(err, "input.partitions: \"3-1\" is not a "
+                                    "set of partitions"));
+        assert_int_equal(enc_conf_set(c, "input.partitions", "", err,
+                                      sizeof(err)),
+                         ENC_OK); /* empty: the group assigns */
+        enc_conf_destroy(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults_and_overrides),
                 cmocka_unit_test(test_bad_keys_and_values_name_the_key),
                 cmocka_unit_test(test_ini_file_sections_join_with_dots),
+                cmocka_unit_test(test_partition_sets_parse_exactly),
                 cmocka_unit_test(
                         test_signal_keys_are_checked_against_the_plugin),
         };

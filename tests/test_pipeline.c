@@ -299,6 +299,89 @@ static void test_fresh_process_restores_state_from_changelog(void **st) {
         t_input_free(&in);
 }
 
+/*
+ * Static assignment (input.partitions): two processes read one partition
+ * each, with no group; stopped and restarted on their own state, each
+ * resumes from its stored position without a rebalance. The union of their
+ * outputs is one uninterrupted process's, with nothing repeated (clean
+ * stops). A partition the topic does not have stops start-up, naming it.
+ */
+static void test_static_assignment_resumes_without_a_group(void **st) {
+        (void)st;
+        char err[256];
+        t_input_t in;
+        t_input_make(&in, 12000, 47);
+        enc_codec_t *codec = t_codec();
+        t_recs_t rr;
+        t_entry_t *ir;
+        t_reference(&in, "q-ref", 2, &rr, &ir, codec);
+        assert_int_equal(
+                enc_embedded_create_topic(emb, "q-plays", 2, err, sizeof(err)),
+                0);
+        assert_int_equal(
+                enc_embedded_create_topic(emb, "q-out", 4, err, sizeof(err)),
+                0);
+        char *d0 = t_tmpdir("static0"), *d1 = t_tmpdir("static1");
+        char log0[160], log1[160];
+        snprintf(log0, sizeof(log0), "%s.log", d0);
+        snprintf(log1, sizeof(log1), "%s.log", d1);
+        t_run_t a = {"q-plays", "q-out", d0, 1000, false, log0,
+                     "input.partitions=0"};
+        t_run_t b = {"q-plays", "q-out", d1, 1000, false, log1,
+                     "input.partitions=1"};
+
+        t_input_produce(&in, "q-plays", 0, in.n / 2, false);
+        pid_t pa = t_spawn_run(&a), pb = t_spawn_run(&b);
+        int sa = t_wait(pa), sb = t_wait(pb);
+        assert_true(WIFEXITED(sa) && WEXITSTATUS(sa) == 0);
+        assert_true(WIFEXITED(sb) && WEXITSTATUS(sb) == 0);
+        assert_true(t_file_contains(log0, "event=static_assignment "
+                                          "topic=q-plays partitions=1 "
+                                          "spec=0"));
+        assert_true(t_file_contains(log0, "event=partition_assigned "
+                                          "topic=q-plays partition=0 "
+                                          "resume=-1"));
+        assert_false(t_file_contains(log0, "partition=1 "));
+        assert_false(t_file_contains(log1, "partition=0 "));
+
+        /* the second half, on the same state: resumed from the store */
+        truncate(log0, 0);
+        truncate(log1, 0);
+        t_input_produce(&in, "q-plays", in.n / 2, in.n, false);
+        pa = t_spawn_run(&a);
+        pb = t_spawn_run(&b);
+        sa = t_wait(pa);
+        sb = t_wait(pb);
+        assert_true(WIFEXITED(sa) && WEXITSTATUS(sa) == 0);
+        assert_true(WIFEXITED(sb) && WEXITSTATUS(sb) == 0);
+        assert_true(t_file_contains(log0, "partition=0 resume="));
+        assert_true(t_file_contains(log0, "source=state_store"));
+        assert_true(t_file_contains(log1, "source=state_store"));
+        assert_false(t_file_contains(log0, "partition=0 resume=-1"));
+        assert_int_equal(t_assert_same_updates(codec, &rr, ir, "q-out"), 0);
+
+        /* q-plays has partitions 0 and 1 only */
+        truncate(log0, 0);
+        t_run_t c = {"q-plays", "q-out", d0, 1000, false, log0,
+                     "input.partitions=0-2"};
+        sa = t_wait(t_spawn_run(&c));
+        assert_true(WIFEXITED(sa) && WEXITSTATUS(sa) == 1);
+        assert_true(t_file_contains(log0, "input.partitions=\"0-2\": topic "
+                                          "q-plays has no partition 2 (it "
+                                          "has 2)"));
+
+        unlink(log0);
+        unlink(log1);
+        t_rmtree(d0);
+        t_rmtree(d1);
+        free(d0);
+        free(d1);
+        free(ir);
+        t_recs_free(&rr);
+        enc_codec_destroy(codec);
+        t_input_free(&in);
+}
+
 /* Whether the encore that logs to @p log owns input partition @p p of
  * x-plays now: assigned (local state current) or restoring, and not
  * revoked since. */
@@ -605,6 +688,8 @@ int main(void) {
                         test_sigkill_then_restart_repeats_only_identical_updates),
                 cmocka_unit_test(
                         test_fresh_process_restores_state_from_changelog),
+                cmocka_unit_test(
+                        test_static_assignment_resumes_without_a_group),
                 cmocka_unit_test(test_three_processes_survive_a_killed_member),
                 cmocka_unit_test(
                         test_exactly_once_path_gives_the_reference_updates),

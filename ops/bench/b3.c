@@ -26,6 +26,8 @@
  * 45 s), and the new member cannot be given the partitions before that,
  * whatever encore does; `--static 1` sets group.instance.id so the restart
  * takes the dead member's place (KIP-345) where the broker supports it.
+ * `--pin 1` runs encore with input.partitions=all: no group at all, so the
+ * "group join" phase is only the fetch of the topic's metadata.
  *
  * Last, the lost disk: the state directory is removed and encore restores
  * every partition from its changelog topic; the restore rate comes from
@@ -83,6 +85,10 @@ static int64_t b3_observe(enc_bench_watch_t *w, const char *log_path,
                 enc_bench_log_event_ms(log_path, "pipeline_start", false);
         int64_t assigned =
                 enc_bench_log_event_ms(log_path, "partition_assigned", false);
+        /* Pinned partitions are assigned before pipeline_start: no
+         * join phase then. */
+        if (assigned >= 0 && assigned < start)
+                assigned = start;
         ph[0] = b3_since(start, spawned);
         ph[1] = b3_since(assigned, start);
         ph[2] = b3_since(first, assigned);
@@ -181,6 +187,8 @@ int enc_bench_b3(int argc, char **argv) {
                  "then lose the state dir: restore from the "
                  "changelog (1)",
                  1, NULL},
+                {"pin", "input.partitions=all: no group membership (1)", 0,
+                 NULL},
                 {NULL, NULL, 0, NULL}};
         if (!enc_bench_parse(argc, argv, o, "encore-bench b3: recovery"))
                 return 2;
@@ -220,6 +228,8 @@ int enc_bench_b3(int argc, char **argv) {
         env.sets[ns++] = "log.level=info";
         if (o[5].num)
                 env.sets[ns++] = env.gi;
+        if (o[11].num)
+                env.sets[ns++] = "input.partitions=all";
         env.sets[ns] = NULL;
 
         enc_bench_watch_t *w = enc_bench_watch_new(enc_embedded_bootstraps(emb),
