@@ -22,6 +22,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "engine.h"
 #include "pipeline_int.h"
@@ -268,6 +269,20 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
         enc_metric1(b, "encore_state_size_bytes", "gauge",
                     "RocksDB SST files plus memtables",
                     (double)(ss.sst_bytes + ss.memtable_bytes));
+        /* A full disk stops encore (a RocksDB write fails), so the file
+         * system under state.dir is shown for alerting before it fills.
+         * statvfs on a local disk answers from the kernel's superblock
+         * without I/O. On failure both are left out, never made up. */
+        struct statvfs vfs;
+        if (statvfs(enc_conf_get(pl->conf, "state.dir"), &vfs) == 0) {
+                enc_metric1(b, "encore_state_disk_free_bytes", "gauge",
+                            "Bytes available to unprivileged processes on "
+                            "the file system holding state.dir",
+                            (double)vfs.f_bavail * (double)vfs.f_frsize);
+                enc_metric1(b, "encore_state_disk_total_bytes", "gauge",
+                            "Size of the file system holding state.dir",
+                            (double)vfs.f_blocks * (double)vfs.f_frsize);
+        }
         enc_metric1(b, "encore_state_users_expired_total", "counter",
                     "Users whose state was deleted because nothing could "
                     "change it any more",

@@ -118,7 +118,8 @@ mode_rules() {
         local n
         n=$(grep -c '^ *- alert:' alerts.yml)
         for a in EncoreProcessDown EncoreConsumerLagGrowing \
-                EncoreDeadLetterRateHigh EncoreRestoreStuck EncoreNoOutput; do
+                EncoreDeadLetterRateHigh EncoreRestoreStuck EncoreNoOutput \
+                EncoreStateDiskFilling; do
                 grep -q "alert: $a\$" alerts.yml || fail "alerts.yml has no $a"
                 grep -q "alertname: $a\$" alerts.test.yml ||
                         fail "alerts.test.yml does not test $a"
@@ -438,8 +439,8 @@ EOF
         wait_until 10 "the alert rules to have been evaluated" \
                 bash -c "curl -fsS '$prom/api/v1/rules' | jq -e '[.data.groups[].rules[] | .lastEvaluation] | all(. != \"0001-01-01T00:00:00Z\")' >/dev/null"
         rules=$(curl -fsS "$prom/api/v1/rules")
-        [[ $(jq '[.data.groups[].rules[]] | length' <<<"$rules") == 5 ]] ||
-                fail "expected 5 alert rules loaded"
+        [[ $(jq '[.data.groups[].rules[]] | length' <<<"$rules") == 7 ]] ||
+                fail "expected 7 alert rules loaded"
         jq -e 'all(.data.groups[].rules[]; .health == "ok")' <<<"$rules" >/dev/null ||
                 fail "a rule does not evaluate: $(jq -c '[.data.groups[].rules[] | select(.health != "ok") | {name, lastError}]' <<<"$rules")"
         jq -e 'all(.data.groups[].rules[]; .state == "inactive")' <<<"$rules" >/dev/null ||

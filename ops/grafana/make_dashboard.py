@@ -191,6 +191,10 @@ ts("Cache hit ratio", "Share of user-state lookups served by the write-back cach
 ts("State churn", "Users whose state expired (nothing can change it any more) and clean users evicted from the cache, per second.", "ops",
    [(rate("encore_state_users_expired_total"), "users expired"),
     (rate("encore_cache_evictions_total"), "cache evictions")])
+ts("State disk", "The file system holding state.dir: space free to encore, its size, and encore's RocksDB state on it. A full disk stops encore (a RocksDB write fails). The alert EncoreStateDiskFilling fires under 10% free (critical under 5%), or when the last hour's trend reaches 0 within 4 hours.", "bytes",
+   [(f'sum by (instance) (encore_state_disk_free_bytes{{{SEL}}})', "free {{instance}}"),
+    (f'sum by (instance) (encore_state_disk_total_bytes{{{SEL}}})', "size {{instance}}"),
+    (f'sum by (instance) (encore_state_size_bytes{{{SEL}}})', "RocksDB state {{instance}}")], w=24, minv=0)
 endrow()
 
 # ---- kafka
