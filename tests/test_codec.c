@@ -1148,6 +1148,30 @@ static void test_update_make_id_known_answers(void **state) {
         up.event_time = INT64_C(1700003600000);
         enc_update_make_id(&up);
         assert_string_equal(up.update_id, "9bef79baf5e42a6d0756fc786c090fea");
+
+        /* Negative and extreme numbers, and a subject longer than the
+         * one-shot buffer (hashed by the streaming path):
+         *   printf '%s\0%s\0%s\0%s\0%s\0%s' u1 session -3 \
+         *     "$(printf 'a%.0s' $(seq 1 1500))" 0 -1700000000000 \
+         *     | xxh128sum -> 82a1789c6eca5ff8ab2b07b1a5c97369
+         *   printf '%s\0%s\0%s\0%s\0%s\0%s' u1 session -3 '' \
+         *     9223372036854775807 -9223372036854775808 \
+         *     | xxh128sum -> 18daf1efc9c4d2410ae211085558b5bb */
+        char long_subject[1501];
+        memset(long_subject, 'a', 1500);
+        long_subject[1500] = '\0';
+        up.signal = "session";
+        up.signal_version = -3;
+        up.subject = long_subject;
+        up.sequence = 0;
+        up.event_time = INT64_C(-1700000000000);
+        enc_update_make_id(&up);
+        assert_string_equal(up.update_id, "82a1789c6eca5ff8ab2b07b1a5c97369");
+        up.subject = NULL;
+        up.sequence = INT64_MAX;
+        up.event_time = INT64_MIN;
+        enc_update_make_id(&up);
+        assert_string_equal(up.update_id, "18daf1efc9c4d2410ae211085558b5bb");
 }
 
 /* ---- JSON ------------------------------------------------------------- */
