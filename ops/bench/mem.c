@@ -120,7 +120,9 @@ static int mem_in_process(const char *dir, uint64_t users, uint64_t live,
         snprintf(v, sizeof(v), "%ld", cache_bytes);
         if (enc_conf_set(conf, "cache.max.bytes", v, errstr, sizeof(errstr)))
                 return 1;
-        enc_store_t *st = enc_store_open(dir, NULL, errstr, sizeof(errstr));
+        enc_store_conf_t stc;
+        enc_store_conf_from(conf, &stc); /* sized as encore sizes it */
+        enc_store_t *st = enc_store_open(dir, &stc, errstr, sizeof(errstr));
         uint64_t updates = 0;
         enc_engine_sink_t sink = {.output = mem_sink_output,
                                   .dead_letter = mem_sink_dlq,
