@@ -20,20 +20,9 @@
  * waits (a broker outage looks like idleness from here).
  *
  * Memory: before any thread starts, glibc's allocator is held to two
- * arenas and a fixed mmap threshold (enc_malloc_tune). By default every
- * thread that allocates gets an arena of its own (up to eight per core):
- * RocksDB's flush and compaction threads and librdkafka's threads each
- * kept freed memory in theirs, and large buffers that were freed once
- * moved the mmap threshold up to 32 MiB, so later ones (write batches,
- * memtable blocks) stayed in the heap after they were freed. In
- * `encore-bench mem` (10M users, cache.max.bytes 64 MiB) two arenas alone
- * took the peak RSS from 169 to 144 MiB. (malloc_trim after each commit
- * was tried as well and changed nothing measurable.)
+ * arenas and a fixed mmap threshold (enc_malloc_tune, consumer/enc.c).
  */
 #include <librdkafka/rdkafka.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -465,15 +454,6 @@ static int enc_cmd_replay(int argc, char **argv, bool reset) {
         }
         enc_conf_destroy(ra.conf);
         return rc;
-}
-
-/* See DESIGN, Memory. Allocations of 256 KiB or more are mapped and
- * unmapped on their own: freeing them returns the memory at once. */
-static void enc_malloc_tune(void) {
-#ifdef __GLIBC__
-        mallopt(M_ARENA_MAX, 2);
-        mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-#endif
 }
 
 int main(int argc, char **argv) {
