@@ -50,8 +50,11 @@ static const enc_cfg_key_t enc_core_keys[] = {
     {"commit.records", ENC_CFG_INT, "100000",
      "...or after this many records since the last commit", 1, ENC_I64MAX},
     {"cache.max.bytes", ENC_CFG_INT, "67108864",
-     "Write-back cache of user state; over it, clean entries are evicted "
-     "and dirty ones force a commit",
+     "Memory budget of all state: 1/2 for the write-back cache of user "
+     "state (over it, clean entries are evicted and dirty ones force a "
+     "commit), 1/4 for the RocksDB block cache, 1/4 for RocksDB memtables "
+     "(at least 4 MiB each); a commit is also forced when it would write "
+     "more than 1/8 of it",
      1 << 20, ENC_I64MAX},
     {"window.grace.ms", ENC_CFG_INT, "60000",
      "Watermark = stream time - grace; events behind it are late", 0,

@@ -139,6 +139,11 @@ static inline uint64_t enc_read_u64be(const uint8_t *p) {
         return ((uint64_t)enc_read_u32be(p) << 32) | enc_read_u32be(p + 4);
 }
 
+/** Holds glibc's allocator to two arenas and a fixed 256 KiB mmap
+ *  threshold (enc.c says why); no-op elsewhere. Call from the main thread
+ *  before any other thread starts (encore's main, the benchmarks). */
+void enc_malloc_tune(void);
+
 /** strdup that returns NULL for NULL. Caller frees. */
 char *enc_strdup0(const char *s);
 

@@ -18,6 +18,9 @@
  * tests. With --exit-idle-after-signal that exit is armed only by SIGUSR1,
  * sent by whoever knows the input is complete; until then an idle encore
  * waits (a broker outage looks like idleness from here).
+ *
+ * Memory: before any thread starts, glibc's allocator is held to two
+ * arenas and a fixed mmap threshold (enc_malloc_tune, consumer/enc.c).
  */
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -454,6 +457,7 @@ static int enc_cmd_replay(int argc, char **argv, bool reset) {
 }
 
 int main(int argc, char **argv) {
+        enc_malloc_tune();
         if (argc < 2) {
                 enc_usage(stderr);
                 return 2;

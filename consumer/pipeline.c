@@ -26,6 +26,25 @@
  *
  * The wall clock is used only to pace commits and idle exit; which outputs
  * are produced never depends on it.
+ *
+ * Memory. State memory is cache.max.bytes, shared by the users cache, the
+ * RocksDB block cache and memtables (state/budget.c); what the Kafka
+ * clients hold is bounded apart, by defaults a `kafka.*` key can still
+ * override. librdkafka's own defaults let the consumer prefetch 100 000
+ * records per partition or 64 MiB, overshot by a 50 MiB fetch, and the
+ * producer queue 1 GiB; a queued record costs its payload plus a few
+ * hundred bytes of librdkafka structures, so with records of ~100 bytes
+ * the count is the bound that matters. encore asks for at most
+ * ENC_PREFETCH_MSGS records or ENC_PREFETCH_KB in the consumer queue, a
+ * fetch of at most ENC_FETCH_MAX_BYTES (or message.max.bytes if larger,
+ * which librdkafka requires), and a producer queue of at most
+ * ENC_PRODUCE_QUEUE_MSGS messages or ENC_PRODUCE_QUEUE_KB: a full producer
+ * queue only makes a produce wait for deliveries (enc_produce), and a
+ * checkpoint's changelog records are bounded by the budget's commit bound.
+ * 10 000 records is a fraction of a second of input at the rates one
+ * process handles, refilled by each fetch; 2 000 took nothing measurable
+ * off the peak RSS in `encore-bench mem` and halved its rate. The restore
+ * consumer (consumer/changelog.c) still runs on librdkafka's defaults.
  */
 #include "pipeline.h"
 
@@ -122,6 +141,13 @@ void enc_pipeline_set_fatal(enc_pipeline_t *pl, const char *fmt, ...) {
 }
 
 /* ---- Kafka configuration -------------------------------------------- */
+
+/* Kafka clients' buffers (see DESIGN, Memory). */
+#define ENC_PREFETCH_MSGS      "10000"
+#define ENC_PREFETCH_KB        "8192"
+#define ENC_FETCH_MAX_BYTES    1048576
+#define ENC_PRODUCE_QUEUE_MSGS "10000"
+#define ENC_PRODUCE_QUEUE_KB   "4096"
 
 static void enc_rdk_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                            const char *buf) {
@@ -1033,7 +1059,8 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
         if (enc_signals_check_conf(conf, errstr, errstr_size))
                 goto fail;
 
-        enc_store_conf_t sc = {.sync = enc_conf_get_bool(conf, "state.sync")};
+        enc_store_conf_t sc;
+        enc_store_conf_from(conf, &sc);
         pl->store = enc_store_open(enc_conf_get(conf, "state.dir"), &sc,
                                    errstr, errstr_size);
         if (!pl->store)
@@ -1054,10 +1081,18 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
         /* Producer: idempotent, so retries never duplicate or reorder. */
         /* murmur2 like the Java client, so encore's outputs land on the
          * partitions a Java producer would pick for the same key. */
-        static const char *const pdef[] = {"linger.ms", "5",
-                                           "partitioner", "murmur2_random",
-                                           "compression.type", "lz4",
-                                           "client.id", "encore-producer",
+        static const char *const pdef[] = {"linger.ms",
+                                           "5",
+                                           "partitioner",
+                                           "murmur2_random",
+                                           "compression.type",
+                                           "lz4",
+                                           "client.id",
+                                           "encore-producer",
+                                           "queue.buffering.max.messages",
+                                           ENC_PRODUCE_QUEUE_MSGS,
+                                           "queue.buffering.max.kbytes",
+                                           ENC_PRODUCE_QUEUE_KB,
                                            NULL};
         static const char *const pforce[] = {"enable.idempotence", "true",
                                              "acks", "all", NULL};
@@ -1129,7 +1164,17 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
         if (!pl->bounded && enc_changelog_setup(pl, errstr, errstr_size))
                 goto fail;
 
-        /* Consumer: group member, cooperative, offsets managed by encore. */
+        /* Consumer: group member, cooperative, offsets managed by encore,
+         * a bounded prefetch. librdkafka refuses a fetch.max.bytes below
+         * message.max.bytes, so a larger message.max.bytes raises it. */
+        char fetch_max[32];
+        const char *mmb = enc_conf_get_raw(conf,
+                                           "kafka.consumer.message.max.bytes");
+        if (!mmb)
+                mmb = enc_conf_get_raw(conf, "kafka.message.max.bytes");
+        long long fm = mmb ? strtoll(mmb, NULL, 10) : 0;
+        snprintf(fetch_max, sizeof(fetch_max), "%lld",
+                 fm > ENC_FETCH_MAX_BYTES ? fm : (long long)ENC_FETCH_MAX_BYTES);
         const char *cdef[] = {"group.id",
                               enc_conf_get(conf, "group.id"),
                               "partition.assignment.strategy",
@@ -1142,6 +1187,12 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                               "5000",
                               "client.id",
                               "encore-consumer",
+                              "queued.min.messages",
+                              ENC_PREFETCH_MSGS,
+                              "queued.max.messages.kbytes",
+                              ENC_PREFETCH_KB,
+                              "fetch.max.bytes",
+                              fetch_max,
                               NULL};
         static const char *const cforce[] = {"enable.auto.commit", "false",
                                              "enable.auto.offset.store",

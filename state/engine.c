@@ -25,6 +25,11 @@
  * applied or dead-lettered twice. From E on, processing is the live path.
  * Outputs produced after the checkpoint are produced again, identically.
  *
+ * Memory. cache.max.bytes is the budget of all state (state/budget.c): the
+ * engine gives the users cache its share and asks for a commit when the
+ * cache is full of dirty state or when what a checkpoint would stage passes
+ * the budget's commit bound. When commits happen changes no output.
+ *
  * Never: read the clock; apply an event twice; advance the stored position
  * past state that is not in the same batch.
  */
@@ -34,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "codec.h"
 #include "dedup.h"
 #include "log.h"
@@ -97,6 +103,7 @@ struct enc_engine_s {
         int64_t max_future;
         size_t reorder_max;
         uint64_t commit_records;
+        size_t commit_bytes; /* staged bytes that make a commit due */
         uint64_t since_commit;
         bool cache_full;
         enc_buf_t out;
@@ -161,9 +168,11 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
         memcpy(e->insts + off, e->reg_insts,
                (size_t)e->reg_cnt * sizeof(*e->insts));
         e->inst_cnt = e->reg_cnt + off;
-        e->users = enc_users_new(e->insts, e->inst_cnt, store,
-                                 (size_t)enc_conf_get_int(conf,
-                                                          "cache.max.bytes"));
+        enc_budget_t budget;
+        enc_budget_split((size_t)enc_conf_get_int(conf, "cache.max.bytes"),
+                         &budget);
+        e->commit_bytes = budget.commit_bytes;
+        e->users = enc_users_new(e->insts, e->inst_cnt, store, budget.users);
         if (!e->users) {
                 enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
                            "out of memory");
@@ -750,7 +759,8 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
 /* ---- commits -------------------------------------------------------- */
 
 bool enc_engine_commit_due(const enc_engine_t *e) {
-        return e->since_commit >= e->commit_records || e->cache_full;
+        return e->since_commit >= e->commit_records || e->cache_full ||
+               enc_users_dirty_bytes(e->users) >= e->commit_bytes;
 }
 
 /* C, and the stream time before C was consumed. While the re-read pass is

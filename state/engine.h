@@ -113,7 +113,9 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
                             char *errstr, size_t errstr_size) ENC_WUR;
 
 /** True when a commit should happen now regardless of the interval:
- *  commit.records reached, or dirty state over the cache budget. */
+ *  commit.records reached, dirty state over the users cache's share of
+ *  cache.max.bytes, or more staged by the next checkpoint than the budget's
+ *  commit bound (state/budget.h). */
 bool enc_engine_commit_due(const enc_engine_t *e);
 
 /**

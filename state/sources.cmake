@@ -1,5 +1,6 @@
 # enc_state: RocksDB store, write-back cache, event-time buffer, engine.
 add_library(enc_state STATIC
+  state/budget.c
   state/store.c
   state/users.c
   state/reorder.c

@@ -20,8 +20,19 @@
  * small pieces: a whole index block per table file was re-read and
  * decompressed on most misses once the state outgrew the cache (B1 went
  * from 7 045 to 14 635 events/s with this alone; ops/bench/RESULTS.md).
- * RocksDB's memory is then the block cache plus the memtables (capped
- * together at ENC_STORE_MEMTABLES_BYTES), whatever the size of the state.
+ * RocksDB's memory is then the block cache plus the memtables, whatever
+ * the size of the state, and both are shares of cache.max.bytes
+ * (state/budget.c) handed in through enc_store_conf_t. The memtable share
+ * M is divided among the families: users 1/2 (nearly every byte written),
+ * timers 1/4, meta and default 1/16 each (a few hundred bytes). A memtable
+ * being flushed stays in memory until written, so the users family's
+ * peak, one full and one filling, is M; the timers family fills about ten
+ * times more slowly, and RocksDB's own cap over all memtables
+ * (db_write_buffer_size = M) flushes the oldest when the ones being
+ * written pass 7/8 of it. RocksDB 7.8's C API cannot charge memtables to
+ * the block cache (no write buffer manager), so the two are sized apart.
+ * Smaller write buffers mean more flushes and more compactions of L0 into
+ * L1, on the cores the processing thread shares.
  * The WAL is capped (ENC_STORE_MAX_WAL_BYTES) so a restart replays little
  * of it. LZ4 where the build has it.
  *
@@ -51,6 +62,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "budget.h"
 
 enum { CF_DEFAULT = 0, CF_USERS, CF_TIMERS, CF_META, CF__CNT };
 
@@ -133,13 +146,29 @@ static const char *enc_store_key_timer(enc_store_t *st, int32_t partition,
         return (const char *)st->key.data;
 }
 
-#define ENC_STORE_BLOCK_CACHE_DEFAULT ((size_t)32 << 20)
-#define ENC_ROCKSDB_PERF_DISABLE      1 /* rocksdb::PerfLevel::kDisable */
-#define ENC_STORE_MAX_WAL_BYTES       ((uint64_t)64 << 20)
-/* All memtables together; the users family's alone. RocksDB flushes the
- * biggest memtable when the total passes the cap. */
-#define ENC_STORE_MEMTABLES_BYTES ((size_t)48 << 20)
-#define ENC_STORE_USERS_MEMTABLE  ((size_t)32 << 20)
+#define ENC_ROCKSDB_PERF_DISABLE 1 /* rocksdb::PerfLevel::kDisable */
+#define ENC_STORE_MAX_WAL_BYTES  ((uint64_t)64 << 20)
+
+void enc_store_conf_from(const enc_conf_t *conf, enc_store_conf_t *sc) {
+        enc_budget_t b;
+        enc_budget_split((size_t)enc_conf_get_int(conf, "cache.max.bytes"),
+                         &b);
+        sc->sync = enc_conf_get_bool(conf, "state.sync");
+        sc->block_cache_bytes = b.block_cache;
+        sc->memtable_bytes = b.memtables;
+}
+
+/* Family @p cf's write buffer, out of the memtable share (see DESIGN). */
+static size_t enc_store_write_buffer(size_t memtables, int cf) {
+        switch (cf) {
+        case CF_USERS:
+                return memtables / 2;
+        case CF_TIMERS:
+                return memtables / 4;
+        default:
+                return memtables / 16;
+        }
+}
 
 /* Shards of at least 4 MiB (at most 16 shards): a shard holds a whole block
  * or it is evicted on release, and RocksDB's default of 512 KiB shards is
@@ -202,10 +231,14 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
 
         /* Memory: one block cache for every family, holding data blocks
          * and the index and filter partitions (see DESIGN). */
-        rocksdb_lru_cache_options_t *lru = rocksdb_lru_cache_options_create();
+        enc_budget_t dflt;
+        enc_budget_split(ENC_BUDGET_DEFAULT_BYTES, &dflt);
         size_t cache_bytes = conf && conf->block_cache_bytes
                                      ? conf->block_cache_bytes
-                                     : ENC_STORE_BLOCK_CACHE_DEFAULT;
+                                     : dflt.block_cache;
+        size_t memtables = conf && conf->memtable_bytes ? conf->memtable_bytes
+                                                        : dflt.memtables;
+        rocksdb_lru_cache_options_t *lru = rocksdb_lru_cache_options_create();
         rocksdb_lru_cache_options_set_capacity(lru, cache_bytes);
         rocksdb_lru_cache_options_set_num_shard_bits(
                 lru, enc_store_shard_bits(cache_bytes));
@@ -220,8 +253,7 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
          * (about 1 GB) and a restart replays all of it. */
         rocksdb_options_set_max_total_wal_size(st->opts,
                                                ENC_STORE_MAX_WAL_BYTES);
-        rocksdb_options_set_db_write_buffer_size(st->opts,
-                                                 ENC_STORE_MEMTABLES_BYTES);
+        rocksdb_options_set_db_write_buffer_size(st->opts, memtables);
         for (int i = 0; i < CF__CNT; i++) {
                 st->cf_opts[i] = rocksdb_options_create_copy(st->opts);
                 rocksdb_options_set_compression(st->cf_opts[i],
@@ -229,9 +261,9 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
                 rocksdb_options_set_block_based_table_factory(
                         st->cf_opts[i],
                         i == CF_USERS ? st->bbto : st->bbto_plain);
+                rocksdb_options_set_write_buffer_size(
+                        st->cf_opts[i], enc_store_write_buffer(memtables, i));
                 if (i == CF_USERS) {
-                        rocksdb_options_set_write_buffer_size(
-                                st->cf_opts[i], ENC_STORE_USERS_MEMTABLE);
                         /* Most lookups are of users not written since the
                          * last flush: a bloom filter over the memtable's
                          * keys (5% of its size) skips the skip lists. */
@@ -240,10 +272,6 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
                         rocksdb_options_set_memtable_prefix_bloom_size_ratio(
                                 st->cf_opts[i], 0.05);
                 }
-                if (i == CF_TIMERS)
-                        /* Timer keys share a 4-byte partition prefix. */
-                        rocksdb_options_set_write_buffer_size(st->cf_opts[i],
-                                                              16 << 20);
         }
 
         const rocksdb_options_t *cfo[CF__CNT];

@@ -14,14 +14,24 @@
 #ifndef ENC_STORE_H
 #define ENC_STORE_H
 
+#include "config.h"
 #include "enc.h"
 
 typedef struct enc_store_s enc_store_t;
 
+/* RocksDB's memory is the block cache plus the memtables; both are shares
+ * of cache.max.bytes (state/budget.h). 0 = the share of the default
+ * budget (16 MiB each). */
 typedef struct enc_store_conf_s {
         bool sync;                /* fsync the WAL at each commit */
-        size_t block_cache_bytes; /* RocksDB block cache; 0 = 32 MiB */
+        size_t block_cache_bytes; /* RocksDB block cache */
+        size_t memtable_bytes;    /* write buffers of all column families,
+                                     counting one being flushed */
 } enc_store_conf_t;
+
+/** Fills @p sc from @p conf (borrowed for the call): state.sync, and the
+ *  block cache and memtable shares of cache.max.bytes. */
+void enc_store_conf_from(const enc_conf_t *conf, enc_store_conf_t *sc);
 
 /** Opens (creating if missing) the store in @p dir.
  *  Returns NULL and fills errstr on failure. Close with enc_store_close. */

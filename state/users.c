@@ -72,6 +72,7 @@ struct enc_users_s {
         enc_user_t **dirtyv; /* entries with dirty set, flush order */
         size_t ndirty;
         size_t capdirty;
+        size_t dirty_bytes; /* what flushing them would stage, estimated */
         enc_users_stats_t stats;
         enc_buf_t scratch;
         /* timer key changes of one flush, staged in key order */
@@ -91,6 +92,19 @@ typedef struct enc_timer_op_s {
 
 static void enc_lru_unlink(enc_user_t *u);
 
+/* What flushing @p u stages into the store's batch: its record (as long as
+ * when it was last read or written: the charge remembers it), its key and a
+ * timer key moved (one delete, one put), with the batch's few bytes of
+ * framing per operation. An estimate, as the state may have grown since;
+ * it changes only while the entry is clean (the charge is set when it is
+ * loaded and when it is flushed), so adding it when an entry becomes dirty
+ * and taking it off when it is flushed or dropped keeps the sum exact. */
+static size_t enc_user_stage_bytes(const enc_user_t *u) {
+        size_t rec = (u->charge - ENC_USER_OVERHEAD - u->ulen) /
+                     ENC_USER_STATE_FACTOR;
+        return rec + (4 + u->ulen + 4) + 2 * (12 + u->ulen + 4);
+}
+
 static bool enc_users_mark_dirty(enc_users_t *c, enc_user_t *u) {
         if (u->dirty)
                 return true;
@@ -105,6 +119,7 @@ static bool enc_users_mark_dirty(enc_users_t *c, enc_user_t *u) {
         c->dirtyv[c->ndirty++] = u;
         u->dirty = true;
         c->stats.dirty++;
+        c->dirty_bytes += enc_user_stage_bytes(u);
         enc_lru_unlink(u); /* not evictable until flushed */
         return true;
 }
@@ -655,6 +670,7 @@ enc_err_t enc_users_flush(enc_users_t *c, char *errstr, size_t errstr_size) {
                 }
                 u->dirty = false;
                 c->stats.dirty--;
+                c->dirty_bytes -= enc_user_stage_bytes(u);
                 if (c->on_flush && (!empty || u->on_disk))
                         c->on_flush(c->on_flush_opaque, u->partition,
                                     u->user_id, u->ulen,
@@ -700,6 +716,10 @@ bool enc_users_evict(enc_users_t *c) {
         return c->bytes > c->max_bytes;
 }
 
+size_t enc_users_dirty_bytes(const enc_users_t *c) {
+        return c->dirty_bytes;
+}
+
 void enc_users_set_flush_cb(enc_users_t *c, enc_users_flush_cb_t cb,
                             void *opaque) {
         c->on_flush = cb;
@@ -725,6 +745,7 @@ void enc_users_drop_partition(enc_users_t *c, int32_t partition) {
                         continue;
                 }
                 c->stats.dirty--;
+                c->dirty_bytes -= enc_user_stage_bytes(u);
                 enc_users_unlink(c, u);
                 enc_user_free(c, u);
         }

@@ -85,6 +85,10 @@ enc_err_t enc_users_flush(enc_users_t *c, char *errstr,
  *  state: the caller should commit). */
 bool enc_users_evict(enc_users_t *c);
 
+/** About how many bytes enc_users_flush would stage now (records, keys,
+ *  timer moves of the dirty entries): what the next commit writes. */
+size_t enc_users_dirty_bytes(const enc_users_t *c);
+
 /** The smallest wake of the entries of @p partition evicted since the last
  *  call (ENC_NO_TIMER if none), and resets it. */
 int64_t enc_users_evicted_min(enc_users_t *c, int32_t partition);

@@ -696,6 +696,41 @@ static void test_state_of_a_user_who_stopped_is_deleted(void **st) {
         t_eng_free(t);
 }
 
+/* A commit is due once a checkpoint would stage 1/8 of cache.max.bytes,
+ * before commit.records and, here, before the cache is full. 16 MiB: bound
+ * 2 MiB, users share 8 MiB. Each new user (32-byte id) counts 128 (its
+ * first guessed record) + 40 (key) + 96 (a timer key moved) = 264 bytes
+ * and is charged 200 + 32 + 640 = 872 to the cache: 7943 x 264 = 2 096 952
+ * is under 2 MiB, 7944 users are over it, while the cache holds 6.6 MiB of
+ * 8. Grace 0, one second apart: the k-th record applies the k users
+ * before it. */
+static void test_commit_is_due_when_a_checkpoint_would_stage_too_much(
+        void **st) {
+        (void)st;
+        char err[512];
+        t_eng_t *t = t_eng_new(t_conf("signals=active_days:1",
+                                      "window.grace.ms=0", "dedup.window.ms=0",
+                                      "cache.max.bytes=16777216",
+                                      "commit.records=1000000", NULL),
+                               1);
+        char id[40];
+        for (int k = 0; k <= 7944; k++) {
+                snprintf(id, sizeof(id), "user-%027d", k);
+                enc_event_t e = t_play(id, id, T_AT(0, 10, 0) + k * 1000,
+                                       60000);
+                t_feed(t, 0, &e);
+                if (k < 7944 && enc_engine_commit_due(t->eng))
+                        fail_msg("commit due after %d users", k);
+        }
+        assert_true(enc_engine_commit_due(t->eng));
+        enc_engine_stats_t s;
+        enc_engine_stats(t->eng, &s);
+        assert_int_equal(s.applied, 7944);
+        assert_int_equal(enc_engine_checkpoint(t->eng, err, sizeof(err)), 0);
+        assert_false(enc_engine_commit_due(t->eng));
+        t_eng_free(t);
+}
+
 /*
  * Duplicates (dedup.window.ms = 1 h, grace 0), worked by hand:
  *   x   alice 10:00  accepted
@@ -803,6 +838,8 @@ int main(void) {
                         test_checkpoint_before_the_reread_keeps_its_start),
                 cmocka_unit_test(test_bad_records_are_dead_lettered_with_reason),
                 cmocka_unit_test(test_state_of_a_user_who_stopped_is_deleted),
+                cmocka_unit_test(
+                        test_commit_is_due_when_a_checkpoint_would_stage_too_much),
                 cmocka_unit_test(
                         test_duplicate_event_ids_within_window_are_dead_lettered),
                 cmocka_unit_test(

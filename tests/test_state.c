@@ -4,6 +4,7 @@
  */
 #include "harness.h"
 
+#include "budget.h"
 #include "reorder.h"
 #include "users.h"
 
@@ -404,6 +405,84 @@ static void test_cache_writes_back_evicts_clean_and_orders_timers(void **st) {
         free(dir);
 }
 
+/* What a flush would stage, per dirty user: its record as long as when it
+ * was last read or written (a new user: the 640-byte first guess of its
+ * charge, /5 = 128), its key (4 + id + 4 bytes of batch framing) and one
+ * timer key moved (2 x (12 + id + 4)). Nothing once flushed or dropped. */
+static void test_cache_counts_what_a_flush_would_stage(void **st) {
+        (void)st;
+        char err[512];
+        char *dir = t_tmpdir("users");
+        enc_store_t *s = t_store(dir);
+        enc_sig_instance_t in = {.plugin = &cnt_plugin, .version = 1,
+                                 .id = 7};
+        enc_users_t *c = enc_users_new(&in, 1, s, (size_t)1 << 30);
+        assert_int_equal(enc_users_dirty_bytes(c), 0);
+        t_bump(c, &in, "bea", 2); /* 128 + 11 + 38 */
+        assert_int_equal(enc_users_dirty_bytes(c), 177);
+        t_bump(c, &in, "bea", 1); /* already dirty: counted once */
+        t_bump(c, &in, "abe", 2);
+        assert_int_equal(enc_users_dirty_bytes(c), 354);
+        assert_int_equal(enc_users_flush(c, err, sizeof(err)), 0);
+        assert_int_equal(enc_store_commit(s, err, sizeof(err)), 0);
+        assert_int_equal(enc_users_dirty_bytes(c), 0);
+        /* bea, count 3: a 14-byte record (as decoded in the test above) */
+        t_bump(c, &in, "bea", 1);
+        assert_int_equal(enc_users_dirty_bytes(c), 14 + 11 + 38);
+        enc_users_drop_partition(c, 0);
+        assert_int_equal(enc_users_dirty_bytes(c), 0);
+        enc_users_destroy(c);
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
+}
+
+/* cache.max.bytes is split 1/2 users cache, 1/4 block cache, 1/4
+ * memtables, commits bounded at 1/8; the RocksDB shares have 4 MiB
+ * floors and the commit bound 1 MiB. */
+static void test_budget_shares(void **st) {
+        (void)st;
+        enc_budget_t b;
+        enc_budget_split((size_t)64 << 20, &b);
+        assert_int_equal(b.total, 67108864);
+        assert_int_equal(b.users, 33554432);
+        assert_int_equal(b.block_cache, 16777216);
+        assert_int_equal(b.memtables, 16777216);
+        assert_int_equal(b.commit_bytes, 8388608);
+        enc_budget_split(100000001, &b);
+        assert_int_equal(b.users, 50000000);
+        assert_int_equal(b.block_cache, 25000000);
+        assert_int_equal(b.memtables, 25000000);
+        assert_int_equal(b.commit_bytes, 12500000);
+        enc_budget_split((size_t)4 << 20, &b);
+        assert_int_equal(b.users, 2097152);
+        assert_int_equal(b.commit_bytes, 1048576);
+        enc_budget_split((size_t)8 << 20, &b);
+        assert_int_equal(b.users, 4194304);
+        assert_int_equal(b.block_cache, 4194304);
+        assert_int_equal(b.memtables, 4194304);
+        assert_int_equal(b.commit_bytes, 1048576);
+}
+
+/* The store sizes its RocksDB parts from the configuration's budget. */
+static void test_store_conf_from_budget(void **st) {
+        (void)st;
+        char err[256];
+        enc_conf_t *conf = enc_conf_new();
+        assert_int_equal(enc_conf_set(conf, "cache.max.bytes", "268435456",
+                                      err, sizeof(err)),
+                         0);
+        assert_int_equal(enc_conf_set(conf, "state.sync", "true", err,
+                                      sizeof(err)),
+                         0);
+        enc_store_conf_t sc;
+        enc_store_conf_from(conf, &sc);
+        assert_true(sc.sync);
+        assert_int_equal(sc.block_cache_bytes, 67108864);
+        assert_int_equal(sc.memtable_bytes, 67108864);
+        enc_conf_destroy(conf);
+}
+
 /* Every truncation of a valid record is rejected without a crash, and so
  * are a duplicated section and trailing bytes. */
 static void test_user_record_rejects_every_truncation(void **st) {
@@ -459,6 +538,9 @@ int main(void) {
                 cmocka_unit_test(
                         test_cache_writes_back_evicts_clean_and_orders_timers),
                 cmocka_unit_test(test_user_record_rejects_every_truncation),
+                cmocka_unit_test(test_cache_counts_what_a_flush_would_stage),
+                cmocka_unit_test(test_budget_shares),
+                cmocka_unit_test(test_store_conf_from_budget),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

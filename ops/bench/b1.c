@@ -250,7 +250,9 @@ int enc_bench_b1(int argc, char **argv) {
         if (!dir || !conf)
                 goto done;
         (void)XXH3_64bits_reset(sink.digest);
-        st = enc_store_open(dir, NULL, errstr, sizeof(errstr));
+        enc_store_conf_t stc;
+        enc_store_conf_from(conf, &stc); /* sized as encore sizes it */
+        st = enc_store_open(dir, &stc, errstr, sizeof(errstr));
         if (!st) {
                 enc_bench_log("store: %s", errstr);
                 goto done;

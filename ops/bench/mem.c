@@ -18,7 +18,8 @@
  * buffer holds what it would in production).
  *
  * `--in-process 1` runs the engine alone in this process (no Kafka
- * client) on the same state and plays: the difference between the two
+ * client, the allocator tuned as encore tunes it) on the same state and
+ * plays: the difference between the two
  * peaks is what librdkafka's queues and buffers cost, and its breakdown
  * (memtables, cache charge) shows where the rest goes.
  *
@@ -114,13 +115,16 @@ static enc_err_t mem_sink_dlq(void *opaque, const enc_dead_letter_t *dl) {
 static int mem_in_process(const char *dir, uint64_t users, uint64_t live,
                           int parts, long cache_bytes) {
         char errstr[512], v[32];
+        enc_malloc_tune(); /* as encore's main: no thread has started yet */
         int rc = 1;
         long base = enc_bench_rss_kib(0);
         enc_conf_t *conf = enc_conf_new();
         snprintf(v, sizeof(v), "%ld", cache_bytes);
         if (enc_conf_set(conf, "cache.max.bytes", v, errstr, sizeof(errstr)))
                 return 1;
-        enc_store_t *st = enc_store_open(dir, NULL, errstr, sizeof(errstr));
+        enc_store_conf_t stc;
+        enc_store_conf_from(conf, &stc); /* sized as encore sizes it */
+        enc_store_t *st = enc_store_open(dir, &stc, errstr, sizeof(errstr));
         uint64_t updates = 0;
         enc_engine_sink_t sink = {.output = mem_sink_output,
                                   .dead_letter = mem_sink_dlq,

@@ -103,7 +103,9 @@ enc_err_t enc_soak_run(const enc_soak_conf_t *sc, enc_soak_week_cb_t cb,
                 err = ENC_ERR_NOMEM;
                 goto done;
         }
-        st = enc_store_open(sc->state_dir, NULL, errstr, errstr_size);
+        enc_store_conf_t stc;
+        enc_store_conf_from(conf, &stc); /* sized as encore sizes it */
+        st = enc_store_open(sc->state_dir, &stc, errstr, errstr_size);
         if (!st) {
                 err = ENC_ERR_STATE;
                 goto done;

@@ -1,0 +1,69 @@
+/*
+ * budget.c -- the shares of cache.max.bytes.
+ *
+ * DESIGN
+ * encore's memory is meant to be "cache.max.bytes plus a fixed amount"
+ * whatever the size of the state on disk (ops/bench/LIMITS.md, `encore-bench
+ * mem`). Three things grow with use and would each take what they were
+ * given on top of the others: the write-back cache of decoded users, the
+ * RocksDB block cache and the RocksDB memtables. So cache.max.bytes is not
+ * the users cache's alone any more but the budget all three share:
+ *
+ *   users cache   1/2  decoded state is what saves a RocksDB read and a
+ *                      parse per event, and the only place dirty state can
+ *                      wait for a commit, so it gets the largest share;
+ *   block cache   1/4  compressed blocks, plus the index and filter
+ *                      partitions every lookup of an uncached user needs:
+ *                      without them a miss reads several blocks from disk;
+ *   memtables     1/4  all families' write buffers, counting the one being
+ *                      flushed (state/store.c divides it).
+ *
+ * RocksDB 7.8's C API has no write buffer manager that charges memtables to
+ * the block cache (rocksdb_write_buffer_manager_* came with 8.x), so the
+ * two RocksDB shares are sized apart rather than sharing one cache.
+ *
+ * The RocksDB shares have floors of 4 MiB each: smaller memtables make a
+ * table file per few hundred kilobytes of writes and a smaller block cache
+ * cannot hold one partition of each level's index. They are reached below
+ * a budget of 16 MiB, where state takes more than the budget.
+ *
+ * One more bound comes from the budget without being a share: the bytes a
+ * checkpoint stages (every dirty user's record, key and timer move, in one
+ * WriteBatch and again in the changelog producer's queue) are kept under
+ * 1/8 of it by committing early (enc_engine_commit_due). Dirty users
+ * themselves are inside the users share; this bounds the copies a commit
+ * makes of them, which live outside the budget, in the fixed part. A dirty
+ * user is charged about five times its record, so a users cache full of
+ * dirty state stages about 1/10 of the budget and usually forces the
+ * commit first; the bound is what holds when records are charged less
+ * than that (new users, state grown since it was loaded). A lower bound
+ * costs speed: at 1/16 (and a users write buffer of 3/8 of the memtable
+ * share instead of 1/2) B1 took 467 checkpoints instead of 193 and ran at
+ * 14 000 events/s instead of 19 400: a user touched again after a commit
+ * is written again.
+ *
+ * What the split costs: B1 (300 000 users, a 64 MiB budget) ran at 19 400
+ * events/s against 52 500 when the users cache alone had 64 MiB and RocksDB
+ * another 80 on top; its users cache hit ratio fell from 0.90 to 0.64, as
+ * dirty state now fills half the cache it did and crowds out clean
+ * entries. Speed is bought with cache.max.bytes, and it now buys what it
+ * says (ops/bench/LIMITS.md).
+ *
+ * Never: look at the state, the clock or anything else than the number; a
+ * share changes speed only, never an output.
+ */
+#include "budget.h"
+
+void enc_budget_split(size_t total, enc_budget_t *b) {
+        b->total = total;
+        b->users = total / 2;
+        b->block_cache = total / 4;
+        if (b->block_cache < ENC_BUDGET_MIN_BLOCK_CACHE)
+                b->block_cache = ENC_BUDGET_MIN_BLOCK_CACHE;
+        b->memtables = total / 4;
+        if (b->memtables < ENC_BUDGET_MIN_MEMTABLES)
+                b->memtables = ENC_BUDGET_MIN_MEMTABLES;
+        b->commit_bytes = total / 8;
+        if (b->commit_bytes < ENC_BUDGET_MIN_COMMIT)
+                b->commit_bytes = ENC_BUDGET_MIN_COMMIT;
+}
