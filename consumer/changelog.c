@@ -243,25 +243,36 @@ static enc_err_t enc_cl_restorer(enc_pipeline_t *pl, char *errstr,
                                  size_t errstr_size) {
         if (pl->restorer)
                 return ENC_OK;
+        /* The user's kafka.* and kafka.consumer.* keys apply (security,
+         * timeouts, like the main consumer's), the prefetch is bounded as
+         * the main consumer's, and then what a restore relies on is set
+         * whatever the user's consumer keys say: it reads every committed
+         * record to the end of the partition and commits nothing. */
+        static const char *const def[] = {
+                "group.id", "encore-restore",
+                "client.id", "encore-restore",
+                "queued.min.messages", ENC_PREFETCH_MSGS,
+                "queued.max.messages.kbytes", ENC_PREFETCH_KB,
+                NULL};
+        static const char *const none[] = {NULL};
+        static const char *const need[] = {
+                "enable.auto.commit", "false",
+                "enable.partition.eof", "true",
+                "isolation.level", "read_committed",
+                NULL};
         char rerr[256];
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        const char *bs = enc_conf_get_raw(pl->conf, "kafka.bootstrap.servers");
-        if ((bs && rd_kafka_conf_set(kc, "bootstrap.servers", bs, rerr,
-                                     sizeof(rerr))) ||
-            rd_kafka_conf_set(kc, "group.id", "encore-restore", rerr,
-                              sizeof(rerr)) ||
-            rd_kafka_conf_set(kc, "enable.auto.commit", "false", rerr,
-                              sizeof(rerr)) ||
-            rd_kafka_conf_set(kc, "enable.partition.eof", "true", rerr,
-                              sizeof(rerr)) ||
-            rd_kafka_conf_set(kc, "isolation.level", "read_committed", rerr,
-                              sizeof(rerr)) ||
-            rd_kafka_conf_set(kc, "client.id", "encore-restore", rerr,
-                              sizeof(rerr))) {
-                rd_kafka_conf_destroy(kc);
-                return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
-                                  "restore consumer: %s", rerr);
-        }
+        rd_kafka_conf_t *kc = enc_kconf_new(pl->conf, "consumer", def, none,
+                                            errstr, errstr_size);
+        if (!kc)
+                return ENC_ERR_CONFIG;
+        for (int i = 0; need[i]; i += 2)
+                if (rd_kafka_conf_set(kc, need[i], need[i + 1], rerr,
+                                      sizeof(rerr)) != RD_KAFKA_CONF_OK) {
+                        rd_kafka_conf_destroy(kc);
+                        return enc_seterr(errstr, errstr_size,
+                                          ENC_ERR_CONFIG,
+                                          "restore consumer: %s", rerr);
+                }
         pl->restorer = rd_kafka_new(RD_KAFKA_CONSUMER, kc, rerr, sizeof(rerr));
         if (!pl->restorer) {
                 rd_kafka_conf_destroy(kc);

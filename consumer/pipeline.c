@@ -143,9 +143,6 @@ void enc_pipeline_set_fatal(enc_pipeline_t *pl, const char *fmt, ...) {
 /* ---- Kafka configuration -------------------------------------------- */
 
 /* Kafka clients' buffers (see DESIGN, Memory). */
-#define ENC_PREFETCH_MSGS      "10000"
-#define ENC_PREFETCH_KB        "8192"
-#define ENC_FETCH_MAX_BYTES    1048576
 #define ENC_PRODUCE_QUEUE_MSGS "10000"
 #define ENC_PRODUCE_QUEUE_KB   "4096"
 
@@ -200,11 +197,10 @@ static enc_err_t enc_kconf_set(rd_kafka_conf_t *kc, const char *k,
         return ENC_OK;
 }
 
-static rd_kafka_conf_t *enc_kconf_new(const enc_conf_t *conf,
-                                      const char *scope,
-                                      const char *const *defaults,
-                                      const char *const *forced,
-                                      char *errstr, size_t errstr_size) {
+rd_kafka_conf_t *enc_kconf_new(const enc_conf_t *conf, const char *scope,
+                               const char *const *defaults,
+                               const char *const *forced, char *errstr,
+                               size_t errstr_size) {
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         rd_kafka_conf_set_log_cb(kc, enc_rdk_log_cb);
         for (int i = 0; defaults[i]; i += 2)

@@ -96,4 +96,19 @@ struct enc_pipeline_s {
 void enc_pipeline_set_fatal(enc_pipeline_t *pl, const char *fmt, ...)
         ENC_PRINTF(2, 3);
 
+/** A librdkafka configuration for one of encore's clients: @p defaults
+ * (key, value pairs, NULL-ended), then the user's kafka.* keys and the
+ * kafka.<scope>.* ones (@p scope "consumer" or "producer"), then @p forced,
+ * which a user value may not contradict. NULL with @p errstr naming the
+ * key on a bad value. The caller owns the result (rd_kafka_new takes it). */
+rd_kafka_conf_t *enc_kconf_new(const enc_conf_t *conf, const char *scope,
+                               const char *const *defaults,
+                               const char *const *forced, char *errstr,
+                               size_t errstr_size);
+
+/* The consumer prefetch bounds (the memory budget, consumer/pipeline.c). */
+#define ENC_PREFETCH_MSGS   "10000"
+#define ENC_PREFETCH_KB     "8192"
+#define ENC_FETCH_MAX_BYTES 1048576
+
 #endif /* ENC_PIPELINE_INT_H */
