@@ -244,16 +244,13 @@ static enc_err_t enc_cl_restorer(enc_pipeline_t *pl, char *errstr,
         if (pl->restorer)
                 return ENC_OK;
         /* The user's kafka.* and kafka.consumer.* keys apply (security,
-         * timeouts, like the main consumer's), the prefetch is bounded as
-         * the main consumer's, and then what a restore relies on is set
-         * whatever the user's consumer keys say: it reads every committed
-         * record to the end of the partition and commits nothing. */
-        static const char *const def[] = {
-                "group.id", "encore-restore",
-                "client.id", "encore-restore",
-                "queued.min.messages", ENC_PREFETCH_MSGS,
-                "queued.max.messages.kbytes", ENC_PREFETCH_KB,
-                NULL};
+         * timeouts, like the main consumer's), and then what a restore
+         * relies on is set whatever the user's consumer keys say: it reads
+         * every committed record to the end of the partition and commits
+         * nothing. */
+        static const char *const def[] = {"group.id", "encore-restore",
+                                          "client.id", "encore-restore",
+                                          NULL};
         static const char *const none[] = {NULL};
         static const char *const need[] = {
                 "enable.auto.commit", "false",

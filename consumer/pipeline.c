@@ -30,21 +30,17 @@
  * Memory. State memory is cache.max.bytes, shared by the users cache, the
  * RocksDB block cache and memtables (state/budget.c); what the Kafka
  * clients hold is bounded apart, by defaults a `kafka.*` key can still
- * override. librdkafka's own defaults let the consumer prefetch 100 000
- * records per partition or 64 MiB, overshot by a 50 MiB fetch, and the
- * producer queue 1 GiB; a queued record costs its payload plus a few
- * hundred bytes of librdkafka structures, so with records of ~100 bytes
- * the count is the bound that matters. encore asks for at most
- * ENC_PREFETCH_MSGS records or ENC_PREFETCH_KB in the consumer queue, a
- * fetch of at most ENC_FETCH_MAX_BYTES (or message.max.bytes if larger,
- * which librdkafka requires), and a producer queue of at most
- * ENC_PRODUCE_QUEUE_MSGS messages or ENC_PRODUCE_QUEUE_KB: a full producer
- * queue only makes a produce wait for deliveries (enc_produce), and a
- * checkpoint's changelog records are bounded by the budget's commit bound.
- * 10 000 records is a fraction of a second of input at the rates one
- * process handles, refilled by each fetch; 2 000 took nothing measurable
- * off the peak RSS in `encore-bench mem` and halved its rate. The restore
- * consumer (consumer/changelog.c) still runs on librdkafka's defaults.
+ * override: a fetch of at most ENC_FETCH_MAX_BYTES (or message.max.bytes
+ * if larger, which librdkafka requires) and a producer queue of at most
+ * ENC_PRODUCE_QUEUE_MSGS messages or ENC_PRODUCE_QUEUE_KB (librdkafka's
+ * default is 1 GiB): a full producer queue only makes a produce wait for
+ * deliveries (enc_produce), and a checkpoint's changelog records are
+ * bounded by the budget's commit bound. The consumer's prefetch queue
+ * keeps librdkafka's defaults: with librdkafka 2.0.2, a bound of 10 000
+ * records / 8 MiB (queued.min.messages, queued.max.messages.kbytes) cut
+ * encore's end-to-end rate from 67 000 to 15 000 records/s (encore-bench
+ * b2 --days 1) and the changelog restore from 90 000 to 15 000 records/s
+ * (b3), far more than the records it saved could explain.
  */
 #include "pipeline.h"
 
@@ -1183,10 +1179,6 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                               "5000",
                               "client.id",
                               "encore-consumer",
-                              "queued.min.messages",
-                              ENC_PREFETCH_MSGS,
-                              "queued.max.messages.kbytes",
-                              ENC_PREFETCH_KB,
                               "fetch.max.bytes",
                               fetch_max,
                               NULL};

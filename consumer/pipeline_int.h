@@ -106,9 +106,7 @@ rd_kafka_conf_t *enc_kconf_new(const enc_conf_t *conf, const char *scope,
                                const char *const *forced, char *errstr,
                                size_t errstr_size);
 
-/* The consumer prefetch bounds (the memory budget, consumer/pipeline.c). */
-#define ENC_PREFETCH_MSGS   "10000"
-#define ENC_PREFETCH_KB     "8192"
+/* The largest fetch the consumer asks for (consumer/pipeline.c). */
 #define ENC_FETCH_MAX_BYTES 1048576
 
 #endif /* ENC_PIPELINE_INT_H */

@@ -169,14 +169,8 @@ static enc_conf_t *b1_conf(long cache_bytes, long commit_records,
                 goto fail;
         if (enc_conf_set(conf, "metrics.address", "", err, sizeof(err)))
                 goto fail;
-        char kv[512];
-        for (const char *p = extra; p && *p;) {
-                size_t n = strcspn(p, ";");
-                snprintf(kv, sizeof(kv), "%.*s", (int)n, p);
-                if (enc_conf_set_kv(conf, kv, err, sizeof(err)))
-                        goto fail;
-                p += n + (p[n] == ';');
-        }
+        if (!enc_bench_conf_extra(conf, extra, err, sizeof(err)))
+                goto fail;
         return conf;
 fail:
         enc_bench_log("configuration: %s", err);

@@ -321,7 +321,8 @@ typedef struct b2_result_s {
  * backlog topped up, so the consumer, not the feeder, sets the pace.
  */
 static b2_result_t b2_round(const char *bootstrap, const enc_bench_log_t *log,
-                            int parts, uint64_t lead, int round, bool encore) {
+                            int parts, uint64_t lead, int round, bool encore,
+                            const char *extra) {
         char in[64], out[64], dlq[64], group[64];
         b2_result_t res = {0, 0, 0};
         snprintf(in, sizeof(in), "in-%s-%d", encore ? "e" : "p", round);
@@ -357,6 +358,11 @@ static b2_result_t b2_round(const char *bootstrap, const enc_bench_log_t *log,
             conf_set(e->conf, "state.dir", dir) ||
             conf_set(e->conf, "metrics.address", ""))
                 goto done;
+        char err[256];
+        if (!enc_bench_conf_extra(e->conf, extra, err, sizeof(err))) {
+                enc_bench_log("configuration: %s", err);
+                goto done;
+        }
         f.progress = encore ? encore_progress : pass_progress;
         f.progress_opaque = encore ? (void *)e : (void *)p;
 
@@ -439,6 +445,8 @@ int enc_bench_b2(int argc, char **argv) {
                 {"rounds", "passthrough/encore rounds", 2, NULL},
                 {"lead", "max records produced ahead of consumption", 300000,
                  NULL},
+                {"set", "extra encore configuration, \"key=value;key=value\"",
+                 0, ""},
                 {NULL, NULL, 0, NULL}};
         if (!enc_bench_parse(argc, argv, o,
                              "encore-bench b2: encore vs a librdkafka "
@@ -487,9 +495,11 @@ int enc_bench_b2(int argc, char **argv) {
         int rc = 0;
         for (int r = 0; r < rounds; r++) {
                 b2_result_t a =
-                        b2_round(bs, &log, parts, (uint64_t)o[4].num, r, false);
+                        b2_round(bs, &log, parts, (uint64_t)o[4].num, r, false,
+                                 o[5].str);
                 b2_result_t b =
-                        b2_round(bs, &log, parts, (uint64_t)o[4].num, r, true);
+                        b2_round(bs, &log, parts, (uint64_t)o[4].num, r, true,
+                                 o[5].str);
                 pr[r] = a.rate;
                 pc[r] = a.cpu_per_rec;
                 er[r] = b.rate;

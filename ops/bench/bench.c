@@ -345,6 +345,19 @@ static void usage(const enc_bench_opt_t *opts, const char *text) {
         }
 }
 
+bool enc_bench_conf_extra(enc_conf_t *conf, const char *extra, char *err,
+                          size_t err_size) {
+        char kv[512];
+        for (const char *p = extra; p && *p;) {
+                size_t n = strcspn(p, ";");
+                snprintf(kv, sizeof(kv), "%.*s", (int)n, p);
+                if (enc_conf_set_kv(conf, kv, err, err_size))
+                        return false;
+                p += n + (p[n] == ';');
+        }
+        return true;
+}
+
 bool enc_bench_parse(int argc, char **argv, enc_bench_opt_t *opts,
                      const char *text) {
         for (int i = 1; i < argc; i++) {

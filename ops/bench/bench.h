@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "enc.h"
 #include "event.h"
 #include "gen.h"
@@ -147,6 +148,11 @@ typedef struct enc_bench_opt_s {
  *  returns false on --help, an unknown option or a malformed number. */
 bool enc_bench_parse(int argc, char **argv, enc_bench_opt_t *opts,
                      const char *usage);
+
+/** Sets each "key=value" of @p extra ("k=v;k=v", NULL or "" for none) on
+ *  @p conf; false with @p err naming the bad key. */
+bool enc_bench_conf_extra(enc_conf_t *conf, const char *extra, char *err,
+                          size_t err_size);
 
 int enc_bench_b1(int argc, char **argv);
 int enc_bench_b2(int argc, char **argv);
