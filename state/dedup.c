@@ -86,6 +86,15 @@ static void enc_dedup_drop(enc_dedup_state_t *s, int k) {
         s->n -= k;
 }
 
+/* Forgets the entries older than @p before (they are the first ones). */
+static void enc_dedup_forget_before(enc_dedup_state_t *s, int64_t before) {
+        int k = 0;
+        while (k < s->n && s->time[k] < before)
+                k++;
+        if (k)
+                enc_dedup_drop(s, k);
+}
+
 static enc_err_t enc_dedup_on_event(void *priv, void **state,
                                     const enc_event_t *ev,
                                     enc_emitter_t *em) {
@@ -95,11 +104,7 @@ static enc_err_t enc_dedup_on_event(void *priv, void **state,
                 return ENC_ERR_NOMEM;
         /* Forget what no later event can match (see DESIGN). */
         const enc_dedup_priv_t *pv = priv;
-        int k = 0;
-        while (k < s->n && s->time[k] < ev->event_time - pv->window)
-                k++;
-        if (k)
-                enc_dedup_drop(s, k);
+        enc_dedup_forget_before(s, ev->event_time - pv->window);
         if (s->n == ENC_DEDUP_MAX)
                 enc_dedup_drop(s, 1);
         if (!enc_dedup_grow(s))
@@ -131,10 +136,7 @@ static enc_err_t enc_dedup_on_timer(void *priv, void **state, int64_t now,
         (void)em;
         const enc_dedup_priv_t *p = priv;
         enc_dedup_state_t *s = *state;
-        int k = 0;
-        while (k < s->n && s->time[k] + p->window < now)
-                k++;
-        enc_dedup_drop(s, k);
+        enc_dedup_forget_before(s, now - p->window);
         if (!s->n) {
                 enc_dedup_free(priv, s);
                 *state = NULL;

@@ -556,18 +556,22 @@ static void enc_users_unlink(enc_users_t *c, enc_user_t *u) {
         c->bytes -= u->charge;
 }
 
-/* Store key order: partition (big-endian in the key), then the id's bytes,
- * a prefix first. */
+/* Byte order of two user ids, a prefix first (as in store keys). */
+static int enc_id_cmp(const char *a, size_t alen, const char *b,
+                      size_t blen) {
+        int c = memcmp(a, b, alen < blen ? alen : blen);
+        if (c)
+                return c;
+        return (alen > blen) - (alen < blen);
+}
+
+/* Store key order: partition (big-endian in the key), then the id. */
 static int enc_user_key_cmp(const void *pa, const void *pb) {
         const enc_user_t *a = *(enc_user_t *const *)pa;
         const enc_user_t *b = *(enc_user_t *const *)pb;
         if (a->partition != b->partition)
                 return (uint32_t)a->partition < (uint32_t)b->partition ? -1 : 1;
-        int c = memcmp(a->user_id, b->user_id,
-                       a->ulen < b->ulen ? a->ulen : b->ulen);
-        if (c)
-                return c;
-        return (a->ulen > b->ulen) - (a->ulen < b->ulen);
+        return enc_id_cmp(a->user_id, a->ulen, b->user_id, b->ulen);
 }
 
 /* Timer key order: partition, time, user id. */
@@ -577,10 +581,16 @@ static int enc_timer_op_cmp(const void *pa, const void *pb) {
                 return (uint32_t)a->partition < (uint32_t)b->partition ? -1 : 1;
         if (a->time != b->time)
                 return a->time < b->time ? -1 : 1;
-        int c = memcmp(a->id, b->id, a->ulen < b->ulen ? a->ulen : b->ulen);
-        if (c)
-                return c;
-        return (a->ulen > b->ulen) - (a->ulen < b->ulen);
+        return enc_id_cmp(a->id, a->ulen, b->id, b->ulen);
+}
+
+static void enc_users_apply_timer_op(enc_users_t *c, int32_t partition,
+                                     bool put, int64_t time, const char *id,
+                                     size_t ulen) {
+        if (put)
+                enc_store_put_timer(c->store, partition, time, id, ulen);
+        else
+                enc_store_del_timer(c->store, partition, time, id, ulen);
 }
 
 /* Stages a timer key change for enc_users_stage_timers, or at once if
@@ -598,12 +608,8 @@ static void enc_users_timer_op(enc_users_t *c, const enc_user_t *u,
         size_t at = c->tids.len;
         if (c->ntops == c->captops ||
             enc_buf_append(&c->tids, u->user_id, u->ulen) != ENC_OK) {
-                if (put)
-                        enc_store_put_timer(c->store, u->partition, time,
-                                            u->user_id, u->ulen);
-                else
-                        enc_store_del_timer(c->store, u->partition, time,
-                                            u->user_id, u->ulen);
+                enc_users_apply_timer_op(c, u->partition, put, time,
+                                         u->user_id, u->ulen);
                 return;
         }
         c->tops[c->ntops++] = (enc_timer_op_t){.partition = u->partition,
@@ -620,12 +626,8 @@ static void enc_users_stage_timers(enc_users_t *c) {
                 qsort(c->tops, c->ntops, sizeof(*c->tops), enc_timer_op_cmp);
         for (size_t i = 0; i < c->ntops; i++) {
                 const enc_timer_op_t *op = &c->tops[i];
-                if (op->put)
-                        enc_store_put_timer(c->store, op->partition, op->time,
-                                            op->id, op->ulen);
-                else
-                        enc_store_del_timer(c->store, op->partition, op->time,
-                                            op->id, op->ulen);
+                enc_users_apply_timer_op(c, op->partition, op->put, op->time,
+                                         op->id, op->ulen);
         }
         c->ntops = 0;
         enc_buf_reset(&c->tids);
