@@ -20,7 +20,7 @@
  * waits (a broker outage looks like idleness from here).
  *
  * Memory: before any thread starts, glibc's allocator is held to two
- * arenas and a fixed mmap threshold (enc_malloc_tune, consumer/enc.c).
+ * arenas and a fixed mmap threshold (enc_malloc_tune, base/enc.c).
  */
 #include <librdkafka/rdkafka.h>
 #include <signal.h>

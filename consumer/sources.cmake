@@ -9,6 +9,7 @@ add_library(enc_consumer STATIC
   consumer/metrics.c
   consumer/observe.c
   consumer/demo.c)
+target_include_directories(enc_consumer PUBLIC ${CMAKE_SOURCE_DIR}/consumer)
 target_link_libraries(enc_consumer PUBLIC enc_state encore_gen
   PkgConfig::RDKAFKA PkgConfig::MHD PkgConfig::JANSSON Threads::Threads)
 

@@ -46,6 +46,12 @@ target_link_libraries(enc_schemas
   PUBLIC enc_base
   PRIVATE PkgConfig::AVRO ${XXHASH_LIB} ${MATH_LIB})
 
+# encore_gen: the synthetic listener population (schemas/gen.c), valid
+# PlayEvents for the demo (consumer/demo.c), encore-gen (ops/gen/) and the
+# tests. A product part, so it lives below consumer/: schemas and base only.
+add_library(encore_gen STATIC schemas/gen.c)
+target_link_libraries(encore_gen PUBLIC enc_schemas ${MATH_LIB})
+
 enc_add_test(NAME test_codec SOURCES tests/test_codec.c
              LIBS enc_schemas PkgConfig::AVRO LABELS unit)
 # The test counts every allocation made by code linked into it (the codec

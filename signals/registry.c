@@ -8,7 +8,7 @@
  * as "name:version" (":version" may be left out and means 1), in the order
  * they run; each instance's keys live under signal.<name>.<version>. and
  * are declared in its plug-in's table, which gives the type, the default
- * and the range. Configuration (consumer/config.c) stores signal.* keys
+ * and the range. Configuration (base/config.c) stores signal.* keys
  * without knowing the plug-ins; this file checks every one of them with
  * the same enc_cfg_check the core keys use, so a typo in a signal key fails
  * start-up naming the full key exactly like a typo in a core key.

@@ -12,7 +12,7 @@
 
 #include "enc.h"
 
-/* The default of cache.max.bytes (consumer/config.c); stores opened
+/* The default of cache.max.bytes (base/config.c); stores opened
  * without a configuration (enc_store_open with conf NULL) are sized as
  * its shares. */
 #define ENC_BUDGET_DEFAULT_BYTES ((size_t)64 << 20)

@@ -1,6 +1,6 @@
 /*
- * test_gen.c -- ops/gen/: the synthetic listener population and the
- * encore-gen CLI.
+ * test_gen.c -- schemas/gen.c and ops/gen/: the synthetic listener
+ * population and the encore-gen CLI.
  *
  * Expected values are worked out from the configuration and the model's
  * stated parameters (gen.h, the constants at the top of gen.c), never taken

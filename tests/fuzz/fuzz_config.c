@@ -1,6 +1,6 @@
 /*
  * fuzz_config.c -- the configuration parsers: an INI file through
- * enc_conf_load_file (consumer/config.c, libinih), then the signal keys
+ * enc_conf_load_file (base/config.c, libinih), then the signal keys
  * through enc_signals_check_conf (signals/registry.c and every plug-in's
  * init); and the same text, line by line, through enc_conf_set_kv (the
  * `--set key=value` path).

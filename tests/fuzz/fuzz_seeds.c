@@ -6,7 +6,7 @@
  *                                      fuzz_seeds tests/fuzz .)
  *
  *   DIR = FUZZ_DIR/corpus
- *   DIR/event/   PlayEvents from the generator (ops/gen), encoded by the
+ *   DIR/event/   PlayEvents from the generator (schemas/gen.c), encoded by the
  *                codec in Confluent framing and as raw Avro, and the
  *                RewardUpdates the signals emitted from them, both ways;
  *   DIR/state/   user records (enc_user_record_encode) and each signal's
