@@ -496,6 +496,25 @@ static enc_err_t enc_txn_failed(enc_pipeline_t *pl, rd_kafka_error_t *e,
         return ret;
 }
 
+/* No group metadata: abort the open transaction (its outputs and
+ * changelog records stay invisible to read_committed readers; the store
+ * keeps the last committed checkpoint, which a restart resumes from and
+ * redoes the rest identically). Never passes NULL on to librdkafka. */
+static enc_err_t enc_txn_no_group(enc_pipeline_t *pl, char *errstr,
+                                  size_t errstr_size) {
+        enc_engine_checkpoint_abort(pl->engine);
+        rd_kafka_error_t *ae = rd_kafka_abort_transaction(pl->producer, 60000);
+        if (ae) {
+                enc_log_warn("txn_abort", "step=send_offsets error=\"%s\"",
+                             rd_kafka_error_string(ae));
+                rd_kafka_error_destroy(ae);
+        }
+        return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                          "send offsets: no consumer group metadata (the "
+                          "member is leaving its group); transaction "
+                          "aborted, not committed");
+}
+
 /* The exactly-once commit: outputs, changelog and input offsets in one
  * transaction, then the local store. */
 static enc_err_t enc_pipeline_commit_txn(enc_pipeline_t *pl, char *errstr,
@@ -527,8 +546,15 @@ static enc_err_t enc_pipeline_commit_txn(enc_pipeline_t *pl, char *errstr,
         }
         rd_kafka_error_t *e = NULL;
         if (offs->cnt > 0 && !pl->bounded) { /* bounded runs have no group */
+                /* NULL for a member whose group is leaving (seen on a real
+                 * broker inside rd_kafka_consumer_close()): the offsets
+                 * cannot join this transaction, so it must not commit. */
                 rd_kafka_consumer_group_metadata_t *md =
                         rd_kafka_consumer_group_metadata(pl->consumer);
+                if (!md) {
+                        rd_kafka_topic_partition_list_destroy(offs);
+                        return enc_txn_no_group(pl, errstr, errstr_size);
+                }
                 e = rd_kafka_send_offsets_to_transaction(pl->producer, offs,
                                                          md, 60000);
                 rd_kafka_consumer_group_metadata_destroy(md);
@@ -764,9 +790,11 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 return;
         }
 
-        /* Revoke (or lost): checkpoint what we did, then let go. */
+        /* Revoke (or lost): checkpoint what we did, then let go. Not while
+         * closing: the drain committed just before rd_kafka_consumer_close()
+         * and nothing was processed since (a fatal stop commits nothing). */
         bool lost = rd_kafka_assignment_lost(rk);
-        if (!lost && !pl->fatal) {
+        if (!lost && !pl->fatal && !pl->closing) {
                 enc_err_t cerr =
                         enc_pipeline_commit(pl, true, errstr, sizeof(errstr));
                 if (cerr && cerr != ENC_ERR_ABORTED)
@@ -1376,6 +1404,7 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                 /* Do not commit: the store keeps the last good checkpoint
                  * and a restart redoes the rest identically. */
                 enc_log_error("pipeline_fatal", "error=\"%s\"", pl->fatal_msg);
+                pl->closing = true;
                 rd_kafka_consumer_close(pl->consumer);
                 return enc_seterr(errstr, errstr_size,
                                   err ? err : ENC_ERR_KAFKA, "%s",
@@ -1385,6 +1414,7 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
         pl->flush_timeout_ms = enc_conf_get_int(pl->conf,
                                                 "shutdown.timeout.ms");
         err = enc_pipeline_commit(pl, true, errstr, errstr_size);
+        pl->closing = true;
         rd_kafka_consumer_close(pl->consumer);
         if (err)
                 return err;

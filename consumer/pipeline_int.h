@@ -89,6 +89,11 @@ struct enc_pipeline_s {
         bool cooperative;    /* incremental rebalancing (from the
                                 configured assignment strategy) */
         bool txn_abortable;  /* a produce failed inside the transaction */
+        /* rd_kafka_consumer_close() is under way: the drain has committed
+         * (or a fatal error forbids committing), so the revocation that
+         * closing serves releases partitions without committing again.
+         * librdkafka has no group metadata for a leaving member. */
+        bool closing;
         uint64_t txn_aborts; /* transactions aborted and rewound */
 };
 
