@@ -6,9 +6,10 @@
  * of each other (the largest window and horizon are 366 days), so a fixed
  * bitmap beats a sorted list on both size and simplicity: no allocation,
  * O(span) worst case for every operation, and an encoding of at most 48
- * bytes that shrinks to a few bytes for recent activity. Operations walk
- * days one by one rather than shuffling words: clear beats clever at this
- * size, and every caller does at most a handful per event.
+ * bytes that shrinks to a few bytes for recent activity. Counts and
+ * searches work a 64-day word at a time (popcount, count-trailing and
+ * count-leading zeros): they run on every user loaded and every timer,
+ * and walking 384 days bit by bit was 5% of a cold B1 run.
  *
  * Never: read or write a bit outside the span; callers rely on add()
  * refusing rather than wrapping.
@@ -44,32 +45,56 @@ bool enc_daybits_add(enc_daybits_t *b, int64_t day) {
         return true;
 }
 
-int enc_daybits_count(const enc_daybits_t *b, int64_t lo, int64_t hi) {
-        int n = 0;
+/* Clips [lo, hi] to the span as bit indexes; false if nothing is left. */
+static bool enc_daybits_range(const enc_daybits_t *b, int64_t lo, int64_t hi,
+                              int *ilo, int *ihi) {
         if (lo < b->base)
                 lo = b->base;
         if (hi > b->base + ENC_DAYBITS_SPAN - 1)
                 hi = b->base + ENC_DAYBITS_SPAN - 1;
-        for (int64_t d = lo; d <= hi; d++)
-                n += enc_daybits_has(b, d);
+        if (lo > hi)
+                return false;
+        *ilo = (int)(lo - b->base);
+        *ihi = (int)(hi - b->base);
+        return true;
+}
+
+/* Word @p k of @p b masked to the bits [ilo, ihi]. */
+static uint64_t enc_daybits_word(const enc_daybits_t *b, int k, int ilo,
+                                 int ihi) {
+        uint64_t w = b->w[k];
+        if (k == ilo / 64)
+                w &= ~(uint64_t)0 << (ilo % 64);
+        if (k == ihi / 64 && ihi % 64 != 63)
+                w &= ((uint64_t)1 << (ihi % 64 + 1)) - 1;
+        return w;
+}
+
+int enc_daybits_count(const enc_daybits_t *b, int64_t lo, int64_t hi) {
+        int ilo, ihi, n = 0;
+        if (!enc_daybits_range(b, lo, hi, &ilo, &ihi))
+                return 0;
+        for (int k = ilo / 64; k <= ihi / 64; k++)
+                n += __builtin_popcountll(enc_daybits_word(b, k, ilo, ihi));
         return n;
 }
 
 int64_t enc_daybits_first(const enc_daybits_t *b, int64_t lo, int64_t hi) {
-        if (lo < b->base)
-                lo = b->base;
-        if (hi > b->base + ENC_DAYBITS_SPAN - 1)
-                hi = b->base + ENC_DAYBITS_SPAN - 1;
-        for (int64_t d = lo; d <= hi; d++)
-                if (enc_daybits_has(b, d))
-                        return d;
+        int ilo, ihi;
+        if (!enc_daybits_range(b, lo, hi, &ilo, &ihi))
+                return INT64_MAX;
+        for (int k = ilo / 64; k <= ihi / 64; k++) {
+                uint64_t w = enc_daybits_word(b, k, ilo, ihi);
+                if (w)
+                        return b->base + k * 64 + __builtin_ctzll(w);
+        }
         return INT64_MAX;
 }
 
 int64_t enc_daybits_last(const enc_daybits_t *b) {
-        for (int i = ENC_DAYBITS_SPAN - 1; i >= 0; i--)
-                if ((b->w[i / 64] >> (i % 64)) & 1)
-                        return b->base + i;
+        for (int k = ENC_DAYBITS_WORDS - 1; k >= 0; k--)
+                if (b->w[k])
+                        return b->base + k * 64 + 63 - __builtin_clzll(b->w[k]);
         return INT64_MIN;
 }
 
@@ -85,9 +110,10 @@ void enc_daybits_rebase(enc_daybits_t *b, int64_t base) {
         if (base == b->base)
                 return;
         enc_daybits_init(&n, base);
-        for (int i = 0; i < ENC_DAYBITS_SPAN; i++)
-                if ((b->w[i / 64] >> (i % 64)) & 1)
-                        (void)enc_daybits_add(&n, b->base + i);
+        for (int k = 0; k < ENC_DAYBITS_WORDS; k++)
+                for (uint64_t w = b->w[k]; w; w &= w - 1)
+                        (void)enc_daybits_add(&n, b->base + k * 64 +
+                                                          __builtin_ctzll(w));
         *b = n;
 }
 

@@ -4,6 +4,7 @@
  */
 #include <xxhash.h>
 
+#include "daybits.h"
 #include "sigtest.h"
 
 static void test_plugin_list(void **unused) {
@@ -244,6 +245,69 @@ static void test_emit_fills_fields(void **unused) {
         assert_string_equal(got.signal, "other");
 }
 
+
+/* daybits works a word at a time; the reference here walks day by day, as
+ * the definition reads. 2000 random sets (a fixed LCG, every density from
+ * empty to full), every query range among a set of edge cases. */
+static bool ref_has(const enc_daybits_t *b, int64_t d) {
+        if (d < b->base || d - b->base >= ENC_DAYBITS_SPAN)
+                return false;
+        int i = (int)(d - b->base);
+        return (b->w[i / 64] >> (i % 64)) & 1;
+}
+
+static void test_daybits_word_ops_match_day_by_day(void **st) {
+        (void)st;
+        uint64_t x = 12345;
+        const int64_t edges[] = {-5, 0, 1, 62, 63, 64, 65, 127, 128, 200,
+                                 255, 256, 320, 383, 384, 400};
+        const int ne = (int)(sizeof(edges) / sizeof(edges[0]));
+        for (int round = 0; round < 2000; round++) {
+                enc_daybits_t b;
+                int64_t base = 19000 + round % 7;
+                enc_daybits_init(&b, base);
+                int density = round % 9; /* 0: empty ... 8: full */
+                for (int i = 0; i < ENC_DAYBITS_SPAN; i++) {
+                        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                        if ((int)(x >> 61) < density)
+                                assert_true(enc_daybits_add(&b, base + i));
+                }
+                int64_t last = INT64_MIN;
+                for (int i = 0; i < ENC_DAYBITS_SPAN; i++)
+                        if (ref_has(&b, base + i))
+                                last = base + i;
+                assert_int_equal(enc_daybits_last(&b), last);
+                assert_int_equal(enc_daybits_empty(&b), last == INT64_MIN);
+                for (int a = 0; a < ne; a++)
+                        for (int c = 0; c < ne; c++) {
+                                int64_t lo = base + edges[a],
+                                        hi = base + edges[c];
+                                int n = 0;
+                                int64_t first = INT64_MAX;
+                                for (int64_t d = lo; d <= hi; d++)
+                                        if (ref_has(&b, d)) {
+                                                n++;
+                                                if (first == INT64_MAX)
+                                                        first = d;
+                                        }
+                                assert_int_equal(
+                                        enc_daybits_count(&b, lo, hi), n);
+                                assert_int_equal(
+                                        enc_daybits_first(&b, lo, hi), first);
+                        }
+                /* rebase keeps exactly the days inside the new span */
+                int64_t nb = base + (round % 3 == 0 ? -70 : 70);
+                enc_daybits_t r = b;
+                enc_daybits_rebase(&r, nb);
+                assert_int_equal(r.base, nb);
+                for (int64_t d = base - 80; d < base + ENC_DAYBITS_SPAN + 80;
+                     d++)
+                        assert_int_equal(ref_has(&r, d),
+                                         ref_has(&b, d) && d >= nb &&
+                                                 d < nb + ENC_DAYBITS_SPAN);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_plugin_list),
@@ -252,6 +316,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_configurations),
                 cmocka_unit_test(test_sigconf_getters),
                 cmocka_unit_test(test_emit_fills_fields),
+                cmocka_unit_test(test_daybits_word_ops_match_day_by_day),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
