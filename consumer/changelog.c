@@ -39,6 +39,8 @@
 #include "engine.h"
 #include "log.h"
 #include "pipeline_int.h"
+#include "readend.h"
+#include "seek.h"
 
 #define ENC_RESTORE_SLICE_MS 50
 #define ENC_RESTORE_SLICE_RECORDS 20000
@@ -305,15 +307,22 @@ static void enc_cl_assign_one(enc_pipeline_t *pl, int32_t partition,
                 rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, pl->cl_topic, partition)->offset =
                 offset;
-        rd_kafka_error_t *e;
-        if (enc_cl_assigned(pl, partition))
-                e = rd_kafka_seek_partitions(pl->restorer, l, 10000);
-        else
-                e = rd_kafka_incremental_assign(pl->restorer, l);
-        if (e) {
-                enc_pipeline_set_fatal(pl, "restore consumer assign %d: %s",
-                                       partition, rd_kafka_error_string(e));
-                rd_kafka_error_destroy(e);
+        char errstr[512];
+        if (enc_cl_assigned(pl, partition)) {
+                /* Asynchronous: never stops on librdkafka 2.0.2's seek
+                 * timeout (consumer/seek.c). */
+                if (enc_seek(pl->restorer, l, errstr, sizeof(errstr)))
+                        enc_pipeline_set_fatal(pl, "restore consumer %s",
+                                               errstr);
+        } else {
+                rd_kafka_error_t *e =
+                        rd_kafka_incremental_assign(pl->restorer, l);
+                if (e) {
+                        enc_pipeline_set_fatal(
+                                pl, "restore consumer assign %d: %s",
+                                partition, rd_kafka_error_string(e));
+                        rd_kafka_error_destroy(e);
+                }
         }
         rd_kafka_resume_partitions(pl->restorer, l);
         rd_kafka_topic_partition_list_destroy(l);
@@ -449,17 +458,11 @@ static void enc_cl_finish(enc_pipeline_t *pl, int idx) {
                 rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, topic, p)->offset =
                 resume >= 0 ? resume : RD_KAFKA_OFFSET_STORED;
-        if (resume >= 0) {
-                rd_kafka_error_t *e = rd_kafka_seek_partitions(pl->consumer,
-                                                               l, 10000);
-                if (e) {
-                        enc_pipeline_set_fatal(pl, "seek partition %d to "
-                                                   "%lld: %s",
-                                               p, (long long)resume,
-                                               rd_kafka_error_string(e));
-                        rd_kafka_error_destroy(e);
-                }
-        }
+        /* Asynchronous, and queued before the resume below, so the first
+         * record fetched is the one at the restored position; a seek
+         * timeout never stops the process (consumer/seek.c). */
+        if (resume >= 0 && enc_seek(pl->consumer, l, errstr, sizeof(errstr)))
+                enc_pipeline_set_fatal(pl, "after restore: %s", errstr);
         rd_kafka_resume_partitions(pl->consumer, l);
         rd_kafka_topic_partition_list_destroy(l);
         enc_log_info("partition_ready", "partition=%d resume=%lld", p,
@@ -499,26 +502,32 @@ void enc_changelog_poll(enc_pipeline_t *pl) {
                         continue;
                 }
                 enc_restoring_t *rs = &pl->restoring[idx];
+                /* The end test of consumer/readend.c: under exactly-once
+                 * the changelog's last offset is a commit marker, and
+                 * compaction leaves gaps anywhere, so the restore ends when
+                 * its position reaches the target, not on a record at
+                 * target - 1. */
+                enc_readend_t e;
+                enc_readend_init(&e, rs->next, rs->target);
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                        /* Compaction can leave no record at target - 1. */
-                        if (m->offset >= rs->target)
-                                rs->next = rs->target;
+                        enc_readend_eof(&e, m->offset);
                 } else if (m->err) {
                         enc_log_warn("restore_consumer_error",
                                      "partition=%d error=\"%s\"",
                                      m->partition,
                                      rd_kafka_message_errstr(m));
-                } else if (m->offset >= rs->next && m->offset < rs->target) {
+                } else if (m->offset >= rs->next &&
+                           enc_readend_record(&e, m->offset)) {
                         if (enc_restore_record(rs->r, m->key, m->key_len,
                                                m->payload, m->len, m->offset,
                                                errstr, sizeof(errstr)))
                                 enc_pipeline_set_fatal(
                                         pl, "restore of partition %d: %s",
                                         m->partition, errstr);
-                        rs->next = m->offset + 1;
                         pl->restore_records++;
                 }
-                bool done = rs->next >= rs->target;
+                rs->next = e.pos < rs->target ? e.pos : rs->target;
+                bool done = e.done;
                 rd_kafka_message_destroy(m);
                 if (done)
                         enc_cl_finish(pl, idx);

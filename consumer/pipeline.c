@@ -58,6 +58,8 @@
 #include "metrics.h"
 #include "pipeline_int.h"
 #include "plugin.h"
+#include "readend.h"
+#include "seek.h"
 
 static void enc_pipeline_mark_eof_at(enc_pipeline_t *pl, int32_t partition,
                                      bool eof, int64_t offset) {
@@ -437,15 +439,11 @@ static void enc_pipeline_rewind(enc_pipeline_t *pl) {
                         ->offset = resume >= 0 ? resume
                                                : RD_KAFKA_OFFSET_BEGINNING;
         }
-        if (l->cnt > 0) {
-                rd_kafka_error_t *e =
-                        rd_kafka_seek_partitions(pl->consumer, l, 10000);
-                if (e) {
-                        enc_pipeline_set_fatal(pl, "rewind seek: %s",
-                                               rd_kafka_error_string(e));
-                        rd_kafka_error_destroy(e);
-                }
-        }
+        /* Asynchronous: records fetched before it are discarded, and a
+         * seek timeout never stops the process (consumer/seek.c). */
+        if (l->cnt > 0 && !pl->fatal &&
+            enc_seek(pl->consumer, l, errstr, sizeof(errstr)))
+                enc_pipeline_set_fatal(pl, "rewind: %s", errstr);
         rd_kafka_topic_partition_list_destroy(l);
         pl->txn_abortable = false;
         pl->txn_aborts++;
@@ -995,18 +993,30 @@ static enc_err_t enc_pipeline_assign_static(enc_pipeline_t *pl, char *errstr,
         return err;
 }
 
-/* Bounded runs: true if the record is past its partition's end (dropped);
- * pauses a partition that reached its end. */
+/* Bounded runs: moves partition @p m's range to what the reader learnt
+ * (a record, or partition EOF) with the end test of consumer/readend.c
+ * (the offset at end - 1 may be a transaction marker no consumer
+ * receives, so a range ends when the position reaches its end, never on
+ * that record). Pauses a partition that reached its end. Returns true if
+ * the record is not to be processed (past the end, or an EOF). */
 static bool enc_pipeline_range_check(enc_pipeline_t *pl,
                                      const rd_kafka_message_t *m) {
+        bool eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
         for (int i = 0; i < pl->nranges; i++) {
                 enc_range_t *r = &pl->ranges[i];
                 if (r->partition != m->partition)
                         continue;
-                if (m->offset >= r->end)
-                        return true;
-                r->start = m->offset + 1;
-                if (r->start >= r->end) {
+                if (r->start >= r->end)
+                        return true; /* done and paused already */
+                enc_readend_t e;
+                enc_readend_init(&e, r->start, r->end);
+                bool mine = false;
+                if (eof)
+                        enc_readend_eof(&e, m->offset);
+                else
+                        mine = enc_readend_record(&e, m->offset);
+                r->start = e.pos < r->end ? e.pos : r->end;
+                if (e.done) {
                         rd_kafka_topic_partition_list_t *l =
                                 rd_kafka_topic_partition_list_new(1);
                         rd_kafka_topic_partition_list_add(
@@ -1015,7 +1025,7 @@ static bool enc_pipeline_range_check(enc_pipeline_t *pl,
                         rd_kafka_topic_partition_list_destroy(l);
                         pl->ranges_left--;
                 }
-                return false;
+                return !mine;
         }
         return true;
 }
@@ -1295,6 +1305,8 @@ static void enc_pipeline_handle_msg(enc_pipeline_t *pl,
         char errstr[512];
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 enc_pipeline_mark_eof_at(pl, m->partition, true, m->offset);
+                if (pl->bounded)
+                        enc_pipeline_range_check(pl, m);
                 return;
         }
         if (m->err) {

@@ -6,6 +6,8 @@ add_library(enc_consumer STATIC
   consumer/replay.c
   consumer/embedded.c
   consumer/tail.c
+  consumer/readend.c
+  consumer/seek.c
   consumer/metrics.c
   consumer/observe.c
   consumer/demo.c)

@@ -29,7 +29,11 @@
  *
  * State: the lookback map (item -> last day with a qualified play of it)
  * and the open discoveries, both arrays sorted by item id so lookups are
- * binary searches and the stored form is canonical. The map only needs
+ * binary searches and the stored form is canonical. The lookback's ids
+ * live back to back in one pool (compacted when half of it is dead) and
+ * each discovery's three strings in one block: loading, changing and
+ * freeing a user's state costs a handful of allocations, not one per
+ * remembered item (they were most of a cold B1 run's malloc and free). The map only needs
  * entries of the last L days and is pruned to them whenever touched; it is
  * capped at max.items entries: past the cap the oldest entry (smallest
  * day, then smallest item id) is dropped, so the result is deterministic
@@ -51,15 +55,19 @@ typedef struct dh_priv_s {
         int max_items;
 } dh_priv_t;
 
+/* A lookback entry: its item id lives in the state's pool, at off,
+ * NUL-terminated. */
 typedef struct dh_look_s {
-        char *item;
-        int64_t day; /* last day with a qualified play of item */
+        uint32_t off;
+        uint32_t len; /* without the NUL */
+        int64_t day;  /* last day with a qualified play of item */
 } dh_look_t;
 
 typedef struct dh_disc_s {
-        char *item;
-        char *rec;    /* recommendation id of the discovering play */
-        char *cohort; /* cohort of the discovering play */
+        char *item;   /* first member (dh_search); owns the block that */
+        char *rec;    /* also holds these two, after item's NUL: the */
+        char *cohort; /* recommendation id and cohort of the discovering
+                         play (NULL when absent) */
         int64_t d0;
         int64_t seq;        /* last sequence number emitted */
         enc_daybits_t days; /* engaged days, base d0 */
@@ -68,6 +76,9 @@ typedef struct dh_disc_s {
 typedef struct dh_state_s {
         dh_look_t *look;
         int nlook, clook;
+        char *pool; /* the lookback's item ids, back to back */
+        uint32_t plen, pcap;
+        uint32_t pdead; /* bytes of ids no entry points to any more */
         dh_disc_t *disc;
         int ndisc, cdisc;
 } dh_state_t;
@@ -134,22 +145,117 @@ static void dh_destroy(void *priv) {
 }
 
 static void dh_disc_clear(dh_disc_t *d) {
-        free(d->item);
-        free(d->rec);
-        free(d->cohort);
+        free(d->item); /* the block of all three */
+        d->item = d->rec = d->cohort = NULL;
+}
+
+/* Fills @p d's strings with one allocation: item, then rec and cohort
+ * (each NULL-able). False when out of memory. */
+static bool dh_disc_strings(dh_disc_t *d, const char *item, size_t ilen,
+                            const char *rec, size_t rlen, const char *cohort,
+                            size_t clen) {
+        char *b = malloc(ilen + 1 + (rec ? rlen + 1 : 0) +
+                         (cohort ? clen + 1 : 0));
+        if (!b)
+                return false;
+        char *w = b;
+        d->item = w;
+        memcpy(w, item, ilen);
+        w[ilen] = '\0';
+        w += ilen + 1;
+        d->rec = NULL;
+        if (rec) {
+                d->rec = w;
+                memcpy(w, rec, rlen);
+                w[rlen] = '\0';
+                w += rlen + 1;
+        }
+        d->cohort = NULL;
+        if (cohort) {
+                d->cohort = w;
+                memcpy(w, cohort, clen);
+                w[clen] = '\0';
+        }
+        return true;
 }
 
 static void dh_state_free(void *priv, void *state) {
         dh_state_t *st = state;
         if (!st)
                 return;
-        for (int i = 0; i < st->nlook; i++)
-                free(st->look[i].item);
         for (int i = 0; i < st->ndisc; i++)
                 dh_disc_clear(&st->disc[i]);
         free(st->look);
+        free(st->pool);
         free(st->disc);
         free(st);
+}
+
+static const char *dh_look_item(const dh_state_t *st, int i) {
+        return st->pool + st->look[i].off;
+}
+
+/* The lookback index of @p item, or -(insertion point) - 1. */
+static int dh_look_search(const dh_state_t *st, const char *item) {
+        int lo = 0, hi = st->nlook - 1;
+        while (lo <= hi) {
+                int mid = lo + (hi - lo) / 2;
+                int c = strcmp(dh_look_item(st, mid), item);
+                if (!c)
+                        return mid;
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid - 1;
+        }
+        return -lo - 1;
+}
+
+/* Rewrites the pool with the live ids only, in entry order. */
+static bool dh_pool_compact(dh_state_t *st) {
+        uint32_t live = st->plen - st->pdead;
+        char *np = malloc(live ? live : 1);
+        if (!np)
+                return false;
+        uint32_t w = 0;
+        for (int i = 0; i < st->nlook; i++) {
+                dh_look_t *l = &st->look[i];
+                memcpy(np + w, st->pool + l->off, l->len + 1);
+                l->off = w;
+                w += l->len + 1;
+        }
+        free(st->pool);
+        st->pool = np;
+        st->plen = st->pcap = w;
+        st->pdead = 0;
+        return true;
+}
+
+/* Appends @p item (NUL-terminated) to the pool; its offset in *off. The
+ * pool is compacted first when half of it is dead, so it stays within
+ * twice the live ids. */
+static bool dh_pool_add(dh_state_t *st, const char *item, size_t len,
+                        uint32_t *off) {
+        if (len > ENC_ID_MAX)
+                return false;
+        if (st->pdead > st->plen / 2 && !dh_pool_compact(st))
+                return false;
+        if ((size_t)st->plen + len + 1 > st->pcap) {
+                size_t ncap = st->pcap ? (size_t)st->pcap * 2 : 64;
+                while (ncap < (size_t)st->plen + len + 1)
+                        ncap *= 2;
+                if (ncap > UINT32_MAX)
+                        return false;
+                char *np = realloc(st->pool, ncap);
+                if (!np)
+                        return false;
+                st->pool = np;
+                st->pcap = (uint32_t)ncap;
+        }
+        *off = st->plen;
+        memcpy(st->pool + st->plen, item, len + 1);
+        st->plen += (uint32_t)len + 1;
+        return true;
 }
 
 /* Binary search over an array of structs whose first member is the item
@@ -190,7 +296,7 @@ static bool dh_insert_slot(void **arr, int *n, int *cap, size_t stride,
 }
 
 static void dh_look_remove(dh_state_t *st, int i) {
-        free(st->look[i].item);
+        st->pdead += st->look[i].len + 1;
         memmove(&st->look[i], &st->look[i + 1],
                 (size_t)(st->nlook - i - 1) * sizeof(*st->look));
         st->nlook--;
@@ -201,30 +307,32 @@ static void dh_prune(dh_state_t *st, int64_t minday) {
         int w = 0;
         for (int i = 0; i < st->nlook; i++) {
                 if (st->look[i].day < minday)
-                        free(st->look[i].item);
+                        st->pdead += st->look[i].len + 1;
                 else
                         st->look[w++] = st->look[i];
         }
         st->nlook = w;
+        if (w == 0)
+                st->plen = st->pdead = 0;
 }
 
 /* Records a qualified play of @p item on @p day, then enforces the cap. */
 static enc_err_t dh_look_touch(const dh_priv_t *p, dh_state_t *st,
                                const char *item, int64_t day) {
-        int i = dh_search(st->look, sizeof(*st->look), st->nlook, item);
+        int i = dh_look_search(st, item);
         if (i >= 0) {
                 if (day > st->look[i].day)
                         st->look[i].day = day;
                 return ENC_OK;
         }
         i = -i - 1;
-        char *dup = strdup(item);
-        if (!dup || !dh_insert_slot((void **)&st->look, &st->nlook, &st->clook,
-                                    sizeof(*st->look), i)) {
-                free(dup);
+        size_t len = strlen(item);
+        uint32_t off;
+        if (!dh_pool_add(st, item, len, &off) ||
+            !dh_insert_slot((void **)&st->look, &st->nlook, &st->clook,
+                            sizeof(*st->look), i))
                 return ENC_ERR_NOMEM;
-        }
-        st->look[i] = (dh_look_t){dup, day};
+        st->look[i] = (dh_look_t){off, (uint32_t)len, day};
         while (st->nlook > p->max_items) {
                 int old = 0; /* array order is item order: first min wins */
                 for (int j = 1; j < st->nlook; j++)
@@ -352,21 +460,19 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
                                 return err;
                 }
         } else if (ev->source == ENC_SRC_RECOMMENDATION &&
-                   dh_search(st->look, sizeof(*st->look), st->nlook, item) <
-                           0 &&
-                   st->ndisc < p->max_items) {
+                   dh_look_search(st, item) < 0 && st->ndisc < p->max_items) {
                 di = -di - 1;
                 dh_disc_t d;
                 memset(&d, 0, sizeof(d));
-                d.item = strdup(item);
-                d.rec = enc_strdup0(ev->recommendation_id);
-                d.cohort = enc_strdup0(ev->cohort);
+                const char *rec = ev->recommendation_id, *co = ev->cohort;
                 d.d0 = day;
                 enc_daybits_init(&d.days, day);
                 (void)enc_daybits_add(&d.days, day);
-                if (!d.item || (ev->recommendation_id && !d.rec) ||
-                    (ev->cohort && !d.cohort) ||
-                    !dh_insert_slot((void **)&st->disc, &st->ndisc, &st->cdisc,
+                if (!dh_disc_strings(&d, item, strlen(item), rec,
+                                     rec ? strlen(rec) : 0, co,
+                                     co ? strlen(co) : 0))
+                        return ENC_ERR_NOMEM;
+                if (!dh_insert_slot((void **)&st->disc, &st->ndisc, &st->cdisc,
                                     sizeof(*st->disc), di)) {
                         dh_disc_clear(&d);
                         return ENC_ERR_NOMEM;
@@ -392,8 +498,11 @@ static enc_err_t dh_state_encode(void *priv, const void *state,
         enc_buf_put_u8(out, ENC_SIG_STATE_V1);
         enc_buf_put_varint(out, (uint64_t)st->nlook);
         for (int i = 0; i < st->nlook; i++) {
-                enc_buf_put_str(out, st->look[i].item);
-                enc_buf_put_svarint(out, st->look[i].day);
+                const dh_look_t *l = &st->look[i];
+                enc_buf_put_varint(out, (uint64_t)l->len + 1);
+                if (enc_buf_append(out, st->pool + l->off, l->len))
+                        return ENC_ERR_TOO_LARGE;
+                enc_buf_put_svarint(out, l->day);
         }
         enc_buf_put_varint(out, (uint64_t)st->ndisc);
         for (int i = 0; i < st->ndisc; i++) {
@@ -406,6 +515,29 @@ static enc_err_t dh_state_encode(void *priv, const void *state,
                 enc_daybits_put(&d->days, out);
         }
         return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
+}
+
+/* Reads a stored string in place: *s points into the buffer (NULL for
+ * an absent one), *len its length. Refuses embedded NULs and invalid
+ * UTF-8, as the stored form never holds them. */
+static bool dh_get_strref(const uint8_t **q, const uint8_t *end,
+                          size_t maxlen, const char **s, size_t *len) {
+        uint64_t n;
+        *s = NULL;
+        *len = 0;
+        if (!enc_get_varint(q, end, &n))
+                return false;
+        if (n == 0)
+                return true;
+        n--;
+        if (n > maxlen || n > (uint64_t)(end - *q) ||
+            memchr(*q, '\0', (size_t)n) ||
+            !enc_utf8_valid((const char *)*q, (size_t)n))
+                return false;
+        *s = (const char *)*q;
+        *len = (size_t)n;
+        *q += n;
+        return true;
 }
 
 static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
@@ -425,18 +557,32 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
             !enc_get_varint(&q, end, &n) || n > (uint64_t)p->max_items ||
             n > (uint64_t)(end - q) / 2)
                 goto corrupt;
-        if (n && !(st->look = calloc((size_t)n, sizeof(*st->look))))
+        /* The ids fit in the bytes left (each shorter than its length
+         * prefix plus a NUL): one pool, sized once. */
+        if (n && (!(st->look = calloc((size_t)n, sizeof(*st->look))) ||
+                  !(st->pool = malloc((size_t)(end - q)))))
                 goto nomem;
         st->clook = (int)n;
+        st->pcap = n ? (uint32_t)(end - q) : 0;
         for (uint64_t i = 0; i < n; i++) {
                 dh_look_t *l = &st->look[i];
-                if (!enc_sig_get_str(&q, end, ENC_ID_MAX, &l->item))
+                uint64_t sl;
+                if (!enc_get_varint(&q, end, &sl) || sl < 2 ||
+                    sl - 1 > ENC_ID_MAX || sl - 1 > (uint64_t)(end - q) ||
+                    memchr(q, '\0', (size_t)(sl - 1)) ||
+                    !enc_utf8_valid((const char *)q, (size_t)(sl - 1)))
                         goto corrupt;
+                l->off = st->plen;
+                l->len = (uint32_t)(sl - 1);
+                memcpy(st->pool + st->plen, q, l->len);
+                st->pool[st->plen + l->len] = '\0';
+                st->plen += l->len + 1;
+                q += l->len;
                 st->nlook++;
-                if (!l->item || !*l->item ||
-                    !enc_get_svarint(&q, end, &l->day) ||
+                if (!enc_get_svarint(&q, end, &l->day) ||
                     !enc_sig_day_ok(l->day) ||
-                    (i && strcmp(st->look[i - 1].item, l->item) >= 0))
+                    (i && strcmp(dh_look_item(st, (int)i - 1),
+                                 dh_look_item(st, (int)i)) >= 0))
                         goto corrupt;
         }
         if (!enc_get_varint(&q, end, &n) || n > (uint64_t)p->max_items ||
@@ -448,12 +594,17 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
         for (uint64_t i = 0; i < n; i++) {
                 dh_disc_t *d = &st->disc[i];
                 uint64_t seq;
+                const char *s[3];
+                size_t sl[3];
                 st->ndisc++;
-                if (!enc_sig_get_str(&q, end, ENC_ID_MAX, &d->item) ||
-                    !d->item || !*d->item ||
-                    (i && strcmp(st->disc[i - 1].item, d->item) >= 0) ||
-                    !enc_sig_get_str(&q, end, ENC_ID_MAX, &d->rec) ||
-                    !enc_sig_get_str(&q, end, ENC_LABEL_MAX, &d->cohort) ||
+                if (!dh_get_strref(&q, end, ENC_ID_MAX, &s[0], &sl[0]) ||
+                    !s[0] || !sl[0] ||
+                    !dh_get_strref(&q, end, ENC_ID_MAX, &s[1], &sl[1]) ||
+                    !dh_get_strref(&q, end, ENC_LABEL_MAX, &s[2], &sl[2]))
+                        goto corrupt;
+                if (!dh_disc_strings(d, s[0], sl[0], s[1], sl[1], s[2], sl[2]))
+                        goto nomem;
+                if ((i && strcmp(st->disc[i - 1].item, d->item) >= 0) ||
                     !enc_get_svarint(&q, end, &d->d0) ||
                     !enc_sig_day_ok(d->d0) || !enc_get_varint(&q, end, &seq) ||
                     seq < 1 || seq > (uint64_t)p->horizon + 1)

@@ -2,6 +2,12 @@
 # Unit tests of the other modules are registered in their sources.cmake.
 enc_add_test(NAME test_config SOURCES tests/test_config.c
   LIBS enc_state LABELS unit)
+# The end test of every reader that stops at an offset (consumer/readend.c).
+enc_add_test(NAME test_readend SOURCES tests/test_readend.c
+  LIBS enc_consumer LABELS unit)
+# Seeks that never stop on a timeout (consumer/seek.c), on the mock.
+enc_add_test(NAME test_seek SOURCES tests/test_seek.c
+  LIBS enc_consumer LABELS integration)
 # About 2.5 minutes plain; under ASan/UBSan, sharing two cores with
 # test_faults, it took more than 15 (ops/sanitize), hence the margin.
 enc_add_test(NAME test_pipeline SOURCES tests/test_pipeline.c
