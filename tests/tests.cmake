@@ -22,6 +22,9 @@ add_test(NAME readme_config_table
   COMMAND ${CMAKE_SOURCE_DIR}/tests/check_readme_config.sh
           $<TARGET_FILE:encore> ${CMAKE_SOURCE_DIR}/README.md)
 set_tests_properties(readme_config_table PROPERTIES LABELS unit)
+add_test(NAME cli_help
+  COMMAND ${CMAKE_SOURCE_DIR}/tests/test_cli_help.sh $<TARGET_FILE:encore>)
+set_tests_properties(cli_help PROPERTIES LABELS unit)
 include(tests/fuzz/fuzz.cmake OPTIONAL)
 include(tests/observability.cmake OPTIONAL)
 include(tests/faults.cmake OPTIONAL)
