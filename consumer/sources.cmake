@@ -10,6 +10,7 @@ add_library(enc_consumer STATIC
   consumer/readend.c
   consumer/seek.c
   consumer/metrics.c
+  consumer/rewardstats.c
   consumer/observe.c
   consumer/demo.c)
 target_include_directories(enc_consumer PUBLIC ${CMAKE_SOURCE_DIR}/consumer)
