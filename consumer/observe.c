@@ -144,18 +144,15 @@ static void enc_render_partitions(enc_pipeline_t *pl, enc_buf_t *b) {
  * its state is current, so "restore stuck" can be told from "no restore". */
 static void enc_render_restores(enc_pipeline_t *pl, enc_buf_t *b) {
         char pn[16];
+        enc_changelog_stats_t cs;
+        enc_changelog_stats(pl->cl, &cs);
         enc_prom_family(b, "encore_restore_remaining_records", "gauge",
                         "Changelog records still to apply before the "
                         "partition is processed (0: state is current), by "
                         "input partition");
         for (int i = 0; i < pl->owned->cnt; i++) {
                 int32_t p = pl->owned->elems[i].partition;
-                int64_t left = 0;
-                for (int j = 0; j < pl->nrestoring; j++)
-                        if (pl->restoring[j].partition == p &&
-                            pl->restoring[j].target > pl->restoring[j].next)
-                                left = pl->restoring[j].target -
-                                       pl->restoring[j].next;
+                int64_t left = enc_changelog_remaining(pl->cl, p);
                 snprintf(pn, sizeof(pn), "%d", p);
                 const char *lab[] = {"partition", pn, NULL};
                 enc_prom_sample(b, "encore_restore_remaining_records", lab,
@@ -164,16 +161,16 @@ static void enc_render_restores(enc_pipeline_t *pl, enc_buf_t *b) {
         enc_metric1(b, "encore_partitions_restoring", "gauge",
                     "Owned partitions whose state is being restored from the "
                     "changelog (not ready until 0)",
-                    (double)pl->nrestoring);
+                    (double)enc_changelog_active(pl->cl));
         enc_metric1(b, "encore_restores_total", "counter",
                     "Partition restores from the changelog completed",
-                    (double)pl->restores);
+                    (double)cs.restores);
         enc_metric1(b, "encore_restore_records_total", "counter",
                     "Changelog records applied by restores",
-                    (double)pl->restore_records);
+                    (double)cs.restore_records);
         enc_metric1(b, "encore_restore_users_total", "counter",
                     "User records made durable by completed restores",
-                    (double)pl->restore_users);
+                    (double)cs.restore_users);
 }
 
 /* ---- everything ----------------------------------------------------- */

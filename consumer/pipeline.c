@@ -276,7 +276,7 @@ static void enc_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
         else if (tag == ENC_TAG_DLQ)
                 pl->stats.dlq_produced++;
         else if (tag >= ENC_TAG_META_BASE)
-                enc_changelog_delivered(pl,
+                enc_changelog_delivered(pl->cl,
                                         (int32_t)(tag - ENC_TAG_META_BASE),
                                         m->offset);
 }
@@ -401,6 +401,48 @@ static enc_err_t enc_sink_dead_letter(void *opaque,
                            r->value_len, h, (void *)ENC_TAG_DLQ);
 }
 
+/* The engine's changelog records go to the changelog. */
+static enc_err_t enc_sink_changelog(void *opaque, int32_t partition,
+                                    const void *key, size_t klen,
+                                    const void *val, size_t vlen,
+                                    bool is_meta) {
+        enc_pipeline_t *pl = opaque;
+        return enc_changelog_write(pl->cl, partition, key, klen, val, vlen,
+                                   is_meta);
+}
+
+/* The changelog's ready callback: @p p's state is restored. The engine
+ * takes the partition, and the consumer, which held it paused with no
+ * offset, is moved to the restored position and resumed. */
+static enc_err_t enc_pipeline_restored(void *opaque, int32_t p, char *errstr,
+                                       size_t errstr_size) {
+        enc_pipeline_t *pl = opaque;
+        char eerr[400];
+        int64_t resume = -1;
+        if (enc_engine_assign(pl->engine, p, &resume, eerr, sizeof(eerr)))
+                return enc_seterr(errstr, errstr_size, ENC_ERR_STATE,
+                                  "assign partition %d after restore: %s", p,
+                                  eerr);
+        const char *topic = enc_conf_get(pl->conf, "input.topic");
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                resume >= 0 ? resume : RD_KAFKA_OFFSET_STORED;
+        /* Asynchronous, and queued before the resume below, so the first
+         * record fetched is the one at the restored position; a seek
+         * timeout never stops the process (consumer/seek.c). */
+        enc_err_t err = ENC_OK;
+        if (resume >= 0 && (err = enc_seek(pl->consumer, l, eerr,
+                                           sizeof(eerr))))
+                enc_seterr(errstr, errstr_size, err, "after restore: %s",
+                           eerr);
+        rd_kafka_resume_partitions(pl->consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        enc_log_info("partition_ready", "partition=%d resume=%lld", p,
+                     (long long)resume);
+        return err;
+}
+
 /* ---- commits -------------------------------------------------------- */
 
 static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
@@ -425,7 +467,7 @@ static void enc_pipeline_rewind(enc_pipeline_t *pl) {
                 rd_kafka_topic_partition_list_new(pl->owned->cnt + 1);
         for (int i = 0; i < pl->owned->cnt; i++) {
                 const rd_kafka_topic_partition_t *tp = &pl->owned->elems[i];
-                if (enc_changelog_restoring(pl, tp->partition))
+                if (enc_changelog_restoring(pl->cl, tp->partition))
                         continue;
                 int64_t resume = -1;
                 enc_engine_revoke(pl->engine, tp->partition);
@@ -575,9 +617,10 @@ static enc_err_t enc_pipeline_commit_txn(enc_pipeline_t *pl, char *errstr,
                                       errstr_size);
         if (pl->txn_abortable) /* cannot happen after a clean commit */
                 pl->txn_abortable = false;
-        enc_err_t err = enc_engine_checkpoint_commit(
-                pl->engine, pl->cl_meta_end, pl->ncl_meta_end, errstr,
-                errstr_size);
+        int nends;
+        const int64_t *ends = enc_changelog_meta_ends(pl->cl, &nends);
+        enc_err_t err = enc_engine_checkpoint_commit(pl->engine, ends, nends,
+                                                     errstr, errstr_size);
         if (err)
                 return err;
         e = rd_kafka_begin_transaction(pl->producer);
@@ -607,8 +650,7 @@ static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
                                           "%s", pl->fatal_msg);
         }
         /* 1. changed state into the store's batch and onto the changelog */
-        for (int i = 0; i < pl->ncl_meta_end; i++)
-                pl->cl_meta_end[i] = -1;
+        enc_changelog_meta_reset(pl->cl);
         enc_err_t err =
                 enc_engine_checkpoint_stage(pl->engine, errstr, errstr_size);
         if (err)
@@ -628,8 +670,9 @@ static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
         if (pl->eos)
                 return enc_pipeline_commit_txn(pl, errstr, errstr_size);
         /* 3. state and positions (with their changelog ends), one batch */
-        err = enc_engine_checkpoint_commit(pl->engine, pl->cl_meta_end,
-                                           pl->ncl_meta_end, errstr,
+        int nends;
+        const int64_t *ends = enc_changelog_meta_ends(pl->cl, &nends);
+        err = enc_engine_checkpoint_commit(pl->engine, ends, nends, errstr,
                                            errstr_size);
         if (err)
                 return err;
@@ -718,7 +761,7 @@ static void enc_pipeline_take(enc_pipeline_t *pl,
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];
                 int64_t resume = -1;
-                enc_cl_plan_t plan = enc_changelog_plan(pl, tp->partition,
+                enc_cl_plan_t plan = enc_changelog_plan(pl->cl, tp->partition,
                                                         errstr, sizeof(errstr));
                 if (plan == ENC_CL_ERROR) {
                         enc_pipeline_set_fatal(pl, "assign %s [%d]: %s",
@@ -800,7 +843,8 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                                errstr);
         }
         for (int i = 0; i < parts->cnt; i++) {
-                if (enc_changelog_restoring(pl, parts->elems[i].partition)) {
+                if (enc_changelog_restoring(pl->cl,
+                                            parts->elems[i].partition)) {
                         /* Paused for its restore. librdkafka keeps the pause
                          * flag across revocation and assignment: cleared
                          * now, or the partition, assigned back later without
@@ -813,7 +857,7 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         rd_kafka_resume_partitions(rk, one);
                         rd_kafka_topic_partition_list_destroy(one);
                 }
-                enc_changelog_cancel(pl, parts->elems[i].partition);
+                enc_changelog_cancel(pl->cl, parts->elems[i].partition);
                 enc_engine_revoke(pl->engine, parts->elems[i].partition);
                 enc_owned_remove(pl, parts->elems[i].topic,
                                  parts->elems[i].partition);
@@ -1117,7 +1161,7 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                 .dead_letter = enc_sink_dead_letter,
                 .changelog = enc_conf_get_bool(conf, "changelog.enable") &&
                                              !ranges
-                                     ? enc_changelog_sink
+                                     ? enc_sink_changelog
                                      : NULL,
                 .schema_lookup = pl->schemas ? enc_sink_schema_lookup : NULL,
                 .opaque = pl};
@@ -1215,7 +1259,29 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                 enc_log_info("transactions", "transactional.id=%s", tid);
         }
 
-        if (!pl->bounded && enc_changelog_setup(pl, errstr, errstr_size))
+        /* The restore consumer reads with the user's kafka.* and
+         * kafka.consumer.* keys (security, timeouts), under names of its
+         * own; the changelog sets what a restore relies on. */
+        static const char *const rdef[] = {"group.id", "encore-restore",
+                                           "client.id", "encore-restore",
+                                           NULL};
+        static const char *const rnone[] = {NULL};
+        enc_changelog_env_t cenv = {
+                .conf = conf,
+                .store = pl->store,
+                .producer = pl->producer,
+                .restorer_conf = NULL,
+                .ready = enc_pipeline_restored,
+                .opaque = pl};
+        if (!pl->bounded) {
+                cenv.restorer_conf = enc_kconf_new(conf, "consumer", rdef,
+                                                   rnone, errstr,
+                                                   errstr_size);
+                if (!cenv.restorer_conf)
+                        goto fail;
+        }
+        pl->cl = enc_changelog_new(&cenv, !pl->bounded, errstr, errstr_size);
+        if (!pl->cl)
                 goto fail;
 
         /* Consumer: group member, cooperative, offsets managed by encore,
@@ -1301,7 +1367,7 @@ fail:
 void enc_pipeline_destroy(enc_pipeline_t *pl) {
         if (!pl)
                 return;
-        enc_changelog_destroy(pl);
+        enc_changelog_destroy(pl->cl);
         if (pl->consumer)
                 rd_kafka_destroy(pl->consumer);
         if (pl->producer) {
@@ -1382,8 +1448,9 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                         rd_kafka_message_destroy(m);
                 }
                 rd_kafka_poll(pl->producer, 0);
-                if (pl->nrestoring)
-                        enc_changelog_poll(pl);
+                if (enc_changelog_active(pl->cl) &&
+                    enc_changelog_poll(pl->cl, errstr, errstr_size))
+                        enc_pipeline_set_fatal(pl, "%s", errstr);
                 int64_t now = enc_now_ms();
                 if (!pl->fatal &&
                     (now - last_commit >= pl->commit_interval_ms ||
@@ -1399,8 +1466,9 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                 }
                 if (pl->http)
                         enc_http_beat(pl->http,
-                                      pl->owned->cnt > 0 && !pl->nrestoring,
-                                      pl->nrestoring
+                                      pl->owned->cnt > 0 &&
+                                              !enc_changelog_active(pl->cl),
+                                      enc_changelog_active(pl->cl)
                                               ? "restoring state from the "
                                                 "changelog"
                                               : "no partitions assigned yet");
@@ -1471,10 +1539,12 @@ void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats) {
         *stats = pl->stats;
         enc_engine_stats(pl->engine, &stats->engine);
         stats->assigned_partitions = pl->owned->cnt;
-        stats->restores = pl->restores;
-        stats->restore_records = pl->restore_records;
-        stats->restore_users = pl->restore_users;
-        stats->restore_first_ms = pl->restore_first_ms;
-        stats->restore_last_ms = pl->restore_last_ms;
+        enc_changelog_stats_t cs;
+        enc_changelog_stats(pl->cl, &cs);
+        stats->restores = cs.restores;
+        stats->restore_records = cs.restore_records;
+        stats->restore_users = cs.restore_users;
+        stats->restore_first_ms = cs.restore_first_ms;
+        stats->restore_last_ms = cs.restore_last_ms;
 }
 

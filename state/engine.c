@@ -288,6 +288,7 @@ typedef struct enc_step_s {
         enc_engine_t *e;
         enc_user_t *u;
         int inst; /* index of the instance whose emitter this is */
+        const enc_event_t *ev; /* the step's event; NULL in a timer step */
 } enc_step_t;
 
 static enc_err_t enc_engine_emit_cb(void *opaque, const enc_update_t *up);
@@ -299,6 +300,7 @@ static void enc_step_emitter(enc_step_t *s, enc_emitter_t *em) {
         em->signal_version = in->version;
         em->cb = enc_engine_emit_cb;
         em->opaque = s;
+        em->event = s->ev;
 }
 
 /* Encodes and outputs @p up, then hands it to the on_update of every later
@@ -321,7 +323,7 @@ static enc_err_t enc_engine_emit_cb(void *opaque, const enc_update_t *up) {
                 const enc_signal_plugin_t *pl = e->insts[j].plugin;
                 if (!pl->on_update)
                         continue;
-                enc_step_t sj = {e, s->u, j};
+                enc_step_t sj = {e, s->u, j, s->ev};
                 enc_emitter_t em;
                 enc_step_emitter(&sj, &em);
                 err = pl->on_update(e->insts[j].priv, &s->u->states[j], up,
@@ -353,7 +355,7 @@ static enc_err_t enc_engine_apply_event(enc_engine_t *e, int32_t partition,
         if (err)
                 return err;
         for (int i = 0; i < e->inst_cnt; i++) {
-                enc_step_t s = {e, u, i};
+                enc_step_t s = {e, u, i, ev};
                 enc_emitter_t em;
                 enc_step_emitter(&s, &em);
                 err = e->insts[i].plugin->on_event(e->insts[i].priv,
@@ -374,7 +376,7 @@ static enc_err_t enc_engine_fire(enc_engine_t *e, enc_user_t *u,
                 if (!u->states[i] || !pl->on_timer || !pl->next_timer ||
                     pl->next_timer(e->insts[i].priv, u->states[i]) > now)
                         continue;
-                enc_step_t s = {e, u, i};
+                enc_step_t s = {e, u, i, NULL};
                 enc_emitter_t em;
                 enc_step_emitter(&s, &em);
                 err = pl->on_timer(e->insts[i].priv, &u->states[i], now, &em);
