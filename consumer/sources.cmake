@@ -6,6 +6,7 @@ add_library(enc_consumer STATIC
   consumer/replay.c
   consumer/embedded.c
   consumer/tail.c
+  consumer/readout.c
   consumer/readend.c
   consumer/seek.c
   consumer/metrics.c

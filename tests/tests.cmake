@@ -5,6 +5,10 @@ enc_add_test(NAME test_config SOURCES tests/test_config.c
 # The end test of every reader that stops at an offset (consumer/readend.c).
 enc_add_test(NAME test_readend SOURCES tests/test_readend.c
   LIBS enc_consumer LABELS unit)
+# encore readout: statistics and the aggregation core against
+# hand-computed and independent values, the command on the mock cluster.
+enc_add_test(NAME test_readout SOURCES tests/test_readout.c
+  LIBS enc_consumer LABELS integration)
 # Seeks that never stop on a timeout (consumer/seek.c), on the mock.
 enc_add_test(NAME test_seek SOURCES tests/test_seek.c
   LIBS enc_consumer LABELS integration)
