@@ -86,6 +86,9 @@ static void enc_usage(FILE *fp) {
                 "[commit] interval.ms = 500):\n",
                 ENCORE_VERSION);
         enc_conf_print_keys(enc_conf_core_keys(), "", false, fp);
+        fprintf(fp, "  serde.play_event.field.<field>=<writer field>\n"
+                    "      the writer's field read as encore's PlayEvent "
+                    "field <field>\n");
         fprintf(fp, "  kafka.<property>=<value>\n      passed to librdkafka "
                     "(consumer and producer), e.g. "
                     "kafka.bootstrap.servers\n"
@@ -296,6 +299,14 @@ static int enc_parse_conf_args(const char *cmd, int argc, char **argv,
                 fprintf(stderr, "encore: %s\n", errstr);
                 return 2;
         }
+        /* serde.play_event.field.* name encore's fields: the codec knows */
+        enc_codec_t *codec = enc_codec_new_from_conf(conf, errstr,
+                                                     sizeof(errstr));
+        if (!codec) {
+                fprintf(stderr, "encore: %s\n", errstr);
+                return 2;
+        }
+        enc_codec_destroy(codec);
         return 0;
 }
 
@@ -469,6 +480,7 @@ static int enc_cmd_tail(int argc, char **argv) {
         char errstr[512];
         enc_codec_conf_t cc;
         enc_codec_conf_defaults(&cc);
+        cc.any_update_schema_id = true; /* a registry may have framed them */
         ta.codec = enc_codec_new(&cc, errstr, sizeof(errstr));
         enc_buf_init(&ta.json, 1 << 16);
         uint64_t n = 0;
@@ -506,6 +518,10 @@ static int enc_cmd_config(int argc, char **argv) {
                 printf("| key | type | default | description |\n"
                        "|---|---|---|---|\n");
                 enc_conf_print_keys(enc_conf_core_keys(), "", true, stdout);
+                printf("| `serde.play_event.field.<field>` | string | | "
+                       "the writer's field read as encore's PlayEvent field "
+                       "<field> (e.g. `serde.play_event.field.cohort = "
+                       "experiment_group`) |\n");
                 printf("| `kafka.<property>` | string | | passed to "
                        "librdkafka (consumer and producer) |\n"
                        "| `kafka.consumer.<property>`, "

@@ -1043,6 +1043,15 @@ void enc_pipeline_progress(const enc_pipeline_t *pl, int64_t *left,
         *total = pl->range_total;
 }
 
+/* The engine's codec asks for a writer schema id it has not met. */
+static enc_err_t enc_sink_schema_lookup(void *opaque, int32_t id,
+                                        const char **json, size_t *len,
+                                        char *errstr, size_t errstr_size) {
+        enc_pipeline_t *pl = opaque;
+        return enc_schema_registry_lookup(pl->schemas, id, json, len, errstr,
+                                          errstr_size);
+}
+
 static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                            const enc_range_t *ranges, int n,
                                            char *errstr, size_t errstr_size) {
@@ -1106,6 +1115,14 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                    errstr, errstr_size);
         if (!pl->store)
                 goto fail;
+        /* Writer schemas from serde.schemas.dir / schema.registry.url,
+         * checked against the field names before anything is consumed. */
+        if (enc_schema_registry_new(conf, &pl->schemas, errstr,
+                                    errstr_size) ||
+            (pl->schemas &&
+             enc_schema_registry_check(pl->schemas, conf, errstr,
+                                       errstr_size)))
+                goto fail;
         enc_engine_sink_t sink = {
                 .output = enc_sink_output,
                 .dead_letter = enc_sink_dead_letter,
@@ -1113,11 +1130,18 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                              !ranges
                                      ? enc_sink_changelog
                                      : NULL,
+                .schema_lookup = pl->schemas ? enc_sink_schema_lookup : NULL,
                 .opaque = pl};
         pl->engine = enc_engine_new(conf, pl->store, &sink, errstr,
                                     errstr_size);
         if (!pl->engine)
                 goto fail;
+        int32_t out_id;
+        if (enc_schema_registry_output_id(pl->schemas, conf, &out_id, errstr,
+                                          errstr_size))
+                goto fail;
+        if (out_id >= 0)
+                enc_engine_set_output_schema_id(pl->engine, out_id);
 
         /* Producer: idempotent, so retries never duplicate or reorder. */
         /* murmur2 like the Java client, so encore's outputs land on the
@@ -1318,6 +1342,7 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
                 rd_kafka_destroy(pl->producer);
         }
         enc_engine_destroy(pl->engine);
+        enc_schema_registry_destroy(pl->schemas);
         enc_store_close(pl->store);
         if (pl->owned)
                 rd_kafka_topic_partition_list_destroy(pl->owned);

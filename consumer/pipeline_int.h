@@ -13,6 +13,7 @@
 #include "pipeline.h"
 #include "restore.h"
 #include "rewardstats.h"
+#include "schema_registry.h"
 #include "store.h"
 
 /* Delivery-report tags (message opaque): what a delivered message was. */
@@ -24,6 +25,7 @@ struct enc_pipeline_s {
         const enc_conf_t *conf;
         enc_store_t *store;
         enc_engine_t *engine;
+        enc_schema_registry_t *schemas; /* NULL: no dir, no registry */
         rd_kafka_t *consumer;
         rd_kafka_t *producer;
         rd_kafka_topic_partition_list_t *owned; /* assigned partitions */

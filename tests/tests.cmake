@@ -26,6 +26,13 @@ enc_add_test(NAME test_pipeline SOURCES tests/test_pipeline.c
 enc_add_test(NAME test_diskfull SOURCES tests/test_diskfull.c
   LIBS enc_consumer LABELS integration TIMEOUT 600)
 
+# The Schema Registry client against an HTTP server inside the test that
+# gives the registry's documented REST answers (none can be installed
+# here), and a topic with its own schema end to end on the mock cluster.
+enc_add_test(NAME test_schema_registry SOURCES tests/test_schema_registry.c
+  LIBS enc_consumer PkgConfig::AVRO PkgConfig::MHD PkgConfig::JANSSON
+  LABELS integration TIMEOUT 600)
+
 add_test(NAME readme_config_table
   COMMAND ${CMAKE_SOURCE_DIR}/tests/check_readme_config.sh
           $<TARGET_FILE:encore> ${CMAKE_SOURCE_DIR}/README.md)
