@@ -5,6 +5,7 @@
  *               [--exit-idle-ms N [--exit-idle-after-signal]]
  *   encore demo [--events N] [--users N] [--days N]
  *   encore tail --bootstrap HOST:PORT [--topic T] [--max N]
+ *   encore readout --bootstrap HOST:PORT [--topic T] --signal NAME [...]
  *   encore config [--markdown] [--config FILE] [--set key=value ...]
  *   encore version | help [CMD]
  *   encore CMD --help | -h
@@ -39,6 +40,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "plugin.h"
+#include "readout.h"
 #include "replay.h"
 #include "tail.h"
 
@@ -72,6 +74,10 @@ static void enc_usage(FILE *fp) {
                 "timestamp:2026-01-05T00:00:00Z | ago:3d\n"
                 "  encore tail --bootstrap HOST:PORT [--topic rewards] "
                 "[--max N]\n"
+                "  encore readout --bootstrap HOST:PORT [--topic rewards] "
+                "--signal NAME [--version N]\n"
+                "                 [--final-only] [--control COHORT] [--from "
+                "POS] [--to POS] [--json]\n"
                 "  encore config [--markdown] [--config FILE] [--set k=v]\n"
                 "  encore version | help [CMD]\n"
                 "  encore CMD --help    a command's usage and options\n"
@@ -80,6 +86,9 @@ static void enc_usage(FILE *fp) {
                 "[commit] interval.ms = 500):\n",
                 ENCORE_VERSION);
         enc_conf_print_keys(enc_conf_core_keys(), "", false, fp);
+        fprintf(fp, "  serde.play_event.field.<field>=<writer field>\n"
+                    "      the writer's field read as encore's PlayEvent "
+                    "field <field>\n");
         fprintf(fp, "  kafka.<property>=<value>\n      passed to librdkafka "
                     "(consumer and producer), e.g. "
                     "kafka.bootstrap.servers\n"
@@ -169,6 +178,30 @@ static const enc_cmd_help_t enc_cmd_helps[] = {
          "  --topic T             the topic (default rewards)\n"
          "  --max N               stop after N records (default: at the "
          "end)\n" ENC_HELP_OPT},
+        {"readout",
+         "encore readout --bootstrap HOST:PORT [--topic T] --signal NAME "
+         "[--version N]\n"
+         "                      [--final-only] [--control COHORT] "
+         "[--from POS] [--to POS] [--json]\n",
+         "An A/B readout: reads the topic to its end, keeps the latest "
+         "update of each\n(user, subject) key of the signal and groups the "
+         "keys by cohort: units,\nusers, mean, stderr, 95% interval; against "
+         "a control cohort the difference,\nlift and Welch's two-sided "
+         "p-value. progressive_reward adds the mean\nposterior variance.\n\n"
+         "  --bootstrap HOST:PORT the brokers (required)\n"
+         "  --topic T             the reward topic (default rewards)\n"
+         "  --signal NAME         the signal (required)\n"
+         "  --version N           its version (default: the one on the "
+         "topic)\n"
+         "  --final-only          the latest final update of each key\n"
+         "  --control COHORT      compare every other cohort with this one\n"
+         "  --from POS            first record: earliest | end | "
+         "offsets:P=O,... |\n"
+         "                        timestamp:2026-01-05T00:00:00Z | ago:3d "
+         "(default earliest)\n"
+         "  --to POS              end, exclusive (default end)\n"
+         "  --json                one JSON object per cohort a line\n"
+         ENC_HELP_OPT},
         {"config", "encore config [--markdown] [--config FILE] [--set k=v]\n",
          "Prints the effective configuration, or with --markdown the table "
          "of keys.\n\n"
@@ -198,6 +231,10 @@ static void enc_cmd_usage(const char *cmd, bool full, FILE *fp) {
                 fprintf(fp, "\n%s", h->options);
         else
                 fprintf(fp, "(encore %s --help for the options)\n", cmd);
+}
+
+static void enc_readout_help(FILE *fp, bool full) {
+        enc_cmd_usage("readout", full, fp);
 }
 
 static bool enc_is_help(const char *a) {
@@ -262,6 +299,14 @@ static int enc_parse_conf_args(const char *cmd, int argc, char **argv,
                 fprintf(stderr, "encore: %s\n", errstr);
                 return 2;
         }
+        /* serde.play_event.field.* name encore's fields: the codec knows */
+        enc_codec_t *codec = enc_codec_new_from_conf(conf, errstr,
+                                                     sizeof(errstr));
+        if (!codec) {
+                fprintf(stderr, "encore: %s\n", errstr);
+                return 2;
+        }
+        enc_codec_destroy(codec);
         return 0;
 }
 
@@ -435,6 +480,7 @@ static int enc_cmd_tail(int argc, char **argv) {
         char errstr[512];
         enc_codec_conf_t cc;
         enc_codec_conf_defaults(&cc);
+        cc.any_update_schema_id = true; /* a registry may have framed them */
         ta.codec = enc_codec_new(&cc, errstr, sizeof(errstr));
         enc_buf_init(&ta.json, 1 << 16);
         uint64_t n = 0;
@@ -472,6 +518,10 @@ static int enc_cmd_config(int argc, char **argv) {
                 printf("| key | type | default | description |\n"
                        "|---|---|---|---|\n");
                 enc_conf_print_keys(enc_conf_core_keys(), "", true, stdout);
+                printf("| `serde.play_event.field.<field>` | string | | "
+                       "the writer's field read as encore's PlayEvent field "
+                       "<field> (e.g. `serde.play_event.field.cohort = "
+                       "experiment_group`) |\n");
                 printf("| `kafka.<property>` | string | | passed to "
                        "librdkafka (consumer and producer) |\n"
                        "| `kafka.consumer.<property>`, "
@@ -608,6 +658,9 @@ int main(int argc, char **argv) {
         }
         if (!strcmp(cmd, "tail"))
                 return enc_cmd_tail(argc - 1, argv + 1);
+        if (!strcmp(cmd, "readout"))
+                return enc_readout_main(argc - 1, argv + 1, stdout, stderr,
+                                        enc_readout_help);
         if (!strcmp(cmd, "replay"))
                 return enc_cmd_replay(argc - 1, argv + 1, false);
         if (!strcmp(cmd, "reset"))

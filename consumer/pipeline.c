@@ -322,52 +322,12 @@ static int64_t enc_wall_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static enc_upd_count_t *enc_upd_find(enc_pipeline_t *pl, const char *signal,
-                                      int32_t version, const char *cohort) {
-        for (int i = 0; i < pl->nupd; i++) {
-                enc_upd_count_t *c = &pl->upd[i];
-                if (c->version == version && !strcmp(c->signal, signal) &&
-                    !strcmp(c->cohort, cohort))
-                        return c;
-        }
-        return NULL;
-}
-
-static void enc_count_update(enc_pipeline_t *pl, const enc_update_t *up) {
-        const char *cohort = up->cohort ? up->cohort : "";
-        enc_upd_count_t *c =
-                enc_upd_find(pl, up->signal, up->signal_version, cohort);
-        if (!c && pl->nupd >= ENC_UPD_SERIES_MAX) {
-                /* Past the cap every new cohort shares one series. */
-                cohort = "_other";
-                c = enc_upd_find(pl, up->signal, up->signal_version, cohort);
-        }
-        if (c) {
-                c->n++;
-                return;
-        }
-        if (pl->nupd == pl->capupd) {
-                int ncap = pl->capupd ? pl->capupd * 2 : 16;
-                enc_upd_count_t *n =
-                        realloc(pl->upd, (size_t)ncap * sizeof(*n));
-                if (!n)
-                        return;
-                pl->upd = n;
-                pl->capupd = ncap;
-        }
-        c = &pl->upd[pl->nupd++];
-        snprintf(c->signal, sizeof(c->signal), "%s", up->signal);
-        c->version = up->signal_version;
-        snprintf(c->cohort, sizeof(c->cohort), "%s", cohort);
-        c->n = 1;
-}
-
 static enc_err_t enc_sink_output(void *opaque, int32_t in_partition,
                                  const char *key, size_t key_len,
                                  const void *val, size_t val_len,
                                  const enc_update_t *up) {
         enc_pipeline_t *pl = opaque;
-        enc_count_update(pl, up);
+        enc_rstats_observe(pl->rstats, up);
         if (pl->cur_record_ts > 0)
                 enc_hist_observe(&pl->latency,
                                  (double)(enc_wall_ms() - pl->cur_record_ts) /
@@ -1151,6 +1111,15 @@ void enc_pipeline_progress(const enc_pipeline_t *pl, int64_t *left,
         *total = pl->range_total;
 }
 
+/* The engine's codec asks for a writer schema id it has not met. */
+static enc_err_t enc_sink_schema_lookup(void *opaque, int32_t id,
+                                        const char **json, size_t *len,
+                                        char *errstr, size_t errstr_size) {
+        enc_pipeline_t *pl = opaque;
+        return enc_schema_registry_lookup(pl->schemas, id, json, len, errstr,
+                                          errstr_size);
+}
+
 static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                            const enc_range_t *ranges, int n,
                                            char *errstr, size_t errstr_size) {
@@ -1187,6 +1156,13 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                        2.5,   5,      10,    30};
         enc_hist_init(&pl->latency, lat_b, 15);
         enc_hist_init(&pl->commit_dur, com_b, 14);
+        pl->rstats = enc_rstats_new(
+                (int)enc_conf_get_int(conf, "metrics.cohorts.max"));
+        if (!pl->rstats) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                goto fail;
+        }
         enc_buf_init(&pl->metrics_buf, 16 << 20);
         const char *maddr = enc_conf_get(conf, "metrics.address");
         if (*maddr) {
@@ -1207,6 +1183,14 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                    errstr, errstr_size);
         if (!pl->store)
                 goto fail;
+        /* Writer schemas from serde.schemas.dir / schema.registry.url,
+         * checked against the field names before anything is consumed. */
+        if (enc_schema_registry_new(conf, &pl->schemas, errstr,
+                                    errstr_size) ||
+            (pl->schemas &&
+             enc_schema_registry_check(pl->schemas, conf, errstr,
+                                       errstr_size)))
+                goto fail;
         enc_engine_sink_t sink = {
                 .output = enc_sink_output,
                 .dead_letter = enc_sink_dead_letter,
@@ -1214,11 +1198,18 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                              !ranges
                                      ? enc_sink_changelog
                                      : NULL,
+                .schema_lookup = pl->schemas ? enc_sink_schema_lookup : NULL,
                 .opaque = pl};
         pl->engine = enc_engine_new(conf, pl->store, &sink, errstr,
                                     errstr_size);
         if (!pl->engine)
                 goto fail;
+        int32_t out_id;
+        if (enc_schema_registry_output_id(pl->schemas, conf, &out_id, errstr,
+                                          errstr_size))
+                goto fail;
+        if (out_id >= 0)
+                enc_engine_set_output_schema_id(pl->engine, out_id);
 
         /* Producer: idempotent, so retries never duplicate or reorder. */
         /* murmur2 like the Java client, so encore's outputs land on the
@@ -1420,6 +1411,7 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
                 rd_kafka_destroy(pl->producer);
         }
         enc_engine_destroy(pl->engine);
+        enc_schema_registry_destroy(pl->schemas);
         enc_store_close(pl->store);
         if (pl->owned)
                 rd_kafka_topic_partition_list_destroy(pl->owned);
@@ -1427,7 +1419,7 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
         free(pl->at_eof);
         free(pl->eof_offset);
         free(pl->ranges);
-        free(pl->upd);
+        enc_rstats_destroy(pl->rstats);
         free(pl->lag);
         enc_buf_free(&pl->metrics_buf);
         free(pl);

@@ -139,20 +139,12 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
         e->commit_records = (uint64_t)enc_conf_get_int(conf, "commit.records");
         enc_buf_init(&e->out, 4 << 20);
 
-        enc_codec_conf_t cc;
-        enc_codec_conf_defaults(&cc);
-        cc.framing = strcmp(enc_conf_get(conf, "serde.framing"), "raw")
-                             ? ENC_FRAMING_CONFLUENT
-                             : ENC_FRAMING_RAW;
-        cc.play_event_schema_id =
-                (int32_t)enc_conf_get_int(conf, "serde.play_event.schema.id");
-        cc.reward_update_schema_id = (int32_t)enc_conf_get_int(
-                conf, "serde.reward_update.schema.id");
-        cc.max_record_bytes =
-                (size_t)enc_conf_get_int(conf, "serde.max.record.bytes");
-        e->codec = enc_codec_new(&cc, errstr, errstr_size);
+        e->codec = enc_codec_new_from_conf(conf, errstr, errstr_size);
         if (!e->codec)
                 goto fail;
+        if (sink->schema_lookup)
+                enc_codec_set_schema_lookup(e->codec, sink->schema_lookup,
+                                            sink->opaque);
         if (enc_signals_instantiate(conf, &e->reg_insts, &e->reg_cnt, errstr,
                                     errstr_size))
                 goto fail;
@@ -183,6 +175,11 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
 fail:
         enc_engine_destroy(e);
         return NULL;
+}
+
+/* The codec is the engine's; the id comes from the consumer's registry. */
+void enc_engine_set_output_schema_id(enc_engine_t *e, int32_t id) {
+        enc_codec_set_reward_update_schema_id(e->codec, id);
 }
 
 void enc_engine_destroy(enc_engine_t *e) {

@@ -44,6 +44,7 @@ check demo --events --users --days
 check replay --from --to --output-topic --state-dir --bootstrap --progress --config --set
 check reset --to --dry-run --clear-local --force --bootstrap --config --set
 check tail --bootstrap --topic --max
+check readout --bootstrap --topic --signal --version --final-only --control --from --to --json
 check config --markdown --config --set
 check version
 # --help after other options still wins, and help CMD is CMD --help.
