@@ -140,6 +140,9 @@ static const enc_cfg_key_t enc_core_keys[] = {
      "debug|info|warn|error"},
     {"metrics.address", ENC_CFG_STR, "127.0.0.1:9464",
      "host:port of /metrics, /healthz and /readyz (empty disables)"},
+    {"metrics.cohorts.max", ENC_CFG_INT, "20",
+     "Distinct experiment cohorts the reward metrics label; later new "
+     "cohorts are counted as cohort=\"other\"", 0, 10000},
     {NULL},
 };
 

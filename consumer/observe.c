@@ -11,7 +11,8 @@
  * family's lines to be contiguous, so per-partition families are rendered
  * one family at a time, each walking the owned partitions. Label sets are
  * bounded: partitions owned, dead-letter reasons, and (signal, version,
- * cohort) with cohorts capped in pipeline.c.
+ * cohort) with cohorts capped by metrics.cohorts.max (rewardstats.c, which
+ * renders the reward families).
  *
  * The names here are an interface: the dashboard (ops/grafana), the alert
  * rules (ops/prometheus/alerts.yml) and tests/test_observability.sh query
@@ -219,18 +220,7 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                     (double)es.forced_watermark);
 
         /* output */
-        enc_prom_family(b, "encore_reward_updates_total", "counter",
-                        "Reward updates emitted, by signal, version and "
-                        "cohort (empty: no cohort)");
-        for (int i = 0; i < pl->nupd; i++) {
-                char ver[16];
-                snprintf(ver, sizeof(ver), "%d", pl->upd[i].version);
-                const char *lab[] = {
-                        "signal", pl->upd[i].signal, "version", ver,
-                        "cohort", pl->upd[i].cohort, NULL};
-                enc_prom_sample(b, "encore_reward_updates_total", lab,
-                                (double)pl->upd[i].n);
-        }
+        enc_rstats_render(pl->rstats, b);
         enc_metric1(b, "encore_timers_fired_total", "counter",
                     "User timers fired (window decays, session closes, "
                     "horizons)",

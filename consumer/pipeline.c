@@ -322,52 +322,12 @@ static int64_t enc_wall_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static enc_upd_count_t *enc_upd_find(enc_pipeline_t *pl, const char *signal,
-                                      int32_t version, const char *cohort) {
-        for (int i = 0; i < pl->nupd; i++) {
-                enc_upd_count_t *c = &pl->upd[i];
-                if (c->version == version && !strcmp(c->signal, signal) &&
-                    !strcmp(c->cohort, cohort))
-                        return c;
-        }
-        return NULL;
-}
-
-static void enc_count_update(enc_pipeline_t *pl, const enc_update_t *up) {
-        const char *cohort = up->cohort ? up->cohort : "";
-        enc_upd_count_t *c =
-                enc_upd_find(pl, up->signal, up->signal_version, cohort);
-        if (!c && pl->nupd >= ENC_UPD_SERIES_MAX) {
-                /* Past the cap every new cohort shares one series. */
-                cohort = "_other";
-                c = enc_upd_find(pl, up->signal, up->signal_version, cohort);
-        }
-        if (c) {
-                c->n++;
-                return;
-        }
-        if (pl->nupd == pl->capupd) {
-                int ncap = pl->capupd ? pl->capupd * 2 : 16;
-                enc_upd_count_t *n =
-                        realloc(pl->upd, (size_t)ncap * sizeof(*n));
-                if (!n)
-                        return;
-                pl->upd = n;
-                pl->capupd = ncap;
-        }
-        c = &pl->upd[pl->nupd++];
-        snprintf(c->signal, sizeof(c->signal), "%s", up->signal);
-        c->version = up->signal_version;
-        snprintf(c->cohort, sizeof(c->cohort), "%s", cohort);
-        c->n = 1;
-}
-
 static enc_err_t enc_sink_output(void *opaque, int32_t in_partition,
                                  const char *key, size_t key_len,
                                  const void *val, size_t val_len,
                                  const enc_update_t *up) {
         enc_pipeline_t *pl = opaque;
-        enc_count_update(pl, up);
+        enc_rstats_observe(pl->rstats, up);
         if (pl->cur_record_ts > 0)
                 enc_hist_observe(&pl->latency,
                                  (double)(enc_wall_ms() - pl->cur_record_ts) /
@@ -1128,6 +1088,13 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                        2.5,   5,      10,    30};
         enc_hist_init(&pl->latency, lat_b, 15);
         enc_hist_init(&pl->commit_dur, com_b, 14);
+        pl->rstats = enc_rstats_new(
+                (int)enc_conf_get_int(conf, "metrics.cohorts.max"));
+        if (!pl->rstats) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                goto fail;
+        }
         enc_buf_init(&pl->metrics_buf, 16 << 20);
         const char *maddr = enc_conf_get(conf, "metrics.address");
         if (*maddr) {
@@ -1383,7 +1350,7 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
         free(pl->at_eof);
         free(pl->eof_offset);
         free(pl->ranges);
-        free(pl->upd);
+        enc_rstats_destroy(pl->rstats);
         free(pl->lag);
         enc_buf_free(&pl->metrics_buf);
         free(pl);

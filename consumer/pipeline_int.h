@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "pipeline.h"
 #include "restore.h"
+#include "rewardstats.h"
 #include "schema_registry.h"
 #include "store.h"
 
@@ -19,17 +20,6 @@
 #define ENC_TAG_OUTPUT ((intptr_t)0)
 #define ENC_TAG_DLQ ((intptr_t)1)
 /* ENC_TAG_CHANGELOG and ENC_TAG_META_BASE: changelog.h */
-
-/* Reward updates counted by (signal, version, cohort); cohorts past the cap
- * are counted under cohort "_other" so a bad input cannot blow up the
- * number of series. */
-#define ENC_UPD_SERIES_MAX 512
-typedef struct enc_upd_count_s {
-        char signal[ENC_SIGNAL_NAME_MAX];
-        int32_t version;
-        char cohort[ENC_LABEL_MAX + 1];
-        uint64_t n;
-} enc_upd_count_t;
 
 struct enc_pipeline_s {
         const enc_conf_t *conf;
@@ -55,8 +45,9 @@ struct enc_pipeline_s {
         int64_t cur_record_ts; /* broker timestamp of the record in hand */
         enc_hist_t latency;    /* record timestamp -> output produced */
         enc_hist_t commit_dur;
-        enc_upd_count_t *upd; /* updates by (signal, version, cohort) */
-        int nupd, capupd;
+        /* updates and final values by (signal, version, cohort), cohorts
+         * bounded by metrics.cohorts.max (rewardstats.c) */
+        enc_rstats_t *rstats;
         int64_t *lag; /* consumer lag by partition, from librdkafka stats */
         int nlag;
         enc_buf_t metrics_buf;

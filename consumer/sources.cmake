@@ -10,6 +10,7 @@ add_library(enc_consumer STATIC
   consumer/readend.c
   consumer/seek.c
   consumer/metrics.c
+  consumer/rewardstats.c
   consumer/observe.c
   consumer/demo.c
   consumer/schema_registry.c)

@@ -9,6 +9,10 @@ enc_add_test(NAME test_readend SOURCES tests/test_readend.c
 # hand-computed and independent values, the command on the mock cluster.
 enc_add_test(NAME test_readout SOURCES tests/test_readout.c
   LIBS enc_consumer LABELS integration)
+# Reward metrics by cohort (consumer/rewardstats.c): buckets, the cohort
+# bound, the exposition lines.
+enc_add_test(NAME test_rewardstats SOURCES tests/test_rewardstats.c
+  LIBS enc_consumer LABELS unit)
 # Seeks that never stop on a timeout (consumer/seek.c), on the mock.
 enc_add_test(NAME test_seek SOURCES tests/test_seek.c
   LIBS enc_consumer LABELS integration)
