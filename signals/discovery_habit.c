@@ -149,36 +149,6 @@ static void dh_disc_clear(dh_disc_t *d) {
         d->item = d->rec = d->cohort = NULL;
 }
 
-/* Fills @p d's strings with one allocation: item, then rec and cohort
- * (each NULL-able). False when out of memory. */
-static bool dh_disc_strings(dh_disc_t *d, const char *item, size_t ilen,
-                            const char *rec, size_t rlen, const char *cohort,
-                            size_t clen) {
-        char *b = malloc(ilen + 1 + (rec ? rlen + 1 : 0) +
-                         (cohort ? clen + 1 : 0));
-        if (!b)
-                return false;
-        char *w = b;
-        d->item = w;
-        memcpy(w, item, ilen);
-        w[ilen] = '\0';
-        w += ilen + 1;
-        d->rec = NULL;
-        if (rec) {
-                d->rec = w;
-                memcpy(w, rec, rlen);
-                w[rlen] = '\0';
-                w += rlen + 1;
-        }
-        d->cohort = NULL;
-        if (cohort) {
-                d->cohort = w;
-                memcpy(w, cohort, clen);
-                w[clen] = '\0';
-        }
-        return true;
-}
-
 static void dh_state_free(void *priv, void *state) {
         dh_state_t *st = state;
         if (!st)
@@ -468,9 +438,10 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
                 d.d0 = day;
                 enc_daybits_init(&d.days, day);
                 (void)enc_daybits_add(&d.days, day);
-                if (!dh_disc_strings(&d, item, strlen(item), rec,
-                                     rec ? strlen(rec) : 0, co,
-                                     co ? strlen(co) : 0))
+                const char *sv[3] = {item, rec, co};
+                size_t sl[3] = {strlen(item), rec ? strlen(rec) : 0,
+                                co ? strlen(co) : 0};
+                if (!enc_sig_strs3(&d.item, &d.rec, &d.cohort, sv, sl))
                         return ENC_ERR_NOMEM;
                 if (!dh_insert_slot((void **)&st->disc, &st->ndisc, &st->cdisc,
                                     sizeof(*st->disc), di)) {
@@ -517,29 +488,6 @@ static enc_err_t dh_state_encode(void *priv, const void *state,
         return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
 }
 
-/* Reads a stored string in place: *s points into the buffer (NULL for
- * an absent one), *len its length. Refuses embedded NULs and invalid
- * UTF-8, as the stored form never holds them. */
-static bool dh_get_strref(const uint8_t **q, const uint8_t *end,
-                          size_t maxlen, const char **s, size_t *len) {
-        uint64_t n;
-        *s = NULL;
-        *len = 0;
-        if (!enc_get_varint(q, end, &n))
-                return false;
-        if (n == 0)
-                return true;
-        n--;
-        if (n > maxlen || n > (uint64_t)(end - *q) ||
-            memchr(*q, '\0', (size_t)n) ||
-            !enc_utf8_valid((const char *)*q, (size_t)n))
-                return false;
-        *s = (const char *)*q;
-        *len = (size_t)n;
-        *q += n;
-        return true;
-}
-
 static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                                  void **statep) {
         const dh_priv_t *p = priv;
@@ -569,8 +517,7 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                 uint64_t sl;
                 if (!enc_get_varint(&q, end, &sl) || sl < 2 ||
                     sl - 1 > ENC_ID_MAX || sl - 1 > (uint64_t)(end - q) ||
-                    memchr(q, '\0', (size_t)(sl - 1)) ||
-                    !enc_utf8_valid((const char *)q, (size_t)(sl - 1)))
+                    !enc_sig_str_ok(q, (size_t)(sl - 1)))
                         goto corrupt;
                 l->off = st->plen;
                 l->len = (uint32_t)(sl - 1);
@@ -597,12 +544,12 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                 const char *s[3];
                 size_t sl[3];
                 st->ndisc++;
-                if (!dh_get_strref(&q, end, ENC_ID_MAX, &s[0], &sl[0]) ||
+                if (!enc_sig_strref_get(&q, end, ENC_ID_MAX, &s[0], &sl[0]) ||
                     !s[0] || !sl[0] ||
-                    !dh_get_strref(&q, end, ENC_ID_MAX, &s[1], &sl[1]) ||
-                    !dh_get_strref(&q, end, ENC_LABEL_MAX, &s[2], &sl[2]))
+                    !enc_sig_strref_get(&q, end, ENC_ID_MAX, &s[1], &sl[1]) ||
+                    !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &s[2], &sl[2]))
                         goto corrupt;
-                if (!dh_disc_strings(d, s[0], sl[0], s[1], sl[1], s[2], sl[2]))
+                if (!enc_sig_strs3(&d->item, &d->rec, &d->cohort, s, sl))
                         goto nomem;
                 if ((i && strcmp(st->disc[i - 1].item, d->item) >= 0) ||
                     !enc_get_svarint(&q, end, &d->d0) ||

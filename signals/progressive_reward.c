@@ -148,9 +148,8 @@ fail:
 }
 
 static void pr_disc_clear(pr_disc_t *d) {
-        free(d->item);
-        free(d->rec);
-        free(d->cohort);
+        free(d->item); /* one block with rec and cohort: enc_sig_strs3 */
+        d->item = d->rec = d->cohort = NULL;
 }
 
 static void pr_state_free(void *priv, void *state) {
@@ -327,18 +326,16 @@ static enc_err_t pr_on_update(void *priv, void **state, const enc_update_t *up,
         }
         pr_disc_t d;
         memset(&d, 0, sizeof(d));
-        d.item = strdup(up->subject);
-        d.rec = enc_strdup0(up->recommendation_id);
-        d.cohort = enc_strdup0(up->cohort);
+        const char *sv[3] = {up->subject, up->recommendation_id,
+                             up->cohort};
+        size_t sl[3] = {strlen(up->subject),
+                        sv[1] ? strlen(sv[1]) : 0, sv[2] ? strlen(sv[2]) : 0};
+        if (!enc_sig_strs3(&d.item, &d.rec, &d.cohort, sv, sl))
+                return ENC_ERR_NOMEM;
         d.d0 = d0;
         d.k_next = 1;
         enc_daybits_init(&d.z, d0);
         (void)enc_daybits_add(&d.z, d0);
-        if (!d.item || (up->recommendation_id && !d.rec) ||
-            (up->cohort && !d.cohort)) {
-                pr_disc_clear(&d);
-                return ENC_ERR_NOMEM;
-        }
         memmove(&st->d[i + 1], &st->d[i], (size_t)(st->n - i) * sizeof(d));
         st->d[i] = d;
         st->n++;
@@ -390,12 +387,19 @@ static enc_err_t pr_state_decode(void *priv, const uint8_t *buf, size_t len,
         for (uint64_t i = 0; i < n; i++) {
                 pr_disc_t *d = &st->d[i];
                 uint64_t k;
+                const char *sv[3];
+                size_t sl[3];
                 st->n++;
-                if (!enc_sig_get_str(&q, end, ENC_ID_MAX, &d->item) ||
-                    !d->item || !*d->item ||
-                    !enc_sig_get_str(&q, end, ENC_ID_MAX, &d->rec) ||
-                    !enc_sig_get_str(&q, end, ENC_LABEL_MAX, &d->cohort) ||
-                    !enc_get_svarint(&q, end, &d->d0) ||
+                if (!enc_sig_strref_get(&q, end, ENC_ID_MAX, &sv[0], &sl[0]) ||
+                    !sv[0] || !sl[0] ||
+                    !enc_sig_strref_get(&q, end, ENC_ID_MAX, &sv[1], &sl[1]) ||
+                    !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &sv[2], &sl[2]))
+                        goto corrupt;
+                if (!enc_sig_strs3(&d->item, &d->rec, &d->cohort, sv, sl)) {
+                        pr_state_free(NULL, st);
+                        return ENC_ERR_NOMEM;
+                }
+                if (!enc_get_svarint(&q, end, &d->d0) ||
                     !enc_sig_day_ok(d->d0) || !enc_get_varint(&q, end, &k) ||
                     k < 1 || k > (uint64_t)p->h ||
                     (i && pr_cmp(d->item, d->d0, &st->d[i - 1]) <= 0))
