@@ -253,6 +253,11 @@ static void co_state_free(void *priv, void *state) {
         free(state);
 }
 
+static size_t co_state_bytes(void *priv, const void *state) {
+        const co_priv_t *p = priv;
+        return enc_heap_bytes(sizeof(co_state_t) + (size_t)p->n * sizeof(double));
+}
+
 static int64_t co_next_timer(void *priv, const void *state) {
         const co_priv_t *p = priv;
         const co_state_t *st = state;
@@ -406,5 +411,6 @@ const enc_signal_plugin_t enc_sig_composite = {
         .state_encode = co_state_encode,
         .state_decode = co_state_decode,
         .state_free = co_state_free,
+        .state_bytes = co_state_bytes,
         .depends = co_depends,
 };

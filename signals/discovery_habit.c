@@ -161,6 +161,25 @@ static void dh_state_free(void *priv, void *state) {
         free(st);
 }
 
+/* A discovery's block of strings (enc_sig_strs3). */
+static size_t dh_disc_bytes(const dh_disc_t *d) {
+        size_t n = strlen(d->item) + 1;
+        n += d->rec ? strlen(d->rec) + 1 : 0;
+        n += d->cohort ? strlen(d->cohort) + 1 : 0;
+        return enc_heap_bytes(n);
+}
+
+static size_t dh_state_bytes(void *priv, const void *state) {
+        const dh_state_t *st = state;
+        size_t n = enc_heap_bytes(sizeof(*st)) +
+                   enc_heap_bytes((size_t)st->clook * sizeof(*st->look)) +
+                   enc_heap_bytes(st->pcap) +
+                   enc_heap_bytes((size_t)st->cdisc * sizeof(*st->disc));
+        for (int i = 0; i < st->ndisc; i++)
+                n += dh_disc_bytes(&st->disc[i]);
+        return n;
+}
+
 static const char *dh_look_item(const dh_state_t *st, int i) {
         return st->pool + st->look[i].off;
 }
@@ -589,4 +608,5 @@ const enc_signal_plugin_t enc_sig_discovery_habit = {
         .state_encode = dh_state_encode,
         .state_decode = dh_state_decode,
         .state_free = dh_state_free,
+        .state_bytes = dh_state_bytes,
 };

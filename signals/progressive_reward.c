@@ -162,6 +162,20 @@ static void pr_state_free(void *priv, void *state) {
         free(st);
 }
 
+static size_t pr_state_bytes(void *priv, const void *state) {
+        const pr_state_t *st = state;
+        size_t n = enc_heap_bytes(sizeof(*st)) +
+                   enc_heap_bytes((size_t)st->cap * sizeof(*st->d));
+        for (int i = 0; i < st->n; i++) {
+                const pr_disc_t *d = &st->d[i];
+                size_t b = strlen(d->item) + 1;
+                b += d->rec ? strlen(d->rec) + 1 : 0;
+                b += d->cohort ? strlen(d->cohort) + 1 : 0;
+                n += enc_heap_bytes(b);
+        }
+        return n;
+}
+
 static int pr_cmp(const char *item, int64_t d0, const pr_disc_t *d) {
         int c = strcmp(item, d->item);
         if (c)
@@ -434,5 +448,6 @@ const enc_signal_plugin_t enc_sig_progressive_reward = {
         .state_encode = pr_state_encode,
         .state_decode = pr_state_decode,
         .state_free = pr_state_free,
+        .state_bytes = pr_state_bytes,
         .depends = pr_depends,
 };

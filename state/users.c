@@ -36,17 +36,17 @@
 
 /* What a cached user costs, charged against cache.max.bytes: the entry
  * (struct, id, state pointers, hash, heap and dirty slots, malloc headers)
- * and its decoded state, estimated from the size of its record. Decoded
- * state is lists of separately allocated strings and structs: with the
- * default signals, a process's resident set grew by about 2.1 bytes per
- * byte charged when state took twice its record (ops/bench `mem
- * --in-process 1 --users 1000000`, cache.max.bytes 64 against 192 MiB),
- * hence five times; with this charge the same runs grow 1.0 byte per byte
- * charged. Charging less than the truth lets the cache outgrow its budget;
- * charging more only caches fewer users. */
+ * and the heap its states hold, as each plug-in's state_bytes() counts it
+ * (malloc's rounding and headers included). A plug-in without
+ * state_bytes() is charged five times its part of the record, the old
+ * estimate from when decoded state was lists of separately allocated
+ * strings: a process's resident set then grew about 2.1 bytes per byte
+ * charged at twice the record (ops/bench `mem --in-process 1`). Charging
+ * less than the truth lets the cache outgrow its budget; charging more
+ * only caches fewer users. */
 #define ENC_USER_OVERHEAD     200
 #define ENC_USER_STATE_FACTOR 5
-#define ENC_USER_NEW_GUESS    640 /* before the first encode: one event */
+#define ENC_USER_NEW_REC      128 /* record guess before the first encode */
 
 typedef struct enc_heap_s {
         enc_user_t **v;
@@ -100,9 +100,30 @@ static void enc_lru_unlink(enc_user_t *u);
  * loaded and when it is flushed), so adding it when an entry becomes dirty
  * and taking it off when it is flushed or dropped keeps the sum exact. */
 static size_t enc_user_stage_bytes(const enc_user_t *u) {
-        size_t rec = (u->charge - ENC_USER_OVERHEAD - u->ulen) /
-                     ENC_USER_STATE_FACTOR;
-        return rec + (4 + u->ulen + 4) + 2 * (12 + u->ulen + 4);
+        return u->rec_len + (4 + u->ulen + 4) + 2 * (12 + u->ulen + 4);
+}
+
+/* What @p u holds now (see ENC_USER_OVERHEAD). */
+static size_t enc_user_charge(const enc_users_t *c, const enc_user_t *u) {
+        size_t n = ENC_USER_OVERHEAD + u->ulen;
+        bool guess = false;
+        for (int i = 0; i < c->inst_cnt; i++) {
+                const enc_signal_plugin_t *pl = c->insts[i].plugin;
+                if (!u->states[i])
+                        continue;
+                if (pl->state_bytes)
+                        n += pl->state_bytes(c->insts[i].priv, u->states[i]);
+                else
+                        guess = true;
+        }
+        return n + (guess ? (size_t)u->rec_len * ENC_USER_STATE_FACTOR : 0);
+}
+
+/* Sets @p u's charge to what it holds now, keeping the cache's sum. */
+static void enc_user_recharge(enc_users_t *c, enc_user_t *u) {
+        c->bytes -= u->charge;
+        u->charge = enc_user_charge(c, u);
+        c->bytes += u->charge;
 }
 
 static bool enc_users_mark_dirty(enc_users_t *c, enc_user_t *u) {
@@ -506,9 +527,10 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
                          : found                     ? u->wake
                                                      : ENC_NO_TIMER;
         bool need_write = u->stored_wake != u->wake || corrupt;
-        u->charge = ENC_USER_OVERHEAD + ulen +
-                    (found ? c->scratch.len * ENC_USER_STATE_FACTOR
-                           : ENC_USER_NEW_GUESS);
+        u->rec_len = found && c->scratch.len < UINT32_MAX
+                             ? (uint32_t)c->scratch.len
+                             : ENC_USER_NEW_REC;
+        u->charge = enc_user_charge(c, u);
         if (!enc_heap_place(c, u)) {
                 enc_user_free(c, u);
                 return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
@@ -531,6 +553,7 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
 
 int64_t enc_users_changed(enc_users_t *c, enc_user_t *u) {
         u->wake = enc_user_compute_wake(c, u);
+        enc_user_recharge(c, u);
         if (!enc_heap_place(c, u))
                 enc_log_error("timer_heap_oom", "partition=%d",
                               u->partition);
@@ -691,10 +714,10 @@ enc_err_t enc_users_flush(enc_users_t *c, char *errstr, size_t errstr_size) {
                                    u->ulen, c->scratch.data, c->scratch.len);
                 u->on_disk = true;
                 enc_lru_push_front(c, u); /* clean: evictable again */
-                c->bytes -= u->charge;
-                u->charge = ENC_USER_OVERHEAD + u->ulen +
-                            c->scratch.len * ENC_USER_STATE_FACTOR;
-                c->bytes += u->charge;
+                u->rec_len = c->scratch.len < UINT32_MAX
+                                     ? (uint32_t)c->scratch.len
+                                     : UINT32_MAX;
+                enc_user_recharge(c, u);
         }
         enc_users_stage_timers(c);
         /* On error keep the unflushed tail dirty (the commit fails anyway). */

@@ -27,7 +27,9 @@ typedef struct enc_user_s {
         struct enc_user_s *lru_prev, *lru_next;
         uint64_t hash;
         int heap_idx; /* -1: not in a heap */
-        size_t charge;
+        size_t charge;   /* against the cache budget: what it holds */
+        uint32_t rec_len; /* its record's length when last read or written
+                             (an estimate for a new user) */
         /* identity */
         int32_t partition;
         uint32_t ulen;
