@@ -49,6 +49,11 @@
 
 #define ENC_TIME_NONE INT64_MIN
 
+/* Users of buffered events read from the store in one batch (see
+ * enc_engine_prefetch_add): large enough to amortise a MultiGet, small
+ * next to the events the grace holds, which apply long after. */
+#define ENC_PREFETCH_BATCH 128
+
 static const char *const enc_dlq_names[ENC_DLQ__CNT] = {
     [ENC_DLQ_DECODE] = "decode",
     [ENC_DLQ_BAD_MAGIC] = "bad_magic",
@@ -107,6 +112,12 @@ struct enc_engine_s {
         uint64_t since_commit;
         bool cache_full;
         enc_buf_t out;
+        /* users of events buffered since the last prefetch, not cached */
+        int32_t pf_part[ENC_PREFETCH_BATCH];
+        size_t pf_at[ENC_PREFETCH_BATCH], pf_len[ENC_PREFETCH_BATCH];
+        int pf_n;
+        char pf_ids[ENC_PREFETCH_BATCH * ENC_ID_MAX];
+        size_t pf_bytes;
         enc_engine_stats_t stats;
         enc_err_t changelog_err; /* first sink->changelog error of a stage */
         bool staged;             /* checkpoint staged, not yet committed */
@@ -281,6 +292,8 @@ void enc_engine_revoke(enc_engine_t *e, int32_t partition) {
         if (!p)
                 return;
         enc_reorder_clear(p->buf);
+        e->pf_n = 0; /* never load a user of a partition given up */
+        e->pf_bytes = 0;
         enc_users_drop_partition(e->users, partition);
         p->owned = false;
 }
@@ -503,6 +516,39 @@ static void enc_engine_evict(enc_engine_t *e) {
 }
 
 /* ---- records -------------------------------------------------------- */
+
+/*
+ * The user of an event just buffered will be looked up when the watermark
+ * releases the event, a grace period of input later. If it is not cached,
+ * remember it; every ENC_PREFETCH_BATCH such users are read in one
+ * MultiGet (enc_users_prefetch), so a cold user costs a share of a batched
+ * read instead of a synchronous Get on the apply path. Only what is cached
+ * changes, never an output: an entry evicted before its event applies is
+ * simply read again then.
+ */
+static enc_err_t enc_engine_prefetch_add(enc_engine_t *e, int32_t partition,
+                                         const char *user) {
+        size_t ulen = strlen(user);
+        if (ulen > ENC_ID_MAX ||
+            enc_users_cached(e->users, partition, user, ulen))
+                return ENC_OK;
+        e->pf_part[e->pf_n] = partition;
+        e->pf_at[e->pf_n] = e->pf_bytes;
+        e->pf_len[e->pf_n] = ulen;
+        memcpy(e->pf_ids + e->pf_bytes, user, ulen);
+        e->pf_bytes += ulen;
+        if (++e->pf_n < ENC_PREFETCH_BATCH)
+                return ENC_OK;
+        const char *ids[ENC_PREFETCH_BATCH];
+        for (int i = 0; i < e->pf_n; i++)
+                ids[i] = e->pf_ids + e->pf_at[i];
+        enc_err_t err = enc_users_prefetch(e->users, e->pf_part, ids,
+                                           e->pf_len, (size_t)e->pf_n,
+                                           e->errstr, e->errstr_size);
+        e->pf_n = 0;
+        e->pf_bytes = 0;
+        return err;
+}
 
 static enc_dlq_reason_t enc_dlq_from_err(enc_err_t err) {
         switch (err) {
@@ -735,6 +781,9 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
                                           "out of memory buffering events");
                 e->stats.accepted++;
                 p->accepted++;
+                err = enc_engine_prefetch_add(e, rec->partition, ev.user_id);
+                if (err)
+                        return err;
         }
         int64_t w = p->stream_time - e->grace;
         if (enc_reorder_count(p->buf) > e->reorder_max) {
@@ -912,6 +961,7 @@ void enc_engine_stats(const enc_engine_t *e, enc_engine_stats_t *stats) {
         stats->cache_bytes = us.bytes;
         stats->cache_hits = us.hits;
         stats->cache_misses = us.misses;
+        stats->cache_prefetched = us.prefetched;
         stats->cache_evictions = us.evictions;
         stats->state_corrupt = us.corrupt;
         stats->users_expired = us.deleted;

@@ -470,6 +470,13 @@ static int64_t enc_user_compute_wake(enc_users_t *c, const enc_user_t *u) {
         return enc_states_wake(c->insts, c->inst_cnt, u->states);
 }
 
+static enc_err_t enc_users_insert(enc_users_t *c, enc_user_t **slot,
+                                  uint64_t h, int32_t partition,
+                                  const char *user, size_t ulen,
+                                  int64_t known_timer, const uint8_t *rec,
+                                  size_t rec_len, enc_user_t **up,
+                                  char *errstr, size_t errstr_size);
+
 enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
                         size_t ulen, int64_t known_timer, enc_user_t **up,
                         char *errstr, size_t errstr_size) {
@@ -493,7 +500,21 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
                                            errstr_size);
         if (err)
                 return err;
+        return enc_users_insert(c, slot, h, partition, user, ulen, known_timer,
+                                found ? c->scratch.data : NULL,
+                                c->scratch.len, up, errstr, errstr_size);
+}
 
+/* Builds the entry of (partition, user) from its stored record @p rec
+ * (NULL: none; borrowed) and puts it in @p slot, clean unless its timer key
+ * or a corrupt record needs a write. */
+static enc_err_t enc_users_insert(enc_users_t *c, enc_user_t **slot,
+                                  uint64_t h, int32_t partition,
+                                  const char *user, size_t ulen,
+                                  int64_t known_timer, const uint8_t *rec,
+                                  size_t rec_len, enc_user_t **up,
+                                  char *errstr, size_t errstr_size) {
+        bool found = rec != NULL;
         /* One block: the entry, its id, then the state pointers. */
         size_t at = (sizeof(enc_user_t) + ulen + 1 + sizeof(void *) - 1) &
                     ~(sizeof(void *) - 1);
@@ -510,15 +531,14 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
         u->heap_idx = -1;
         u->on_disk = found;
         bool corrupt = false;
-        if (found && enc_user_record_decode(c->insts, c->inst_cnt,
-                                            c->scratch.data, c->scratch.len,
-                                            u->states) != ENC_OK) {
+        if (found && enc_user_record_decode(c->insts, c->inst_cnt, rec,
+                                            rec_len, u->states) != ENC_OK) {
                 c->stats.corrupt++;
                 corrupt = true;
                 enc_log_error("state_corrupt",
                               "partition=%d user_bytes=%zu record_bytes=%zu "
                               "action=reset_user_state",
-                              partition, ulen, c->scratch.len);
+                              partition, ulen, rec_len);
         }
         u->wake = enc_user_compute_wake(c, u);
         /* The store's timer key for this user: the one the caller saw, or
@@ -527,9 +547,8 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
                          : found                     ? u->wake
                                                      : ENC_NO_TIMER;
         bool need_write = u->stored_wake != u->wake || corrupt;
-        u->rec_len = found && c->scratch.len < UINT32_MAX
-                             ? (uint32_t)c->scratch.len
-                             : ENC_USER_NEW_REC;
+        u->rec_len = found && rec_len < UINT32_MAX ? (uint32_t)rec_len
+                                                   : ENC_USER_NEW_REC;
         u->charge = enc_user_charge(c, u);
         if (!enc_heap_place(c, u)) {
                 enc_user_free(c, u);
@@ -549,6 +568,42 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
                 enc_users_grow(c);
         *up = u;
         return ENC_OK;
+}
+
+typedef struct enc_prefetch_ctx_s {
+        enc_users_t *c;
+        const int32_t *parts;
+        const char *const *users;
+        const size_t *ulens;
+        char *errstr;
+        size_t errstr_size;
+} enc_prefetch_ctx_t;
+
+static enc_err_t enc_users_prefetch_cb(void *opaque, size_t i,
+                                       const void *rec, size_t rec_len) {
+        enc_prefetch_ctx_t *x = opaque;
+        enc_users_t *c = x->c;
+        uint64_t h = enc_user_hash(x->parts[i], x->users[i], x->ulens[i]);
+        enc_user_t **slot =
+                enc_users_slot(c, h, x->parts[i], x->users[i], x->ulens[i]);
+        if (*slot) /* twice in one batch */
+                return ENC_OK;
+        enc_user_t *u;
+        c->stats.prefetched++;
+        return enc_users_insert(c, slot, h, x->parts[i], x->users[i],
+                                x->ulens[i], ENC_NO_TIMER, rec, rec_len, &u,
+                                x->errstr, x->errstr_size);
+}
+
+enc_err_t enc_users_prefetch(enc_users_t *c, const int32_t *parts,
+                             const char *const *users, const size_t *ulens,
+                             size_t n, char *errstr, size_t errstr_size) {
+        if (n == 0)
+                return ENC_OK;
+        enc_prefetch_ctx_t x = {c, parts, users, ulens, errstr, errstr_size};
+        return enc_store_get_users(c->store, parts, users, ulens, n,
+                                   enc_users_prefetch_cb, &x, errstr,
+                                   errstr_size);
 }
 
 int64_t enc_users_changed(enc_users_t *c, enc_user_t *u) {
