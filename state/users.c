@@ -575,6 +575,7 @@ typedef struct enc_prefetch_ctx_s {
         const int32_t *parts;
         const char *const *users;
         const size_t *ulens;
+        const int64_t *timers; /* NULL: ENC_NO_TIMER for all */
         char *errstr;
         size_t errstr_size;
 } enc_prefetch_ctx_t;
@@ -591,8 +592,9 @@ static enc_err_t enc_users_prefetch_cb(void *opaque, size_t i,
         enc_user_t *u;
         c->stats.prefetched++;
         return enc_users_insert(c, slot, h, x->parts[i], x->users[i],
-                                x->ulens[i], ENC_NO_TIMER, rec, rec_len, &u,
-                                x->errstr, x->errstr_size);
+                                x->ulens[i],
+                                x->timers ? x->timers[i] : ENC_NO_TIMER, rec,
+                                rec_len, &u, x->errstr, x->errstr_size);
 }
 
 enc_err_t enc_users_prefetch(enc_users_t *c, const int32_t *parts,
@@ -600,7 +602,22 @@ enc_err_t enc_users_prefetch(enc_users_t *c, const int32_t *parts,
                              size_t n, char *errstr, size_t errstr_size) {
         if (n == 0)
                 return ENC_OK;
-        enc_prefetch_ctx_t x = {c, parts, users, ulens, errstr, errstr_size};
+        enc_prefetch_ctx_t x = {c,    parts,  users,      ulens,
+                                NULL, errstr, errstr_size};
+        return enc_store_get_users(c->store, parts, users, ulens, n,
+                                   enc_users_prefetch_cb, &x, errstr,
+                                   errstr_size);
+}
+
+enc_err_t enc_users_prefetch_timed(enc_users_t *c, const int32_t *parts,
+                                   const char *const *users,
+                                   const size_t *ulens, const int64_t *timers,
+                                   size_t n, char *errstr,
+                                   size_t errstr_size) {
+        if (n == 0)
+                return ENC_OK;
+        enc_prefetch_ctx_t x = {c,      parts,  users,      ulens,
+                                timers, errstr, errstr_size};
         return enc_store_get_users(c->store, parts, users, ulens, n,
                                    enc_users_prefetch_cb, &x, errstr,
                                    errstr_size);

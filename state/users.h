@@ -77,6 +77,15 @@ enc_err_t enc_users_prefetch(enc_users_t *c, const int32_t *parts,
                              size_t n, char *errstr,
                              size_t errstr_size) ENC_WUR;
 
+/** enc_users_prefetch for users found through their stored timer keys:
+ *  @p timers[i] is the time of the key seen for users[i] (see
+ *  enc_users_get's known_timer). */
+enc_err_t enc_users_prefetch_timed(enc_users_t *c, const int32_t *parts,
+                                   const char *const *users,
+                                   const size_t *ulens, const int64_t *timers,
+                                   size_t n, char *errstr,
+                                   size_t errstr_size) ENC_WUR;
+
 /** True if (partition, user) is in the cache. */
 bool enc_users_cached(enc_users_t *c, int32_t partition, const char *user,
                       size_t ulen);
