@@ -71,6 +71,7 @@ typedef struct dh_disc_s {
         int64_t d0;
         int64_t seq;        /* last sequence number emitted */
         enc_daybits_t days; /* engaged days, base d0 */
+        uint32_t sbytes;    /* size of the block of strings */
 } dh_disc_t;
 
 typedef struct dh_state_s {
@@ -79,6 +80,7 @@ typedef struct dh_state_s {
         char *pool; /* the lookback's item ids, back to back */
         uint32_t plen, pcap;
         uint32_t pdead; /* bytes of ids no entry points to any more */
+        int64_t lmax;   /* the largest lookback day (if nlook > 0) */
         dh_disc_t *disc;
         int ndisc, cdisc;
 } dh_state_t;
@@ -161,13 +163,6 @@ static void dh_state_free(void *priv, void *state) {
         free(st);
 }
 
-/* A discovery's block of strings (enc_sig_strs3). */
-static size_t dh_disc_bytes(const dh_disc_t *d) {
-        size_t n = strlen(d->item) + 1;
-        n += d->rec ? strlen(d->rec) + 1 : 0;
-        n += d->cohort ? strlen(d->cohort) + 1 : 0;
-        return enc_heap_bytes(n);
-}
 
 static size_t dh_state_bytes(void *priv, const void *state) {
         const dh_state_t *st = state;
@@ -176,7 +171,7 @@ static size_t dh_state_bytes(void *priv, const void *state) {
                    enc_heap_bytes(st->pcap) +
                    enc_heap_bytes((size_t)st->cdisc * sizeof(*st->disc));
         for (int i = 0; i < st->ndisc; i++)
-                n += dh_disc_bytes(&st->disc[i]);
+                n += enc_heap_bytes(st->disc[i].sbytes);
         return n;
 }
 
@@ -284,11 +279,20 @@ static bool dh_insert_slot(void **arr, int *n, int *cap, size_t stride,
         return true;
 }
 
+/* Recomputes st->lmax after entries went. */
+static void dh_look_max(dh_state_t *st) {
+        st->lmax = INT64_MIN;
+        for (int i = 0; i < st->nlook; i++)
+                if (st->look[i].day > st->lmax)
+                        st->lmax = st->look[i].day;
+}
+
 static void dh_look_remove(dh_state_t *st, int i) {
         st->pdead += st->look[i].len + 1;
         memmove(&st->look[i], &st->look[i + 1],
                 (size_t)(st->nlook - i - 1) * sizeof(*st->look));
         st->nlook--;
+        dh_look_max(st);
 }
 
 /* Drops lookback entries older than @p minday. */
@@ -300,15 +304,20 @@ static void dh_prune(dh_state_t *st, int64_t minday) {
                 else
                         st->look[w++] = st->look[i];
         }
+        if (w == st->nlook)
+                return;
         st->nlook = w;
         if (w == 0)
                 st->plen = st->pdead = 0;
+        dh_look_max(st);
 }
 
 /* Records a qualified play of @p item on @p day, then enforces the cap. */
 static enc_err_t dh_look_touch(const dh_priv_t *p, dh_state_t *st,
                                const char *item, int64_t day) {
         int i = dh_look_search(st, item);
+        if (st->nlook == 0 || day > st->lmax)
+                st->lmax = day;
         if (i >= 0) {
                 if (day > st->look[i].day)
                         st->look[i].day = day;
@@ -359,7 +368,7 @@ static int64_t dh_final_time(const dh_priv_t *p, const dh_disc_t *d) {
 static int64_t dh_next_timer(void *priv, const void *state) {
         const dh_priv_t *p = priv;
         const dh_state_t *st = state;
-        int64_t t = ENC_NO_TIMER, maxday = INT64_MIN;
+        int64_t t = ENC_NO_TIMER;
         if (!st)
                 return ENC_NO_TIMER;
         for (int i = 0; i < st->ndisc; i++)
@@ -367,11 +376,8 @@ static int64_t dh_next_timer(void *priv, const void *state) {
                         t = dh_final_time(p, &st->disc[i]);
         if (st->ndisc > 0)
                 return t;
-        for (int i = 0; i < st->nlook; i++)
-                if (st->look[i].day > maxday)
-                        maxday = st->look[i].day;
         /* An entry of day d matters to plays up to day d + L. */
-        return st->nlook ? enc_day_start(maxday + p->lookback + 1)
+        return st->nlook ? enc_day_start(st->lmax + p->lookback + 1)
                          : ENC_NO_TIMER;
 }
 
@@ -460,7 +466,7 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
                 const char *sv[3] = {item, rec, co};
                 size_t sl[3] = {strlen(item), rec ? strlen(rec) : 0,
                                 co ? strlen(co) : 0};
-                if (!enc_sig_strs3(&d.item, &d.rec, &d.cohort, sv, sl))
+                if (!enc_sig_strs3(&d.item, &d.rec, &d.cohort, sv, sl, &d.sbytes))
                         return ENC_ERR_NOMEM;
                 if (!dh_insert_slot((void **)&st->disc, &st->ndisc, &st->cdisc,
                                     sizeof(*st->disc), di)) {
@@ -551,6 +557,7 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                                  dh_look_item(st, (int)i)) >= 0))
                         goto corrupt;
         }
+        dh_look_max(st);
         if (!enc_get_varint(&q, end, &n) || n > (uint64_t)p->max_items ||
             n > (uint64_t)(end - q) / 6)
                 goto corrupt;
@@ -568,7 +575,8 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                     !enc_sig_strref_get(&q, end, ENC_ID_MAX, &s[1], &sl[1]) ||
                     !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &s[2], &sl[2]))
                         goto corrupt;
-                if (!enc_sig_strs3(&d->item, &d->rec, &d->cohort, s, sl))
+                if (!enc_sig_strs3(&d->item, &d->rec, &d->cohort, s, sl,
+                                   &d->sbytes))
                         goto nomem;
                 if ((i && strcmp(st->disc[i - 1].item, d->item) >= 0) ||
                     !enc_get_svarint(&q, end, &d->d0) ||

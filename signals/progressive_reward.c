@@ -57,6 +57,7 @@ typedef struct pr_disc_s {
         int64_t d0;
         int k_next;      /* next prefix length to emit, 1..H */
         enc_daybits_t z; /* engaged days, base d0 */
+        uint32_t sbytes; /* size of the block of strings */
 } pr_disc_t;
 
 typedef struct pr_state_s {
@@ -166,13 +167,8 @@ static size_t pr_state_bytes(void *priv, const void *state) {
         const pr_state_t *st = state;
         size_t n = enc_heap_bytes(sizeof(*st)) +
                    enc_heap_bytes((size_t)st->cap * sizeof(*st->d));
-        for (int i = 0; i < st->n; i++) {
-                const pr_disc_t *d = &st->d[i];
-                size_t b = strlen(d->item) + 1;
-                b += d->rec ? strlen(d->rec) + 1 : 0;
-                b += d->cohort ? strlen(d->cohort) + 1 : 0;
-                n += enc_heap_bytes(b);
-        }
+        for (int i = 0; i < st->n; i++)
+                n += enc_heap_bytes(st->d[i].sbytes);
         return n;
 }
 
@@ -344,7 +340,7 @@ static enc_err_t pr_on_update(void *priv, void **state, const enc_update_t *up,
                              up->cohort};
         size_t sl[3] = {strlen(up->subject),
                         sv[1] ? strlen(sv[1]) : 0, sv[2] ? strlen(sv[2]) : 0};
-        if (!enc_sig_strs3(&d.item, &d.rec, &d.cohort, sv, sl))
+        if (!enc_sig_strs3(&d.item, &d.rec, &d.cohort, sv, sl, &d.sbytes))
                 return ENC_ERR_NOMEM;
         d.d0 = d0;
         d.k_next = 1;
@@ -409,7 +405,8 @@ static enc_err_t pr_state_decode(void *priv, const uint8_t *buf, size_t len,
                     !enc_sig_strref_get(&q, end, ENC_ID_MAX, &sv[1], &sl[1]) ||
                     !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &sv[2], &sl[2]))
                         goto corrupt;
-                if (!enc_sig_strs3(&d->item, &d->rec, &d->cohort, sv, sl)) {
+                if (!enc_sig_strs3(&d->item, &d->rec, &d->cohort, sv, sl,
+                                   &d->sbytes)) {
                         pr_state_free(NULL, st);
                         return ENC_ERR_NOMEM;
                 }

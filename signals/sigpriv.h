@@ -96,18 +96,20 @@ static inline bool enc_sig_strref_get(const uint8_t **q, const uint8_t *end,
 
 /** Copies three strings (@p v[i] of length @p len[i]; v[1] and v[2] may be
  *  NULL, v[0] may not) into one allocation, NUL-terminated, and points
- *  *a, *b, *c at them (*b, *c NULL for NULL). *a owns the block: free(*a)
- *  frees all three. False, with nothing allocated, when out of memory. A
- *  discovery's item, recommendation id and cohort are kept this way. */
+ *  *a, *b, *c at them (*b, *c NULL for NULL); *bytes is the block's size.
+ *  *a owns the block: free(*a) frees all three. False, with nothing
+ *  allocated, when out of memory. A discovery's item, recommendation id and
+ *  cohort are kept this way. */
 static inline bool enc_sig_strs3(char **a, char **b, char **c,
-                                 const char *const v[3],
-                                 const size_t len[3]) {
+                                 const char *const v[3], const size_t len[3],
+                                 uint32_t *bytes) {
         size_t total = 0;
         for (int i = 0; i < 3; i++)
                 total += v[i] ? len[i] + 1 : 0;
         char *w = malloc(total);
         if (!w)
                 return false;
+        *bytes = (uint32_t)total; /* ids are capped far below 4 GiB */
         char **dst[3] = {a, b, c};
         for (int i = 0; i < 3; i++) {
                 *dst[i] = NULL;
