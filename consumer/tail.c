@@ -3,12 +3,21 @@
  *
  * DESIGN
  * No consumer group: the reader asks for the topic's partitions, reads each
- * partition's high watermark once, assigns all partitions from the earliest
- * offset and stops when every partition has reached the watermark it had at
- * the start. It never commits and never joins a group, so it cannot disturb
- * the encore group it is watching.
+ * partition's end offset once, assigns all partitions from the earliest
+ * offset and stops when every partition's position has reached the end it
+ * had at the start. It never commits and never joins a group, so it cannot
+ * disturb the encore group it is watching.
+ *
+ * The reader is read_committed (librdkafka's default), so the end is the
+ * last stable offset, and the last offset before it is, on a topic written
+ * in transactions, a commit marker no consumer receives: "reached the end"
+ * is the position (from partition EOF, a record, or rd_kafka_position()
+ * when idle) reaching the end offset, never the record at end - 1
+ * arriving (consumer/readend.c).
  */
 #include "tail.h"
+
+#include "readend.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdlib.h>
@@ -24,10 +33,27 @@ static int64_t enc_tail_now_ms(void) {
 enc_err_t enc_tail_read(const char *bootstrap, const char *topic,
                         int timeout_ms, enc_tail_cb_t cb, void *opaque,
                         uint64_t *count, char *errstr, size_t errstr_size) {
+        return enc_tail_read_range(bootstrap, topic, NULL, 0, timeout_ms, cb,
+                                   opaque, count, errstr, errstr_size);
+}
+
+/* The range of partition @p p in @p ranges, or NULL. */
+static const enc_tail_range_t *enc_tail_range_of(const enc_tail_range_t *r,
+                                                 int n, int32_t p) {
+        for (int i = 0; i < n; i++)
+                if (r[i].partition == p)
+                        return &r[i];
+        return NULL;
+}
+
+enc_err_t enc_tail_read_range(const char *bootstrap, const char *topic,
+                              const enc_tail_range_t *ranges, int nranges,
+                              int timeout_ms, enc_tail_cb_t cb, void *opaque,
+                              uint64_t *count, char *errstr,
+                              size_t errstr_size) {
         char rerr[256];
         enc_err_t err = ENC_OK;
-        int64_t *hi = NULL;
-        bool *done = NULL;
+        enc_readend_t *ends = NULL;
         rd_kafka_topic_partition_list_t *parts = NULL;
         const struct rd_kafka_metadata *md = NULL;
         *count = 0;
@@ -38,6 +64,8 @@ enc_err_t enc_tail_read(const char *bootstrap, const char *topic,
             rd_kafka_conf_set(kc, "group.id", "encore-tail", rerr,
                               sizeof(rerr)) ||
             rd_kafka_conf_set(kc, "enable.auto.commit", "false", rerr,
+                              sizeof(rerr)) ||
+            rd_kafka_conf_set(kc, "enable.partition.eof", "true", rerr,
                               sizeof(rerr)) ||
             rd_kafka_conf_set(kc, "log_level", "3", rerr, sizeof(rerr))) {
                 rd_kafka_conf_destroy(kc);
@@ -63,9 +91,13 @@ enc_err_t enc_tail_read(const char *bootstrap, const char *topic,
                 goto done;
         }
         int pcnt = md->topics[0].partition_cnt;
-        hi = calloc((size_t)pcnt + 1, sizeof(*hi));
-        done = calloc((size_t)pcnt + 1, sizeof(*done));
+        ends = calloc((size_t)pcnt + 1, sizeof(*ends));
         parts = rd_kafka_topic_partition_list_new(pcnt);
+        if (!ends || !parts) {
+                err = enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                 "out of memory");
+                goto done;
+        }
         int remaining = 0;
         for (int i = 0; i < pcnt; i++) {
                 int32_t p = md->topics[0].partitions[i].id;
@@ -78,13 +110,23 @@ enc_err_t enc_tail_read(const char *bootstrap, const char *topic,
                                          p, rd_kafka_err2str(kerr));
                         goto done;
                 }
-                if (p < pcnt) {
-                        hi[p] = h;
-                        done[p] = h <= lo;
-                        remaining += !done[p];
+                int64_t start = RD_KAFKA_OFFSET_BEGINNING, from = lo;
+                if (ranges) {
+                        /* A partition the ranges leave out is not read. */
+                        const enc_tail_range_t *r =
+                                enc_tail_range_of(ranges, nranges, p);
+                        if (!r)
+                                continue;
+                        start = from = r->start < lo ? lo : r->start;
+                        if (r->end < h)
+                                h = r->end;
+                }
+                if (p >= 0 && p < pcnt) {
+                        enc_readend_init(&ends[p], from, h);
+                        remaining += !ends[p].done;
                 }
                 rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
-                        RD_KAFKA_OFFSET_BEGINNING;
+                        start;
         }
         rd_kafka_assign(rk, parts);
         int64_t deadline = enc_tail_now_ms() + timeout_ms;
@@ -98,22 +140,39 @@ enc_err_t enc_tail_read(const char *bootstrap, const char *topic,
                         break;
                 }
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-                if (!m)
-                        continue;
-                if (m->err) {
-                        rd_kafka_message_destroy(m);
+                if (!m) {
+                        /* Idle: the position may have passed the end over
+                         * markers without an EOF (or before it comes). */
+                        rd_kafka_topic_partition_list_t *pos =
+                                rd_kafka_topic_partition_list_copy(parts);
+                        if (!rd_kafka_position(rk, pos))
+                                for (int i = 0; i < pos->cnt; i++) {
+                                        int32_t p = pos->elems[i].partition;
+                                        if (p < 0 || p >= pcnt ||
+                                            ends[p].done)
+                                                continue;
+                                        enc_readend_position(
+                                                &ends[p],
+                                                pos->elems[i].offset);
+                                        remaining -= ends[p].done;
+                                }
+                        rd_kafka_topic_partition_list_destroy(pos);
                         continue;
                 }
                 int32_t p = m->partition;
-                bool mine = p >= 0 && p < pcnt && !done[p] &&
-                            m->offset < hi[p];
-                int stop = mine ? cb(opaque, m) : 0;
-                if (mine)
-                        (*count)++;
-                if (p >= 0 && p < pcnt && !done[p] && m->offset + 1 >= hi[p]) {
-                        done[p] = true;
-                        remaining--;
+                if (p < 0 || p >= pcnt || ends[p].done ||
+                    (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
+                        rd_kafka_message_destroy(m);
+                        continue;
                 }
+                int stop = 0;
+                if (m->err) {
+                        enc_readend_eof(&ends[p], m->offset);
+                } else if (enc_readend_record(&ends[p], m->offset)) {
+                        stop = cb(opaque, m);
+                        (*count)++;
+                }
+                remaining -= ends[p].done;
                 rd_kafka_message_destroy(m);
                 if (stop)
                         break;
@@ -123,8 +182,7 @@ done:
                 rd_kafka_metadata_destroy(md);
         if (parts)
                 rd_kafka_topic_partition_list_destroy(parts);
-        free(hi);
-        free(done);
+        free(ends);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
         return err;

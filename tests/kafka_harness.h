@@ -286,6 +286,10 @@ static inline int t_wait(pid_t pid) {
         return status;
 }
 
+/* Offsets in the log of @p topic's partitions 0-3 (high - low watermark):
+ * a progress probe, not a record count. On a topic written in
+ * transactions every commit marker takes an offset too; count records with
+ * t_read. */
 static inline int64_t t_topic_count(const char *topic) {
         char err[256];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();

@@ -574,28 +574,28 @@ static void test_exactly_once_member_stops_cleanly_beside_another(void **st) {
         enc_codec_t *codec = t_codec();
         t_recs_t rr;
         t_entry_t *ir;
-        t_reference(&in, "m-ref", 4, &rr, &ir, codec);
+        t_reference(&in, "stop-ref", 4, &rr, &ir, codec);
         assert_int_equal(
-                enc_embedded_create_topic(emb, "m-plays", 4, err, sizeof(err)),
+                enc_embedded_create_topic(emb, "stop-plays", 4, err, sizeof(err)),
                 0);
         assert_int_equal(
-                enc_embedded_create_topic(emb, "m-out", 4, err, sizeof(err)),
+                enc_embedded_create_topic(emb, "stop-out", 4, err, sizeof(err)),
                 0);
-        assert_int_equal(enc_embedded_create_topic(emb, "g-m-out-changelog", 4,
+        assert_int_equal(enc_embedded_create_topic(emb, "g-stop-out-changelog", 4,
                                                    err, sizeof(err)),
                          0);
         char *dirs[2];
         char log[2][160], tid[2][64];
         pid_t pids[2];
-        t_input_produce(&in, "m-plays", 0, in.n / 2, false);
+        t_input_produce(&in, "stop-plays", 0, in.n / 2, false);
         for (int i = 0; i < 2; i++) {
                 dirs[i] = t_tmpdir("eos-member");
                 snprintf(log[i], sizeof(log[i]), "%s.log", dirs[i]);
                 /* distinct ids: two processes on one host */
                 snprintf(tid[i], sizeof(tid[i]),
                          "kafka.producer.transactional.id=s-member-%d", i);
-                t_run_t r = {.in_topic = "m-plays",
-                             .out_topic = "m-out",
+                t_run_t r = {.in_topic = "stop-plays",
+                             .out_topic = "stop-out",
                              .dir = dirs[i],
                              .exit_idle_ms = 1000,
                              .log = log[i],
@@ -605,17 +605,17 @@ static void test_exactly_once_member_stops_cleanly_beside_another(void **st) {
                 pids[i] = t_spawn_run(&r);
                 /* the first owns every partition before the second joins */
                 int64_t until = t_now_ms() + 30000;
-                while (i == 0 && t_owned_of(log[0], "m-plays") < 4 &&
+                while (i == 0 && t_owned_of(log[0], "stop-plays") < 4 &&
                        t_now_ms() < until)
                         usleep(100000);
-                assert_true(i > 0 || t_owned_of(log[0], "m-plays") == 4);
+                assert_true(i > 0 || t_owned_of(log[0], "stop-plays") == 4);
         }
         /* the second member joins: the group splits the partitions */
         int64_t until = t_now_ms() + 60000;
-        while (t_owned_of(log[1], "m-plays") == 0 && t_now_ms() < until)
+        while (t_owned_of(log[1], "stop-plays") == 0 && t_now_ms() < until)
                 usleep(100000);
-        assert_true(t_owned_of(log[1], "m-plays") > 0);
-        t_input_produce(&in, "m-plays", in.n / 2, in.n, true);
+        assert_true(t_owned_of(log[1], "stop-plays") > 0);
+        t_input_produce(&in, "stop-plays", in.n / 2, in.n, true);
         /* the first stops while the second is in the group */
         kill(pids[0], SIGUSR1);
         int status = t_wait(pids[0]);
@@ -630,13 +630,13 @@ static void test_exactly_once_member_stops_cleanly_beside_another(void **st) {
         assert_false(t_file_contains(log[0], "no consumer group metadata"));
         /* the survivor takes every partition, then stops too */
         until = t_now_ms() + 60000;
-        while (t_owned_of(log[1], "m-plays") < 4 && t_now_ms() < until)
+        while (t_owned_of(log[1], "stop-plays") < 4 && t_now_ms() < until)
                 usleep(100000);
-        assert_int_equal(t_owned_of(log[1], "m-plays"), 4);
+        assert_int_equal(t_owned_of(log[1], "stop-plays"), 4);
         kill(pids[1], SIGUSR1);
         status = t_wait(pids[1]);
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        size_t repeats = t_assert_same_updates(codec, &rr, ir, "m-out");
+        size_t repeats = t_assert_same_updates(codec, &rr, ir, "stop-out");
         fprintf(stderr,
                 "exactly-once stop test: reference %zu updates; one of two "
                 "members stopped: all of them, plus %zu identical repeats\n",
