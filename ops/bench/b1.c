@@ -327,6 +327,15 @@ int enc_bench_b1(int argc, char **argv) {
         enc_bench_result("b1.cache_hit_ratio",
                          (double)hits / (double)(hits + misses), "ratio");
         enc_bench_result("b1.cache_misses", (double)misses, "lookups");
+        /* Duplicate checks the id filter answered without loading the user
+         * (state/idfilter.c), of those the reorder buffer did not. */
+        uint64_t dchecks = s1.dedup_checks - s0.dedup_checks;
+        enc_bench_result("b1.dedup_filter_no_share",
+                         dchecks ? (double)(s1.dedup_filter_no -
+                                            s0.dedup_filter_no) /
+                                           (double)dchecks
+                                 : 0,
+                         "ratio");
         /* What each event costs in state work beyond its own update: the
          * timers it leads to (a session closing, a day leaving a window,
          * remembered ids expiring), each a user loaded if not cached and
