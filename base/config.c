@@ -6,7 +6,8 @@
  * description. Everything else is derived from it: validation, defaults,
  * `encore --help` and the README table (`encore config --markdown`). A key
  * that is not in the table, is not a `kafka.` pass-through and is not under
- * `signal.` is an error that names the key; so is a value of the wrong form.
+ * `signal.` or `serde.play_event.field.` (checked by the codec) is an error
+ * that names the key; so is a value of the wrong form.
  *
  * Values are stored as text in the order they were set (a later set of the
  * same key replaces the earlier value in place) and parsed by the typed
@@ -88,6 +89,38 @@ static const enc_cfg_key_t enc_core_keys[] = {
     {"serde.max.record.bytes", ENC_CFG_INT, "1048576",
      "Larger input records are dead-lettered (reason too_large)", 64,
      (int64_t)64 << 20},
+    {"serde.schemas.dir", ENC_CFG_STR, "",
+     "Directory of PlayEvent writer schemas named <id>.avsc, read before the "
+     "registry (deployments without one); empty: none"},
+    {"schema.registry.url", ENC_CFG_STR, "",
+     "Confluent Schema Registry (http:// or https://): input schema ids are "
+     "looked up there, outputs framed with RewardUpdate's registered id; "
+     "empty: none"},
+    {"schema.registry.basic.auth.user.info", ENC_CFG_STR, "",
+     "user:password for the registry's HTTP basic authentication", 0, 0, 0,
+     0, NULL, true},
+    {"schema.registry.ssl.ca.location", ENC_CFG_STR, "",
+     "CA certificates (PEM file) that verify the registry; empty: the "
+     "system's"},
+    {"schema.registry.ssl.certificate.location", ENC_CFG_STR, "",
+     "Client certificate (PEM file) for TLS client authentication"},
+    {"schema.registry.ssl.key.location", ENC_CFG_STR, "",
+     "Client private key (PEM file) for TLS client authentication"},
+    {"schema.registry.request.timeout.ms", ENC_CFG_INT, "5000",
+     "Timeout of one registry request (ms)", 100, 300000},
+    {"schema.registry.max.retries", ENC_CFG_INT, "3",
+     "Retries of a failed registry request (connection, timeout, 5xx) before "
+     "its records are dead-lettered (reason unknown_schema)",
+     0, 100},
+    {"schema.registry.retries.wait.ms", ENC_CFG_INT, "100",
+     "Wait before the first retry (ms); doubles per retry", 1, 600000},
+    {"schema.registry.retries.wait.max.ms", ENC_CFG_INT, "2000",
+     "Cap of the wait between retries, and how long an id that failed is "
+     "not asked for again (ms)",
+     1, 600000},
+    {"schema.registry.auto.register.schemas", ENC_CFG_BOOL, "true",
+     "Register RewardUpdate under <output.topic>-value at start-up and frame "
+     "outputs with its id; false: serde.reward_update.schema.id"},
     {"changelog.enable", ENC_CFG_BOOL, "true",
      "Mirror state to a compacted changelog topic, so a partition moved to "
      "another process (or a lost disk) is restored from it"},
@@ -110,6 +143,9 @@ static const enc_cfg_key_t enc_core_keys[] = {
      "debug|info|warn|error"},
     {"metrics.address", ENC_CFG_STR, "127.0.0.1:9464",
      "host:port of /metrics, /healthz and /readyz (empty disables)"},
+    {"metrics.cohorts.max", ENC_CFG_INT, "20",
+     "Distinct experiment cohorts the reward metrics label; later new "
+     "cohorts are counted as cohort=\"other\"", 0, 10000},
     {NULL},
 };
 
@@ -401,6 +437,15 @@ enc_err_t enc_conf_set(enc_conf_t *conf, const char *key, const char *value,
                                           key);
         } else if (!strncmp(key, "signal.", 7)) {
                 /* Checked by enc_signals_check_conf(). */
+        } else if (!strncmp(key, "serde.play_event.field.", 23)) {
+                /* The field names are the codec's: checked by
+                 * enc_codec_new_from_conf() (schemas/codec.h). */
+                if (!key[23] || !*value)
+                        return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                          "%s: expected "
+                                          "serde.play_event.field.<encore "
+                                          "field> = <writer field>",
+                                          key);
         } else {
                 const enc_cfg_key_t *k = enc_core_find(key);
                 if (!k)
@@ -544,8 +589,11 @@ static bool enc_is_secret(const char *key) {
 
 void enc_conf_dump(const enc_conf_t *conf, void *fpv) {
         FILE *fp = fpv;
-        for (const enc_cfg_key_t *k = enc_core_keys; k->name; k++)
-                fprintf(fp, "%s = %s\n", k->name, enc_conf_get(conf, k->name));
+        for (const enc_cfg_key_t *k = enc_core_keys; k->name; k++) {
+                const char *v = enc_conf_get(conf, k->name);
+                fprintf(fp, "%s = %s\n", k->name,
+                        k->secret && *v ? "[redacted]" : v);
+        }
         for (size_t i = 0; i < conf->cnt; i++) {
                 if (enc_core_find(conf->kv[i].key))
                         continue;

@@ -26,6 +26,12 @@
  * takes the partition, the main consumer seeks to the restored position and
  * resumes it.
  *
+ * The changelog knows nothing of the pipeline that owns it: it is given
+ * the store, the producer and the restore consumer's configuration, and it
+ * hands a restored partition back through the ready callback (the owner
+ * puts it in the engine and lets its consumer fetch it). Errors are
+ * returned, never recorded in the owner.
+ *
  * Never: process a partition whose restore has not finished; block the
  * loop on a restore for more than a slice.
  */
@@ -36,14 +42,33 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine.h"
 #include "log.h"
-#include "pipeline_int.h"
 #include "readend.h"
+#include "restore.h"
 #include "seek.h"
 
 #define ENC_RESTORE_SLICE_MS 50
 #define ENC_RESTORE_SLICE_RECORDS 20000
+
+/* A partition being rebuilt from its changelog before it is processed. */
+typedef struct enc_restoring_s {
+        int32_t partition;
+        enc_restore_t *r;
+        int64_t next;   /* next changelog offset expected */
+        int64_t target; /* changelog end offset when it started */
+        int64_t started_ms;
+} enc_restoring_t;
+
+struct enc_changelog_s {
+        enc_changelog_env_t env; /* restorer_conf: owned until used */
+        char *topic;             /* NULL: disabled */
+        int64_t *meta_end;       /* by partition: offset past last position */
+        int nmeta_end;
+        rd_kafka_t *restorer; /* assign-only consumer of the changelog */
+        enc_restoring_t *restoring;
+        int nrestoring;
+        enc_changelog_stats_t st;
+};
 
 static int64_t enc_cl_now_ms(void) {
         struct timespec ts;
@@ -75,25 +100,25 @@ static int enc_cl_partitions(rd_kafka_t *rk, const char *topic,
         return n;
 }
 
-static enc_err_t enc_cl_create(enc_pipeline_t *pl, int partitions,
+static enc_err_t enc_cl_create(enc_changelog_t *cl, int partitions,
                                char *errstr, size_t errstr_size) {
         char rerr[256];
-        int rf = (int)enc_conf_get_int(pl->conf,
+        int rf = (int)enc_conf_get_int(cl->env.conf,
                                        "changelog.replication.factor");
         rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(
-                pl->cl_topic, partitions, rf, rerr, sizeof(rerr));
+                cl->topic, partitions, rf, rerr, sizeof(rerr));
         if (!nt)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
-                                  "changelog topic %s: %s", pl->cl_topic,
+                                  "changelog topic %s: %s", cl->topic,
                                   rerr);
         rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
         rd_kafka_AdminOptions_t *ao =
-                rd_kafka_AdminOptions_new(pl->producer,
+                rd_kafka_AdminOptions_new(cl->env.producer,
                                           RD_KAFKA_ADMIN_OP_CREATETOPICS);
         rd_kafka_AdminOptions_set_request_timeout(ao, 3000, rerr,
                                                   sizeof(rerr));
-        rd_kafka_queue_t *q = rd_kafka_queue_new(pl->producer);
-        rd_kafka_CreateTopics(pl->producer, &nt, 1, ao, q);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(cl->env.producer);
+        rd_kafka_CreateTopics(cl->env.producer, &nt, 1, ao, q);
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 5000);
         rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR__TIMED_OUT;
         if (ev) {
@@ -114,31 +139,29 @@ static enc_err_t enc_cl_create(enc_pipeline_t *pl, int partitions,
         if (!kerr || kerr == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
                 enc_log_info("changelog_created",
                              "topic=%s partitions=%d cleanup.policy=compact",
-                             pl->cl_topic, partitions);
+                             cl->topic, partitions);
                 return ENC_OK;
         }
         return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA, "%s",
                           rd_kafka_err2str(kerr));
 }
 
-enc_err_t enc_changelog_setup(enc_pipeline_t *pl, char *errstr,
+static enc_err_t enc_cl_setup(enc_changelog_t *cl, char *errstr,
                               size_t errstr_size) {
-        if (!enc_conf_get_bool(pl->conf, "changelog.enable"))
-                return ENC_OK;
-        const char *name = enc_conf_get(pl->conf, "changelog.topic");
+        const char *name = enc_conf_get(cl->env.conf, "changelog.topic");
         char buf[300];
         if (!*name) {
                 snprintf(buf, sizeof(buf), "%s-changelog",
-                         enc_conf_get(pl->conf, "group.id"));
+                         enc_conf_get(cl->env.conf, "group.id"));
                 name = buf;
         }
-        pl->cl_topic = strdup(name);
-        if (!pl->cl_topic)
+        cl->topic = strdup(name);
+        if (!cl->topic)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
                                   "out of memory");
-        const char *input = enc_conf_get(pl->conf, "input.topic");
+        const char *input = enc_conf_get(cl->env.conf, "input.topic");
         enc_err_t err;
-        int n_in = enc_cl_partitions(pl->producer, input, errstr, errstr_size,
+        int n_in = enc_cl_partitions(cl->env.producer, input, errstr, errstr_size,
                                      &err);
         if (err)
                 return err;
@@ -146,30 +169,30 @@ enc_err_t enc_changelog_setup(enc_pipeline_t *pl, char *errstr,
                 return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
                                   "input topic %s does not exist (input.topic)",
                                   input);
-        int n_cl = enc_cl_partitions(pl->producer, pl->cl_topic, errstr,
+        int n_cl = enc_cl_partitions(cl->env.producer, cl->topic, errstr,
                                      errstr_size, &err);
         if (err)
                 return err;
         if (n_cl < 0) {
                 char cerr[256];
-                if (enc_cl_create(pl, n_in, cerr, sizeof(cerr))) {
+                if (enc_cl_create(cl, n_in, cerr, sizeof(cerr))) {
                         /* Some brokers (and librdkafka's mock) do not
                          * answer CreateTopics; auto-creation may still make
                          * the topic, checked below. */
                         enc_log_warn("changelog_create_failed",
                                      "topic=%s error=\"%s\" "
                                      "fallback=auto_create",
-                                     pl->cl_topic, cerr);
+                                     cl->topic, cerr);
                         rd_kafka_topic_t *t =
-                                rd_kafka_topic_new(pl->producer, pl->cl_topic,
+                                rd_kafka_topic_new(cl->env.producer, cl->topic,
                                                    NULL);
                         const struct rd_kafka_metadata *md;
-                        if (!rd_kafka_metadata(pl->producer, 0, t, &md,
+                        if (!rd_kafka_metadata(cl->env.producer, 0, t, &md,
                                                5000))
                                 rd_kafka_metadata_destroy(md);
                         rd_kafka_topic_destroy(t);
                 }
-                n_cl = enc_cl_partitions(pl->producer, pl->cl_topic, errstr,
+                n_cl = enc_cl_partitions(cl->env.producer, cl->topic, errstr,
                                          errstr_size, &err);
                 if (err)
                         return err;
@@ -180,30 +203,56 @@ enc_err_t enc_changelog_setup(enc_pipeline_t *pl, char *errstr,
                                 "not be created; create it with %d "
                                 "partitions and cleanup.policy=compact, or "
                                 "set changelog.enable=false",
-                                pl->cl_topic, n_in);
+                                cl->topic, n_in);
         }
         if (n_cl < n_in)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
                                   "changelog topic %s has %d partitions but "
                                   "input topic %s has %d; the changelog needs "
                                   "one partition per input partition",
-                                  pl->cl_topic, n_cl, input, n_in);
+                                  cl->topic, n_cl, input, n_in);
         enc_log_info("changelog", "topic=%s partitions=%d input_partitions=%d",
-                     pl->cl_topic, n_cl, n_in);
+                     cl->topic, n_cl, n_in);
         return ENC_OK;
+}
+
+enc_changelog_t *enc_changelog_new(const enc_changelog_env_t *env,
+                                   bool enabled, char *errstr,
+                                   size_t errstr_size) {
+        enc_changelog_t *cl = calloc(1, sizeof(*cl));
+        if (!cl) {
+                if (env->restorer_conf)
+                        rd_kafka_conf_destroy(env->restorer_conf);
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                return NULL;
+        }
+        cl->env = *env;
+        if (!enabled || !enc_conf_get_bool(env->conf, "changelog.enable"))
+                return cl; /* disabled: topic NULL */
+        if (enc_cl_setup(cl, errstr, errstr_size)) {
+                enc_changelog_destroy(cl);
+                return NULL;
+        }
+        return cl;
+}
+
+bool enc_changelog_enabled(const enc_changelog_t *cl) {
+        return cl && cl->topic;
 }
 
 /* ---- writing -------------------------------------------------------- */
 
-enc_err_t enc_changelog_sink(void *opaque, int32_t partition, const void *key,
-                             size_t klen, const void *val, size_t vlen,
-                             bool is_meta) {
-        enc_pipeline_t *pl = opaque;
+enc_err_t enc_changelog_write(enc_changelog_t *cl, int32_t partition,
+                              const void *key, size_t klen, const void *val,
+                              size_t vlen, bool is_meta) {
+        if (!cl->topic)
+                return ENC_OK;
         void *tag = (void *)(is_meta ? ENC_TAG_META_BASE + partition
                                      : ENC_TAG_CHANGELOG);
         for (;;) {
                 rd_kafka_resp_err_t err = rd_kafka_producev(
-                        pl->producer, RD_KAFKA_V_TOPIC(pl->cl_topic),
+                        cl->env.producer, RD_KAFKA_V_TOPIC(cl->topic),
                         RD_KAFKA_V_PARTITION(partition),
                         RD_KAFKA_V_KEY(key, klen),
                         RD_KAFKA_V_VALUE((void *)val, val ? vlen : 0),
@@ -214,56 +263,63 @@ enc_err_t enc_changelog_sink(void *opaque, int32_t partition, const void *key,
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                         enc_log_error("changelog_produce_failed",
                                       "topic=%s partition=%d error=\"%s\"",
-                                      pl->cl_topic, partition,
+                                      cl->topic, partition,
                                       rd_kafka_err2str(err));
                         return ENC_ERR_KAFKA;
                 }
-                rd_kafka_poll(pl->producer, 50);
+                rd_kafka_poll(cl->env.producer, 50);
         }
 }
 
-void enc_changelog_delivered(enc_pipeline_t *pl, int32_t partition,
+void enc_changelog_delivered(enc_changelog_t *cl, int32_t partition,
                              int64_t offset) {
         if (partition < 0)
                 return;
-        if (partition >= pl->ncl_meta_end) {
+        if (partition >= cl->nmeta_end) {
                 int n = partition + 16;
-                int64_t *v = realloc(pl->cl_meta_end, (size_t)n * sizeof(*v));
+                int64_t *v = realloc(cl->meta_end, (size_t)n * sizeof(*v));
                 if (!v)
                         return;
-                for (int i = pl->ncl_meta_end; i < n; i++)
+                for (int i = cl->nmeta_end; i < n; i++)
                         v[i] = -1;
-                pl->cl_meta_end = v;
-                pl->ncl_meta_end = n;
+                cl->meta_end = v;
+                cl->nmeta_end = n;
         }
-        pl->cl_meta_end[partition] = offset + 1;
+        cl->meta_end[partition] = offset + 1;
+}
+
+void enc_changelog_meta_reset(enc_changelog_t *cl) {
+        for (int i = 0; i < cl->nmeta_end; i++)
+                cl->meta_end[i] = -1;
+}
+
+const int64_t *enc_changelog_meta_ends(const enc_changelog_t *cl, int *n) {
+        *n = cl->nmeta_end;
+        return cl->meta_end;
 }
 
 /* ---- restoring ------------------------------------------------------ */
 
-static enc_err_t enc_cl_restorer(enc_pipeline_t *pl, char *errstr,
+static enc_err_t enc_cl_restorer(enc_changelog_t *cl, char *errstr,
                                  size_t errstr_size) {
-        if (pl->restorer)
+        if (cl->restorer)
                 return ENC_OK;
-        /* The user's kafka.* and kafka.consumer.* keys apply (security,
-         * timeouts, like the main consumer's), and then what a restore
-         * relies on is set whatever the user's consumer keys say: it reads
-         * every committed record to the end of the partition and commits
-         * nothing. */
-        static const char *const def[] = {"group.id", "encore-restore",
-                                          "client.id", "encore-restore",
-                                          NULL};
-        static const char *const none[] = {NULL};
+        /* The user's kafka.* and kafka.consumer.* keys apply (the owner
+         * put them in env.restorer_conf: security, timeouts, like the main
+         * consumer's), and then what a restore relies on is set whatever
+         * the user's consumer keys say: it reads every committed record to
+         * the end of the partition and commits nothing. */
         static const char *const need[] = {
                 "enable.auto.commit", "false",
                 "enable.partition.eof", "true",
                 "isolation.level", "read_committed",
                 NULL};
         char rerr[256];
-        rd_kafka_conf_t *kc = enc_kconf_new(pl->conf, "consumer", def, none,
-                                            errstr, errstr_size);
+        rd_kafka_conf_t *kc = cl->env.restorer_conf;
         if (!kc)
-                return ENC_ERR_CONFIG;
+                return enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
+                                  "restore consumer: no configuration");
+        cl->env.restorer_conf = NULL; /* rd_kafka_new or we free it */
         for (int i = 0; need[i]; i += 2)
                 if (rd_kafka_conf_set(kc, need[i], need[i + 1], rerr,
                                       sizeof(rerr)) != RD_KAFKA_CONF_OK) {
@@ -272,8 +328,8 @@ static enc_err_t enc_cl_restorer(enc_pipeline_t *pl, char *errstr,
                                           ENC_ERR_CONFIG,
                                           "restore consumer: %s", rerr);
                 }
-        pl->restorer = rd_kafka_new(RD_KAFKA_CONSUMER, kc, rerr, sizeof(rerr));
-        if (!pl->restorer) {
+        cl->restorer = rd_kafka_new(RD_KAFKA_CONSUMER, kc, rerr, sizeof(rerr));
+        if (!cl->restorer) {
                 rd_kafka_conf_destroy(kc);
                 return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
                                   "restore consumer: %s", rerr);
@@ -283,11 +339,11 @@ static enc_err_t enc_cl_restorer(enc_pipeline_t *pl, char *errstr,
 
 /* True if @p partition is in the restore consumer's assignment (paused
  * there after an earlier restore ended while others went on). */
-static bool enc_cl_assigned(enc_pipeline_t *pl, int32_t partition) {
+static bool enc_cl_assigned(enc_changelog_t *cl, int32_t partition) {
         rd_kafka_topic_partition_list_t *cur = NULL;
-        if (rd_kafka_assignment(pl->restorer, &cur) || !cur)
+        if (rd_kafka_assignment(cl->restorer, &cur) || !cur)
                 return false;
-        bool found = rd_kafka_topic_partition_list_find(cur, pl->cl_topic,
+        bool found = rd_kafka_topic_partition_list_find(cur, cl->topic,
                                                         partition) != NULL;
         rd_kafka_topic_partition_list_destroy(cur);
         return found;
@@ -301,58 +357,58 @@ static bool enc_cl_assigned(enc_pipeline_t *pl, int32_t partition) {
  * its new start instead. Either way it is resumed: librdkafka keeps a
  * partition's pause flag across unassign and assign, and a restore of a
  * partition paused by an earlier one would wait forever. */
-static void enc_cl_assign_one(enc_pipeline_t *pl, int32_t partition,
-                              int64_t offset) {
+static enc_err_t enc_cl_assign_one(enc_changelog_t *cl, int32_t partition,
+                                   int64_t offset, char *errstr,
+                                   size_t errstr_size) {
         rd_kafka_topic_partition_list_t *l =
                 rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, pl->cl_topic, partition)->offset =
+        rd_kafka_topic_partition_list_add(l, cl->topic, partition)->offset =
                 offset;
-        char errstr[512];
-        if (enc_cl_assigned(pl, partition)) {
+        enc_err_t err = ENC_OK;
+        if (enc_cl_assigned(cl, partition)) {
                 /* Asynchronous: never stops on librdkafka 2.0.2's seek
                  * timeout (consumer/seek.c). */
-                if (enc_seek(pl->restorer, l, errstr, sizeof(errstr)))
-                        enc_pipeline_set_fatal(pl, "restore consumer %s",
-                                               errstr);
+                err = enc_seek(cl->restorer, l, errstr, errstr_size);
         } else {
                 rd_kafka_error_t *e =
-                        rd_kafka_incremental_assign(pl->restorer, l);
+                        rd_kafka_incremental_assign(cl->restorer, l);
                 if (e) {
-                        enc_pipeline_set_fatal(
-                                pl, "restore consumer assign %d: %s",
-                                partition, rd_kafka_error_string(e));
+                        err = enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
+                                         "restore consumer assign %d: %s",
+                                         partition, rd_kafka_error_string(e));
                         rd_kafka_error_destroy(e);
                 }
         }
-        rd_kafka_resume_partitions(pl->restorer, l);
+        rd_kafka_resume_partitions(cl->restorer, l);
         rd_kafka_topic_partition_list_destroy(l);
+        return err;
 }
 
-static void enc_cl_release_one(enc_pipeline_t *pl, int32_t partition) {
+static void enc_cl_release_one(enc_changelog_t *cl, int32_t partition) {
         rd_kafka_topic_partition_list_t *l =
                 rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, pl->cl_topic, partition);
-        rd_kafka_pause_partitions(pl->restorer, l);
+        rd_kafka_topic_partition_list_add(l, cl->topic, partition);
+        rd_kafka_pause_partitions(cl->restorer, l);
         rd_kafka_topic_partition_list_destroy(l);
-        if (pl->nrestoring == 0)
-                rd_kafka_assign(pl->restorer, NULL);
+        if (cl->nrestoring == 0)
+                rd_kafka_assign(cl->restorer, NULL);
 }
 
-enc_cl_plan_t enc_changelog_plan(enc_pipeline_t *pl, int32_t partition,
+enc_cl_plan_t enc_changelog_plan(enc_changelog_t *cl, int32_t partition,
                                  char *errstr, size_t errstr_size) {
-        if (!pl->cl_topic)
+        if (!cl->topic)
                 return ENC_CL_CURRENT;
         enc_store_meta_t m;
         bool found = false;
-        if (enc_store_get_meta(pl->store, partition, &m, &found, errstr,
+        if (enc_store_get_meta(cl->env.store, partition, &m, &found, errstr,
                                errstr_size) == ENC_ERR_CORRUPT)
                 found = false; /* rebuild it from the changelog */
         int64_t lo = 0, hi = 0;
         rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
-                pl->producer, pl->cl_topic, partition, &lo, &hi, 10000);
+                cl->env.producer, cl->topic, partition, &lo, &hi, 10000);
         if (kerr) {
                 enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
-                           "changelog %s [%d] watermarks: %s", pl->cl_topic,
+                           "changelog %s [%d] watermarks: %s", cl->topic,
                            partition, rd_kafka_err2str(kerr));
                 return ENC_CL_ERROR;
         }
@@ -384,14 +440,14 @@ enc_cl_plan_t enc_changelog_plan(enc_pipeline_t *pl, int32_t partition,
                 from = lo;
                 full = true;
         }
-        if (enc_cl_restorer(pl, errstr, errstr_size))
+        if (enc_cl_restorer(cl, errstr, errstr_size))
                 return ENC_CL_ERROR;
-        enc_restore_t *r = enc_restore_new(pl->store, partition, full, errstr,
+        enc_restore_t *r = enc_restore_new(cl->env.store, partition, full, errstr,
                                            errstr_size);
         if (!r)
                 return ENC_CL_ERROR;
-        enc_restoring_t *nv = realloc(pl->restoring,
-                                      (size_t)(pl->nrestoring + 1) *
+        enc_restoring_t *nv = realloc(cl->restoring,
+                                      (size_t)(cl->nrestoring + 1) *
                                               sizeof(*nv));
         if (!nv) {
                 enc_restore_destroy(r);
@@ -399,36 +455,40 @@ enc_cl_plan_t enc_changelog_plan(enc_pipeline_t *pl, int32_t partition,
                            "out of memory");
                 return ENC_CL_ERROR;
         }
-        pl->restoring = nv;
-        enc_restoring_t *rs = &pl->restoring[pl->nrestoring++];
+        cl->restoring = nv;
+        enc_restoring_t *rs = &cl->restoring[cl->nrestoring++];
         rs->partition = partition;
         rs->r = r;
         rs->next = from;
         rs->target = hi;
         rs->started_ms = enc_cl_now_ms();
-        if (!pl->restore_first_ms)
-                pl->restore_first_ms = rs->started_ms;
+        if (!cl->st.restore_first_ms)
+                cl->st.restore_first_ms = rs->started_ms;
         enc_log_info("restore_start",
                      "partition=%d mode=%s from=%lld to=%lld records=%lld",
                      partition, full ? "full" : "incremental",
                      (long long)from, (long long)hi, (long long)(hi - from));
-        enc_cl_assign_one(pl, partition, from);
+        if (enc_cl_assign_one(cl, partition, from, errstr, errstr_size)) {
+                enc_restore_destroy(r);
+                cl->nrestoring--;
+                return ENC_CL_ERROR;
+        }
         return ENC_CL_RESTORING;
 }
 
-static void enc_cl_remove(enc_pipeline_t *pl, int idx) {
-        int32_t partition = pl->restoring[idx].partition;
-        enc_restore_destroy(pl->restoring[idx].r);
-        pl->restoring[idx] = pl->restoring[--pl->nrestoring];
-        enc_cl_release_one(pl, partition);
+static void enc_cl_remove(enc_changelog_t *cl, int idx) {
+        int32_t partition = cl->restoring[idx].partition;
+        enc_restore_destroy(cl->restoring[idx].r);
+        cl->restoring[idx] = cl->restoring[--cl->nrestoring];
+        enc_cl_release_one(cl, partition);
 }
 
-/* The restore of restoring[idx] reached its target: hand the partition to
- * the engine and let the main consumer go. */
-static void enc_cl_finish(enc_pipeline_t *pl, int idx) {
-        enc_restoring_t *rs = &pl->restoring[idx];
+/* The restore of restoring[idx] reached its target: the owner takes the
+ * partition (ready callback). */
+static enc_err_t enc_cl_finish(enc_changelog_t *cl, int idx, char *errstr,
+                               size_t errstr_size) {
+        enc_restoring_t *rs = &cl->restoring[idx];
         int32_t p = rs->partition;
-        char errstr[512];
         enc_restore_stats_t st;
         enc_restore_finish(rs->r, &st);
         double secs = (double)(enc_cl_now_ms() - rs->started_ms) / 1000.0;
@@ -440,68 +500,47 @@ static void enc_cl_finish(enc_pipeline_t *pl, int idx) {
                      (unsigned long long)st.positions,
                      (unsigned long long)st.discarded, secs,
                      secs > 0 ? (double)st.records / secs : 0.0);
-        pl->restores++;
-        pl->restore_last_ms = enc_cl_now_ms();
-        pl->restore_users += st.users;
-        enc_cl_remove(pl, idx);
-
-        int64_t resume = -1;
-        if (enc_engine_assign(pl->engine, p, &resume, errstr,
-                              sizeof(errstr))) {
-                enc_pipeline_set_fatal(pl, "assign partition %d after "
-                                           "restore: %s",
-                                       p, errstr);
-                return;
-        }
-        const char *topic = enc_conf_get(pl->conf, "input.topic");
-        rd_kafka_topic_partition_list_t *l =
-                rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, topic, p)->offset =
-                resume >= 0 ? resume : RD_KAFKA_OFFSET_STORED;
-        /* Asynchronous, and queued before the resume below, so the first
-         * record fetched is the one at the restored position; a seek
-         * timeout never stops the process (consumer/seek.c). */
-        if (resume >= 0 && enc_seek(pl->consumer, l, errstr, sizeof(errstr)))
-                enc_pipeline_set_fatal(pl, "after restore: %s", errstr);
-        rd_kafka_resume_partitions(pl->consumer, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        enc_log_info("partition_ready", "partition=%d resume=%lld", p,
-                     (long long)resume);
+        cl->st.restores++;
+        cl->st.restore_last_ms = enc_cl_now_ms();
+        cl->st.restore_users += st.users;
+        enc_cl_remove(cl, idx);
+        return cl->env.ready(cl->env.opaque, p, errstr, errstr_size);
 }
 
-static int enc_cl_find(enc_pipeline_t *pl, int32_t partition) {
-        for (int i = 0; i < pl->nrestoring; i++)
-                if (pl->restoring[i].partition == partition)
+static int enc_cl_find(enc_changelog_t *cl, int32_t partition) {
+        for (int i = 0; i < cl->nrestoring; i++)
+                if (cl->restoring[i].partition == partition)
                         return i;
         return -1;
 }
 
-void enc_changelog_poll(enc_pipeline_t *pl) {
+enc_err_t enc_changelog_poll(enc_changelog_t *cl, char *errstr,
+                             size_t errstr_size) {
+        enc_err_t err = ENC_OK;
         /* Targets already reached (an empty tail) finish at once. */
-        for (int i = 0; i < pl->nrestoring;)
-                if (pl->restoring[i].next >= pl->restoring[i].target)
-                        enc_cl_finish(pl, i);
+        for (int i = 0; i < cl->nrestoring && !err;)
+                if (cl->restoring[i].next >= cl->restoring[i].target)
+                        err = enc_cl_finish(cl, i, errstr, errstr_size);
                 else
                         i++;
-        if (!pl->nrestoring || pl->fatal)
-                return;
+        if (!cl->nrestoring || err)
+                return err;
         int64_t deadline = enc_cl_now_ms() + ENC_RESTORE_SLICE_MS;
-        char errstr[512];
-        for (int n = 0; n < ENC_RESTORE_SLICE_RECORDS && pl->nrestoring;
+        for (int n = 0; n < ENC_RESTORE_SLICE_RECORDS && cl->nrestoring;
              n++) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(pl->restorer,
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->restorer,
                                                                n ? 0 : 10);
                 if (!m) {
                         if (enc_cl_now_ms() >= deadline)
                                 break;
                         continue;
                 }
-                int idx = enc_cl_find(pl, m->partition);
+                int idx = enc_cl_find(cl, m->partition);
                 if (idx < 0) {
                         rd_kafka_message_destroy(m);
                         continue;
                 }
-                enc_restoring_t *rs = &pl->restoring[idx];
+                enc_restoring_t *rs = &cl->restoring[idx];
                 /* The end test of consumer/readend.c: under exactly-once
                  * the changelog's last offset is a commit marker, and
                  * compaction leaves gaps anywhere, so the restore ends when
@@ -518,60 +557,77 @@ void enc_changelog_poll(enc_pipeline_t *pl) {
                                      rd_kafka_message_errstr(m));
                 } else if (m->offset >= rs->next &&
                            enc_readend_record(&e, m->offset)) {
+                        char rerr[400];
                         if (enc_restore_record(rs->r, m->key, m->key_len,
                                                m->payload, m->len, m->offset,
-                                               errstr, sizeof(errstr)))
-                                enc_pipeline_set_fatal(
-                                        pl, "restore of partition %d: %s",
-                                        m->partition, errstr);
-                        pl->restore_records++;
+                                               rerr, sizeof(rerr)))
+                                err = enc_seterr(errstr, errstr_size,
+                                                 ENC_ERR_STATE,
+                                                 "restore of partition %d: "
+                                                 "%s",
+                                                 m->partition, rerr);
+                        cl->st.restore_records++;
                 }
                 rs->next = e.pos < rs->target ? e.pos : rs->target;
                 bool done = e.done;
                 rd_kafka_message_destroy(m);
-                if (done)
-                        enc_cl_finish(pl, idx);
-                if (pl->fatal || enc_cl_now_ms() >= deadline)
+                if (done && !err)
+                        err = enc_cl_finish(cl, idx, errstr, errstr_size);
+                if (err || enc_cl_now_ms() >= deadline)
                         break;
         }
+        return err;
 }
 
-void enc_changelog_cancel(enc_pipeline_t *pl, int32_t partition) {
-        int idx = enc_cl_find(pl, partition);
+void enc_changelog_cancel(enc_changelog_t *cl, int32_t partition) {
+        int idx = enc_cl_find(cl, partition);
         if (idx >= 0) {
                 enc_log_info("restore_cancelled", "partition=%d reason=revoked",
                              partition);
-                enc_cl_remove(pl, idx);
+                enc_cl_remove(cl, idx);
         }
 }
 
-bool enc_changelog_restoring(const enc_pipeline_t *pl, int32_t partition) {
-        for (int i = 0; i < pl->nrestoring; i++)
-                if (pl->restoring[i].partition == partition)
+bool enc_changelog_restoring(const enc_changelog_t *cl, int32_t partition) {
+        for (int i = 0; i < cl->nrestoring; i++)
+                if (cl->restoring[i].partition == partition)
                         return true;
         return false;
 }
 
-int64_t enc_changelog_remaining(const enc_pipeline_t *pl) {
+int enc_changelog_active(const enc_changelog_t *cl) {
+        return cl ? cl->nrestoring : 0;
+}
+
+int64_t enc_changelog_remaining(const enc_changelog_t *cl, int32_t partition) {
         int64_t n = 0;
-        for (int i = 0; i < pl->nrestoring; i++)
-                n += pl->restoring[i].target - pl->restoring[i].next;
+        for (int i = 0; cl && i < cl->nrestoring; i++)
+                if (partition < 0 || cl->restoring[i].partition == partition)
+                        n += cl->restoring[i].target - cl->restoring[i].next;
         return n;
 }
 
-void enc_changelog_destroy(enc_pipeline_t *pl) {
-        for (int i = 0; i < pl->nrestoring; i++)
-                enc_restore_destroy(pl->restoring[i].r);
-        free(pl->restoring);
-        pl->restoring = NULL;
-        pl->nrestoring = 0;
-        if (pl->restorer) {
-                rd_kafka_consumer_close(pl->restorer);
-                rd_kafka_destroy(pl->restorer);
-                pl->restorer = NULL;
+void enc_changelog_stats(const enc_changelog_t *cl,
+                         enc_changelog_stats_t *st) {
+        if (cl)
+                *st = cl->st;
+        else
+                memset(st, 0, sizeof(*st));
+}
+
+void enc_changelog_destroy(enc_changelog_t *cl) {
+        if (!cl)
+                return;
+        for (int i = 0; i < cl->nrestoring; i++)
+                enc_restore_destroy(cl->restoring[i].r);
+        free(cl->restoring);
+        if (cl->restorer) {
+                rd_kafka_consumer_close(cl->restorer);
+                rd_kafka_destroy(cl->restorer);
         }
-        free(pl->cl_topic);
-        pl->cl_topic = NULL;
-        free(pl->cl_meta_end);
-        pl->cl_meta_end = NULL;
+        if (cl->env.restorer_conf)
+                rd_kafka_conf_destroy(cl->env.restorer_conf);
+        free(cl->topic);
+        free(cl->meta_end);
+        free(cl);
 }

@@ -29,6 +29,7 @@
 #include "gen.h"
 #include "log.h"
 #include "pipeline.h"
+#include "readout.h"
 #include "tail.h"
 
 typedef struct enc_demo_s {
@@ -171,7 +172,13 @@ typedef struct enc_demo_out_s {
         int nsig;
         uint64_t undecodable;
         enc_buf_t json;
+        /* A/B readouts of the reward topic (consumer/readout.c), the
+         * generator's treatment lift against control. */
+        enc_readout_t *ro[2];
 } enc_demo_out_t;
+
+static const char *const enc_demo_ro_signals[2] = {"discovery_habit",
+                                                   "progressive_reward"};
 
 static int enc_demo_out_cb(void *opaque, const rd_kafka_message_t *m) {
         enc_demo_out_t *o = opaque;
@@ -182,6 +189,11 @@ static int enc_demo_out_cb(void *opaque, const rd_kafka_message_t *m) {
                 o->undecodable++;
                 return 0;
         }
+        for (int k = 0; k < 2; k++)
+                if (o->ro[k] && enc_readout_add(o->ro[k], &up)) {
+                        enc_readout_destroy(o->ro[k]);
+                        o->ro[k] = NULL; /* out of memory: no readout */
+                }
         char name[64];
         snprintf(name, sizeof(name), "%s:%d", up.signal, up.signal_version);
         int i;
@@ -365,6 +377,11 @@ int enc_demo_main(int argc, char **argv) {
         enc_codec_conf_defaults(&cc);
         out.codec = enc_codec_new(&cc, errstr, sizeof(errstr));
         enc_buf_init(&out.json, 1 << 16);
+        for (int k = 0; k < 2; k++)
+                out.ro[k] = enc_readout_new(&(enc_readout_opts_t){
+                        .signal = enc_demo_ro_signals[k],
+                        .version = 1,
+                        .control = "control"});
         uint64_t n_out = 0, n_dlq = 0;
         enc_demo_dlq_t dlq = {0};
         if (enc_tail_read(d.bootstrap, "rewards", 30000, enc_demo_out_cb,
@@ -404,6 +421,20 @@ int enc_demo_main(int argc, char **argv) {
         for (int i = 0; i < dlq.n; i++)
                 printf("  %-22s %8llu\n", dlq.reasons[i],
                        (unsigned long long)dlq.cnt[i]);
+        for (int k = 0; k < 2; k++) {
+                const enc_readout_row_t *rows;
+                int nrows;
+                int32_t v;
+                char rerr[256];
+                if (!out.ro[k] || enc_readout_compute(out.ro[k], &rows, &nrows,
+                                                      &v, rerr, sizeof(rerr)))
+                        continue;
+                printf("\n== A/B readout: encore readout --signal %s "
+                       "--control control ==\n",
+                       enc_demo_ro_signals[k]);
+                enc_readout_print_table(stdout, enc_demo_ro_signals[k], v,
+                                        false, rows, nrows);
+        }
         printf("\n== a few decoded RewardUpdates ==\n");
         for (int i = 0; i < out.nsig; i++)
                 printf("%s\n", out.sig[i].sample);
@@ -433,6 +464,8 @@ int enc_demo_main(int argc, char **argv) {
 
         enc_codec_destroy(out.codec);
         enc_buf_free(&out.json);
+        for (int k = 0; k < 2; k++)
+                enc_readout_destroy(out.ro[k]);
         enc_conf_destroy(conf);
         enc_embedded_destroy(emb);
         char cmd[128];

@@ -11,7 +11,8 @@
  * family's lines to be contiguous, so per-partition families are rendered
  * one family at a time, each walking the owned partitions. Label sets are
  * bounded: partitions owned, dead-letter reasons, and (signal, version,
- * cohort) with cohorts capped in pipeline.c.
+ * cohort) with cohorts capped by metrics.cohorts.max (rewardstats.c, which
+ * renders the reward families).
  *
  * The names here are an interface: the dashboard (ops/grafana), the alert
  * rules (ops/prometheus/alerts.yml) and tests/test_observability.sh query
@@ -144,18 +145,15 @@ static void enc_render_partitions(enc_pipeline_t *pl, enc_buf_t *b) {
  * its state is current, so "restore stuck" can be told from "no restore". */
 static void enc_render_restores(enc_pipeline_t *pl, enc_buf_t *b) {
         char pn[16];
+        enc_changelog_stats_t cs;
+        enc_changelog_stats(pl->cl, &cs);
         enc_prom_family(b, "encore_restore_remaining_records", "gauge",
                         "Changelog records still to apply before the "
                         "partition is processed (0: state is current), by "
                         "input partition");
         for (int i = 0; i < pl->owned->cnt; i++) {
                 int32_t p = pl->owned->elems[i].partition;
-                int64_t left = 0;
-                for (int j = 0; j < pl->nrestoring; j++)
-                        if (pl->restoring[j].partition == p &&
-                            pl->restoring[j].target > pl->restoring[j].next)
-                                left = pl->restoring[j].target -
-                                       pl->restoring[j].next;
+                int64_t left = enc_changelog_remaining(pl->cl, p);
                 snprintf(pn, sizeof(pn), "%d", p);
                 const char *lab[] = {"partition", pn, NULL};
                 enc_prom_sample(b, "encore_restore_remaining_records", lab,
@@ -164,16 +162,16 @@ static void enc_render_restores(enc_pipeline_t *pl, enc_buf_t *b) {
         enc_metric1(b, "encore_partitions_restoring", "gauge",
                     "Owned partitions whose state is being restored from the "
                     "changelog (not ready until 0)",
-                    (double)pl->nrestoring);
+                    (double)enc_changelog_active(pl->cl));
         enc_metric1(b, "encore_restores_total", "counter",
                     "Partition restores from the changelog completed",
-                    (double)pl->restores);
+                    (double)cs.restores);
         enc_metric1(b, "encore_restore_records_total", "counter",
                     "Changelog records applied by restores",
-                    (double)pl->restore_records);
+                    (double)cs.restore_records);
         enc_metric1(b, "encore_restore_users_total", "counter",
                     "User records made durable by completed restores",
-                    (double)pl->restore_users);
+                    (double)cs.restore_users);
 }
 
 /* ---- everything ----------------------------------------------------- */
@@ -222,18 +220,7 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                     (double)es.forced_watermark);
 
         /* output */
-        enc_prom_family(b, "encore_reward_updates_total", "counter",
-                        "Reward updates emitted, by signal, version and "
-                        "cohort (empty: no cohort)");
-        for (int i = 0; i < pl->nupd; i++) {
-                char ver[16];
-                snprintf(ver, sizeof(ver), "%d", pl->upd[i].version);
-                const char *lab[] = {
-                        "signal", pl->upd[i].signal, "version", ver,
-                        "cohort", pl->upd[i].cohort, NULL};
-                enc_prom_sample(b, "encore_reward_updates_total", lab,
-                                (double)pl->upd[i].n);
-        }
+        enc_rstats_render(pl->rstats, b);
         enc_metric1(b, "encore_timers_fired_total", "counter",
                     "User timers fired (window decays, session closes, "
                     "horizons)",

@@ -276,7 +276,7 @@ static void enc_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
         else if (tag == ENC_TAG_DLQ)
                 pl->stats.dlq_produced++;
         else if (tag >= ENC_TAG_META_BASE)
-                enc_changelog_delivered(pl,
+                enc_changelog_delivered(pl->cl,
                                         (int32_t)(tag - ENC_TAG_META_BASE),
                                         m->offset);
 }
@@ -322,52 +322,12 @@ static int64_t enc_wall_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static enc_upd_count_t *enc_upd_find(enc_pipeline_t *pl, const char *signal,
-                                      int32_t version, const char *cohort) {
-        for (int i = 0; i < pl->nupd; i++) {
-                enc_upd_count_t *c = &pl->upd[i];
-                if (c->version == version && !strcmp(c->signal, signal) &&
-                    !strcmp(c->cohort, cohort))
-                        return c;
-        }
-        return NULL;
-}
-
-static void enc_count_update(enc_pipeline_t *pl, const enc_update_t *up) {
-        const char *cohort = up->cohort ? up->cohort : "";
-        enc_upd_count_t *c =
-                enc_upd_find(pl, up->signal, up->signal_version, cohort);
-        if (!c && pl->nupd >= ENC_UPD_SERIES_MAX) {
-                /* Past the cap every new cohort shares one series. */
-                cohort = "_other";
-                c = enc_upd_find(pl, up->signal, up->signal_version, cohort);
-        }
-        if (c) {
-                c->n++;
-                return;
-        }
-        if (pl->nupd == pl->capupd) {
-                int ncap = pl->capupd ? pl->capupd * 2 : 16;
-                enc_upd_count_t *n =
-                        realloc(pl->upd, (size_t)ncap * sizeof(*n));
-                if (!n)
-                        return;
-                pl->upd = n;
-                pl->capupd = ncap;
-        }
-        c = &pl->upd[pl->nupd++];
-        snprintf(c->signal, sizeof(c->signal), "%s", up->signal);
-        c->version = up->signal_version;
-        snprintf(c->cohort, sizeof(c->cohort), "%s", cohort);
-        c->n = 1;
-}
-
 static enc_err_t enc_sink_output(void *opaque, int32_t in_partition,
                                  const char *key, size_t key_len,
                                  const void *val, size_t val_len,
                                  const enc_update_t *up) {
         enc_pipeline_t *pl = opaque;
-        enc_count_update(pl, up);
+        enc_rstats_observe(pl->rstats, up);
         if (pl->cur_record_ts > 0)
                 enc_hist_observe(&pl->latency,
                                  (double)(enc_wall_ms() - pl->cur_record_ts) /
@@ -401,6 +361,48 @@ static enc_err_t enc_sink_dead_letter(void *opaque,
                            r->value_len, h, (void *)ENC_TAG_DLQ);
 }
 
+/* The engine's changelog records go to the changelog. */
+static enc_err_t enc_sink_changelog(void *opaque, int32_t partition,
+                                    const void *key, size_t klen,
+                                    const void *val, size_t vlen,
+                                    bool is_meta) {
+        enc_pipeline_t *pl = opaque;
+        return enc_changelog_write(pl->cl, partition, key, klen, val, vlen,
+                                   is_meta);
+}
+
+/* The changelog's ready callback: @p p's state is restored. The engine
+ * takes the partition, and the consumer, which held it paused with no
+ * offset, is moved to the restored position and resumed. */
+static enc_err_t enc_pipeline_restored(void *opaque, int32_t p, char *errstr,
+                                       size_t errstr_size) {
+        enc_pipeline_t *pl = opaque;
+        char eerr[400];
+        int64_t resume = -1;
+        if (enc_engine_assign(pl->engine, p, &resume, eerr, sizeof(eerr)))
+                return enc_seterr(errstr, errstr_size, ENC_ERR_STATE,
+                                  "assign partition %d after restore: %s", p,
+                                  eerr);
+        const char *topic = enc_conf_get(pl->conf, "input.topic");
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                resume >= 0 ? resume : RD_KAFKA_OFFSET_STORED;
+        /* Asynchronous, and queued before the resume below, so the first
+         * record fetched is the one at the restored position; a seek
+         * timeout never stops the process (consumer/seek.c). */
+        enc_err_t err = ENC_OK;
+        if (resume >= 0 && (err = enc_seek(pl->consumer, l, eerr,
+                                           sizeof(eerr))))
+                enc_seterr(errstr, errstr_size, err, "after restore: %s",
+                           eerr);
+        rd_kafka_resume_partitions(pl->consumer, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        enc_log_info("partition_ready", "partition=%d resume=%lld", p,
+                     (long long)resume);
+        return err;
+}
+
 /* ---- commits -------------------------------------------------------- */
 
 static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
@@ -425,7 +427,7 @@ static void enc_pipeline_rewind(enc_pipeline_t *pl) {
                 rd_kafka_topic_partition_list_new(pl->owned->cnt + 1);
         for (int i = 0; i < pl->owned->cnt; i++) {
                 const rd_kafka_topic_partition_t *tp = &pl->owned->elems[i];
-                if (enc_changelog_restoring(pl, tp->partition))
+                if (enc_changelog_restoring(pl->cl, tp->partition))
                         continue;
                 int64_t resume = -1;
                 enc_engine_revoke(pl->engine, tp->partition);
@@ -575,9 +577,10 @@ static enc_err_t enc_pipeline_commit_txn(enc_pipeline_t *pl, char *errstr,
                                       errstr_size);
         if (pl->txn_abortable) /* cannot happen after a clean commit */
                 pl->txn_abortable = false;
-        enc_err_t err = enc_engine_checkpoint_commit(
-                pl->engine, pl->cl_meta_end, pl->ncl_meta_end, errstr,
-                errstr_size);
+        int nends;
+        const int64_t *ends = enc_changelog_meta_ends(pl->cl, &nends);
+        enc_err_t err = enc_engine_checkpoint_commit(pl->engine, ends, nends,
+                                                     errstr, errstr_size);
         if (err)
                 return err;
         e = rd_kafka_begin_transaction(pl->producer);
@@ -607,8 +610,7 @@ static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
                                           "%s", pl->fatal_msg);
         }
         /* 1. changed state into the store's batch and onto the changelog */
-        for (int i = 0; i < pl->ncl_meta_end; i++)
-                pl->cl_meta_end[i] = -1;
+        enc_changelog_meta_reset(pl->cl);
         enc_err_t err =
                 enc_engine_checkpoint_stage(pl->engine, errstr, errstr_size);
         if (err)
@@ -628,8 +630,9 @@ static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
         if (pl->eos)
                 return enc_pipeline_commit_txn(pl, errstr, errstr_size);
         /* 3. state and positions (with their changelog ends), one batch */
-        err = enc_engine_checkpoint_commit(pl->engine, pl->cl_meta_end,
-                                           pl->ncl_meta_end, errstr,
+        int nends;
+        const int64_t *ends = enc_changelog_meta_ends(pl->cl, &nends);
+        err = enc_engine_checkpoint_commit(pl->engine, ends, nends, errstr,
                                            errstr_size);
         if (err)
                 return err;
@@ -718,7 +721,7 @@ static void enc_pipeline_take(enc_pipeline_t *pl,
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &parts->elems[i];
                 int64_t resume = -1;
-                enc_cl_plan_t plan = enc_changelog_plan(pl, tp->partition,
+                enc_cl_plan_t plan = enc_changelog_plan(pl->cl, tp->partition,
                                                         errstr, sizeof(errstr));
                 if (plan == ENC_CL_ERROR) {
                         enc_pipeline_set_fatal(pl, "assign %s [%d]: %s",
@@ -800,7 +803,8 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                                errstr);
         }
         for (int i = 0; i < parts->cnt; i++) {
-                if (enc_changelog_restoring(pl, parts->elems[i].partition)) {
+                if (enc_changelog_restoring(pl->cl,
+                                            parts->elems[i].partition)) {
                         /* Paused for its restore. librdkafka keeps the pause
                          * flag across revocation and assignment: cleared
                          * now, or the partition, assigned back later without
@@ -813,7 +817,7 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         rd_kafka_resume_partitions(rk, one);
                         rd_kafka_topic_partition_list_destroy(one);
                 }
-                enc_changelog_cancel(pl, parts->elems[i].partition);
+                enc_changelog_cancel(pl->cl, parts->elems[i].partition);
                 enc_engine_revoke(pl->engine, parts->elems[i].partition);
                 enc_owned_remove(pl, parts->elems[i].topic,
                                  parts->elems[i].partition);
@@ -1039,6 +1043,15 @@ void enc_pipeline_progress(const enc_pipeline_t *pl, int64_t *left,
         *total = pl->range_total;
 }
 
+/* The engine's codec asks for a writer schema id it has not met. */
+static enc_err_t enc_sink_schema_lookup(void *opaque, int32_t id,
+                                        const char **json, size_t *len,
+                                        char *errstr, size_t errstr_size) {
+        enc_pipeline_t *pl = opaque;
+        return enc_schema_registry_lookup(pl->schemas, id, json, len, errstr,
+                                          errstr_size);
+}
+
 static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                            const enc_range_t *ranges, int n,
                                            char *errstr, size_t errstr_size) {
@@ -1075,6 +1088,13 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                        2.5,   5,      10,    30};
         enc_hist_init(&pl->latency, lat_b, 15);
         enc_hist_init(&pl->commit_dur, com_b, 14);
+        pl->rstats = enc_rstats_new(
+                (int)enc_conf_get_int(conf, "metrics.cohorts.max"));
+        if (!pl->rstats) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                goto fail;
+        }
         enc_buf_init(&pl->metrics_buf, 16 << 20);
         const char *maddr = enc_conf_get(conf, "metrics.address");
         if (*maddr) {
@@ -1095,18 +1115,33 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                    errstr, errstr_size);
         if (!pl->store)
                 goto fail;
+        /* Writer schemas from serde.schemas.dir / schema.registry.url,
+         * checked against the field names before anything is consumed. */
+        if (enc_schema_registry_new(conf, &pl->schemas, errstr,
+                                    errstr_size) ||
+            (pl->schemas &&
+             enc_schema_registry_check(pl->schemas, conf, errstr,
+                                       errstr_size)))
+                goto fail;
         enc_engine_sink_t sink = {
                 .output = enc_sink_output,
                 .dead_letter = enc_sink_dead_letter,
                 .changelog = enc_conf_get_bool(conf, "changelog.enable") &&
                                              !ranges
-                                     ? enc_changelog_sink
+                                     ? enc_sink_changelog
                                      : NULL,
+                .schema_lookup = pl->schemas ? enc_sink_schema_lookup : NULL,
                 .opaque = pl};
         pl->engine = enc_engine_new(conf, pl->store, &sink, errstr,
                                     errstr_size);
         if (!pl->engine)
                 goto fail;
+        int32_t out_id;
+        if (enc_schema_registry_output_id(pl->schemas, conf, &out_id, errstr,
+                                          errstr_size))
+                goto fail;
+        if (out_id >= 0)
+                enc_engine_set_output_schema_id(pl->engine, out_id);
 
         /* Producer: idempotent, so retries never duplicate or reorder. */
         /* murmur2 like the Java client, so encore's outputs land on the
@@ -1191,7 +1226,29 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                 enc_log_info("transactions", "transactional.id=%s", tid);
         }
 
-        if (!pl->bounded && enc_changelog_setup(pl, errstr, errstr_size))
+        /* The restore consumer reads with the user's kafka.* and
+         * kafka.consumer.* keys (security, timeouts), under names of its
+         * own; the changelog sets what a restore relies on. */
+        static const char *const rdef[] = {"group.id", "encore-restore",
+                                           "client.id", "encore-restore",
+                                           NULL};
+        static const char *const rnone[] = {NULL};
+        enc_changelog_env_t cenv = {
+                .conf = conf,
+                .store = pl->store,
+                .producer = pl->producer,
+                .restorer_conf = NULL,
+                .ready = enc_pipeline_restored,
+                .opaque = pl};
+        if (!pl->bounded) {
+                cenv.restorer_conf = enc_kconf_new(conf, "consumer", rdef,
+                                                   rnone, errstr,
+                                                   errstr_size);
+                if (!cenv.restorer_conf)
+                        goto fail;
+        }
+        pl->cl = enc_changelog_new(&cenv, !pl->bounded, errstr, errstr_size);
+        if (!pl->cl)
                 goto fail;
 
         /* Consumer: group member, cooperative, offsets managed by encore,
@@ -1277,7 +1334,7 @@ fail:
 void enc_pipeline_destroy(enc_pipeline_t *pl) {
         if (!pl)
                 return;
-        enc_changelog_destroy(pl);
+        enc_changelog_destroy(pl->cl);
         if (pl->consumer)
                 rd_kafka_destroy(pl->consumer);
         if (pl->producer) {
@@ -1285,6 +1342,7 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
                 rd_kafka_destroy(pl->producer);
         }
         enc_engine_destroy(pl->engine);
+        enc_schema_registry_destroy(pl->schemas);
         enc_store_close(pl->store);
         if (pl->owned)
                 rd_kafka_topic_partition_list_destroy(pl->owned);
@@ -1292,7 +1350,7 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
         free(pl->at_eof);
         free(pl->eof_offset);
         free(pl->ranges);
-        free(pl->upd);
+        enc_rstats_destroy(pl->rstats);
         free(pl->lag);
         enc_buf_free(&pl->metrics_buf);
         free(pl);
@@ -1357,8 +1415,9 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                         rd_kafka_message_destroy(m);
                 }
                 rd_kafka_poll(pl->producer, 0);
-                if (pl->nrestoring)
-                        enc_changelog_poll(pl);
+                if (enc_changelog_active(pl->cl) &&
+                    enc_changelog_poll(pl->cl, errstr, errstr_size))
+                        enc_pipeline_set_fatal(pl, "%s", errstr);
                 int64_t now = enc_now_ms();
                 if (!pl->fatal &&
                     (now - last_commit >= pl->commit_interval_ms ||
@@ -1374,8 +1433,9 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                 }
                 if (pl->http)
                         enc_http_beat(pl->http,
-                                      pl->owned->cnt > 0 && !pl->nrestoring,
-                                      pl->nrestoring
+                                      pl->owned->cnt > 0 &&
+                                              !enc_changelog_active(pl->cl),
+                                      enc_changelog_active(pl->cl)
                                               ? "restoring state from the "
                                                 "changelog"
                                               : "no partitions assigned yet");
@@ -1446,10 +1506,12 @@ void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats) {
         *stats = pl->stats;
         enc_engine_stats(pl->engine, &stats->engine);
         stats->assigned_partitions = pl->owned->cnt;
-        stats->restores = pl->restores;
-        stats->restore_records = pl->restore_records;
-        stats->restore_users = pl->restore_users;
-        stats->restore_first_ms = pl->restore_first_ms;
-        stats->restore_last_ms = pl->restore_last_ms;
+        enc_changelog_stats_t cs;
+        enc_changelog_stats(pl->cl, &cs);
+        stats->restores = cs.restores;
+        stats->restore_records = cs.restore_records;
+        stats->restore_users = cs.restore_users;
+        stats->restore_first_ms = cs.restore_first_ms;
+        stats->restore_last_ms = cs.restore_last_ms;
 }
 

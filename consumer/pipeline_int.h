@@ -8,41 +8,24 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "changelog.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "restore.h"
+#include "rewardstats.h"
+#include "schema_registry.h"
 #include "store.h"
-
-/* A partition being rebuilt from its changelog before it is processed. */
-typedef struct enc_restoring_s {
-        int32_t partition;
-        enc_restore_t *r;
-        int64_t next;   /* next changelog offset expected */
-        int64_t target; /* changelog high watermark when it started */
-        int64_t started_ms;
-} enc_restoring_t;
 
 /* Delivery-report tags (message opaque): what a delivered message was. */
 #define ENC_TAG_OUTPUT ((intptr_t)0)
 #define ENC_TAG_DLQ ((intptr_t)1)
-#define ENC_TAG_CHANGELOG ((intptr_t)2)
-#define ENC_TAG_META_BASE ((intptr_t)16) /* + partition: a position record */
-
-/* Reward updates counted by (signal, version, cohort); cohorts past the cap
- * are counted under cohort "_other" so a bad input cannot blow up the
- * number of series. */
-#define ENC_UPD_SERIES_MAX 512
-typedef struct enc_upd_count_s {
-        char signal[ENC_SIGNAL_NAME_MAX];
-        int32_t version;
-        char cohort[ENC_LABEL_MAX + 1];
-        uint64_t n;
-} enc_upd_count_t;
+/* ENC_TAG_CHANGELOG and ENC_TAG_META_BASE: changelog.h */
 
 struct enc_pipeline_s {
         const enc_conf_t *conf;
         enc_store_t *store;
         enc_engine_t *engine;
+        enc_schema_registry_t *schemas; /* NULL: no dir, no registry */
         rd_kafka_t *consumer;
         rd_kafka_t *producer;
         rd_kafka_topic_partition_list_t *owned; /* assigned partitions */
@@ -62,22 +45,13 @@ struct enc_pipeline_s {
         int64_t cur_record_ts; /* broker timestamp of the record in hand */
         enc_hist_t latency;    /* record timestamp -> output produced */
         enc_hist_t commit_dur;
-        enc_upd_count_t *upd; /* updates by (signal, version, cohort) */
-        int nupd, capupd;
+        /* updates and final values by (signal, version, cohort), cohorts
+         * bounded by metrics.cohorts.max (rewardstats.c) */
+        enc_rstats_t *rstats;
         int64_t *lag; /* consumer lag by partition, from librdkafka stats */
         int nlag;
         enc_buf_t metrics_buf;
-        /* changelog and restores */
-        char *cl_topic;         /* NULL: no changelog */
-        int64_t *cl_meta_end;   /* by partition: offset past last position */
-        int ncl_meta_end;
-        rd_kafka_t *restorer;   /* assign-only consumer of the changelog */
-        enc_restoring_t *restoring;
-        int nrestoring;
-        uint64_t restores;         /* restores completed */
-        uint64_t restore_records;  /* changelog records applied */
-        uint64_t restore_users;
-        int64_t restore_first_ms, restore_last_ms; /* monotonic ms */
+        enc_changelog_t *cl; /* the changelog (disabled in bounded runs) */
         /* bounded runs (replay) */
         bool bounded;
         enc_range_t *ranges; /* [nranges]: next offset kept in start */

@@ -33,6 +33,24 @@ static int64_t enc_tail_now_ms(void) {
 enc_err_t enc_tail_read(const char *bootstrap, const char *topic,
                         int timeout_ms, enc_tail_cb_t cb, void *opaque,
                         uint64_t *count, char *errstr, size_t errstr_size) {
+        return enc_tail_read_range(bootstrap, topic, NULL, 0, timeout_ms, cb,
+                                   opaque, count, errstr, errstr_size);
+}
+
+/* The range of partition @p p in @p ranges, or NULL. */
+static const enc_tail_range_t *enc_tail_range_of(const enc_tail_range_t *r,
+                                                 int n, int32_t p) {
+        for (int i = 0; i < n; i++)
+                if (r[i].partition == p)
+                        return &r[i];
+        return NULL;
+}
+
+enc_err_t enc_tail_read_range(const char *bootstrap, const char *topic,
+                              const enc_tail_range_t *ranges, int nranges,
+                              int timeout_ms, enc_tail_cb_t cb, void *opaque,
+                              uint64_t *count, char *errstr,
+                              size_t errstr_size) {
         char rerr[256];
         enc_err_t err = ENC_OK;
         enc_readend_t *ends = NULL;
@@ -92,12 +110,23 @@ enc_err_t enc_tail_read(const char *bootstrap, const char *topic,
                                          p, rd_kafka_err2str(kerr));
                         goto done;
                 }
+                int64_t start = RD_KAFKA_OFFSET_BEGINNING, from = lo;
+                if (ranges) {
+                        /* A partition the ranges leave out is not read. */
+                        const enc_tail_range_t *r =
+                                enc_tail_range_of(ranges, nranges, p);
+                        if (!r)
+                                continue;
+                        start = from = r->start < lo ? lo : r->start;
+                        if (r->end < h)
+                                h = r->end;
+                }
                 if (p >= 0 && p < pcnt) {
-                        enc_readend_init(&ends[p], lo, h);
+                        enc_readend_init(&ends[p], from, h);
                         remaining += !ends[p].done;
                 }
                 rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
-                        RD_KAFKA_OFFSET_BEGINNING;
+                        start;
         }
         rd_kafka_assign(rk, parts);
         int64_t deadline = enc_tail_now_ms() + timeout_ms;

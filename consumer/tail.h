@@ -27,4 +27,22 @@ enc_err_t enc_tail_read(const char *bootstrap, const char *topic,
                         uint64_t *count, char *errstr,
                         size_t errstr_size) ENC_WUR;
 
+/** One partition's slice for enc_tail_read_range: [start, end). */
+typedef struct enc_tail_range_s {
+        int32_t partition;
+        int64_t start; /* clamped up to the partition's earliest offset */
+        int64_t end;   /* exclusive; clamped down to its end at start */
+} enc_tail_range_t;
+
+/**
+ * enc_tail_read over slices: only the partitions in @p ranges (borrowed
+ * for the call; NULL: every partition, earliest to end), each from its
+ * start to its end. Same end rule (consumer/readend.c).
+ */
+enc_err_t enc_tail_read_range(const char *bootstrap, const char *topic,
+                              const enc_tail_range_t *ranges, int nranges,
+                              int timeout_ms, enc_tail_cb_t cb, void *opaque,
+                              uint64_t *count, char *errstr,
+                              size_t errstr_size) ENC_WUR;
+
 #endif /* ENC_TAIL_H */

@@ -43,6 +43,14 @@
  * (update ids, replays, the differential tests depend on it): map entries
  * go out in insertion order, which is the order the signal gave.
  *
+ * Writer schemas. A frame id other than encore's own names a producer's
+ * schema: it is compiled once (schemas/resolve.c, Avro's resolution rules)
+ * and kept per id; its records are scanned by the compiled program into
+ * the same scan_val_t array, so fill_event() and everything after it is
+ * shared. A writer laid out exactly as encore's uses scan_record() itself.
+ * Where the schemas come from (a registry, a directory) is the caller's
+ * business, behind enc_codec_schema_lookup_t: schemas/ does no I/O.
+ *
  * Never: parse a schema per record, allocate from a length read off the
  * wire, or hand out a pointer that outlives the next decode call.
  */
@@ -55,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec_int.h"
 #include "enc_schemas_avsc.h" /* generated: enc_avsc_play_event[], ... */
 
 #define ENC_CONFLUENT_HDR      5
@@ -63,26 +72,6 @@
 
 /* ---- field tables ---------------------------------------------------- */
 
-typedef enum fkind_e {
-        FK_STRING,     /* "string" */
-        FK_OPT_STRING, /* ["null","string"] */
-        FK_LONG,       /* "long" (possibly timestamp-millis) */
-        FK_INT,        /* "int" */
-        FK_DOUBLE,     /* "double" */
-        FK_OPT_DOUBLE, /* ["null","double"] */
-        FK_BOOL,       /* "boolean" */
-        FK_ENUM,       /* enum; symbols from sym() */
-        FK_MAP_DOUBLE, /* {"type":"map","values":"double"} */
-} fkind_t;
-
-typedef struct fdesc_s {
-        const char *name;
-        fkind_t kind;
-        size_t cap;                /* strings and map keys: max bytes */
-        int nsym;                  /* FK_ENUM: symbol count */
-        const char *(*sym)(int i); /* FK_ENUM: i-th symbol */
-} fdesc_t;
-
 static const char *reason_sym(int i) {
         return enc_reason_end_name((enc_reason_end_t)i);
 }
@@ -90,23 +79,7 @@ static const char *source_sym(int i) {
         return enc_source_name((enc_source_t)i);
 }
 
-enum {
-        EV_EVENT_ID,
-        EV_USER_ID,
-        EV_TRACK_ID,
-        EV_ARTIST_ID,
-        EV_EVENT_TIME,
-        EV_MS_PLAYED,
-        EV_TRACK_DURATION_MS,
-        EV_REASON_END,
-        EV_SOURCE,
-        EV_SURFACE,
-        EV_RECOMMENDATION_ID,
-        EV_COHORT,
-        EV__CNT
-};
-
-static const fdesc_t ev_fields[EV__CNT] = {
+const fdesc_t enc_codec_ev_fields[EV__CNT] = {
         [EV_EVENT_ID] = {"event_id", FK_STRING, ENC_ID_MAX, 0, NULL},
         [EV_USER_ID] = {"user_id", FK_STRING, ENC_ID_MAX, 0, NULL},
         [EV_TRACK_ID] = {"track_id", FK_STRING, ENC_ID_MAX, 0, NULL},
@@ -195,8 +168,25 @@ typedef struct enc_rec_s {
 _Static_assert((int)EV__CNT <= (int)UP__CNT,
                "enc_rec_t.field must fit both records");
 
+/* A PlayEvent writer schema id the codec has met: its compiled program,
+ * or why it cannot be read (kept, so a bad schema is compiled once). */
+typedef struct enc_writer_s {
+        int32_t id;
+        enc_wprog_t *prog; /* owned; NULL if err */
+        char *err;         /* owned */
+} enc_writer_t;
+
+#define ENC_CODEC_WRITERS_MAX 4096
+
 struct enc_codec_s {
         enc_codec_conf_t conf;
+        char *names[EV__CNT]; /* writer field name per encore field, owned;
+                               * NULL = the same name */
+        enc_codec_schema_lookup_t lookup;
+        void *lookup_opaque;
+        enc_writer_t *writers; /* owned */
+        int nwriters, capwriters;
+        int last_writer; /* index of the last hit, or -1 */
         enc_rec_t ev;
         enc_rec_t up;
         avro_reader_t reader; /* memory reader, re-pointed per decode */
@@ -361,6 +351,7 @@ enc_codec_t *enc_codec_new(const enc_codec_conf_t *conf, char *errstr,
                 c->conf = *conf;
         else
                 enc_codec_conf_defaults(&c->conf);
+        c->last_writer = -1;
         if (c->conf.framing != ENC_FRAMING_CONFLUENT &&
             c->conf.framing != ENC_FRAMING_RAW) {
                 enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
@@ -379,7 +370,7 @@ enc_codec_t *enc_codec_new(const enc_codec_conf_t *conf, char *errstr,
                 goto fail;
         }
         if (rec_init(&c->ev, "PlayEvent", enc_avsc_play_event,
-                     sizeof(enc_avsc_play_event) - 1, ev_fields, EV__CNT,
+                     sizeof(enc_avsc_play_event) - 1, enc_codec_ev_fields, EV__CNT,
                      errstr, errstr_size))
                 goto fail;
         if (rec_init(&c->up, "RewardUpdate", enc_avsc_reward_update,
@@ -406,39 +397,69 @@ void enc_codec_destroy(enc_codec_t *c) {
                 avro_writer_free(c->writer);
         if (c->reader)
                 avro_reader_free(c->reader);
+        for (int i = 0; i < c->nwriters; i++) {
+                enc_wprog_destroy(c->writers[i].prog);
+                free(c->writers[i].err);
+        }
+        free(c->writers);
+        for (int k = 0; k < EV__CNT; k++)
+                free(c->names[k]);
         rec_done(&c->up);
         rec_done(&c->ev);
         free(c);
 }
 
+static void conf_field_name(const char *key, const char *value, void *opaque) {
+        struct {
+                enc_codec_t *c;
+                enc_err_t err;
+                char *errstr;
+                size_t errstr_size;
+        } *a = opaque;
+        if (a->err)
+                return;
+        a->err = enc_codec_set_field_name(
+                a->c, key + strlen(ENC_CODEC_FIELD_PREFIX), value, a->errstr,
+                a->errstr_size);
+}
+
+/** Builds the PlayEvent/RewardUpdate codec a deployment's configuration
+ *  describes (serde.*, the field names included). Caller destroys with
+ *  enc_codec_destroy(). Any thread. */
+enc_codec_t *enc_codec_new_from_conf(const enc_conf_t *conf, char *errstr,
+                                     size_t errstr_size) {
+        enc_codec_conf_t cc;
+        enc_codec_conf_defaults(&cc);
+        cc.framing = strcmp(enc_conf_get(conf, "serde.framing"), "raw")
+                             ? ENC_FRAMING_CONFLUENT
+                             : ENC_FRAMING_RAW;
+        cc.play_event_schema_id =
+                (int32_t)enc_conf_get_int(conf, "serde.play_event.schema.id");
+        cc.reward_update_schema_id = (int32_t)enc_conf_get_int(
+                conf, "serde.reward_update.schema.id");
+        cc.max_record_bytes =
+                (size_t)enc_conf_get_int(conf, "serde.max.record.bytes");
+        enc_codec_t *c = enc_codec_new(&cc, errstr, errstr_size);
+        if (!c)
+                return NULL;
+        struct {
+                enc_codec_t *c;
+                enc_err_t err;
+                char *errstr;
+                size_t errstr_size;
+        } a = {c, ENC_OK, errstr, errstr_size};
+        enc_conf_foreach(conf, ENC_CODEC_FIELD_PREFIX, conf_field_name, &a);
+        if (a.err) {
+                enc_codec_destroy(c);
+                return NULL;
+        }
+        return c;
+}
+
 /* ---- pass 1: the bounded scan --------------------------------------- */
 
-typedef struct scan_s {
-        const uint8_t *p;
-        const uint8_t *end;
-        const char *what;  /* record name */
-        const char *field; /* field being read, for errors */
-        char *errstr;
-        size_t errstr_size;
-} scan_t;
-
-/*
- * What the scan saw of one field, so the fast path can take the values
- * without a second walk: a string's bytes (inside the input, not
- * NUL-terminated), an integer (long, int, enum index, boolean byte), a
- * double as the address of its 8 bytes in str, a map as its byte range.
- * present is false for the null branch of a union.
- */
-typedef struct scan_val_s {
-        const uint8_t *str;
-        size_t len;
-        int64_t i;
-        bool present;
-} scan_val_t;
-
-static enc_err_t scan_fail(scan_t *s, enc_err_t err, const char *fmt, ...)
-        ENC_PRINTF(3, 4);
-static enc_err_t scan_fail(scan_t *s, enc_err_t err, const char *fmt, ...) {
+/* Fails the scan with @p err, naming the record and field. */
+enc_err_t enc_scan_fail(scan_t *s, enc_err_t err, const char *fmt, ...) {
         char msg[160];
         va_list ap;
         va_start(ap, fmt);
@@ -446,80 +467,6 @@ static enc_err_t scan_fail(scan_t *s, enc_err_t err, const char *fmt, ...) {
         va_end(ap);
         return enc_seterr(s->errstr, s->errstr_size, err, "%s field %s: %s",
                           s->what, s->field, msg);
-}
-
-/* Avro long: zig-zag varint of at most 10 bytes (as Avro C reads it). Most
- * values on the wire (lengths, enum and union indexes) fit one byte. */
-static enc_err_t scan_long(scan_t *s, int64_t *v) {
-        uint64_t u = 0;
-        *v = 0;
-        if (s->p < s->end && !(*s->p & 0x80)) {
-                u = *s->p++;
-                *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-                return ENC_OK;
-        }
-        for (int i = 0; i < 10; i++) {
-                if (s->p >= s->end)
-                        return scan_fail(s, ENC_ERR_TRUNCATED,
-                                         "record ends inside a varint");
-                uint8_t b = *s->p++;
-                u |= (uint64_t)(b & 0x7f) << (7 * i);
-                if (!(b & 0x80)) {
-                        *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-                        return ENC_OK;
-                }
-        }
-        return scan_fail(s, ENC_ERR_DECODE, "varint longer than 10 bytes");
-}
-
-static enc_err_t scan_string(scan_t *s, size_t cap, const uint8_t **str,
-                             size_t *len) {
-        int64_t n;
-        enc_err_t err = scan_long(s, &n);
-        if (err)
-                return err;
-        if (n < 0)
-                return scan_fail(s, ENC_ERR_DECODE,
-                                 "negative string length %" PRId64, n);
-        if ((uint64_t)n > cap)
-                return scan_fail(s, ENC_ERR_TOO_LARGE,
-                                 "string of %" PRId64
-                                 " bytes is over the cap of %zu",
-                                 n, cap);
-        if ((uint64_t)n > (uint64_t)(s->end - s->p))
-                return scan_fail(s, ENC_ERR_TRUNCATED,
-                                 "string of %" PRId64
-                                 " bytes but only %zu left",
-                                 n, (size_t)(s->end - s->p));
-        /* A C string cannot carry a NUL; refusing it keeps the decoded
-         * value and its bytes in one-to-one correspondence. */
-        if (memchr(s->p, 0, (size_t)n))
-                return scan_fail(s, ENC_ERR_DECODE, "string holds a NUL byte");
-        *str = s->p;
-        *len = (size_t)n;
-        s->p += n;
-        return ENC_OK;
-}
-
-static enc_err_t scan_fixed(scan_t *s, size_t n, const char *what) {
-        if ((size_t)(s->end - s->p) < n)
-                return scan_fail(s, ENC_ERR_TRUNCATED,
-                                 "record ends inside a %s", what);
-        s->p += n;
-        return ENC_OK;
-}
-
-/* Union ["null", X]: returns 0 (null) or 1 (X) in *branch. */
-static enc_err_t scan_opt(scan_t *s, int *branch) {
-        int64_t d;
-        enc_err_t err = scan_long(s, &d);
-        if (err)
-                return err;
-        if (d != 0 && d != 1)
-                return scan_fail(s, ENC_ERR_DECODE,
-                                 "union index %" PRId64 " not 0 or 1", d);
-        *branch = (int)d;
-        return ENC_OK;
 }
 
 static enc_err_t scan_map_double(scan_t *s, size_t keycap) {
@@ -538,14 +485,14 @@ static enc_err_t scan_map_double(scan_t *s, size_t keycap) {
                         /* A negative count is followed by the block's
                          * size in bytes (Avro spec), which we don't need. */
                         if (cnt == INT64_MIN)
-                                return scan_fail(s, ENC_ERR_DECODE,
+                                return enc_scan_fail(s, ENC_ERR_DECODE,
                                                  "bad map block count");
                         cnt = -cnt;
                         if ((err = scan_long(s, &bytes)))
                                 return err;
                 }
                 if ((uint64_t)cnt > ENC_COMPONENTS_MAX - total)
-                        return scan_fail(s, ENC_ERR_TOO_LARGE,
+                        return enc_scan_fail(s, ENC_ERR_TOO_LARGE,
                                          "more than %d entries",
                                          ENC_COMPONENTS_MAX);
                 for (int64_t i = 0; i < cnt; i++, total++) {
@@ -555,7 +502,7 @@ static enc_err_t scan_map_double(scan_t *s, size_t keycap) {
                         for (size_t k = 0; k < total; k++)
                                 if (keylens[k] == keylens[total] &&
                                     !memcmp(keys[k], keys[total], keylens[k]))
-                                        return scan_fail(s, ENC_ERR_DECODE,
+                                        return enc_scan_fail(s, ENC_ERR_DECODE,
                                                          "key \"%.*s\" repeats",
                                                          (int)keylens[k],
                                                          (const char *)keys[k]);
@@ -597,7 +544,7 @@ static enc_err_t scan_record(const enc_rec_t *rec, const uint8_t *body,
                 case FK_INT:
                         err = scan_long(&s, &v.i);
                         if (!err && (v.i < INT32_MIN || v.i > INT32_MAX))
-                                err = scan_fail(&s, ENC_ERR_DECODE,
+                                err = enc_scan_fail(&s, ENC_ERR_DECODE,
                                                 "%" PRId64
                                                 " out of range for int",
                                                 v.i);
@@ -616,13 +563,13 @@ static enc_err_t scan_record(const enc_rec_t *rec, const uint8_t *body,
                 case FK_BOOL:
                         err = scan_fixed(&s, 1, "boolean");
                         if (!err && (v.i = s.p[-1]) > 1)
-                                err = scan_fail(&s, ENC_ERR_DECODE,
+                                err = enc_scan_fail(&s, ENC_ERR_DECODE,
                                                 "boolean byte 0x%02x", s.p[-1]);
                         break;
                 case FK_ENUM:
                         err = scan_long(&s, &v.i);
                         if (!err && (v.i < 0 || v.i >= fd->nsym))
-                                err = scan_fail(&s, ENC_ERR_DECODE,
+                                err = enc_scan_fail(&s, ENC_ERR_DECODE,
                                                 "enum index %" PRId64
                                                 " not in [0, %d)",
                                                 v.i, fd->nsym);
@@ -646,11 +593,12 @@ static enc_err_t scan_record(const enc_rec_t *rec, const uint8_t *body,
         return ENC_OK;
 }
 
-/* Strips the framing; on success body[0..body_len) are the Avro bytes. */
-static enc_err_t unframe(const enc_codec_t *c, const enc_rec_t *rec,
-                         int32_t schema_id, const void *buf, size_t len,
-                         const uint8_t **body, size_t *body_len, char *errstr,
-                         size_t errstr_size) {
+/* Strips the framing; on success body[0..body_len) are the Avro bytes and
+ * *id the frame's schema id (-1 for raw framing). */
+static enc_err_t unframe_any(const enc_codec_t *c, const enc_rec_t *rec,
+                             const void *buf, size_t len, int64_t *id_out,
+                             const uint8_t **body, size_t *body_len,
+                             char *errstr, size_t errstr_size) {
         const uint8_t *p = buf;
         if (!buf && len)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
@@ -660,6 +608,7 @@ static enc_err_t unframe(const enc_codec_t *c, const enc_rec_t *rec,
                                   "%s of %zu bytes is over max_record_bytes "
                                   "%zu",
                                   rec->what, len, c->conf.max_record_bytes);
+        *id_out = -1;
         if (c->conf.framing == ENC_FRAMING_RAW) {
                 *body = p;
                 *body_len = len;
@@ -674,15 +623,30 @@ static enc_err_t unframe(const enc_codec_t *c, const enc_rec_t *rec,
                                   "%s: %zu bytes, shorter than the 5-byte "
                                   "Confluent header",
                                   rec->what, len);
-        uint32_t id = enc_read_u32be(p + 1);
-        if (id != (uint32_t)schema_id)
-                return enc_seterr(errstr, errstr_size, ENC_ERR_UNKNOWN_SCHEMA,
-                                  "%s: schema id %" PRIu32
-                                  ", expected %" PRId32,
-                                  rec->what, id, schema_id);
+        *id_out = enc_read_u32be(p + 1);
         *body = p + ENC_CONFLUENT_HDR;
         *body_len = len - ENC_CONFLUENT_HDR;
         return ENC_OK;
+}
+
+static enc_err_t wrong_id(const enc_rec_t *rec, int64_t id, int32_t schema_id,
+                          char *errstr, size_t errstr_size) {
+        return enc_seterr(errstr, errstr_size, ENC_ERR_UNKNOWN_SCHEMA,
+                          "%s: schema id %" PRId64 ", expected %" PRId32,
+                          rec->what, id, schema_id);
+}
+
+/* unframe_any, and the id must be @p schema_id (any if < 0). */
+static enc_err_t unframe(const enc_codec_t *c, const enc_rec_t *rec,
+                         int32_t schema_id, const void *buf, size_t len,
+                         const uint8_t **body, size_t *body_len, char *errstr,
+                         size_t errstr_size) {
+        int64_t id;
+        enc_err_t err = unframe_any(c, rec, buf, len, &id, body, body_len,
+                                    errstr, errstr_size);
+        if (!err && id >= 0 && schema_id >= 0 && id != schema_id)
+                return wrong_id(rec, id, schema_id, errstr, errstr_size);
+        return err;
 }
 
 /* ---- fast path: PlayEvent straight from the scan -------------------- */
@@ -703,14 +667,9 @@ static const char *take_scanned_opt(enc_codec_t *c, const scan_val_t *v) {
 }
 
 /* The scan has already proved every value in range (enum indexes within
- * the symbols), so this only moves values into place. */
-static enc_err_t decode_event_fast(enc_codec_t *c, const uint8_t *body,
-                                   size_t len, enc_event_t *ev, char *errstr,
-                                   size_t errstr_size) {
-        scan_val_t v[EV__CNT];
-        enc_err_t err = scan_record(&c->ev, body, len, v, errstr, errstr_size);
-        if (err)
-                return err;
+ * the symbols, mapped to encore's for a writer schema), so this only moves
+ * values into place. */
+static void fill_event(enc_codec_t *c, const scan_val_t *v, enc_event_t *ev) {
         c->scratch_len = 0;
         ev->event_id = take_scanned(c, &v[EV_EVENT_ID]);
         ev->user_id = take_scanned(c, &v[EV_USER_ID]);
@@ -724,6 +683,174 @@ static enc_err_t decode_event_fast(enc_codec_t *c, const uint8_t *body,
         ev->surface = take_scanned(c, &v[EV_SURFACE]);
         ev->recommendation_id = take_scanned_opt(c, &v[EV_RECOMMENDATION_ID]);
         ev->cohort = take_scanned_opt(c, &v[EV_COHORT]);
+}
+
+/* ---- writer schemas -------------------------------------------------- */
+
+/** Thread: the codec's owner. */
+void enc_codec_set_reward_update_schema_id(enc_codec_t *c, int32_t id) {
+        c->conf.reward_update_schema_id = id;
+}
+
+/** Thread: the codec's owner. */
+void enc_codec_set_schema_lookup(enc_codec_t *c, enc_codec_schema_lookup_t cb,
+                                 void *opaque) {
+        c->lookup = cb;
+        c->lookup_opaque = opaque;
+}
+
+/** Thread: the codec's owner; before any writer schema is added. */
+enc_err_t enc_codec_set_field_name(enc_codec_t *c, const char *field,
+                                   const char *writer_field, char *errstr,
+                                   size_t errstr_size) {
+        for (int k = 0; k < EV__CNT; k++) {
+                if (strcmp(enc_codec_ev_fields[k].name, field))
+                        continue;
+                if (!writer_field || !*writer_field)
+                        return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                          "serde.play_event.field.%s: empty "
+                                          "writer field name",
+                                          field);
+                char *dup = strdup(writer_field);
+                if (!dup)
+                        return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                          "out of memory");
+                free(c->names[k]);
+                c->names[k] = dup;
+                return ENC_OK;
+        }
+        char known[400];
+        size_t n = 0;
+        known[0] = '\0';
+        for (int k = 0; k < EV__CNT && n < sizeof(known); k++)
+                n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s",
+                                      k ? ", " : "",
+                                      enc_codec_ev_fields[k].name);
+        return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                          "serde.play_event.field.%s: PlayEvent has no field "
+                          "%s (its fields: %s)",
+                          field, field, known);
+}
+
+static enc_writer_t *writer_find(enc_codec_t *c, int64_t id) {
+        if (c->last_writer >= 0 && c->writers[c->last_writer].id == id)
+                return &c->writers[c->last_writer];
+        for (int i = 0; i < c->nwriters; i++)
+                if (c->writers[i].id == id) {
+                        c->last_writer = i;
+                        return &c->writers[i];
+                }
+        return NULL;
+}
+
+/* Compiles @p json for @p id and keeps the result, a failure included. */
+static enc_writer_t *writer_add(enc_codec_t *c, int32_t id, const char *json,
+                                size_t len, char *errstr,
+                                size_t errstr_size) {
+        char why[512];
+        if (c->nwriters >= ENC_CODEC_WRITERS_MAX) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_TOO_LARGE,
+                           "more than %d PlayEvent writer schemas",
+                           ENC_CODEC_WRITERS_MAX);
+                return NULL;
+        }
+        if (c->nwriters == c->capwriters) {
+                int ncap = c->capwriters ? 2 * c->capwriters : 8;
+                enc_writer_t *n =
+                        realloc(c->writers, (size_t)ncap * sizeof(*n));
+                if (!n) {
+                        enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                   "out of memory");
+                        return NULL;
+                }
+                c->writers = n;
+                c->capwriters = ncap;
+        }
+        enc_writer_t *w = &c->writers[c->nwriters];
+        memset(w, 0, sizeof(*w));
+        w->id = id;
+        w->prog = enc_wprog_new(json, len, (const char *const *)c->names, why,
+                                sizeof(why));
+        if (!w->prog) {
+                w->err = strdup(why);
+                if (!w->err) {
+                        enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                   "out of memory");
+                        return NULL;
+                }
+        }
+        c->last_writer = c->nwriters++;
+        return w;
+}
+
+static enc_err_t writer_error(const enc_writer_t *w, char *errstr,
+                              size_t errstr_size) {
+        return enc_seterr(errstr, errstr_size, ENC_ERR_UNKNOWN_SCHEMA,
+                          "PlayEvent writer schema %" PRId32
+                          " does not resolve to encore's: %s",
+                          w->id, w->err);
+}
+
+/** Thread: the codec's owner. */
+enc_err_t enc_codec_add_writer_schema(enc_codec_t *c, int32_t id,
+                                      const char *json, size_t len,
+                                      char *errstr, size_t errstr_size) {
+        if (id < 0)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
+                                  "schema id %" PRId32 " < 0", id);
+        if (writer_find(c, id))
+                return enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
+                                  "schema id %" PRId32 " added twice", id);
+        const enc_writer_t *w = writer_add(c, id, json, len, errstr,
+                                           errstr_size);
+        if (!w)
+                return ENC_ERR_NOMEM;
+        if (!w->prog) {
+                (void)writer_error(w, errstr, errstr_size);
+                /* Not kept: the caller was told and may fix it. */
+                free(c->writers[--c->nwriters].err);
+                c->last_writer = -1;
+                return ENC_ERR_CONFIG;
+        }
+        return ENC_OK;
+}
+
+/* The program for frame id @p id: NULL for encore's own layout, else the
+ * writer's; or an error (unknown or unreadable schema). */
+static enc_err_t writer_for(enc_codec_t *c, int64_t id,
+                            const enc_wprog_t **prog, char *errstr,
+                            size_t errstr_size) {
+        *prog = NULL;
+        if (id < 0)
+                return ENC_OK; /* raw framing: encore's schema */
+        const enc_writer_t *w = writer_find(c, id);
+        if (!w) {
+                if (!c->lookup) {
+                        if (id == c->conf.play_event_schema_id)
+                                return ENC_OK;
+                        return wrong_id(&c->ev, id,
+                                        c->conf.play_event_schema_id, errstr,
+                                        errstr_size);
+                }
+                const char *json = NULL;
+                size_t len = 0;
+                char why[400];
+                enc_err_t err = c->lookup(c->lookup_opaque, (int32_t)id, &json,
+                                          &len, why, sizeof(why));
+                if (err)
+                        return enc_seterr(errstr, errstr_size,
+                                          ENC_ERR_UNKNOWN_SCHEMA,
+                                          "PlayEvent schema id %" PRId64
+                                          ": %s",
+                                          id, why);
+                if (!(w = writer_add(c, (int32_t)id, json, len, errstr,
+                                     errstr_size)))
+                        return ENC_ERR_UNKNOWN_SCHEMA;
+        }
+        if (!w->prog)
+                return writer_error(w, errstr, errstr_size);
+        if (!enc_wprog_is_canonical(w->prog))
+                *prog = w->prog;
         return ENC_OK;
 }
 
@@ -811,7 +938,7 @@ static enc_err_t get_opt_double(enc_rec_t *rec, int i, bool *present,
         return ENC_OK;
 }
 
-/* Avro C's reading of a PlayEvent, the reference for decode_event_fast. */
+/* Avro C's reading of a PlayEvent, the reference for the fast path. */
 static enc_err_t decode_event_avro(enc_codec_t *c, const void *buf, size_t len,
                                    enc_event_t *ev, char *errstr,
                                    size_t errstr_size) {
@@ -862,11 +989,23 @@ enc_err_t enc_codec_decode_event(enc_codec_t *c, const void *buf, size_t len,
                 return decode_event_avro(c, buf, len, ev, errstr, errstr_size);
         const uint8_t *body = NULL;
         size_t body_len = 0;
-        enc_err_t err = unframe(c, &c->ev, c->conf.play_event_schema_id, buf,
-                                len, &body, &body_len, errstr, errstr_size);
+        int64_t id;
+        const enc_wprog_t *prog;
+        scan_val_t v[EV__CNT];
+        enc_err_t err = unframe_any(c, &c->ev, buf, len, &id, &body, &body_len,
+                                    errstr, errstr_size);
         if (err)
                 return err;
-        return decode_event_fast(c, body, body_len, ev, errstr, errstr_size);
+        if ((err = writer_for(c, id, &prog, errstr, errstr_size)))
+                return err;
+        err = prog ? enc_wprog_scan(prog, body, body_len, v, errstr,
+                                    errstr_size)
+                   : scan_record(&c->ev, body, body_len, v, errstr,
+                                 errstr_size);
+        if (err)
+                return err;
+        fill_event(c, v, ev);
+        return ENC_OK;
 }
 
 /**
@@ -879,7 +1018,11 @@ enc_err_t enc_codec_decode_update(enc_codec_t *c, const void *buf, size_t len,
                                   enc_update_t *up, char *errstr,
                                   size_t errstr_size) {
         enc_rec_t *r = &c->up;
-        enc_err_t err = decode_rec(c, r, c->conf.reward_update_schema_id, buf,
+        enc_err_t err = decode_rec(c, r,
+                                   c->conf.any_update_schema_id
+                                           ? -1 /* any */
+                                           : c->conf.reward_update_schema_id,
+                                   buf,
                                    len, errstr, errstr_size);
         if (err)
                 return err;

@@ -20,6 +20,7 @@
 #ifndef ENC_CODEC_H
 #define ENC_CODEC_H
 
+#include "config.h"
 #include "enc.h"
 #include "event.h"
 
@@ -38,6 +39,9 @@ typedef struct enc_codec_conf_s {
         bool use_avro_c; /* decode PlayEvent and encode RewardUpdate with
                           * Avro C's generic API (the reference path)
                           * instead of the fast path; default false */
+        bool any_update_schema_id; /* enc_codec_decode_update() takes any
+                                    * frame id (a reader of a topic whose
+                                    * ids a registry gave); default false */
 } enc_codec_conf_t;
 
 /** Fills @p conf with the defaults above (max_record_bytes = 1 MiB,
@@ -49,6 +53,74 @@ void enc_codec_conf_defaults(enc_codec_conf_t *conf);
 enc_codec_t *enc_codec_new(const enc_codec_conf_t *conf, char *errstr,
                            size_t errstr_size);
 void enc_codec_destroy(enc_codec_t *codec);
+
+/** Configuration keys serde.play_event.field.<encore field> = <writer
+ *  field> name the writer's field read as each encore field. */
+#define ENC_CODEC_FIELD_PREFIX "serde.play_event.field."
+
+/**
+ * A codec as the configuration @p conf (borrowed for the call) says:
+ * serde.framing, the two schema ids, serde.max.record.bytes and the field
+ * names under ENC_CODEC_FIELD_PREFIX (a name PlayEvent does not have is
+ * ENC_ERR_CONFIG, naming it). Returns NULL and fills errstr on failure.
+ * Caller destroys with enc_codec_destroy().
+ */
+enc_codec_t *enc_codec_new_from_conf(const enc_conf_t *conf, char *errstr,
+                                     size_t errstr_size);
+
+/*
+ * Writer schemas. A Confluent frame's id names the schema its producer
+ * wrote with. Without a lookup, the codec reads play_event_schema_id as
+ * encore's own schema and the ids given to enc_codec_add_writer_schema();
+ * any other id is ENC_ERR_UNKNOWN_SCHEMA. With a lookup, every id not yet
+ * known is asked for once (the configured id included: a registry's ids
+ * are the registry's), compiled against encore's schema by Avro's
+ * resolution rules (schemas/resolve.c) and kept for the codec's life. A
+ * writer schema laid out exactly as encore's is read by the fast path; any
+ * other by the resolving scan. A schema that does not resolve is kept as
+ * such: its records are ENC_ERR_UNKNOWN_SCHEMA, saying why.
+ */
+
+/**
+ * Returns the Avro JSON of writer schema @p id in *json (borrowed until the
+ * next call on the same @p opaque) and *json_len, or an error with errstr
+ * (the record is then ENC_ERR_UNKNOWN_SCHEMA, and the id is asked for
+ * again by the next record that carries it). Called on the codec owner's
+ * thread, from enc_codec_decode_event(); it must return in bounded time.
+ */
+typedef enc_err_t (*enc_codec_schema_lookup_t)(void *opaque, int32_t id,
+                                               const char **json,
+                                               size_t *json_len,
+                                               char *errstr,
+                                               size_t errstr_size);
+
+/** Frames RewardUpdates from now on with schema id @p id (the id a
+ *  registry gave). Thread: the codec's owner. */
+void enc_codec_set_reward_update_schema_id(enc_codec_t *codec, int32_t id);
+
+/** Installs @p cb (NULL removes it); @p opaque is borrowed and must
+ *  outlive the codec. Thread: the codec's owner. */
+void enc_codec_set_schema_lookup(enc_codec_t *codec,
+                                 enc_codec_schema_lookup_t cb, void *opaque);
+
+/**
+ * Reads encore field @p field from the writer's field @p writer_field
+ * (both borrowed for the call). ENC_ERR_CONFIG naming @p field if PlayEvent
+ * has no such field. Applies to writer schemas added after the call.
+ */
+enc_err_t enc_codec_set_field_name(enc_codec_t *codec, const char *field,
+                                   const char *writer_field, char *errstr,
+                                   size_t errstr_size) ENC_WUR;
+
+/**
+ * Compiles writer schema @p json (@p len bytes, borrowed for the call) for
+ * frame id @p id. ENC_ERR_CONFIG with errstr naming the fields involved if
+ * it does not resolve to encore's PlayEvent (it is then not kept).
+ */
+enc_err_t enc_codec_add_writer_schema(enc_codec_t *codec, int32_t id,
+                                      const char *json, size_t len,
+                                      char *errstr,
+                                      size_t errstr_size) ENC_WUR;
 
 /**
  * Decodes one PlayEvent from @p buf. On success fills @p ev, whose strings

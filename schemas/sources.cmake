@@ -38,7 +38,8 @@ static const char enc_avsc_reward_update[] = {
 
 add_library(enc_schemas STATIC
   schemas/codec.c
-  schemas/event.c)
+  schemas/event.c
+  schemas/resolve.c)
 target_include_directories(enc_schemas
   PUBLIC ${CMAKE_SOURCE_DIR}/schemas
   PRIVATE ${ENC_SCHEMAS_GENERATED})
@@ -58,3 +59,8 @@ enc_add_test(NAME test_codec SOURCES tests/test_codec.c
 # among it) to prove the fast path allocates nothing.
 target_link_options(test_codec PRIVATE
   -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc)
+
+# Writer schemas resolved to encore's PlayEvent (schemas/resolve.c),
+# checked against Avro C's resolver.
+enc_add_test(NAME test_resolve SOURCES tests/test_resolve.c
+             LIBS enc_schemas PkgConfig::AVRO LABELS unit)

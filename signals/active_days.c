@@ -16,7 +16,9 @@
  *  - Decay: when the watermark reaches T = enc_day_start(E) (day E-1 has
  *    ended) the window becomes [E-N+1, E]. A window that lost an active
  *    day emits its new value with event_time = T, window [E-N+1, E+1)
- *    in day starts, cohort = the cohort of the last qualified play;
+ *    in day starts, cohort = the cohort of the user's latest play
+ *    (qualified or not: the watermark caused it, so it carries the cohort
+ *    the user has now);
  *    the update that takes a window to 0 has final = true.
  *  - Only changes are emitted. next_timer is the earliest day start at
  *    which an active day leaves a window whose value is > 0, so the timer
@@ -26,8 +28,9 @@
  *  - When every window is 0 the state is freed. Sequence numbers count
  *    from 1 per window while the state lives and restart after expiry
  *    (update ids stay unique: they hash the event time too).
- *  Choice: "last qualified play's cohort" is the cohort decays carry; plays
- *  that do not qualify never touch the state.
+ *  Plays that do not qualify are not counted; while the state lives they
+ *  only refresh the cohort (and never create a state: with no state there
+ *  is nothing left to decay).
  *
  * State: the day the windows end on (`today`), the active days of the
  * last max(N) days as a day bitmap based at today - max(N) + 1, a sequence
@@ -226,8 +229,17 @@ static enc_err_t ad_on_event(void *priv, void **state, const enc_event_t *ev,
         int old[AD_WINDOWS_MAX];
         enc_err_t err;
 
-        if (ev->ms_played < p->qualified_ms)
-                return ENC_OK;
+        if (ev->ms_played < p->qualified_ms) {
+                /* Not counted, but it is the user's latest event: the
+                 * cohort decays carry. */
+                if (!st)
+                        return ENC_OK;
+                err = ad_advance(p, (ad_state_t **)state, ev->event_time, em);
+                if (err || !(st = *state))
+                        return err;
+                return enc_sig_setstr(&st->cohort, ev->cohort) ? ENC_OK
+                                                               : ENC_ERR_NOMEM;
+        }
         if (st) {
                 /* The engine has delivered every timer due before this
                  * event; doing it again here is a no-op then, and keeps the

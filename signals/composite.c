@@ -11,17 +11,37 @@
  *   session            value                       (already a rate)
  *   discovery_habit    value / horizon_days
  *   progressive_reward estimate_mean / horizon_days
- * (0 if horizon_days is 0). Entries never seen count 0. When
- * sum_i w_i x_i (in config order) changes, one update is emitted:
- * value = the sum, delta = new sum - old sum, components = each entry's
- * x_i under the entry's name as written before '=' (in config order),
- * cohort and event_time of the triggering update, window_start =
- * window_end = event_time, subject NULL, sequence from 1 while the state
- * lives. ttl.days after the last matching update the state is freed
- * without an update (the user has gone quiet; everything restarts at 0).
+ * (0 if horizon_days is 0). Entries never seen count 0. A component with
+ * a subject takes every update of that key. A component of any subject
+ * takes the latest update of any subject: by event time, and among
+ * updates at the same instant the one whose subject is last in byte order
+ * (NULL first), whatever order they arrive in -- as if the updates of one
+ * instant applied in subject byte order, so two discoveries that close at
+ * the same watermark, or a final and a play at the same millisecond, give
+ * the same x_i in every run. When sum_i w_i x_i (in config order) changes,
+ * one update is emitted: value = the sum, delta = new sum - old sum,
+ * components = each entry's x_i under the entry's name as written before
+ * '=' (in config order), event_time of the triggering update,
+ * window_start = window_end = event_time, subject NULL, sequence from 1
+ * while the components live. ttl.days after the last matching update the
+ * components are dropped without an update (the user has gone quiet;
+ * everything restarts at 0, the sequence too).
  *
- * State: the x_i, the time of the last matching update and the sequence.
- * The last emitted sum is not stored: it is sum w_i x_i, recomputed.
+ * Cohort: a composite describes the user now, never a discovery, so it
+ * carries the user's cohort: the cohort of the event that caused the
+ * step (enc_emitter_event), or, when the watermark caused it, of the
+ * user's latest applied event, which on_event remembers for ttl.days.
+ * It never copies the component update's cohort, which for
+ * discovery_habit and progressive_reward is the discovering play's. Only
+ * when the user has had no event for ttl.days (a discovery's final
+ * arriving long after the last play) is there nothing remembered; then
+ * the component's cohort is the best left and is used.
+ *
+ * State: the components part (x_i with the time and subject each was
+ * taken at, the time of the last matching update, the sequence) while
+ * live, and the latest event's time and cohort while remembered; freed
+ * when both have expired. The last emitted sum is not stored: it is
+ * sum w_i x_i, recomputed.
  *
  * Never: read a clock, or use components that run after this instance
  * (the registry refuses such a list; see depends).
@@ -58,15 +78,55 @@ typedef struct co_priv_s {
         int64_t ttl_ms;
 } co_priv_t;
 
+/* One component's current input. */
+typedef struct co_slot_s {
+        double x;
+        int64_t t;     /* event time it was taken at; CO_NEVER if not yet */
+        char *subject; /* of the update taken (any-subject entries only) */
+} co_slot_t;
+
+#define CO_NEVER INT64_MIN
+
 typedef struct co_state_s {
-        int64_t last_time;
+        bool live;         /* components seen within ttl: slots, last_time
+                              and seq mean something; else all zero */
+        int64_t last_time; /* last matching update */
         int64_t seq;
-        double x[]; /* one per configured component (priv->n): every cached
-                       user carries one, so not ENC_COMPONENTS_MAX */
+        bool has_event;     /* an event applied within ttl */
+        int64_t event_time; /* the user's latest applied event */
+        char *cohort;       /* its cohort (NULL allowed) */
+        co_slot_t s[];      /* one per configured component (priv->n):
+                               every cached user carries one, so not
+                               ENC_COMPONENTS_MAX */
 } co_state_t;
 
+static void co_clear_components(const co_priv_t *p, co_state_t *st) {
+        for (int i = 0; i < p->n; i++) {
+                free(st->s[i].subject);
+                st->s[i] = (co_slot_t){0, CO_NEVER, NULL};
+        }
+        st->live = false;
+        st->last_time = 0;
+        st->seq = 0;
+}
+
 static co_state_t *co_state_new(const co_priv_t *p) {
-        return calloc(1, sizeof(co_state_t) + (size_t)p->n * sizeof(double));
+        co_state_t *st =
+                calloc(1, sizeof(co_state_t) + (size_t)p->n * sizeof(co_slot_t));
+        if (st)
+                co_clear_components(p, st);
+        return st;
+}
+
+static void co_state_free(void *priv, void *state) {
+        const co_priv_t *p = priv;
+        co_state_t *st = state;
+        if (!st)
+                return;
+        for (int i = 0; i < p->n; i++)
+                free(st->s[i].subject);
+        free(st->cohort);
+        free(st);
 }
 
 #define CO_FORM "signal[:version][/subject]=weight[,...]"
@@ -249,34 +309,68 @@ static void co_destroy(void *priv) {
         free(priv);
 }
 
-static void co_state_free(void *priv, void *state) {
-        free(state);
-}
-
 static int64_t co_next_timer(void *priv, const void *state) {
         const co_priv_t *p = priv;
         const co_state_t *st = state;
-        return st ? st->last_time + p->ttl_ms : ENC_NO_TIMER;
+        int64_t t = ENC_NO_TIMER;
+        if (!st)
+                return t;
+        if (st->live)
+                t = st->last_time + p->ttl_ms;
+        if (st->has_event && st->event_time + p->ttl_ms < t)
+                t = st->event_time + p->ttl_ms;
+        return t;
 }
 
+/* Expires what is due at @p now; frees the state once nothing is left. */
 static enc_err_t co_on_timer(void *priv, void **state, int64_t now,
                              enc_emitter_t *em) {
-        if (*state && now >= co_next_timer(priv, *state)) {
-                free(*state);
+        const co_priv_t *p = priv;
+        co_state_t *st = *state;
+        if (!st)
+                return ENC_OK;
+        if (st->live && now >= st->last_time + p->ttl_ms)
+                co_clear_components(p, st);
+        if (st->has_event && now >= st->event_time + p->ttl_ms) {
+                st->has_event = false;
+                st->event_time = 0;
+                free(st->cohort);
+                st->cohort = NULL;
+        }
+        if (!st->live && !st->has_event) {
+                co_state_free(priv, st);
                 *state = NULL;
         }
         return ENC_OK;
 }
 
+/* Remembers the user's latest event: its cohort is the cohort of the
+ * composite updates the watermark causes later. */
 static enc_err_t co_on_event(void *priv, void **state, const enc_event_t *ev,
                              enc_emitter_t *em) {
-        return ENC_OK; /* everything comes through on_update */
+        co_state_t *st;
+        enc_err_t err = co_on_timer(priv, state, ev->event_time, em);
+        if (err)
+                return err;
+        if (!(st = *state)) {
+                if (!(st = co_state_new(priv)))
+                        return ENC_ERR_NOMEM;
+                *state = st;
+        }
+        if (!enc_sig_setstr(&st->cohort, ev->cohort))
+                return ENC_ERR_NOMEM;
+        /* Never back: only a caller that breaks event-time order sends an
+         * older event, and the timer must stay > now. */
+        if (!st->has_event || ev->event_time > st->event_time)
+                st->event_time = ev->event_time;
+        st->has_event = true;
+        return ENC_OK;
 }
 
 static double co_sum(const co_priv_t *p, const co_state_t *st) {
         double s = 0;
         for (int i = 0; i < p->n; i++)
-                s += p->comp[i].weight * st->x[i];
+                s += p->comp[i].weight * st->s[i].x;
         return s;
 }
 
@@ -301,6 +395,30 @@ static bool co_matches(const co_comp_t *c, const enc_update_t *up) {
                (c->any_subject || enc_sig_streq(up->subject, c->subject));
 }
 
+/* Byte order of subjects, NULL first. */
+static int co_subject_cmp(const char *a, const char *b) {
+        if (!a || !b)
+                return (a != NULL) - (b != NULL);
+        return strcmp(a, b);
+}
+
+/* Sets slot @p i from @p up if the entry takes it (see DESIGN). */
+static enc_err_t co_take(const co_priv_t *p, co_state_t *st, int i,
+                         const enc_update_t *up) {
+        const co_comp_t *c = &p->comp[i];
+        co_slot_t *sl = &st->s[i];
+        if (c->any_subject && sl->t != CO_NEVER &&
+            (up->event_time < sl->t ||
+             (up->event_time == sl->t &&
+              co_subject_cmp(up->subject, sl->subject) < 0)))
+                return ENC_OK; /* an earlier one in the instant's order */
+        if (c->any_subject && !enc_sig_setstr(&sl->subject, up->subject))
+                return ENC_ERR_NOMEM;
+        sl->x = co_normalise(c->kind, up);
+        sl->t = up->event_time;
+        return ENC_OK;
+}
+
 static enc_err_t co_on_update(void *priv, void **state, const enc_update_t *up,
                               enc_emitter_t *em) {
         const co_priv_t *p = priv;
@@ -318,13 +436,17 @@ static enc_err_t co_on_update(void *priv, void **state, const enc_update_t *up,
         if (!(st = *state)) {
                 if (!(st = co_state_new(p)))
                         return ENC_ERR_NOMEM;
-                st->last_time = up->event_time;
                 *state = st;
+        }
+        if (!st->live) {
+                st->live = true;
+                st->last_time = up->event_time;
         }
         double old = co_sum(p, st);
         for (int i = 0; i < p->n; i++)
-                if (co_matches(&p->comp[i], up))
-                        st->x[i] = co_normalise(p->comp[i].kind, up);
+                if (co_matches(&p->comp[i], up) &&
+                    (err = co_take(p, st, i, up)))
+                        return err;
         if (up->event_time > st->last_time)
                 st->last_time = up->event_time;
         double sum = co_sum(p, st);
@@ -337,28 +459,49 @@ static enc_err_t co_on_update(void *priv, void **state, const enc_update_t *up,
         out.delta = sum - old;
         out.window_start = out.window_end = up->event_time;
         out.event_time = up->event_time;
-        out.cohort = up->cohort;
+        /* The user's cohort (DESIGN): the causing event's, else the
+         * latest event's, else -- nothing remembered -- the component's. */
+        const enc_event_t *ev = enc_emitter_event(em);
+        out.cohort = ev ? ev->cohort : st->has_event ? st->cohort : up->cohort;
         out.sequence = ++st->seq;
         out.component_cnt = p->n;
         for (int i = 0; i < p->n; i++)
                 out.components[i] =
-                        (enc_component_t){p->comp[i].label, st->x[i]};
+                        (enc_component_t){p->comp[i].label, st->s[i].x};
         return enc_emit(em, &out);
 }
 
 /* ---- state records ----------------------------------------------------
- * v1: u8 1, varint n, n x double x_i, svarint last_time, varint seq. */
+ * v1 (read only): u8 1, varint n, n x double x_i, svarint last_time,
+ *     varint seq. Components live; no event remembered.
+ * v2: u8 2, u8 flags (1 live, 2 has_event), varint n, n x (double x_i,
+ *     svarint t or INT64_MIN for never, str subject), svarint last_time,
+ *     varint seq, svarint event_time, str cohort. */
+
+#define CO_STATE_V2 2
+#define CO_TIME_MAX ((int64_t)1 << 50)
+
+static bool co_time_ok(int64_t t) {
+        return t >= -CO_TIME_MAX && t <= CO_TIME_MAX;
+}
 
 static enc_err_t co_state_encode(void *priv, const void *state,
                                  enc_buf_t *out) {
         const co_priv_t *p = priv;
         const co_state_t *st = state;
-        enc_buf_put_u8(out, ENC_SIG_STATE_V1);
+        enc_buf_put_u8(out, CO_STATE_V2);
+        enc_buf_put_u8(out, (uint8_t)((st->live ? 1 : 0) |
+                                      (st->has_event ? 2 : 0)));
         enc_buf_put_varint(out, (uint64_t)p->n);
-        for (int i = 0; i < p->n; i++)
-                enc_buf_put_double(out, st->x[i]);
+        for (int i = 0; i < p->n; i++) {
+                enc_buf_put_double(out, st->s[i].x);
+                enc_buf_put_svarint(out, st->s[i].t);
+                enc_buf_put_str(out, st->s[i].subject);
+        }
         enc_buf_put_svarint(out, st->last_time);
         enc_buf_put_varint(out, (uint64_t)st->seq);
+        enc_buf_put_svarint(out, st->event_time);
+        enc_buf_put_str(out, st->cohort);
         return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
 }
 
@@ -366,30 +509,53 @@ static enc_err_t co_state_decode(void *priv, const uint8_t *buf, size_t len,
                                  void **statep) {
         const co_priv_t *p = priv;
         const uint8_t *q = buf, *end = buf + len;
-        uint8_t ver;
+        uint8_t ver, flags = 1;
         uint64_t n, seq;
         co_state_t *st = co_state_new(p);
 
         *statep = NULL;
         if (!st)
                 return ENC_ERR_NOMEM;
-        if (!enc_get_u8(&q, end, &ver) || ver != ENC_SIG_STATE_V1 ||
+        if (!enc_get_u8(&q, end, &ver) ||
+            (ver != ENC_SIG_STATE_V1 && ver != CO_STATE_V2) ||
+            (ver == CO_STATE_V2 && (!enc_get_u8(&q, end, &flags) ||
+                                    flags > 3 || !flags)) ||
             !enc_get_varint(&q, end, &n) || n != (uint64_t)p->n)
                 goto corrupt;
-        for (int i = 0; i < p->n; i++)
-                if (!enc_get_double(&q, end, &st->x[i]) || !isfinite(st->x[i]))
+        st->live = flags & 1;
+        st->has_event = flags & 2;
+        for (int i = 0; i < p->n; i++) {
+                co_slot_t *sl = &st->s[i];
+                if (!enc_get_double(&q, end, &sl->x) || !isfinite(sl->x))
                         goto corrupt;
+                if (ver == ENC_SIG_STATE_V1) {
+                        /* v1 kept no order: any update may replace x_i. */
+                        sl->t = CO_NEVER;
+                        continue;
+                }
+                if (!enc_get_svarint(&q, end, &sl->t) ||
+                    (sl->t != CO_NEVER && !co_time_ok(sl->t)) ||
+                    !enc_sig_get_str(&q, end, ENC_ID_MAX, &sl->subject) ||
+                    (sl->subject && !p->comp[i].any_subject))
+                        goto corrupt;
+        }
         if (!enc_get_svarint(&q, end, &st->last_time) ||
-            st->last_time < -((int64_t)1 << 50) ||
-            st->last_time > ((int64_t)1 << 50) ||
-            !enc_get_varint(&q, end, &seq) || seq > ((uint64_t)1 << 50) ||
-            q != end)
+            !co_time_ok(st->last_time) || !enc_get_varint(&q, end, &seq) ||
+            seq > ((uint64_t)1 << 50))
                 goto corrupt;
         st->seq = (int64_t)seq;
+        if (ver == CO_STATE_V2 &&
+            (!enc_get_svarint(&q, end, &st->event_time) ||
+             !co_time_ok(st->event_time) ||
+             !enc_sig_get_str(&q, end, ENC_LABEL_MAX, &st->cohort) ||
+             (!st->has_event && (st->cohort || st->event_time))))
+                goto corrupt;
+        if (q != end)
+                goto corrupt;
         *statep = st;
         return ENC_OK;
 corrupt:
-        free(st);
+        co_state_free(priv, st);
         return ENC_ERR_CORRUPT;
 }
 

@@ -19,7 +19,9 @@
  *    discovering play, window [enc_day_start(D0), enc_day_start(D0+H)),
  *    horizon_days = H): on the discovery and on each new engaged day D,
  *    value = engaged days so far, delta = value - previous value,
- *    observed_days = D - D0 + 1, event_time = the play's, final = false.
+ *    observed_days = D - D0 (the days of the horizon fully observed: day
+ *    D itself is still open, so 0 on the discovery, as progressive_reward
+ *    counts them), event_time = the play's, final = false.
  *    When the watermark reaches T = enc_day_start(D0+H): value unchanged,
  *    delta 0, observed_days = H, event_time = T, final = true; then the
  *    discovery is closed.
@@ -454,7 +456,7 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
                 if (day > d->d0 && day < d->d0 + p->horizon &&
                     !enc_daybits_has(&d->days, day)) {
                         (void)enc_daybits_add(&d->days, day);
-                        err = dh_emit(p, d, 1, day - d->d0 + 1, ev->event_time,
+                        err = dh_emit(p, d, 1, day - d->d0, ev->event_time,
                                       false, em);
                         if (err)
                                 return err;
@@ -478,7 +480,7 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
                         return ENC_ERR_NOMEM;
                 }
                 st->disc[di] = d;
-                err = dh_emit(p, &st->disc[di], 1, 1, ev->event_time, false,
+                err = dh_emit(p, &st->disc[di], 1, 0, ev->event_time, false,
                               em);
                 if (err)
                         return err;

@@ -47,6 +47,9 @@ typedef struct enc_emitter_s {
         int32_t signal_version;
         enc_emit_cb_t cb;
         void *opaque;
+        /* The event this step applies (borrowed for the call), or NULL in
+         * a timer step: what caused the updates emitted now. */
+        const enc_event_t *event;
 } enc_emitter_t;
 
 /**
@@ -60,6 +63,12 @@ enc_err_t enc_emit(enc_emitter_t *em, enc_update_t *up) ENC_WUR;
 
 /** The current user's id (borrowed for the callback). */
 const char *enc_emitter_user(const enc_emitter_t *em);
+
+/** The event the current step applies, or NULL when the watermark caused
+ *  the step (a timer). Borrowed for the callback. Derived signals use it in
+ *  on_update to tell an update an event caused from one the watermark
+ *  caused (composite's cohort rule). */
+const enc_event_t *enc_emitter_event(const enc_emitter_t *em);
 
 /* ---- instance configuration ----------------------------------------- */
 

@@ -6,9 +6,9 @@
  * Definition (version 1). A derived signal: it follows the discovery_habit
  * instance of version source.version, learning from that instance's
  * updates (delivered to on_update because it runs earlier in the same
- * step): a non-final update with observed_days = 1 opens a discovery
- * (key: subject and window_start, i.e. item and D0), and a non-final update
- * with observed_days = d marks trace day z_{d-1} = 1. Day 0 is always 1.
+ * step): a non-final update on day D0 opens a discovery (key: subject and
+ * window_start, i.e. item and D0), and a non-final update on day D0+d
+ * (event_time's day) marks trace day z_d = 1. Day 0 is always 1.
  * Final discovery_habit updates are ignored; this signal's own timer ends
  * the discovery at the same moment.
  *   When the watermark reaches T = enc_day_start(D0 + k), k = 1..H, days
@@ -295,10 +295,15 @@ static enc_err_t pr_on_update(void *priv, void **state, const enc_update_t *up,
                 if (err)
                         return err;
         }
-        if (up->final || up->observed_days < 1 || up->observed_days > p->h)
+        if (up->final)
                 return ENC_OK;
         int64_t d0 = enc_day_of(up->window_start);
-        int idx = up->observed_days - 1;
+        /* The trace day is the play's day (its observed_days counts the
+         * days before it, so it would say the same). */
+        int64_t didx = enc_day_of(up->event_time) - d0;
+        if (didx < 0 || didx >= p->h)
+                return ENC_OK;
+        int idx = (int)didx;
         st = *state;
         int i = st ? pr_find(st, up->subject, d0) : -1;
         if (i >= 0) {

@@ -80,6 +80,10 @@ const char *enc_emitter_user(const enc_emitter_t *em) {
         return em->user_id;
 }
 
+const enc_event_t *enc_emitter_event(const enc_emitter_t *em) {
+        return em->event;
+}
+
 /* ---- instance configuration ----------------------------------------- */
 
 void enc_sigconf_init(enc_sigconf_t *sc, const enc_conf_t *conf,

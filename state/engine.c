@@ -142,20 +142,12 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
         e->commit_records = (uint64_t)enc_conf_get_int(conf, "commit.records");
         enc_buf_init(&e->out, 4 << 20);
 
-        enc_codec_conf_t cc;
-        enc_codec_conf_defaults(&cc);
-        cc.framing = strcmp(enc_conf_get(conf, "serde.framing"), "raw")
-                             ? ENC_FRAMING_CONFLUENT
-                             : ENC_FRAMING_RAW;
-        cc.play_event_schema_id =
-                (int32_t)enc_conf_get_int(conf, "serde.play_event.schema.id");
-        cc.reward_update_schema_id = (int32_t)enc_conf_get_int(
-                conf, "serde.reward_update.schema.id");
-        cc.max_record_bytes =
-                (size_t)enc_conf_get_int(conf, "serde.max.record.bytes");
-        e->codec = enc_codec_new(&cc, errstr, errstr_size);
+        e->codec = enc_codec_new_from_conf(conf, errstr, errstr_size);
         if (!e->codec)
                 goto fail;
+        if (sink->schema_lookup)
+                enc_codec_set_schema_lookup(e->codec, sink->schema_lookup,
+                                            sink->opaque);
         if (enc_signals_instantiate(conf, &e->reg_insts, &e->reg_cnt, errstr,
                                     errstr_size))
                 goto fail;
@@ -195,6 +187,11 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
 fail:
         enc_engine_destroy(e);
         return NULL;
+}
+
+/* The codec is the engine's; the id comes from the consumer's registry. */
+void enc_engine_set_output_schema_id(enc_engine_t *e, int32_t id) {
+        enc_codec_set_reward_update_schema_id(e->codec, id);
 }
 
 void enc_engine_destroy(enc_engine_t *e) {
@@ -341,6 +338,7 @@ typedef struct enc_step_s {
         enc_engine_t *e;
         enc_user_t *u;
         int inst; /* index of the instance whose emitter this is */
+        const enc_event_t *ev; /* the step's event; NULL in a timer step */
 } enc_step_t;
 
 static enc_err_t enc_engine_emit_cb(void *opaque, const enc_update_t *up);
@@ -352,6 +350,7 @@ static void enc_step_emitter(enc_step_t *s, enc_emitter_t *em) {
         em->signal_version = in->version;
         em->cb = enc_engine_emit_cb;
         em->opaque = s;
+        em->event = s->ev;
 }
 
 /* Encodes and outputs @p up, then hands it to the on_update of every later
@@ -374,7 +373,7 @@ static enc_err_t enc_engine_emit_cb(void *opaque, const enc_update_t *up) {
                 const enc_signal_plugin_t *pl = e->insts[j].plugin;
                 if (!pl->on_update)
                         continue;
-                enc_step_t sj = {e, s->u, j};
+                enc_step_t sj = {e, s->u, j, s->ev};
                 enc_emitter_t em;
                 enc_step_emitter(&sj, &em);
                 err = pl->on_update(e->insts[j].priv, &s->u->states[j], up,
@@ -406,7 +405,7 @@ static enc_err_t enc_engine_apply_event(enc_engine_t *e, int32_t partition,
         if (err)
                 return err;
         for (int i = 0; i < e->inst_cnt; i++) {
-                enc_step_t s = {e, u, i};
+                enc_step_t s = {e, u, i, ev};
                 enc_emitter_t em;
                 enc_step_emitter(&s, &em);
                 err = e->insts[i].plugin->on_event(e->insts[i].priv,
@@ -427,7 +426,7 @@ static enc_err_t enc_engine_fire(enc_engine_t *e, enc_user_t *u,
                 if (!u->states[i] || !pl->on_timer || !pl->next_timer ||
                     pl->next_timer(e->insts[i].priv, u->states[i]) > now)
                         continue;
-                enc_step_t s = {e, u, i};
+                enc_step_t s = {e, u, i, NULL};
                 enc_emitter_t em;
                 enc_step_emitter(&s, &em);
                 err = pl->on_timer(e->insts[i].priv, &u->states[i], now, &em);

@@ -14,6 +14,7 @@
 #ifndef ENC_ENGINE_H
 #define ENC_ENGINE_H
 
+#include "codec.h"
 #include "config.h"
 #include "enc.h"
 #include "event.h"
@@ -76,6 +77,10 @@ typedef struct enc_engine_sink_s {
         enc_err_t (*changelog)(void *opaque, int32_t partition,
                                const void *key, size_t klen, const void *val,
                                size_t vlen, bool is_meta);
+        /** Optional (NULL: only serde.play_event.schema.id is read, as
+         *  encore's schema). The writer schema of a PlayEvent schema id the
+         *  codec has not met (codec.h, enc_codec_schema_lookup_t). */
+        enc_codec_schema_lookup_t schema_lookup;
         void *opaque;
 } enc_engine_sink_t;
 
@@ -88,6 +93,11 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
                              const enc_engine_sink_t *sink, char *errstr,
                              size_t errstr_size);
 void enc_engine_destroy(enc_engine_t *e);
+
+/** Frames the RewardUpdates it encodes from now on with schema id @p id
+ *  (registered in a Schema Registry by the consumer). Thread: the
+ *  engine's. */
+void enc_engine_set_output_schema_id(enc_engine_t *e, int32_t id);
 
 /**
  * Takes ownership of @p partition. Reads its stored position: *resume is

@@ -211,6 +211,7 @@ typedef struct st_emit_ctx_s {
         st_engine_t *eng;
         st_user_t *user;
         int inst;
+        const enc_event_t *ev; /* the step's event; NULL for a timer */
 } st_emit_ctx_t;
 
 static inline enc_err_t st_emit_cb(void *opaque, const enc_update_t *up);
@@ -223,6 +224,7 @@ static inline void st_emitter(st_emit_ctx_t *ctx, enc_emitter_t *em) {
         em->signal_version = in->version;
         em->cb = st_emit_cb;
         em->opaque = ctx;
+        em->event = ctx->ev;
 }
 
 static inline enc_err_t st_emit_cb(void *opaque, const enc_update_t *up) {
@@ -233,7 +235,7 @@ static inline enc_err_t st_emit_cb(void *opaque, const enc_update_t *up) {
                 const enc_signal_plugin_t *pl = eng->insts[j].plugin;
                 if (!pl->on_update)
                         continue;
-                st_emit_ctx_t sub = {eng, ctx->user, j};
+                st_emit_ctx_t sub = {eng, ctx->user, j, ctx->ev};
                 enc_emitter_t em;
                 st_emitter(&sub, &em);
                 enc_err_t err = pl->on_update(eng->insts[j].priv,
@@ -382,7 +384,7 @@ static inline void st_timer(st_engine_t *eng, st_user_t *u, int64_t now) {
                 void *priv = eng->insts[i].priv;
                 if (!u->state[i] || pl->next_timer(priv, u->state[i]) > now)
                         continue;
-                st_emit_ctx_t ctx = {eng, u, i};
+                st_emit_ctx_t ctx = {eng, u, i, NULL};
                 enc_emitter_t em;
                 st_emitter(&ctx, &em);
                 assert_non_null(pl->on_timer);
@@ -416,7 +418,7 @@ static inline void st_event(st_engine_t *eng, st_user_t *u,
                             const enc_event_t *ev, bool tight) {
         st_timers_upto(eng, u, ev->event_time, tight);
         for (int i = 0; i < eng->n; i++) {
-                st_emit_ctx_t ctx = {eng, u, i};
+                st_emit_ctx_t ctx = {eng, u, i, ev};
                 enc_emitter_t em;
                 st_emitter(&ctx, &em);
                 assert_int_equal(

@@ -81,7 +81,9 @@ static void test_ini_file_sections_join_with_dots(void **st) {
                           "interval.ms = 750\n"
                           "[kafka]\n"
                           "bootstrap.servers = broker:9092\n"
-                          "sasl.password = hunter2\n";
+                          "sasl.password = hunter2\n"
+                          "[schema.registry]\n"
+                          "basic.auth.user.info = enc:swordfish\n";
         assert_int_equal(write(fd, ini, strlen(ini)), (ssize_t)strlen(ini));
         close(fd);
         enc_conf_t *c = enc_conf_new();
@@ -98,6 +100,10 @@ static void test_ini_file_sections_join_with_dots(void **st) {
         fclose(mem);
         assert_non_null(strstr(buf, "kafka.sasl.password = [redacted]"));
         assert_null(strstr(buf, "hunter2"));
+        /* a core key marked secret, too (issue 16) */
+        assert_non_null(strstr(buf, "schema.registry.basic.auth.user.info = "
+                                    "[redacted]"));
+        assert_null(strstr(buf, "swordfish"));
         free(buf);
         enc_conf_destroy(c);
 

@@ -60,7 +60,8 @@ need() {
 # metrics.c, plus the series a histogram family expands to.
 code_metrics() {
         grep -ohE '"(encore|process)_[a-z_]+"' "$src/consumer/observe.c" \
-                "$src/consumer/metrics.c" | tr -d '"' | sort -u |
+                "$src/consumer/metrics.c" "$src/consumer/rewardstats.c" |
+                tr -d '"' | sort -u |
                 while read -r m; do
                         echo "$m"
                         echo "${m}_bucket"
@@ -170,7 +171,8 @@ mode_dashboard() {
         # every metric encore renders is documented
         local doc=$src/ops/OBSERVABILITY.md
         for m in $(grep -ohE '"(encore|process)_[a-z_]+"' \
-                "$src/consumer/observe.c" "$src/consumer/metrics.c" |
+                "$src/consumer/observe.c" "$src/consumer/metrics.c" \
+                "$src/consumer/rewardstats.c" | grep -vE '_(bucket|sum|count)"' |
                 tr -d '"' | sort -u); do
                 grep -qF "\`$m\`" "$doc" || fail "$m is not described in ops/OBSERVABILITY.md"
         done
@@ -488,6 +490,20 @@ EOF
                 [[ $key == null ]] && key=""
                 expect "sum(encore_reward_updates_total{job=\"encore\",cohort=\"$key\"})" "$val"
         done < <(jq -r '.cohort // "null"' "$t/rewards.jsonl" | sort | uniq -c)
+        # Final updates by signal and cohort are the units the histogram of
+        # final values counts, and its _sum is theirs.
+        local sig sum
+        while read -r val sig key; do
+                [[ $key == null ]] && key=""
+                expect "sum(encore_reward_final_value_count{job=\"encore\",signal=\"$sig\",cohort=\"$key\"})" "$val"
+                sum=$(jq -r --arg s "$sig" --arg c "$key" \
+                        'select(.final and .signal == $s and (.cohort // "") == $c) | .value' \
+                        "$t/rewards.jsonl" | awk '{t += $1} END {printf "%.6f", t}')
+                got=$(pval "sum(encore_reward_final_value_sum{job=\"encore\",signal=\"$sig\",cohort=\"$key\"})")
+                awk -v a="$got" -v b="$sum" 'BEGIN {d = a - b; exit !(d < 1e-6 && d > -1e-6)}' ||
+                        fail "final value sum of $sig/$key: Prometheus $got, topic $sum"
+        done < <(jq -r 'select(.final) | "\(.signal) \(.cohort // "null")"' "$t/rewards.jsonl" | sort | uniq -c)
+        echo "ok: encore_reward_final_value count and sum equal the final updates on the topic, by signal and cohort"
 
         # 5. logs: one key=value line per event; debug shows each dead letter
         local badline

@@ -35,9 +35,10 @@ static st_engine_t *ad_engine(const char *windows) {
  *                                                            final, freed
  * No update at DAY(5) (w3 [3,5] still {3}) nor DAY(9) (w7 [3,9] = {3}).
  * Windows end at the start of the day after `today`; each subject counts
- * its own sequence. Decays carry the last qualified play's cohort: "A"
- * at DAY(3) (the unqualified play's "C" does not count), "D" after the
- * day-3 play.
+ * its own sequence. The watermark causes decays, so they carry the cohort
+ * of the user's latest play, qualified or not: "C" at DAY(3) (the
+ * unqualified play at d1 09:30 is the latest; it counts no day but it is
+ * the user's cohort now), "D" after the day-3 play.
  */
 static void ad_days_013(bool tight, int64_t flush_at) {
         st_engine_t *eng = ad_engine("3,7");
@@ -53,7 +54,7 @@ static void ad_days_013(bool tight, int64_t flush_at) {
         ev = st_play(AT(1, 9, 0), 45000);
         st_event(eng, &u, &ev, tight);
         ev = st_play(AT(1, 9, 30), 29999);
-        ev.cohort = "C"; /* not qualified: must not become the cohort */
+        ev.cohort = "C"; /* not qualified, yet the user's cohort now */
         st_event(eng, &u, &ev, tight);
         ev = st_play(AT(3, 20, 0), 31000);
         ev.cohort = "D";
@@ -104,7 +105,7 @@ static void ad_days_013(bool tight, int64_t flush_at) {
                                    .hor = 7,
                                    .seq = 2});
         st_check(up[4], (st_exp_t){.subject = "3d",
-                                   .cohort = "A",
+                                   .cohort = "C",
                                    .ws = DAY(1),
                                    .we = DAY(4),
                                    .t = DAY(3),

@@ -32,21 +32,24 @@ static enc_event_t dh_play(int64_t t, const char *artist, enc_source_t src,
 
 /* Lookback 10 days, horizon 5 (days D0..D0+4, final at DAY(D0+5)).
  *
- *  d0 10:00     x from RECOMMENDATION r1   discovery: value 1, obs 1, seq 1
+ *  d0 10:00     x from RECOMMENDATION r1   discovery: value 1, obs 0 (no day
+ *                                          of the horizon has ended), seq 1
  *  d0 18:00     x from SEARCH              day 0 already counted
  *  d2 09:00     x, 29 999 ms               not qualified
- *  d2 10:00     x from PLAYLIST            engaged day 2: value 2, obs 3
+ *  d2 10:00     x from PLAYLIST, cohort B  engaged day 2: value 2, obs 2
+ *                                          (days 0, 1 ended); cohort still A
  *  d2 11:00     x from RECOMMENDATION r2   day 2 already engaged; x is
  *                                          open, so no new discovery
  *  d4 23:59:59.999 x from LIBRARY          day 4 (= D0 + H - 1): value 3,
- *                                          obs 5
+ *                                          obs 4
  *  watermark DAY(5)                        final: value 3, delta 0, obs 5,
  *                                          event time DAY(5), seq 4
  *  d5 00:00     x from LIBRARY             after the final: nothing
  *  d6 12:00     x from RECOMMENDATION      played on day 5: no discovery
  *  then silence: x's entry (day 6) stops mattering after day 16, so the
  *  state expires at DAY(17).
- * All updates: subject x, rec r1, cohort of the discovering play ("A"),
+ * All updates: subject x, rec r1, cohort of the discovering play ("A",
+ * though the user has moved to "B" when x re-engages on day 2),
  * window [DAY(0), DAY(5)), horizon 5. */
 static void dh_scenario(bool tight) {
         st_engine_t *eng = dh_engine(
@@ -64,6 +67,7 @@ static void dh_scenario(bool tight) {
         ev.ms_played = 29999;
         st_event(eng, &u, &ev, tight);
         ev = dh_play(AT(2, 10, 0), "x", ENC_SRC_PLAYLIST, NULL);
+        ev.cohort = "B"; /* the user changed cohort since the discovery */
         st_event(eng, &u, &ev, tight);
         ev = dh_play(AT(2, 11, 0), "x", ENC_SRC_RECOMMENDATION, "r2");
         st_event(eng, &u, &ev, tight);
@@ -88,7 +92,7 @@ static void dh_scenario(bool tight) {
                                    .t = AT(0, 10, 0),
                                    .value = 1,
                                    .delta = 1,
-                                   .obs = 1,
+                                   .obs = 0,
                                    .hor = 5,
                                    .seq = 1});
         st_check(up[1], (st_exp_t){.subject = "x",
@@ -99,7 +103,7 @@ static void dh_scenario(bool tight) {
                                    .t = AT(2, 10, 0),
                                    .value = 2,
                                    .delta = 1,
-                                   .obs = 3,
+                                   .obs = 2,
                                    .hor = 5,
                                    .seq = 2});
         st_check(up[2], (st_exp_t){.subject = "x",
@@ -110,7 +114,7 @@ static void dh_scenario(bool tight) {
                                    .t = DAY(5) - 1,
                                    .value = 3,
                                    .delta = 1,
-                                   .obs = 5,
+                                   .obs = 4,
                                    .hor = 5,
                                    .seq = 3});
         st_check(up[3], (st_exp_t){.subject = "x",
@@ -176,7 +180,7 @@ static void test_lookback(void **unused) {
                                    .t = AT(21, 12, 0),
                                    .value = 1,
                                    .delta = 1,
-                                   .obs = 1,
+                                   .obs = 0,
                                    .hor = 5,
                                    .seq = 1});
         st_check(up[1], (st_exp_t){.subject = "y",

@@ -153,6 +153,43 @@ static void test_configured_thresholds(void **unused) {
         st_engine_destroy(eng);
 }
 
+/* A track of unknown length (track_duration_ms = 0) completes only when
+ * it ended TRACK_DONE: "ms_played >= 0.9 x duration" would hold for any
+ * play of a zero duration, so the ratio test needs a known duration.
+ *  p1 10:00  250000 ms of 0, END_PLAY   not completed (long, but unknown)
+ *  p2 10:05    1000 ms of 0, TRACK_DONE completed by its reason
+ *  p3 10:06       0 ms of 0, LOGOUT     not completed; not a skip
+ * => plays 3, completed 1, skips 0, listened 251000 ms, span 6 min;
+ *    value 1/3, closes at 10:36. */
+static void test_zero_length_track(void **unused) {
+        st_engine_t *eng = se_engine(NULL, NULL, NULL);
+        st_user_t u = {.id = "u1"};
+        const enc_update_t *up[4];
+        enc_event_t ev;
+
+        ev = se_play(AT(0, 10, 0), 250000, 0, ENC_END_END_PLAY);
+        st_event(eng, &u, &ev, true);
+        ev = se_play(AT(0, 10, 5), 1000, 0, ENC_END_TRACK_DONE);
+        st_event(eng, &u, &ev, true);
+        ev = se_play(AT(0, 10, 6), 0, 0, ENC_END_LOGOUT);
+        st_event(eng, &u, &ev, true);
+        st_timers_upto(eng, &u, AT(0, 10, 36), true);
+        assert_null(u.state[0]);
+
+        assert_int_equal(st_filter(&eng->out, "session", up, 4), 1);
+        st_check(up[0], (st_exp_t){.cohort = "A",
+                                   .ws = AT(0, 10, 0),
+                                   .we = AT(0, 10, 6),
+                                   .t = AT(0, 10, 36),
+                                   .value = 1.0 / 3,
+                                   .delta = 1.0 / 3,
+                                   .final = true,
+                                   .seq = 1,
+                                   .ncomp = 5});
+        se_components(up[0], 251000.0 / 60000, 3, 0, 1.0 / 3, 6);
+        st_engine_destroy(eng);
+}
+
 /* Records that are wrong in one place each, written field by field with
  * the layout in session.c: version, first, span, plays, skips, completed,
  * ms_played, cohort. */
@@ -204,6 +241,7 @@ int main(void) {
                 cmocka_unit_test(test_two_sessions_tight_watermark),
                 cmocka_unit_test(test_two_sessions_jumping_watermark),
                 cmocka_unit_test(test_configured_thresholds),
+                cmocka_unit_test(test_zero_length_track),
                 cmocka_unit_test(test_corrupt_records),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -221,12 +221,13 @@ static void naive_active_days(const ulog_t *u, exps_t *out) {
         }
 #define Q(d) ((d) >= 0 && (d) < DMAX && q[d])
         for (int e = 0; e < DMAX + 8; e++) {
-                /* Timer at the start of day e. */
+                /* Timer at the start of day e: the watermark caused it, so
+                 * it carries the cohort of the user's latest play before
+                 * it, qualified or not. */
                 const char *cohort = NULL;
                 int64_t tb = DAY(e);
                 for (int i = 0; i < u->n && u->p[i].ev.event_time < tb; i++)
-                        if (qualified(&u->p[i]))
-                                cohort = u->p[i].ev.cohort;
+                        cohort = u->p[i].ev.cohort;
                 for (int w = 0; w < 2; w++) {
                         int n = windows[w];
                         if (!Q(e - n))
@@ -393,7 +394,7 @@ static void naive_discovery_habit(const ulog_t *u, const disc_t *ds, int n,
                         x->t = u->p[at].ev.event_time;
                         x->value = value;
                         x->delta = 1;
-                        x->obs = day + 1;
+                        x->obs = day; /* days 0..day-1 have ended */
                         x->hor = H;
                         x->seq = ++seq;
                         x->phase = 1;

@@ -5,6 +5,14 @@ enc_add_test(NAME test_config SOURCES tests/test_config.c
 # The end test of every reader that stops at an offset (consumer/readend.c).
 enc_add_test(NAME test_readend SOURCES tests/test_readend.c
   LIBS enc_consumer LABELS unit)
+# encore readout: statistics and the aggregation core against
+# hand-computed and independent values, the command on the mock cluster.
+enc_add_test(NAME test_readout SOURCES tests/test_readout.c
+  LIBS enc_consumer LABELS integration)
+# Reward metrics by cohort (consumer/rewardstats.c): buckets, the cohort
+# bound, the exposition lines.
+enc_add_test(NAME test_rewardstats SOURCES tests/test_rewardstats.c
+  LIBS enc_consumer LABELS unit)
 # Seeks that never stop on a timeout (consumer/seek.c), on the mock.
 enc_add_test(NAME test_seek SOURCES tests/test_seek.c
   LIBS enc_consumer LABELS integration)
@@ -18,10 +26,20 @@ enc_add_test(NAME test_pipeline SOURCES tests/test_pipeline.c
 enc_add_test(NAME test_diskfull SOURCES tests/test_diskfull.c
   LIBS enc_consumer LABELS integration TIMEOUT 600)
 
+# The Schema Registry client against an HTTP server inside the test that
+# gives the registry's documented REST answers (none can be installed
+# here), and a topic with its own schema end to end on the mock cluster.
+enc_add_test(NAME test_schema_registry SOURCES tests/test_schema_registry.c
+  LIBS enc_consumer PkgConfig::AVRO PkgConfig::MHD PkgConfig::JANSSON
+  LABELS integration TIMEOUT 600)
+
 add_test(NAME readme_config_table
   COMMAND ${CMAKE_SOURCE_DIR}/tests/check_readme_config.sh
           $<TARGET_FILE:encore> ${CMAKE_SOURCE_DIR}/README.md)
 set_tests_properties(readme_config_table PROPERTIES LABELS unit)
+add_test(NAME cli_help
+  COMMAND ${CMAKE_SOURCE_DIR}/tests/test_cli_help.sh $<TARGET_FILE:encore>)
+set_tests_properties(cli_help PROPERTIES LABELS unit)
 include(tests/fuzz/fuzz.cmake OPTIONAL)
 include(tests/observability.cmake OPTIONAL)
 include(tests/faults.cmake OPTIONAL)

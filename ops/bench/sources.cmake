@@ -16,7 +16,8 @@ add_executable(encore-bench
   ops/bench/soak_cmd.c
   ops/bench/state_build.c)
 target_link_libraries(encore-bench PRIVATE enc_bench_soak enc_consumer
-                      PkgConfig::RDKAFKA ${XXHASH_LIB} Threads::Threads)
+                      PkgConfig::RDKAFKA PkgConfig::AVRO ${XXHASH_LIB}
+                      Threads::Threads)
 # b3 and mem run the encore binary as a child process.
 add_dependencies(encore-bench encore)
 

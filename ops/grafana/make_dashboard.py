@@ -177,6 +177,23 @@ ts("Timers fired per second", "User timers fired: window days decaying, sessions
    [(rate("encore_timers_fired_total", "instance"), "{{instance}}")])
 endrow()
 
+# ---- experiment
+row("Experiment")
+ts("Mean final reward by cohort",
+   "Mean value of the final reward updates that arrived in the interval, by signal and cohort: the live side of `encore readout --final-only`. The cohort is the arm the reward is credited to (for discovery_habit and progressive_reward the discovering play's). Compare cohorts within one signal.",
+   "none", [(f'sum by (signal, version, cohort) (rate(encore_reward_final_value_sum{{{SEL}}}[{RI}])) / sum by (signal, version, cohort) (rate(encore_reward_final_value_count{{{SEL}}}[{RI}]))', "{{signal}} v{{version}} / {{cohort}}")])
+ts("Median final reward by cohort",
+   "Median of the final values in the interval, by signal and cohort, from the histogram encore_reward_final_value (buckets fitted to each signal's range: days for active_days, discovery_habit and progressive_reward, a rate for session).",
+   "none", [(f'histogram_quantile(0.5, sum by (le, signal, version, cohort) (rate(encore_reward_final_value_bucket{{{SEL}}}[{RI}])))', "{{signal}} v{{version}} / {{cohort}}")])
+ts("Units finished per second by cohort",
+   "Units (a user for per-user signals, a discovery for discovery_habit and progressive_reward) whose reward reached its final value, per second, by signal and cohort.",
+   "ops", [(f'sum by (signal, cohort) (rate(encore_reward_final_value_count{{{SEL}}}[{RI}]))', "{{signal}} / {{cohort}}")])
+ts("Reward updates per second by cohort",
+   "All reward updates, by cohort; cohort=\"other\" counts the cohorts past metrics.cohorts.max (overflowed updates per second shown too).",
+   "ops", [(rate("encore_reward_updates_total", "cohort"), "{{cohort}}"),
+           (rate("encore_reward_cohort_overflow_total"), "past metrics.cohorts.max")])
+endrow()
+
 # ---- state
 row("State")
 ts("State keys", "Users with stored state (RocksDB estimate), pending timers, and users held in the write-back cache.", "short",

@@ -5,9 +5,9 @@
  * DESIGN
  * Input is what encore already writes: RewardUpdate records as JSON lines
  * (enc_update_to_json, e.g. `encore tail`). A discovery is keyed by (user,
- * subject, window_start); its updates say which days were engaged
- * (observed_days of each non-final update) and its final update says the
- * total. Only discoveries that reached their final are used: an open one
+ * subject, window_start); its updates say which days were engaged (the
+ * day of each non-final update's event_time, counted from window_start's)
+ * and its final update says the total. Only discoveries that reached their final are used: an open one
  * would bias the trace towards zeros. A trace whose days do not add up to
  * its final value lost lines on the way and is dropped, counted, never
  * patched.
@@ -34,7 +34,7 @@
 
 typedef struct enc_fit_rec_s {
         char *key; /* len:user len:subject window_start */
-        int32_t obs, horizon;
+        int32_t obs, horizon; /* obs: trace day + 1; a final's H */
         bool final;
         double value;
 } enc_fit_rec_t;
@@ -75,7 +75,7 @@ enc_err_t enc_fit_add_line(enc_fit_t *f, const char *line, size_t len,
         json_error_t jerr;
         enc_err_t err = ENC_ERR_DECODE;
         const char *bad = NULL;
-        int64_t version, ws, obs, hor;
+        int64_t version, ws, obs, hor, et;
 
         f->lines++;
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
@@ -116,9 +116,13 @@ enc_err_t enc_fit_add_line(enc_fit_t *f, const char *line, size_t len,
                 bad = "subject";
         else if (!enc_fit_int(o, "window_start", &ws))
                 bad = "window_start";
-        else if (!enc_fit_int(o, "observed_days", &obs) || obs < 1 ||
+        else if (!enc_fit_int(o, "observed_days", &obs) || obs < 0 ||
                  obs > ENC_PRIOR_H_MAX)
                 bad = "observed_days";
+        else if (!enc_fit_int(o, "event_time", &et) ||
+                 ws < -((int64_t)1 << 50) || ws > ((int64_t)1 << 50) ||
+                 et < ws || et - ws > ENC_PRIOR_H_MAX * ENC_MS_PER_DAY)
+                bad = "event_time";
         else if (!enc_fit_int(o, "horizon_days", &hor) || hor < 1 ||
                  hor > ENC_PRIOR_H_MAX)
                 bad = "horizon_days";
@@ -155,9 +159,12 @@ enc_err_t enc_fit_add_line(enc_fit_t *f, const char *line, size_t len,
                                  "out of memory");
                 goto done;
         }
-        r->obs = (int32_t)obs;
         r->horizon = (int32_t)hor;
         r->final = json_is_true(fin);
+        /* observed_days counts the days before the play's (the days fully
+         * observed), so the play's own day comes from its time. */
+        r->obs = r->final ? (int32_t)obs
+                          : (int32_t)(enc_day_of(et) - enc_day_of(ws)) + 1;
         r->value = json_number_value(val);
         f->n++;
         f->used++;

@@ -32,6 +32,7 @@ typedef struct fz_eng_s {
 typedef struct fz_eng_step_s {
         fz_eng_t *eng;
         int inst;
+        const enc_event_t *ev; /* the step's event; NULL for a timer */
 } fz_eng_step_t;
 
 static inline void fz_eng_emitter(fz_eng_step_t *s, enc_emitter_t *em);
@@ -46,7 +47,7 @@ static inline enc_err_t fz_eng_emit_cb(void *opaque, const enc_update_t *up) {
                 const enc_signal_plugin_t *pl = e->insts[j].plugin;
                 if (!pl->on_update)
                         continue;
-                fz_eng_step_t sj = {e, j};
+                fz_eng_step_t sj = {e, j, s->ev};
                 enc_emitter_t em;
                 fz_eng_emitter(&sj, &em);
                 err = pl->on_update(e->insts[j].priv, &e->states[j], up, &em);
@@ -62,6 +63,7 @@ static inline void fz_eng_emitter(fz_eng_step_t *s, enc_emitter_t *em) {
         em->signal_version = s->eng->insts[s->inst].version;
         em->cb = fz_eng_emit_cb;
         em->opaque = s;
+        em->event = s->ev;
 }
 
 /** The user's wake: the smallest next_timer, or ENC_NO_TIMER. */
@@ -88,7 +90,7 @@ static inline enc_err_t fz_eng_fire(fz_eng_t *e, int64_t now, int *stuck) {
                 if (!e->states[i] || !pl->on_timer || !pl->next_timer ||
                     pl->next_timer(e->insts[i].priv, e->states[i]) > now)
                         continue;
-                fz_eng_step_t s = {e, i};
+                fz_eng_step_t s = {e, i, NULL};
                 enc_emitter_t em;
                 fz_eng_emitter(&s, &em);
                 enc_err_t err =
@@ -125,7 +127,7 @@ static inline enc_err_t fz_eng_timers(fz_eng_t *e, int64_t upto, int max_rounds,
 /** Applies @p ev (its user is e->user's) to every instance, in order. */
 static inline enc_err_t fz_eng_event(fz_eng_t *e, const enc_event_t *ev) {
         for (int i = 0; i < e->cnt; i++) {
-                fz_eng_step_t s = {e, i};
+                fz_eng_step_t s = {e, i, ev};
                 enc_emitter_t em;
                 fz_eng_emitter(&s, &em);
                 enc_err_t err = e->insts[i].plugin->on_event(
