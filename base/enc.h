@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define ENC_WUR __attribute__((warn_unused_result))
 #define ENC_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -146,6 +147,21 @@ void enc_malloc_tune(void);
 
 /** strdup that returns NULL for NULL. Caller frees. */
 char *enc_strdup0(const char *s);
+
+/** What a malloc of @p n bytes takes from the heap (glibc: the request plus
+ *  an 8-byte header, rounded up to 16, at least 32; 0 for 0, as nothing is
+ *  allocated). For charging state against cache.max.bytes. */
+static inline size_t enc_heap_bytes(size_t n) {
+        if (!n)
+                return 0;
+        size_t c = (n + 8 + 15) & ~(size_t)15;
+        return c < 32 ? 32 : c;
+}
+
+/** enc_heap_bytes of a copy of the string @p s (0 for NULL). */
+static inline size_t enc_heap_str(const char *s) {
+        return s ? enc_heap_bytes(strlen(s) + 1) : 0;
+}
 
 /** True if s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool enc_utf8_valid(const char *s, size_t len);

@@ -641,7 +641,7 @@ static enc_err_t unframe(const enc_codec_t *c, const enc_rec_t *rec,
                          int32_t schema_id, const void *buf, size_t len,
                          const uint8_t **body, size_t *body_len, char *errstr,
                          size_t errstr_size) {
-        int64_t id;
+        int64_t id = -1;
         enc_err_t err = unframe_any(c, rec, buf, len, &id, body, body_len,
                                     errstr, errstr_size);
         if (!err && id >= 0 && schema_id >= 0 && id != schema_id)
@@ -989,7 +989,7 @@ enc_err_t enc_codec_decode_event(enc_codec_t *c, const void *buf, size_t len,
                 return decode_event_avro(c, buf, len, ev, errstr, errstr_size);
         const uint8_t *body = NULL;
         size_t body_len = 0;
-        int64_t id;
+        int64_t id = -1;
         const enc_wprog_t *prog;
         scan_val_t v[EV__CNT];
         enc_err_t err = unframe_any(c, &c->ev, buf, len, &id, &body, &body_len,

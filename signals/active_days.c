@@ -135,6 +135,11 @@ static void ad_state_free(void *priv, void *state) {
         free(st);
 }
 
+static size_t ad_state_bytes(void *priv, const void *state) {
+        const ad_state_t *st = state;
+        return enc_heap_bytes(sizeof(*st)) + enc_heap_str(st->cohort);
+}
+
 /* The value of window @p i on st->today. */
 static int ad_value(const ad_priv_t *p, const ad_state_t *st, int i) {
         return enc_daybits_count(&st->days, st->today - p->n[i] + 1, st->today);
@@ -342,4 +347,5 @@ const enc_signal_plugin_t enc_sig_active_days = {
         .state_encode = ad_state_encode,
         .state_decode = ad_state_decode,
         .state_free = ad_state_free,
+        .state_bytes = ad_state_bytes,
 };

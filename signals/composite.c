@@ -129,6 +129,17 @@ static void co_state_free(void *priv, void *state) {
         free(st);
 }
 
+static size_t co_state_bytes(void *priv, const void *state) {
+        const co_priv_t *p = priv;
+        const co_state_t *st = state;
+        size_t n = enc_heap_bytes(sizeof(co_state_t) +
+                                  (size_t)p->n * sizeof(co_slot_t)) +
+                   enc_heap_str(st->cohort);
+        for (int i = 0; i < p->n; i++)
+                n += enc_heap_str(st->s[i].subject);
+        return n;
+}
+
 #define CO_FORM "signal[:version][/subject]=weight[,...]"
 
 static const enc_cfg_key_t co_keys[] = {
@@ -572,5 +583,6 @@ const enc_signal_plugin_t enc_sig_composite = {
         .state_encode = co_state_encode,
         .state_decode = co_state_decode,
         .state_free = co_state_free,
+        .state_bytes = co_state_bytes,
         .depends = co_depends,
 };

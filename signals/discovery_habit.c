@@ -73,6 +73,7 @@ typedef struct dh_disc_s {
         int64_t d0;
         int64_t seq;        /* last sequence number emitted */
         enc_daybits_t days; /* engaged days, base d0 */
+        uint32_t sbytes;    /* size of the block of strings */
 } dh_disc_t;
 
 typedef struct dh_state_s {
@@ -81,6 +82,7 @@ typedef struct dh_state_s {
         char *pool; /* the lookback's item ids, back to back */
         uint32_t plen, pcap;
         uint32_t pdead; /* bytes of ids no entry points to any more */
+        int64_t lmax;   /* the largest lookback day (if nlook > 0) */
         dh_disc_t *disc;
         int ndisc, cdisc;
 } dh_state_t;
@@ -151,36 +153,6 @@ static void dh_disc_clear(dh_disc_t *d) {
         d->item = d->rec = d->cohort = NULL;
 }
 
-/* Fills @p d's strings with one allocation: item, then rec and cohort
- * (each NULL-able). False when out of memory. */
-static bool dh_disc_strings(dh_disc_t *d, const char *item, size_t ilen,
-                            const char *rec, size_t rlen, const char *cohort,
-                            size_t clen) {
-        char *b = malloc(ilen + 1 + (rec ? rlen + 1 : 0) +
-                         (cohort ? clen + 1 : 0));
-        if (!b)
-                return false;
-        char *w = b;
-        d->item = w;
-        memcpy(w, item, ilen);
-        w[ilen] = '\0';
-        w += ilen + 1;
-        d->rec = NULL;
-        if (rec) {
-                d->rec = w;
-                memcpy(w, rec, rlen);
-                w[rlen] = '\0';
-                w += rlen + 1;
-        }
-        d->cohort = NULL;
-        if (cohort) {
-                d->cohort = w;
-                memcpy(w, cohort, clen);
-                w[clen] = '\0';
-        }
-        return true;
-}
-
 static void dh_state_free(void *priv, void *state) {
         dh_state_t *st = state;
         if (!st)
@@ -191,6 +163,18 @@ static void dh_state_free(void *priv, void *state) {
         free(st->pool);
         free(st->disc);
         free(st);
+}
+
+
+static size_t dh_state_bytes(void *priv, const void *state) {
+        const dh_state_t *st = state;
+        size_t n = enc_heap_bytes(sizeof(*st)) +
+                   enc_heap_bytes((size_t)st->clook * sizeof(*st->look)) +
+                   enc_heap_bytes(st->pcap) +
+                   enc_heap_bytes((size_t)st->cdisc * sizeof(*st->disc));
+        for (int i = 0; i < st->ndisc; i++)
+                n += enc_heap_bytes(st->disc[i].sbytes);
+        return n;
 }
 
 static const char *dh_look_item(const dh_state_t *st, int i) {
@@ -297,11 +281,20 @@ static bool dh_insert_slot(void **arr, int *n, int *cap, size_t stride,
         return true;
 }
 
+/* Recomputes st->lmax after entries went. */
+static void dh_look_max(dh_state_t *st) {
+        st->lmax = INT64_MIN;
+        for (int i = 0; i < st->nlook; i++)
+                if (st->look[i].day > st->lmax)
+                        st->lmax = st->look[i].day;
+}
+
 static void dh_look_remove(dh_state_t *st, int i) {
         st->pdead += st->look[i].len + 1;
         memmove(&st->look[i], &st->look[i + 1],
                 (size_t)(st->nlook - i - 1) * sizeof(*st->look));
         st->nlook--;
+        dh_look_max(st);
 }
 
 /* Drops lookback entries older than @p minday. */
@@ -313,15 +306,20 @@ static void dh_prune(dh_state_t *st, int64_t minday) {
                 else
                         st->look[w++] = st->look[i];
         }
+        if (w == st->nlook)
+                return;
         st->nlook = w;
         if (w == 0)
                 st->plen = st->pdead = 0;
+        dh_look_max(st);
 }
 
 /* Records a qualified play of @p item on @p day, then enforces the cap. */
 static enc_err_t dh_look_touch(const dh_priv_t *p, dh_state_t *st,
                                const char *item, int64_t day) {
         int i = dh_look_search(st, item);
+        if (st->nlook == 0 || day > st->lmax)
+                st->lmax = day;
         if (i >= 0) {
                 if (day > st->look[i].day)
                         st->look[i].day = day;
@@ -372,7 +370,7 @@ static int64_t dh_final_time(const dh_priv_t *p, const dh_disc_t *d) {
 static int64_t dh_next_timer(void *priv, const void *state) {
         const dh_priv_t *p = priv;
         const dh_state_t *st = state;
-        int64_t t = ENC_NO_TIMER, maxday = INT64_MIN;
+        int64_t t = ENC_NO_TIMER;
         if (!st)
                 return ENC_NO_TIMER;
         for (int i = 0; i < st->ndisc; i++)
@@ -380,11 +378,8 @@ static int64_t dh_next_timer(void *priv, const void *state) {
                         t = dh_final_time(p, &st->disc[i]);
         if (st->ndisc > 0)
                 return t;
-        for (int i = 0; i < st->nlook; i++)
-                if (st->look[i].day > maxday)
-                        maxday = st->look[i].day;
         /* An entry of day d matters to plays up to day d + L. */
-        return st->nlook ? enc_day_start(maxday + p->lookback + 1)
+        return st->nlook ? enc_day_start(st->lmax + p->lookback + 1)
                          : ENC_NO_TIMER;
 }
 
@@ -470,9 +465,10 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
                 d.d0 = day;
                 enc_daybits_init(&d.days, day);
                 (void)enc_daybits_add(&d.days, day);
-                if (!dh_disc_strings(&d, item, strlen(item), rec,
-                                     rec ? strlen(rec) : 0, co,
-                                     co ? strlen(co) : 0))
+                const char *sv[3] = {item, rec, co};
+                size_t sl[3] = {strlen(item), rec ? strlen(rec) : 0,
+                                co ? strlen(co) : 0};
+                if (!enc_sig_strs3(&d.item, &d.rec, &d.cohort, sv, sl, &d.sbytes))
                         return ENC_ERR_NOMEM;
                 if (!dh_insert_slot((void **)&st->disc, &st->ndisc, &st->cdisc,
                                     sizeof(*st->disc), di)) {
@@ -519,29 +515,6 @@ static enc_err_t dh_state_encode(void *priv, const void *state,
         return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
 }
 
-/* Reads a stored string in place: *s points into the buffer (NULL for
- * an absent one), *len its length. Refuses embedded NULs and invalid
- * UTF-8, as the stored form never holds them. */
-static bool dh_get_strref(const uint8_t **q, const uint8_t *end,
-                          size_t maxlen, const char **s, size_t *len) {
-        uint64_t n;
-        *s = NULL;
-        *len = 0;
-        if (!enc_get_varint(q, end, &n))
-                return false;
-        if (n == 0)
-                return true;
-        n--;
-        if (n > maxlen || n > (uint64_t)(end - *q) ||
-            memchr(*q, '\0', (size_t)n) ||
-            !enc_utf8_valid((const char *)*q, (size_t)n))
-                return false;
-        *s = (const char *)*q;
-        *len = (size_t)n;
-        *q += n;
-        return true;
-}
-
 static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                                  void **statep) {
         const dh_priv_t *p = priv;
@@ -571,8 +544,7 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                 uint64_t sl;
                 if (!enc_get_varint(&q, end, &sl) || sl < 2 ||
                     sl - 1 > ENC_ID_MAX || sl - 1 > (uint64_t)(end - q) ||
-                    memchr(q, '\0', (size_t)(sl - 1)) ||
-                    !enc_utf8_valid((const char *)q, (size_t)(sl - 1)))
+                    !enc_sig_str_ok(q, (size_t)(sl - 1)))
                         goto corrupt;
                 l->off = st->plen;
                 l->len = (uint32_t)(sl - 1);
@@ -587,6 +559,7 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                                  dh_look_item(st, (int)i)) >= 0))
                         goto corrupt;
         }
+        dh_look_max(st);
         if (!enc_get_varint(&q, end, &n) || n > (uint64_t)p->max_items ||
             n > (uint64_t)(end - q) / 6)
                 goto corrupt;
@@ -599,12 +572,13 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                 const char *s[3];
                 size_t sl[3];
                 st->ndisc++;
-                if (!dh_get_strref(&q, end, ENC_ID_MAX, &s[0], &sl[0]) ||
+                if (!enc_sig_strref_get(&q, end, ENC_ID_MAX, &s[0], &sl[0]) ||
                     !s[0] || !sl[0] ||
-                    !dh_get_strref(&q, end, ENC_ID_MAX, &s[1], &sl[1]) ||
-                    !dh_get_strref(&q, end, ENC_LABEL_MAX, &s[2], &sl[2]))
+                    !enc_sig_strref_get(&q, end, ENC_ID_MAX, &s[1], &sl[1]) ||
+                    !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &s[2], &sl[2]))
                         goto corrupt;
-                if (!dh_disc_strings(d, s[0], sl[0], s[1], sl[1], s[2], sl[2]))
+                if (!enc_sig_strs3(&d->item, &d->rec, &d->cohort, s, sl,
+                                   &d->sbytes))
                         goto nomem;
                 if ((i && strcmp(st->disc[i - 1].item, d->item) >= 0) ||
                     !enc_get_svarint(&q, end, &d->d0) ||
@@ -644,4 +618,5 @@ const enc_signal_plugin_t enc_sig_discovery_habit = {
         .state_encode = dh_state_encode,
         .state_decode = dh_state_decode,
         .state_free = dh_state_free,
+        .state_bytes = dh_state_bytes,
 };

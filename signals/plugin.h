@@ -133,6 +133,12 @@ typedef struct enc_signal_plugin_s {
         enc_err_t (*state_decode)(void *priv, const uint8_t *buf, size_t len,
                                   void **state);
         void (*state_free)(void *priv, void *state);
+        /** Optional: the heap bytes @p state (not NULL) holds, each block
+         *  counted with enc_heap_bytes(). The users cache charges a cached
+         *  user what its states hold, against cache.max.bytes; without it
+         *  the cache guesses from the encoded size (five times it). Called
+         *  after every change of a user, so keep it cheap. */
+        size_t (*state_bytes)(void *priv, const void *state);
 
         /** Optional (derived signals): fills up to @p max refs with the
          *  instances whose updates on_update consumes and returns their

@@ -57,6 +57,7 @@ typedef struct pr_disc_s {
         int64_t d0;
         int k_next;      /* next prefix length to emit, 1..H */
         enc_daybits_t z; /* engaged days, base d0 */
+        uint32_t sbytes; /* size of the block of strings */
 } pr_disc_t;
 
 typedef struct pr_state_s {
@@ -148,9 +149,8 @@ fail:
 }
 
 static void pr_disc_clear(pr_disc_t *d) {
-        free(d->item);
-        free(d->rec);
-        free(d->cohort);
+        free(d->item); /* one block with rec and cohort: enc_sig_strs3 */
+        d->item = d->rec = d->cohort = NULL;
 }
 
 static void pr_state_free(void *priv, void *state) {
@@ -161,6 +161,15 @@ static void pr_state_free(void *priv, void *state) {
                 pr_disc_clear(&st->d[i]);
         free(st->d);
         free(st);
+}
+
+static size_t pr_state_bytes(void *priv, const void *state) {
+        const pr_state_t *st = state;
+        size_t n = enc_heap_bytes(sizeof(*st)) +
+                   enc_heap_bytes((size_t)st->cap * sizeof(*st->d));
+        for (int i = 0; i < st->n; i++)
+                n += enc_heap_bytes(st->d[i].sbytes);
+        return n;
 }
 
 static int pr_cmp(const char *item, int64_t d0, const pr_disc_t *d) {
@@ -332,18 +341,16 @@ static enc_err_t pr_on_update(void *priv, void **state, const enc_update_t *up,
         }
         pr_disc_t d;
         memset(&d, 0, sizeof(d));
-        d.item = strdup(up->subject);
-        d.rec = enc_strdup0(up->recommendation_id);
-        d.cohort = enc_strdup0(up->cohort);
+        const char *sv[3] = {up->subject, up->recommendation_id,
+                             up->cohort};
+        size_t sl[3] = {strlen(up->subject),
+                        sv[1] ? strlen(sv[1]) : 0, sv[2] ? strlen(sv[2]) : 0};
+        if (!enc_sig_strs3(&d.item, &d.rec, &d.cohort, sv, sl, &d.sbytes))
+                return ENC_ERR_NOMEM;
         d.d0 = d0;
         d.k_next = 1;
         enc_daybits_init(&d.z, d0);
         (void)enc_daybits_add(&d.z, d0);
-        if (!d.item || (up->recommendation_id && !d.rec) ||
-            (up->cohort && !d.cohort)) {
-                pr_disc_clear(&d);
-                return ENC_ERR_NOMEM;
-        }
         memmove(&st->d[i + 1], &st->d[i], (size_t)(st->n - i) * sizeof(d));
         st->d[i] = d;
         st->n++;
@@ -395,12 +402,20 @@ static enc_err_t pr_state_decode(void *priv, const uint8_t *buf, size_t len,
         for (uint64_t i = 0; i < n; i++) {
                 pr_disc_t *d = &st->d[i];
                 uint64_t k;
+                const char *sv[3];
+                size_t sl[3];
                 st->n++;
-                if (!enc_sig_get_str(&q, end, ENC_ID_MAX, &d->item) ||
-                    !d->item || !*d->item ||
-                    !enc_sig_get_str(&q, end, ENC_ID_MAX, &d->rec) ||
-                    !enc_sig_get_str(&q, end, ENC_LABEL_MAX, &d->cohort) ||
-                    !enc_get_svarint(&q, end, &d->d0) ||
+                if (!enc_sig_strref_get(&q, end, ENC_ID_MAX, &sv[0], &sl[0]) ||
+                    !sv[0] || !sl[0] ||
+                    !enc_sig_strref_get(&q, end, ENC_ID_MAX, &sv[1], &sl[1]) ||
+                    !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &sv[2], &sl[2]))
+                        goto corrupt;
+                if (!enc_sig_strs3(&d->item, &d->rec, &d->cohort, sv, sl,
+                                   &d->sbytes)) {
+                        pr_state_free(NULL, st);
+                        return ENC_ERR_NOMEM;
+                }
+                if (!enc_get_svarint(&q, end, &d->d0) ||
                     !enc_sig_day_ok(d->d0) || !enc_get_varint(&q, end, &k) ||
                     k < 1 || k > (uint64_t)p->h ||
                     (i && pr_cmp(d->item, d->d0, &st->d[i - 1]) <= 0))
@@ -435,5 +450,6 @@ const enc_signal_plugin_t enc_sig_progressive_reward = {
         .state_encode = pr_state_encode,
         .state_decode = pr_state_decode,
         .state_free = pr_state_free,
+        .state_bytes = pr_state_bytes,
         .depends = pr_depends,
 };

@@ -91,6 +91,11 @@ static void se_state_free(void *priv, void *state) {
         free(st);
 }
 
+static size_t se_state_bytes(void *priv, const void *state) {
+        const se_state_t *st = state;
+        return enc_heap_bytes(sizeof(*st)) + enc_heap_str(st->cohort);
+}
+
 static int64_t se_next_timer(void *priv, const void *state) {
         const se_priv_t *p = priv;
         const se_state_t *st = state;
@@ -236,4 +241,5 @@ const enc_signal_plugin_t enc_sig_session = {
         .state_encode = se_state_encode,
         .state_decode = se_state_decode,
         .state_free = se_state_free,
+        .state_bytes = se_state_bytes,
 };

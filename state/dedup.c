@@ -67,6 +67,13 @@ static void enc_dedup_free(void *priv, void *state) {
         free(s);
 }
 
+static size_t enc_dedup_bytes(void *priv, const void *state) {
+        (void)priv;
+        const enc_dedup_state_t *s = state;
+        return enc_heap_bytes(sizeof(*s)) +
+               2 * enc_heap_bytes((size_t)s->cap * sizeof(uint64_t));
+}
+
 static bool enc_dedup_grow(enc_dedup_state_t *s) {
         if (s->n < s->cap)
                 return true;
@@ -208,6 +215,7 @@ static const enc_signal_plugin_t enc_dedup_plugin = {
         .state_encode = enc_dedup_encode,
         .state_decode = enc_dedup_decode,
         .state_free = enc_dedup_free,
+        .state_bytes = enc_dedup_bytes,
 };
 
 enc_err_t enc_dedup_instance(int64_t window, enc_sig_instance_t *inst) {

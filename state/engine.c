@@ -50,6 +50,11 @@
 
 #define ENC_TIME_NONE INT64_MIN
 
+/* Users of buffered events read from the store in one batch (see
+ * enc_engine_prefetch_add): large enough to amortise a MultiGet, small
+ * next to the events the grace holds, which apply long after. */
+#define ENC_PREFETCH_BATCH 128
+
 static const char *const enc_dlq_names[ENC_DLQ__CNT] = {
     [ENC_DLQ_DECODE] = "decode",
     [ENC_DLQ_BAD_MAGIC] = "bad_magic",
@@ -110,6 +115,13 @@ struct enc_engine_s {
         uint64_t since_commit;
         bool cache_full;
         enc_buf_t out;
+        /* users of events buffered since the last prefetch, not cached */
+        int32_t pf_part[ENC_PREFETCH_BATCH];
+        size_t pf_at[ENC_PREFETCH_BATCH], pf_len[ENC_PREFETCH_BATCH];
+        int pf_n;
+        char pf_ids[ENC_PREFETCH_BATCH * ENC_ID_MAX];
+        size_t pf_bytes;
+        struct enc_scan_ctx_s *scan; /* timer scans' batch */
         enc_engine_stats_t stats;
         enc_err_t changelog_err; /* first sink->changelog error of a stage */
         bool staged;             /* checkpoint staged, not yet committed */
@@ -123,6 +135,8 @@ struct enc_engine_s {
 static void enc_engine_on_flush(void *opaque, int32_t partition,
                                 const char *user, size_t ulen,
                                 const void *rec, size_t rec_len);
+
+static struct enc_scan_ctx_s *enc_scan_new(void);
 
 enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
                              const enc_engine_sink_t *sink, char *errstr,
@@ -140,6 +154,13 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
         e->max_future = enc_conf_get_int(conf, "event.max.future.ms");
         e->reorder_max = (size_t)enc_conf_get_int(conf, "reorder.max.events");
         e->commit_records = (uint64_t)enc_conf_get_int(conf, "commit.records");
+        e->scan = enc_scan_new();
+        if (!e->scan) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                free(e);
+                return NULL;
+        }
         enc_buf_init(&e->out, 4 << 20);
 
         e->codec = enc_codec_new_from_conf(conf, errstr, errstr_size);
@@ -208,6 +229,7 @@ void enc_engine_destroy(enc_engine_t *e) {
         free(e->parts);
         enc_codec_destroy(e->codec);
         enc_buf_free(&e->out);
+        free(e->scan);
         free(e);
 }
 
@@ -327,6 +349,8 @@ void enc_engine_revoke(enc_engine_t *e, int32_t partition) {
         if (!p)
                 return;
         enc_reorder_clear(p->buf);
+        e->pf_n = 0; /* never load a user of a partition given up */
+        e->pf_bytes = 0;
         enc_users_drop_partition(e->users, partition);
         enc_idfilter_revoke(e->idf, partition);
         p->owned = false;
@@ -461,12 +485,45 @@ typedef struct enc_scan_ctx_s {
         int32_t partition;
         int64_t upto;
         int64_t first_after; /* first timer time > upto, if seen */
+        /* due users not cached, read in batches (enc_scan_flush) */
+        int n;
+        size_t bytes;
+        int64_t t[ENC_PREFETCH_BATCH];
+        size_t at[ENC_PREFETCH_BATCH], len[ENC_PREFETCH_BATCH];
+        char ids[ENC_PREFETCH_BATCH * ENC_ID_MAX];
 } enc_scan_ctx_t;
+
+static enc_scan_ctx_t *enc_scan_new(void) {
+        return malloc(sizeof(enc_scan_ctx_t));
+}
+
+/* Loads the due users collected so far with one batched read: a burst of
+ * timers (a day ending for every user at once) costs a share of a MultiGet
+ * per user instead of a Get each. */
+static enc_err_t enc_scan_flush(enc_scan_ctx_t *sc) {
+        const char *ids[ENC_PREFETCH_BATCH];
+        int32_t parts[ENC_PREFETCH_BATCH];
+        for (int i = 0; i < sc->n; i++) {
+                ids[i] = sc->ids + sc->at[i];
+                parts[i] = sc->partition;
+        }
+        enc_err_t err = enc_users_prefetch_timed(
+                sc->e->users, parts, ids, sc->len, sc->t, (size_t)sc->n,
+                sc->e->errstr, sc->e->errstr_size);
+        sc->n = 0;
+        sc->bytes = 0;
+        return err;
+}
 
 static enc_err_t enc_scan_cb(void *opaque, int64_t t, const char *user,
                              size_t ulen) {
         enc_scan_ctx_t *sc = opaque;
+        enc_err_t err;
         if (t > sc->upto) {
+                /* Whether this user is cached must be judged with every
+                 * due user before it loaded. */
+                if (sc->n && (err = enc_scan_flush(sc)))
+                        return err;
                 if (!enc_users_cached(sc->e->users, sc->partition, user,
                                       ulen)) {
                         sc->first_after = t;
@@ -476,9 +533,19 @@ static enc_err_t enc_scan_cb(void *opaque, int64_t t, const char *user,
         }
         if (enc_users_cached(sc->e->users, sc->partition, user, ulen))
                 return ENC_OK; /* the heap is authoritative for it */
-        enc_user_t *u;
-        return enc_users_get(sc->e->users, sc->partition, user, ulen, t, &u,
-                             sc->e->errstr, sc->e->errstr_size);
+        if (ulen > ENC_ID_MAX) { /* not from encore: load it alone */
+                enc_user_t *u;
+                return enc_users_get(sc->e->users, sc->partition, user, ulen,
+                                     t, &u, sc->e->errstr, sc->e->errstr_size);
+        }
+        sc->t[sc->n] = t;
+        sc->at[sc->n] = sc->bytes;
+        sc->len[sc->n] = ulen;
+        memcpy(sc->ids + sc->bytes, user, ulen);
+        sc->bytes += ulen;
+        if (++sc->n == ENC_PREFETCH_BATCH)
+                return enc_scan_flush(sc);
+        return ENC_OK;
 }
 
 /* Loads users whose stored timers fall in (scanned, W] into the cache, where
@@ -492,14 +559,26 @@ static enc_err_t enc_engine_load_due(enc_engine_t *e, int32_t partition,
                 p->scanned = w;
                 return ENC_OK;
         }
-        enc_scan_ctx_t sc = {e, partition, w, ENC_NO_TIMER};
+        /* the context holds a batch of ids: too big for the stack */
+        enc_scan_ctx_t *sc = e->scan;
+        sc->e = e;
+        sc->partition = partition;
+        sc->upto = w;
+        sc->first_after = ENC_NO_TIMER;
+        sc->n = 0;
+        sc->bytes = 0;
         enc_err_t err = enc_store_scan_timers(e->store, partition, p->scanned,
-                                              INT64_MAX, enc_scan_cb, &sc,
+                                              INT64_MAX, enc_scan_cb, sc,
                                               e->errstr, e->errstr_size);
+        if ((!err || err == ENC_ERR_ABORTED) && sc->n) {
+                enc_err_t ferr = enc_scan_flush(sc);
+                if (ferr)
+                        err = ferr;
+        }
         if (err && err != ENC_ERR_ABORTED)
                 return err;
         p->scanned = w;
-        p->store_next = sc.first_after;
+        p->store_next = sc->first_after;
         return ENC_OK;
 }
 
@@ -561,6 +640,39 @@ static void enc_engine_evict(enc_engine_t *e) {
 }
 
 /* ---- records -------------------------------------------------------- */
+
+/*
+ * The user of an event just buffered will be looked up when the watermark
+ * releases the event, a grace period of input later. If it is not cached,
+ * remember it; every ENC_PREFETCH_BATCH such users are read in one
+ * MultiGet (enc_users_prefetch), so a cold user costs a share of a batched
+ * read instead of a synchronous Get on the apply path. Only what is cached
+ * changes, never an output: an entry evicted before its event applies is
+ * simply read again then.
+ */
+static enc_err_t enc_engine_prefetch_add(enc_engine_t *e, int32_t partition,
+                                         const char *user) {
+        size_t ulen = strlen(user);
+        if (ulen > ENC_ID_MAX ||
+            enc_users_cached(e->users, partition, user, ulen))
+                return ENC_OK;
+        e->pf_part[e->pf_n] = partition;
+        e->pf_at[e->pf_n] = e->pf_bytes;
+        e->pf_len[e->pf_n] = ulen;
+        memcpy(e->pf_ids + e->pf_bytes, user, ulen);
+        e->pf_bytes += ulen;
+        if (++e->pf_n < ENC_PREFETCH_BATCH)
+                return ENC_OK;
+        const char *ids[ENC_PREFETCH_BATCH];
+        for (int i = 0; i < e->pf_n; i++)
+                ids[i] = e->pf_ids + e->pf_at[i];
+        enc_err_t err = enc_users_prefetch(e->users, e->pf_part, ids,
+                                           e->pf_len, (size_t)e->pf_n,
+                                           e->errstr, e->errstr_size);
+        e->pf_n = 0;
+        e->pf_bytes = 0;
+        return err;
+}
 
 static enc_dlq_reason_t enc_dlq_from_err(enc_err_t err) {
         switch (err) {
@@ -822,6 +934,9 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
                 enc_engine_idf_add(e, rec->partition, p, &ev, idkey);
                 e->stats.accepted++;
                 p->accepted++;
+                err = enc_engine_prefetch_add(e, rec->partition, ev.user_id);
+                if (err)
+                        return err;
         }
         int64_t w = p->stream_time - e->grace;
         if (enc_reorder_count(p->buf) > e->reorder_max) {
@@ -999,6 +1114,7 @@ void enc_engine_stats(const enc_engine_t *e, enc_engine_stats_t *stats) {
         stats->cache_bytes = us.bytes;
         stats->cache_hits = us.hits;
         stats->cache_misses = us.misses;
+        stats->cache_prefetched = us.prefetched;
         stats->cache_evictions = us.evictions;
         stats->state_corrupt = us.corrupt;
         stats->users_expired = us.deleted;

@@ -373,6 +373,64 @@ enc_err_t enc_store_get_user(enc_store_t *st, int32_t partition,
                              errstr_size);
 }
 
+enc_err_t enc_store_get_users(enc_store_t *st, const int32_t *parts,
+                              const char *const *users, const size_t *ulens,
+                              size_t n, enc_store_user_cb_t cb, void *opaque,
+                              char *errstr, size_t errstr_size) {
+        size_t kbytes = 0;
+        for (size_t i = 0; i < n; i++)
+                kbytes += 4 + ulens[i];
+        /* keys, their pointers and sizes, values and errors: one block */
+        size_t per = sizeof(char *) + sizeof(size_t) +
+                     sizeof(rocksdb_pinnableslice_t *) + sizeof(char *);
+        char *blk = calloc(1, n * per + kbytes);
+        if (!blk)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                  "out of memory reading %zu users", n);
+        const char **keys = (const char **)blk;
+        size_t *klens = (size_t *)(keys + n);
+        rocksdb_pinnableslice_t **vals =
+                (rocksdb_pinnableslice_t **)(klens + n);
+        char **errs = (char **)(vals + n);
+        char *kb = (char *)(errs + n);
+        for (size_t i = 0; i < n; i++) {
+                uint32_t p = (uint32_t)parts[i];
+                kb[0] = (char)(p >> 24);
+                kb[1] = (char)(p >> 16);
+                kb[2] = (char)(p >> 8);
+                kb[3] = (char)p;
+                memcpy(kb + 4, users[i], ulens[i]);
+                keys[i] = kb;
+                klens[i] = 4 + ulens[i];
+                kb += klens[i];
+        }
+        rocksdb_batched_multi_get_cf(st->db, st->ropts, st->cf[CF_USERS], n,
+                                     keys, klens, vals, errs, false);
+        enc_err_t err = ENC_OK;
+        for (size_t i = 0; i < n; i++) {
+                if (errs[i]) {
+                        if (!err)
+                                err = enc_store_err(errs[i], errstr,
+                                                    errstr_size, "multiget");
+                        else
+                                rocksdb_free(errs[i]);
+                        continue;
+                }
+                if (err)
+                        continue;
+                size_t vlen = 0;
+                const char *v = vals[i]
+                                        ? rocksdb_pinnableslice_value(vals[i],
+                                                                      &vlen)
+                                        : NULL;
+                err = cb(opaque, i, v, vlen);
+        }
+        for (size_t i = 0; i < n; i++)
+                rocksdb_pinnableslice_destroy(vals[i]);
+        free(blk);
+        return err;
+}
+
 void enc_store_meta_encode(const enc_store_meta_t *m, enc_buf_t *b) {
         enc_buf_put_u8(b, 3);
         enc_buf_put_svarint(b, m->commit_offset);

@@ -61,6 +61,19 @@ typedef struct enc_store_meta_s {
 
 /** [u8 3][sv C][sv E][sv stream time][sv watermark][sv changelog end]
  *  [sv stream time at C]; version 2 (without the last) still decodes. */
+/**
+ * Reads the records of users (@p parts[i], @p users[i]), i < @p n, in one
+ * batched lookup, and calls @p cb for each in input order with its record
+ * (borrowed for the call) or NULL if it has none. Stops at the first error
+ * @p cb returns. The keys are built in one scratch allocation.
+ */
+typedef enc_err_t (*enc_store_user_cb_t)(void *opaque, size_t i,
+                                         const void *rec, size_t rec_len);
+enc_err_t enc_store_get_users(enc_store_t *st, const int32_t *parts,
+                              const char *const *users, const size_t *ulens,
+                              size_t n, enc_store_user_cb_t cb, void *opaque,
+                              char *errstr, size_t errstr_size) ENC_WUR;
+
 void enc_store_meta_encode(const enc_store_meta_t *m, enc_buf_t *b);
 enc_err_t enc_store_meta_decode(const uint8_t *buf, size_t len,
                                 enc_store_meta_t *m) ENC_WUR;

@@ -36,17 +36,17 @@
 
 /* What a cached user costs, charged against cache.max.bytes: the entry
  * (struct, id, state pointers, hash, heap and dirty slots, malloc headers)
- * and its decoded state, estimated from the size of its record. Decoded
- * state is lists of separately allocated strings and structs: with the
- * default signals, a process's resident set grew by about 2.1 bytes per
- * byte charged when state took twice its record (ops/bench `mem
- * --in-process 1 --users 1000000`, cache.max.bytes 64 against 192 MiB),
- * hence five times; with this charge the same runs grow 1.0 byte per byte
- * charged. Charging less than the truth lets the cache outgrow its budget;
- * charging more only caches fewer users. */
+ * and the heap its states hold, as each plug-in's state_bytes() counts it
+ * (malloc's rounding and headers included). A plug-in without
+ * state_bytes() is charged five times its part of the record, the old
+ * estimate from when decoded state was lists of separately allocated
+ * strings: a process's resident set then grew about 2.1 bytes per byte
+ * charged at twice the record (ops/bench `mem --in-process 1`). Charging
+ * less than the truth lets the cache outgrow its budget; charging more
+ * only caches fewer users. */
 #define ENC_USER_OVERHEAD     200
 #define ENC_USER_STATE_FACTOR 5
-#define ENC_USER_NEW_GUESS    640 /* before the first encode: one event */
+#define ENC_USER_NEW_REC      128 /* record guess before the first encode */
 
 typedef struct enc_heap_s {
         enc_user_t **v;
@@ -100,9 +100,30 @@ static void enc_lru_unlink(enc_user_t *u);
  * loaded and when it is flushed), so adding it when an entry becomes dirty
  * and taking it off when it is flushed or dropped keeps the sum exact. */
 static size_t enc_user_stage_bytes(const enc_user_t *u) {
-        size_t rec = (u->charge - ENC_USER_OVERHEAD - u->ulen) /
-                     ENC_USER_STATE_FACTOR;
-        return rec + (4 + u->ulen + 4) + 2 * (12 + u->ulen + 4);
+        return u->rec_len + (4 + u->ulen + 4) + 2 * (12 + u->ulen + 4);
+}
+
+/* What @p u holds now (see ENC_USER_OVERHEAD). */
+static size_t enc_user_charge(const enc_users_t *c, const enc_user_t *u) {
+        size_t n = ENC_USER_OVERHEAD + u->ulen;
+        bool guess = false;
+        for (int i = 0; i < c->inst_cnt; i++) {
+                const enc_signal_plugin_t *pl = c->insts[i].plugin;
+                if (!u->states[i])
+                        continue;
+                if (pl->state_bytes)
+                        n += pl->state_bytes(c->insts[i].priv, u->states[i]);
+                else
+                        guess = true;
+        }
+        return n + (guess ? (size_t)u->rec_len * ENC_USER_STATE_FACTOR : 0);
+}
+
+/* Sets @p u's charge to what it holds now, keeping the cache's sum. */
+static void enc_user_recharge(enc_users_t *c, enc_user_t *u) {
+        c->bytes -= u->charge;
+        u->charge = enc_user_charge(c, u);
+        c->bytes += u->charge;
 }
 
 static bool enc_users_mark_dirty(enc_users_t *c, enc_user_t *u) {
@@ -449,6 +470,13 @@ static int64_t enc_user_compute_wake(enc_users_t *c, const enc_user_t *u) {
         return enc_states_wake(c->insts, c->inst_cnt, u->states);
 }
 
+static enc_err_t enc_users_insert(enc_users_t *c, enc_user_t **slot,
+                                  uint64_t h, int32_t partition,
+                                  const char *user, size_t ulen,
+                                  int64_t known_timer, const uint8_t *rec,
+                                  size_t rec_len, enc_user_t **up,
+                                  char *errstr, size_t errstr_size);
+
 enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
                         size_t ulen, int64_t known_timer, enc_user_t **up,
                         char *errstr, size_t errstr_size) {
@@ -472,7 +500,21 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
                                            errstr_size);
         if (err)
                 return err;
+        return enc_users_insert(c, slot, h, partition, user, ulen, known_timer,
+                                found ? c->scratch.data : NULL,
+                                c->scratch.len, up, errstr, errstr_size);
+}
 
+/* Builds the entry of (partition, user) from its stored record @p rec
+ * (NULL: none; borrowed) and puts it in @p slot, clean unless its timer key
+ * or a corrupt record needs a write. */
+static enc_err_t enc_users_insert(enc_users_t *c, enc_user_t **slot,
+                                  uint64_t h, int32_t partition,
+                                  const char *user, size_t ulen,
+                                  int64_t known_timer, const uint8_t *rec,
+                                  size_t rec_len, enc_user_t **up,
+                                  char *errstr, size_t errstr_size) {
+        bool found = rec != NULL;
         /* One block: the entry, its id, then the state pointers. */
         size_t at = (sizeof(enc_user_t) + ulen + 1 + sizeof(void *) - 1) &
                     ~(sizeof(void *) - 1);
@@ -489,15 +531,14 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
         u->heap_idx = -1;
         u->on_disk = found;
         bool corrupt = false;
-        if (found && enc_user_record_decode(c->insts, c->inst_cnt,
-                                            c->scratch.data, c->scratch.len,
-                                            u->states) != ENC_OK) {
+        if (found && enc_user_record_decode(c->insts, c->inst_cnt, rec,
+                                            rec_len, u->states) != ENC_OK) {
                 c->stats.corrupt++;
                 corrupt = true;
                 enc_log_error("state_corrupt",
                               "partition=%d user_bytes=%zu record_bytes=%zu "
                               "action=reset_user_state",
-                              partition, ulen, c->scratch.len);
+                              partition, ulen, rec_len);
         }
         u->wake = enc_user_compute_wake(c, u);
         /* The store's timer key for this user: the one the caller saw, or
@@ -506,9 +547,9 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
                          : found                     ? u->wake
                                                      : ENC_NO_TIMER;
         bool need_write = u->stored_wake != u->wake || corrupt;
-        u->charge = ENC_USER_OVERHEAD + ulen +
-                    (found ? c->scratch.len * ENC_USER_STATE_FACTOR
-                           : ENC_USER_NEW_GUESS);
+        u->rec_len = found && rec_len < UINT32_MAX ? (uint32_t)rec_len
+                                                   : ENC_USER_NEW_REC;
+        u->charge = enc_user_charge(c, u);
         if (!enc_heap_place(c, u)) {
                 enc_user_free(c, u);
                 return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
@@ -529,8 +570,62 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
         return ENC_OK;
 }
 
+typedef struct enc_prefetch_ctx_s {
+        enc_users_t *c;
+        const int32_t *parts;
+        const char *const *users;
+        const size_t *ulens;
+        const int64_t *timers; /* NULL: ENC_NO_TIMER for all */
+        char *errstr;
+        size_t errstr_size;
+} enc_prefetch_ctx_t;
+
+static enc_err_t enc_users_prefetch_cb(void *opaque, size_t i,
+                                       const void *rec, size_t rec_len) {
+        enc_prefetch_ctx_t *x = opaque;
+        enc_users_t *c = x->c;
+        uint64_t h = enc_user_hash(x->parts[i], x->users[i], x->ulens[i]);
+        enc_user_t **slot =
+                enc_users_slot(c, h, x->parts[i], x->users[i], x->ulens[i]);
+        if (*slot) /* twice in one batch */
+                return ENC_OK;
+        enc_user_t *u;
+        c->stats.prefetched++;
+        return enc_users_insert(c, slot, h, x->parts[i], x->users[i],
+                                x->ulens[i],
+                                x->timers ? x->timers[i] : ENC_NO_TIMER, rec,
+                                rec_len, &u, x->errstr, x->errstr_size);
+}
+
+enc_err_t enc_users_prefetch(enc_users_t *c, const int32_t *parts,
+                             const char *const *users, const size_t *ulens,
+                             size_t n, char *errstr, size_t errstr_size) {
+        if (n == 0)
+                return ENC_OK;
+        enc_prefetch_ctx_t x = {c,    parts,  users,      ulens,
+                                NULL, errstr, errstr_size};
+        return enc_store_get_users(c->store, parts, users, ulens, n,
+                                   enc_users_prefetch_cb, &x, errstr,
+                                   errstr_size);
+}
+
+enc_err_t enc_users_prefetch_timed(enc_users_t *c, const int32_t *parts,
+                                   const char *const *users,
+                                   const size_t *ulens, const int64_t *timers,
+                                   size_t n, char *errstr,
+                                   size_t errstr_size) {
+        if (n == 0)
+                return ENC_OK;
+        enc_prefetch_ctx_t x = {c,      parts,  users,      ulens,
+                                timers, errstr, errstr_size};
+        return enc_store_get_users(c->store, parts, users, ulens, n,
+                                   enc_users_prefetch_cb, &x, errstr,
+                                   errstr_size);
+}
+
 int64_t enc_users_changed(enc_users_t *c, enc_user_t *u) {
         u->wake = enc_user_compute_wake(c, u);
+        enc_user_recharge(c, u);
         if (!enc_heap_place(c, u))
                 enc_log_error("timer_heap_oom", "partition=%d",
                               u->partition);
@@ -691,10 +786,10 @@ enc_err_t enc_users_flush(enc_users_t *c, char *errstr, size_t errstr_size) {
                                    u->ulen, c->scratch.data, c->scratch.len);
                 u->on_disk = true;
                 enc_lru_push_front(c, u); /* clean: evictable again */
-                c->bytes -= u->charge;
-                u->charge = ENC_USER_OVERHEAD + u->ulen +
-                            c->scratch.len * ENC_USER_STATE_FACTOR;
-                c->bytes += u->charge;
+                u->rec_len = c->scratch.len < UINT32_MAX
+                                     ? (uint32_t)c->scratch.len
+                                     : UINT32_MAX;
+                enc_user_recharge(c, u);
         }
         enc_users_stage_timers(c);
         /* On error keep the unflushed tail dirty (the commit fails anyway). */

@@ -27,7 +27,9 @@ typedef struct enc_user_s {
         struct enc_user_s *lru_prev, *lru_next;
         uint64_t hash;
         int heap_idx; /* -1: not in a heap */
-        size_t charge;
+        size_t charge;   /* against the cache budget: what it holds */
+        uint32_t rec_len; /* its record's length when last read or written
+                             (an estimate for a new user) */
         /* identity */
         int32_t partition;
         uint32_t ulen;
@@ -61,6 +63,28 @@ void enc_users_destroy(enc_users_t *c);
 enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
                         size_t ulen, int64_t known_timer, enc_user_t **up,
                         char *errstr, size_t errstr_size) ENC_WUR;
+
+/**
+ * Loads the users (@p parts[i], @p users[i]) of @p ulens[i] bytes, i < @p n,
+ * that are not cached, with one batched read of the store (a RocksDB
+ * MultiGet), as clean entries, most recently used. For users whose events
+ * wait in the reorder buffer: their lookup when the events apply is then a
+ * cache hit instead of a read each. All borrowed for the call. Changes
+ * which users are cached, never what any of them holds.
+ */
+enc_err_t enc_users_prefetch(enc_users_t *c, const int32_t *parts,
+                             const char *const *users, const size_t *ulens,
+                             size_t n, char *errstr,
+                             size_t errstr_size) ENC_WUR;
+
+/** enc_users_prefetch for users found through their stored timer keys:
+ *  @p timers[i] is the time of the key seen for users[i] (see
+ *  enc_users_get's known_timer). */
+enc_err_t enc_users_prefetch_timed(enc_users_t *c, const int32_t *parts,
+                                   const char *const *users,
+                                   const size_t *ulens, const int64_t *timers,
+                                   size_t n, char *errstr,
+                                   size_t errstr_size) ENC_WUR;
 
 /** True if (partition, user) is in the cache. */
 bool enc_users_cached(enc_users_t *c, int32_t partition, const char *user,
@@ -118,6 +142,7 @@ typedef struct enc_users_stats_s {
         uint64_t dirty;
         uint64_t hits;
         uint64_t misses;
+        uint64_t prefetched; /* loaded by enc_users_prefetch */
         uint64_t evictions;
         uint64_t corrupt;
         uint64_t deleted; /* users whose state expired */
