@@ -241,6 +241,14 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
         enc_metric1(b, "encore_rebalances_total", "counter",
                     "Partition assignments and revocations",
                     (double)pl->stats.rebalances);
+        enc_metric1(b, "encore_assignments_lost_total", "counter",
+                    "Revocations librdkafka reported as a lost assignment "
+                    "(released without a final commit)",
+                    (double)pl->assignments_lost);
+        enc_metric1(b, "encore_commits_deferred_total", "counter",
+                    "Times periodic commits were held back because a group "
+                    "rebalance was in progress",
+                    (double)pl->commits_deferred);
         enc_metric1(b, "encore_partitions_assigned", "gauge",
                     "Input partitions this process owns",
                     (double)pl->owned->cnt);

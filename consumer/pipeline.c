@@ -651,9 +651,25 @@ static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
                                                           tp->partition)
                                 ->offset = o;
         }
+        /* One asynchronous group commit at a time: a commit waits behind
+         * a JoinGroup on the coordinator connection and is sent with the
+         * generation it was made in; a queue of them all fail with
+         * ILLEGAL_GENERATION when the join returns (seen on the mock),
+         * which librdkafka 2.0.2 turns into a lost assignment. The state
+         * checkpoint above is done either way; the group offset is only
+         * for monitoring and tools. */
+        if (offs->cnt > 0 && !sync && pl->commits_in_flight > 0) {
+                rd_kafka_topic_partition_list_destroy(offs);
+                pl->stats.commits++;
+                return ENC_OK;
+        }
         if (offs->cnt > 0) {
+                if (!sync)
+                        pl->commits_in_flight++;
                 rd_kafka_resp_err_t cerr =
                         rd_kafka_commit(pl->consumer, offs, sync ? 0 : 1);
+                if (cerr && !sync && pl->commits_in_flight > 0)
+                        pl->commits_in_flight--; /* never sent: no callback */
                 if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
                         /* Not fatal: the store holds the position and a
                          * restart resumes from it. */
@@ -676,6 +692,17 @@ static int enc_stats_cb(rd_kafka_t *rk, char *json, size_t len,
         json_t *root = json_loadb(json, len, 0, &jerr);
         if (!root)
                 return 0;
+        /* The group's join state: anything but "steady" is a rebalance
+         * under way (fresh as of the last statistics interval). */
+        json_t *js = json_object_get(json_object_get(root, "cgrp"),
+                                     "join_state");
+        if (json_is_string(js)) {
+                bool unsteady = strcmp(json_string_value(js), "steady");
+                if (unsteady != pl->join_unsteady)
+                        enc_log_info("group_join_state", "state=%s",
+                                     json_string_value(js));
+                pl->join_unsteady = unsteady;
+        }
         json_t *topic = json_object_get(json_object_get(root, "topics"),
                                         enc_conf_get(pl->conf, "input.topic"));
         json_t *parts = json_object_get(topic, "partitions");
@@ -700,6 +727,25 @@ static int enc_stats_cb(rd_kafka_t *rk, char *json, size_t len,
         }
         json_decref(root);
         return 0; /* librdkafka frees json */
+}
+
+/* Result of a group offset commit (processing thread, inside
+ * rd_kafka_consumer_poll). A commit refused because the group is
+ * rebalancing holds further periodic commits until the next assignment. */
+static void enc_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t *offsets,
+                          void *opaque) {
+        (void)rk;
+        (void)offsets;
+        enc_pipeline_t *pl = opaque;
+        if (pl->commits_in_flight > 0)
+                pl->commits_in_flight--;
+        if (err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+            err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+            err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID)
+                pl->commit_refused = true;
+        else if (!err)
+                pl->commit_refused = false;
 }
 
 /* ---- rebalances ----------------------------------------------------- */
@@ -769,7 +815,16 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         char errstr[512];
         pl->stats.rebalances++;
 
+        enc_log_info("rebalance", "kind=%s partitions=%d",
+                     err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assign"
+                                                                 : "revoke",
+                     parts->cnt);
+        pl->commit_refused = false;
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                /* The rebalance has completed: newer than the last
+                 * statistics, which said it was under way. */
+                pl->rejoining = false;
+                pl->join_unsteady = false;
                 rd_kafka_topic_partition_list_t *paused =
                         rd_kafka_topic_partition_list_new(parts->cnt);
                 enc_pipeline_take(pl, parts, paused);
@@ -795,6 +850,19 @@ static void enc_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * closing: the drain committed just before rd_kafka_consumer_close()
          * and nothing was processed since (a fatal stop commits nothing). */
         bool lost = rd_kafka_assignment_lost(rk);
+        if (lost) {
+                /* librdkafka gave the partitions up without us (a session
+                 * timeout, or a commit that met a rebalance): no final
+                 * commit, and another member may own them already. */
+                pl->assignments_lost++;
+                enc_log_warn("assignment_lost",
+                             "partitions=%d action=release_without_commit",
+                             parts->cnt);
+        } else if (cooperative && !pl->closing) {
+                /* A cooperative revocation is followed by a rejoin: hold
+                 * periodic commits back until it has completed. */
+                pl->rejoining = true;
+        }
         if (!lost && !pl->fatal && !pl->closing) {
                 enc_err_t cerr =
                         enc_pipeline_commit(pl, true, errstr, sizeof(errstr));
@@ -1271,7 +1339,7 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                               "enable.partition.eof",
                               "true",
                               "statistics.interval.ms",
-                              "5000",
+                              "1000",
                               "client.id",
                               "encore-consumer",
                               "fetch.max.bytes",
@@ -1291,6 +1359,7 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                                   strategy, &ssz) == RD_KAFKA_CONF_OK &&
                 !strcmp(strategy, "cooperative-sticky");
         rd_kafka_conf_set_rebalance_cb(kc, enc_rebalance_cb);
+        rd_kafka_conf_set_offset_commit_cb(kc, enc_commit_cb);
         rd_kafka_conf_set_stats_cb(kc, enc_stats_cb);
         rd_kafka_conf_set_opaque(kc, pl);
         pl->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, kc, rerr, sizeof(rerr));
@@ -1358,6 +1427,50 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
 
 /* ---- the loop ------------------------------------------------------- */
 
+/* How long a rebalance may hold periodic commits back. Past it they go on
+ * (a rebalance stuck on a slow member must not stop commits for good). */
+#define ENC_COMMIT_HOLD_MAX_MS 10000
+
+/* True if a periodic commit should wait: a rebalance is under way (the
+ * rejoin after a cooperative revocation, a join state other than "steady"
+ * in librdkafka's statistics, or a group commit the coordinator refused
+ * for a rebalance) and commits have been held back for less than
+ * ENC_COMMIT_HOLD_MAX_MS. A manual commit that meets a rebalance
+ * gets ILLEGAL_GENERATION or REBALANCE_IN_PROGRESS, which librdkafka 2.0.2
+ * can turn into a lost assignment: the partitions are released without
+ * their final commit and their next owner redoes more. The commit a
+ * revocation needs is made in the rebalance callback itself, before the
+ * partitions are given up, where the generation is still the current one.
+ * Groupless runs (bounded, input.partitions) are never busy. */
+static bool enc_pipeline_group_busy(enc_pipeline_t *pl, int64_t now) {
+        bool busy = !pl->bounded &&
+                    !*enc_conf_get(pl->conf, "input.partitions") &&
+                    (pl->rejoining || pl->join_unsteady ||
+                     pl->commit_refused);
+        if (!busy) {
+                pl->busy_since_ms = 0;
+                return false;
+        }
+        if (!pl->busy_since_ms) {
+                pl->busy_since_ms = now;
+                pl->commits_deferred++;
+                enc_log_info("commit_held", "reason=rebalance_in_progress "
+                             "rejoining=%s join_unsteady=%s refused=%s",
+                             pl->rejoining ? "true" : "false",
+                             pl->join_unsteady ? "true" : "false",
+                             pl->commit_refused ? "true" : "false");
+        }
+        if (now - pl->busy_since_ms < ENC_COMMIT_HOLD_MAX_MS)
+                return true;
+        /* Held long enough. The flags set from callbacks may be stale (a
+         * rebalance that changed nothing here calls no callback); the
+         * statistics set theirs again if the group is still unsteady. */
+        pl->rejoining = false;
+        pl->commit_refused = false;
+        pl->busy_since_ms = 0;
+        return false;
+}
+
 static void enc_pipeline_handle_msg(enc_pipeline_t *pl,
                                     rd_kafka_message_t *m) {
         char errstr[512];
@@ -1419,9 +1532,11 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                     enc_changelog_poll(pl->cl, errstr, errstr_size))
                         enc_pipeline_set_fatal(pl, "%s", errstr);
                 int64_t now = enc_now_ms();
-                if (!pl->fatal &&
-                    (now - last_commit >= pl->commit_interval_ms ||
-                     enc_engine_commit_due(pl->engine))) {
+                bool due = now - last_commit >= pl->commit_interval_ms ||
+                           enc_engine_commit_due(pl->engine);
+                if (due && !pl->fatal && enc_pipeline_group_busy(pl, now))
+                        due = false;
+                if (!pl->fatal && due) {
                         err = enc_pipeline_commit(pl, false, errstr,
                                                   errstr_size);
                         if (err == ENC_ERR_ABORTED) /* rewound; go on */
@@ -1492,11 +1607,19 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                 return err;
         enc_engine_stats_t es;
         enc_engine_stats(pl->engine, &es);
+        uint64_t dead = 0;
+        for (int r = 0; r < ENC_DLQ__CNT; r++)
+                dead += es.dead_lettered[r];
+        /* consumed = accepted + dead_lettered + reread, always: nothing
+         * is dropped silently (reread: records a restart read again that
+         * the last checkpoint already covered). */
         enc_log_info("pipeline_stop",
-                     "consumed=%llu accepted=%llu updates=%llu "
-                     "commits=%llu",
+                     "consumed=%llu accepted=%llu dead_lettered=%llu "
+                     "reread=%llu updates=%llu commits=%llu",
                      (unsigned long long)es.consumed,
                      (unsigned long long)es.accepted,
+                     (unsigned long long)dead,
+                     (unsigned long long)es.skipped_restore,
                      (unsigned long long)es.updates,
                      (unsigned long long)pl->stats.commits);
         return ENC_OK;
@@ -1506,6 +1629,8 @@ void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats) {
         *stats = pl->stats;
         enc_engine_stats(pl->engine, &stats->engine);
         stats->assigned_partitions = pl->owned->cnt;
+        stats->assignments_lost = pl->assignments_lost;
+        stats->commits_deferred = pl->commits_deferred;
         enc_changelog_stats_t cs;
         enc_changelog_stats(pl->cl, &cs);
         stats->restores = cs.restores;

@@ -83,6 +83,9 @@ typedef struct enc_pipeline_stats_s {
         uint64_t delivery_errors;
         uint64_t commits;
         uint64_t rebalances;
+        uint64_t assignments_lost;  /* revocations of a lost assignment */
+        uint64_t commits_deferred;  /* periodic commits held back by a
+                                       rebalance in progress */
         int assigned_partitions;
         /* restores from the changelog, since start */
         uint64_t restores;

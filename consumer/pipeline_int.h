@@ -69,6 +69,18 @@ struct enc_pipeline_s {
          * librdkafka has no group metadata for a leaving member. */
         bool closing;
         uint64_t txn_aborts; /* transactions aborted and rewound */
+        /* the group (see enc_pipeline_group_busy in pipeline.c) */
+        bool rejoining;          /* revoked in a cooperative rebalance: the
+                                    rejoin that follows is under way until
+                                    the next assignment */
+        bool join_unsteady;      /* librdkafka statistics: cgrp join_state
+                                    is not "steady" */
+        bool commit_refused;     /* a group commit met a rebalance; until
+                                    the next rebalance callback */
+        int commits_in_flight;   /* asynchronous group commits unanswered */
+        int64_t busy_since_ms;   /* monotonic: first commit held back, 0 */
+        uint64_t assignments_lost;  /* revocations librdkafka called lost */
+        uint64_t commits_deferred;  /* periodic commits held back */
 };
 
 /** Records the first fatal error; the loop stops without committing. */

@@ -816,6 +816,7 @@ int enc_readout_main(int argc, char **argv, FILE *out, FILE *err,
         ro_run_t run = {.err = err};
         enc_codec_conf_t cc;
         enc_codec_conf_defaults(&cc);
+        cc.any_update_schema_id = true; /* a registry may have framed them */
         if (!conf ||
             enc_conf_set(conf, "input.topic", topic, errstr, sizeof(errstr)) ||
             enc_conf_set(conf, "kafka.bootstrap.servers", bootstrap, errstr,

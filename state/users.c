@@ -814,6 +814,10 @@ bool enc_users_evict(enc_users_t *c) {
         return c->bytes > c->max_bytes;
 }
 
+void enc_users_set_max_bytes(enc_users_t *c, size_t max_bytes) {
+        c->max_bytes = max_bytes;
+}
+
 size_t enc_users_dirty_bytes(const enc_users_t *c) {
         return c->dirty_bytes;
 }

@@ -19,6 +19,7 @@
 #include "embedded.h"
 #include "gen.h"
 #include "pipeline.h"
+#include "readend.h"
 #include "tail.h"
 
 static enc_embedded_t *emb;
@@ -506,6 +507,23 @@ static inline int t_file_count(const char *path, const char *needle) {
         return n;
 }
 
+/* The sum of the integer after @p key on each line of @p path that
+ * contains @p needle (e.g. records= on restore_done lines). */
+static inline int64_t t_log_sum(const char *path, const char *needle,
+                                const char *key) {
+        FILE *f = fopen(path, "r");
+        char line[2048];
+        int64_t sum = 0;
+        while (f && fgets(line, sizeof(line), f)) {
+                const char *k;
+                if (strstr(line, needle) && (k = strstr(line, key)))
+                        sum += strtoll(k + strlen(key), NULL, 10);
+        }
+        if (f)
+                fclose(f);
+        return sum;
+}
+
 static inline bool t_file_contains(const char *path, const char *needle) {
         FILE *f = fopen(path, "r");
         char line[2048];
@@ -542,6 +560,196 @@ static inline int t_run_cmd(const char *log, char *const *args) {
         }
         int status = t_wait(pid);
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- transactions (the exactly-once crash tests) ------------------- */
+
+/* A consumer handle used only for offsets queries and reads at
+ * @p isolation ("read_committed" or "read_uncommitted"). */
+static inline rd_kafka_t *t_reader(const char *isolation) {
+        char err[256];
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_conf_set(kc, "bootstrap.servers", bootstrap, err, sizeof(err));
+        rd_kafka_conf_set(kc, "group.id", "t-reader", err, sizeof(err));
+        rd_kafka_conf_set(kc, "isolation.level", isolation, err, sizeof(err));
+        rd_kafka_conf_set(kc, "enable.partition.eof", "true", err,
+                          sizeof(err));
+        rd_kafka_conf_set(kc, "enable.auto.commit", "false", err, sizeof(err));
+        rd_kafka_conf_set(kc, "log_level", "0", err, sizeof(err));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err));
+        assert_non_null(rk);
+        return rk;
+}
+
+/* Offsets of partitions 0..n-1 of @p topic between the last stable offset
+ * (@p rc, a read_committed handle) and the high watermark (@p ru,
+ * read_uncommitted): the records of transactions still open. -1 on an
+ * error. */
+static inline int64_t t_open_txn_offsets(rd_kafka_t *rc, rd_kafka_t *ru,
+                                         const char *topic, int n) {
+        int64_t open = 0;
+        for (int p = 0; p < n; p++) {
+                int64_t lo, lso, hwm;
+                if (rd_kafka_query_watermark_offsets(rc, topic, p, &lo, &lso,
+                                                     2000) ||
+                    rd_kafka_query_watermark_offsets(ru, topic, p, &lo, &hwm,
+                                                     2000))
+                        return -1;
+                open += hwm - lso;
+        }
+        return open;
+}
+
+/* Records of partitions 0..n-1 of @p topic a reader at @p isolation
+ * receives from the beginning to the end it saw at start (the end test of
+ * consumer/readend.c: transaction markers are never received). */
+static inline int64_t t_count_records(const char *topic, int n,
+                                      const char *isolation) {
+        rd_kafka_t *rk = t_reader(isolation);
+        enc_readend_t ends[16];
+        assert_true(n <= 16);
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(n);
+        int left = 0;
+        for (int p = 0; p < n; p++) {
+                int64_t lo, hi;
+                assert_int_equal(rd_kafka_query_watermark_offsets(
+                                         rk, topic, p, &lo, &hi, 10000),
+                                 0);
+                enc_readend_init(&ends[p], lo, hi);
+                left += !ends[p].done;
+                rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                        RD_KAFKA_OFFSET_BEGINNING;
+        }
+        assert_int_equal(rd_kafka_assign(rk, l), 0);
+        int64_t count = 0, deadline = t_now_ms() + 60000;
+        while (left > 0 && t_now_ms() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m)
+                        continue;
+                int p = m->partition;
+                if (p >= 0 && p < n && !ends[p].done) {
+                        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                                enc_readend_eof(&ends[p], m->offset);
+                        else if (!m->err &&
+                                 enc_readend_record(&ends[p], m->offset))
+                                count++;
+                        left -= ends[p].done;
+                }
+                rd_kafka_message_destroy(m);
+        }
+        assert_int_equal(left, 0);
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_destroy(rk);
+        return count;
+}
+
+typedef void (*t_topic_maker_t)(const char *topic, int partitions,
+                                bool compact);
+
+/*
+ * The exactly-once crash: input A + B (@p n events), reference = one
+ * uninterrupted run over both. An exactly-once member is SIGKILLed while a
+ * transaction holds outputs and, if it can be caught, changelog records
+ * (the changelog's high watermark past its last stable offset); restarted
+ * on its state, it fences its old self (the broker aborts the open
+ * transaction) and finishes A. Then a member with no local state restores
+ * every partition from the changelog and processes B: B's updates depend
+ * on the restored state (values, deltas, sequence numbers), so they match
+ * the reference only if the restore took exactly the committed changelog.
+ * The kill waits at most @p catch_ms for the changelog's window. Returns the repeats in the output (read_committed); *aborted is the
+ * number of output records only a read_uncommitted reader sees (the
+ * aborted transaction's) and *cl_open the changelog offsets that were open
+ * at the kill.
+ */
+static inline size_t t_eos_crash_scenario(const char *tag, uint64_t n,
+                                          t_topic_maker_t make, int catch_ms,
+                                          int64_t *aborted,
+                                          int64_t *cl_open) {
+        char in_ref[96], out_ref[96], cl_ref[128], in_t[96], out_t[96],
+                cl_t[128], tid[2][160];
+        snprintf(in_ref, sizeof(in_ref), "%s-ref-in", tag);
+        snprintf(out_ref, sizeof(out_ref), "%s-ref-out", tag);
+        snprintf(cl_ref, sizeof(cl_ref), "g-%s-changelog", out_ref);
+        snprintf(in_t, sizeof(in_t), "%s-in", tag);
+        snprintf(out_t, sizeof(out_t), "%s-out", tag);
+        snprintf(cl_t, sizeof(cl_t), "g-%s-changelog", out_t);
+        for (int i = 0; i < 2; i++)
+                snprintf(tid[i], sizeof(tid[i]),
+                         "kafka.producer.transactional.id=%s-m%d", tag, i);
+        make(in_ref, 2, false);
+        make(out_ref, 4, false);
+        make(cl_ref, 2, true);
+        make(in_t, 2, false);
+        make(out_t, 4, false);
+        make(cl_t, 2, true);
+
+        t_input_t in;
+        t_input_make(&in, n, 71);
+        size_t a_end = in.n * 3 / 4;
+        enc_codec_t *codec = t_codec();
+        t_input_produce(&in, in_ref, 0, in.n, false);
+        char *dref = t_tmpdir("eos-ref");
+        int status = t_wait(t_spawn(in_ref, out_ref, dref, true, false));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        t_recs_t rr;
+        t_read(out_ref, &rr);
+        t_entry_t *ir = t_index(codec, &rr);
+
+        const char *eos = "processing.guarantee=exactly_once";
+        char *d1 = t_tmpdir("eos-m0"), *d2 = t_tmpdir("eos-m1");
+        t_run_t r = {in_t, out_t, d1, 0, false, NULL, eos, tid[0]};
+        pid_t pid = t_spawn_run(&r);
+        t_input_produce(&in, in_t, 0, a_end / 2, true);
+        /* Kill inside a commit: changelog records staged in the open
+         * transaction (high watermark past the last stable offset). Every
+         * moment mid-stream has outputs in an open transaction; the
+         * changelog's window is a commit's flush and send-offsets. */
+        rd_kafka_t *rc = t_reader("read_committed");
+        rd_kafka_t *ru = t_reader("read_uncommitted");
+        int64_t deadline = t_now_ms() + catch_ms;
+        *cl_open = 0;
+        while (t_now_ms() < deadline &&
+               (*cl_open = t_open_txn_offsets(rc, ru, cl_t, 2)) <= 0)
+                ;
+        kill(pid, SIGKILL);
+        status = t_wait(pid);
+        assert_true(WIFSIGNALED(status));
+        int64_t out_open = t_open_txn_offsets(rc, ru, out_t, 4);
+        rd_kafka_destroy(rc);
+        rd_kafka_destroy(ru);
+        fprintf(stderr,
+                "%s: killed with %lld changelog and %lld output offsets in "
+                "an open transaction\n",
+                tag, (long long)*cl_open, (long long)out_open);
+
+        /* The rest of A; the restart fences the dead producer and the
+         * broker aborts its transaction. */
+        t_input_produce(&in, in_t, a_end / 2, a_end, false);
+        r.exit_idle_ms = 3000;
+        status = t_wait(t_spawn_run(&r));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+        /* B on a member with no local state: a full restore. */
+        t_input_produce(&in, in_t, a_end, in.n, false);
+        t_run_t r2 = {in_t, out_t, d2, 3000, false, NULL, eos, tid[1]};
+        status = t_wait(t_spawn_run(&r2));
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+        *aborted = t_count_records(out_t, 4, "read_uncommitted") -
+                   t_count_records(out_t, 4, "read_committed");
+        size_t repeats = t_assert_same_updates(codec, &rr, ir, out_t);
+        free(ir);
+        t_recs_free(&rr);
+        t_rmtree(dref);
+        t_rmtree(d1);
+        t_rmtree(d2);
+        free(dref);
+        free(d1);
+        free(d2);
+        enc_codec_destroy(codec);
+        t_input_free(&in);
+        return repeats;
 }
 
 #endif /* ENC_TEST_KAFKA_HARNESS_H */

@@ -205,6 +205,13 @@ struct st_engine_s {
         int mutate;    /* decode this many 1-byte corruptions of each */
         uint64_t rng;
         int64_t steps;
+        /* With watch >= 0: the index in `out` of every update delivered to
+         * that instance's on_update, in delivery order (which is not
+         * `out`'s order: an update reaches a later instance only after
+         * the instances between have reacted to it). */
+        int watch;
+        int *inlog;
+        int nin, capin;
 };
 
 typedef struct st_emit_ctx_s {
@@ -231,10 +238,21 @@ static inline enc_err_t st_emit_cb(void *opaque, const enc_update_t *up) {
         st_emit_ctx_t *ctx = opaque;
         st_engine_t *eng = ctx->eng;
         st_list_add(&eng->out, up);
+        int idx = eng->out.n - 1;
         for (int j = ctx->inst + 1; j < eng->n; j++) {
                 const enc_signal_plugin_t *pl = eng->insts[j].plugin;
                 if (!pl->on_update)
                         continue;
+                if (j == eng->watch) {
+                        if (eng->nin == eng->capin) {
+                                eng->capin = eng->capin ? 2 * eng->capin : 256;
+                                eng->inlog = realloc(
+                                        eng->inlog,
+                                        (size_t)eng->capin * sizeof(int));
+                                assert_non_null(eng->inlog);
+                        }
+                        eng->inlog[eng->nin++] = idx;
+                }
                 st_emit_ctx_t sub = {eng, ctx->user, j, ctx->ev};
                 enc_emitter_t em;
                 st_emitter(&sub, &em);
@@ -256,6 +274,7 @@ static inline st_engine_t *st_engine_new(const enc_conf_t *conf) {
                 fail();
         }
         assert_true(eng->n <= ST_MAX_INST);
+        eng->watch = -1;
         return eng;
 }
 
@@ -271,6 +290,7 @@ static inline void st_user_free(st_engine_t *eng, st_user_t *u) {
 static inline void st_engine_destroy(st_engine_t *eng) {
         enc_signals_destroy(eng->insts, eng->n);
         st_list_clear(&eng->out);
+        free(eng->inlog);
         free(eng);
 }
 

@@ -57,7 +57,8 @@
 #define F_IN_PARTS  2
 #define F_OUT_PARTS 4
 #define F_EVENTS    15000
-#define F_BAD_EVERY 1000 /* an undecodable record every N events */
+#define F_BAD_EVERY 1000 /* bad records of each kind every N events */
+#define F_BAD_KINDS 4    /* bad_magic, duplicate, invalid, late */
 #define F_IDLE_MS   3000 /* encore exits after this long idle */
 
 static rd_kafka_mock_cluster_t *mc;
@@ -408,27 +409,85 @@ static size_t f_assert_like_reference(const char *tag) {
 
 /* ---- the reference --------------------------------------------------- */
 
-/* The generated input plus an undecodable record every F_BAD_EVERY events,
- * under the key of the event before it. */
+/* Appends record @p val (copied) under @p key to the input. */
+static void f_input_add(const char *key, const void *val, size_t len) {
+        enc_buf_t *b = &input.val[input.n];
+        enc_buf_init(b, len + 1);
+        assert_int_equal(enc_buf_append(b, val, len), 0);
+        snprintf(input.key[input.n++], sizeof(*input.key), "%s", key);
+}
+
+/* The generated input plus, after every F_BAD_EVERY-th event, one bad
+ * record of each kind under that event's key: not Avro (bad_magic), an
+ * exact copy of the event (duplicate), the event with ms_played -5
+ * (invalid) and the event 30 days earlier under a new event id (late: far
+ * behind the watermark). Each is dead-lettered with its reason, the same
+ * way in every run, so a run's dead letters must be the reference's. */
 static void f_input_make(void) {
         t_input_t g;
         t_input_make(&g, F_EVENTS, 51);
-        size_t n = g.n + g.n / F_BAD_EVERY;
+        size_t n = g.n + g.n / F_BAD_EVERY * F_BAD_KINDS;
         input.val = calloc(n, sizeof(*input.val));
         input.key = calloc(n, sizeof(*input.key));
         input.n = 0;
+        char err[256];
         for (size_t i = 0; i < g.n; i++) {
                 input.val[input.n] = g.val[i]; /* takes the buffer */
                 memcpy(input.key[input.n++], g.key[i], sizeof(*g.key));
-                if (i % F_BAD_EVERY == F_BAD_EVERY - 1) {
-                        enc_buf_t *b = &input.val[input.n];
-                        enc_buf_init(b, 64);
-                        assert_int_equal(enc_buf_append(b, "not avro!", 9), 0);
-                        memcpy(input.key[input.n++], g.key[i], sizeof(*g.key));
-                }
+                if (i % F_BAD_EVERY != F_BAD_EVERY - 1)
+                        continue;
+                const enc_buf_t *ok = &input.val[input.n - 1];
+                f_input_add(g.key[i], "not avro!", 9);
+                f_input_add(g.key[i], ok->data, ok->len);
+                enc_event_t ev;
+                assert_int_equal(enc_codec_decode_event(codec, ok->data,
+                                                        ok->len, &ev, err,
+                                                        sizeof(err)),
+                                 0);
+                char id[64];
+                enc_buf_t b;
+                enc_buf_init(&b, 1 << 12);
+                snprintf(id, sizeof(id), "bad-invalid-%zu", i);
+                ev.event_id = id;
+                int64_t ms = ev.ms_played;
+                ev.ms_played = -5;
+                assert_int_equal(enc_codec_encode_event(codec, &ev, &b), 0);
+                f_input_add(g.key[i], b.data, b.len);
+                enc_buf_reset(&b);
+                snprintf(id, sizeof(id), "bad-late-%zu", i);
+                ev.ms_played = ms;
+                ev.event_time -= 30LL * 86400000;
+                assert_int_equal(enc_codec_encode_event(codec, &ev, &b), 0);
+                f_input_add(g.key[i], b.data, b.len);
+                enc_buf_free(&b);
         }
         free(g.val);
         free(g.key);
+}
+
+/* Nothing dropped silently: the last pipeline_stop of @p log (the run that
+ * finished, after any restart) says consumed = accepted + dead_lettered +
+ * reread. */
+static void f_assert_accounting(const char *log) {
+        FILE *f = fopen(log, "r");
+        assert_non_null(f);
+        char line[2048], last[2048] = "";
+        while (fgets(line, sizeof(line), f))
+                if (strstr(line, "event=pipeline_stop"))
+                        snprintf(last, sizeof(last), "%s", line);
+        fclose(f);
+        const char *keys[] = {"consumed=", "accepted=", "dead_lettered=",
+                              "reread="};
+        long long v[4];
+        for (int k = 0; k < 4; k++) {
+                const char *p = strstr(last, keys[k]);
+                assert_non_null(p);
+                v[k] = atoll(p + strlen(keys[k]));
+        }
+        if (v[0] != v[1] + v[2] + v[3])
+                fprintf(stderr, "accounting: %s", last);
+        assert_true(v[0] > 0);
+        assert_int_equal(v[0], v[1] + v[2] + v[3]);
 }
 
 static int f_group_setup(void **st) {
@@ -456,6 +515,7 @@ static int f_group_setup(void **st) {
         if (!f_exited_ok(status))
                 fprintf(stderr, "reference run failed; log in %s\n", log);
         assert_true(f_exited_ok(status));
+        f_assert_accounting(log);
         f_log_done(log);
         t_rmtree(dir);
         free(dir);
@@ -465,10 +525,20 @@ static int f_group_setup(void **st) {
         for (size_t i = 1; i < ref_out.n; i++)
                 assert_true(ref_idx[i].idh != ref_idx[i - 1].idh); /* unique */
         t_read(n.dlq, &ref_dlq);
-        assert_int_equal(ref_dlq.n, F_EVENTS / F_BAD_EVERY);
+        /* one dead letter per bad record, each with its reason */
+        assert_int_equal(ref_dlq.n, F_EVENTS / F_BAD_EVERY * F_BAD_KINDS);
         qsort(ref_dlq.v, ref_dlq.n, sizeof(*ref_dlq.v), f_cmp_dlq);
-        for (size_t i = 0; i < ref_dlq.n; i++)
-                assert_string_equal(ref_dlq.v[i].hdr[0], "bad_magic");
+        const char *kinds[F_BAD_KINDS] = {"bad_magic", "duplicate", "invalid",
+                                          "late"};
+        for (int k = 0; k < F_BAD_KINDS; k++) {
+                size_t cnt = 0;
+                for (size_t i = 0; i < ref_dlq.n; i++)
+                        cnt += !strcmp(ref_dlq.v[i].hdr[0], kinds[k]);
+                if (cnt != F_EVENTS / F_BAD_EVERY)
+                        fprintf(stderr, "reference: %zu dead letters %s\n",
+                                cnt, kinds[k]);
+                assert_int_equal(cnt, F_EVENTS / F_BAD_EVERY);
+        }
         f_committed(n.group, n.in, ref_committed);
         fprintf(stderr,
                 "faults: reference run: %zu input records, %zu updates, "
@@ -534,6 +604,7 @@ static void f_restart_and_check(const char *tag, const char *dir,
                         "%s\n",
                         tag, status, log);
         assert_true(f_exited_ok(status));
+        f_assert_accounting(log);
         size_t repeats = f_assert_like_reference(tag);
         fprintf(stderr,
                 "%s: %s; after a restart all %zu reference updates, %zu "
@@ -578,6 +649,7 @@ static void f_run(const f_fault_t *f) {
         assert_true(f_exited_ok(status));
         if (f->check)
                 f->check(f->tag, log);
+        f_assert_accounting(log);
         size_t repeats = f_assert_like_reference(f->tag);
         fprintf(stderr,
                 "%s: encore ran %.1f s; all %zu reference updates, %zu "

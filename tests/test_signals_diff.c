@@ -15,6 +15,12 @@
  * the gap, discoveries found by scanning all earlier plays, their engaged
  * days and finals, and the posterior of every prefix by direct Gaussian
  * conditioning. None of that code shares anything with signals/.
+ * composite (ttl 5 days, all four components) is recomputed from the
+ * component updates it was delivered, in delivery order, and the event
+ * log: its sums, the user's cohort (the step's event's, else the latest
+ * event's within ttl, else the component's) and the any-subject order at
+ * one instant; the run counts the composites whose cohort differs from
+ * their trigger's, where copying it (the old rule) was wrong.
  */
 #include <unistd.h>
 
@@ -518,6 +524,127 @@ static void naive_progressive(const disc_t *ds, int n, exps_t *out) {
         }
 }
 
+/* ---- composite from its inputs ------------------------------------- */
+
+/* composite is recomputed from the component updates the engine emitted
+ * (each checked above against its own brute force) and the event log:
+ * its definition, the cohort rule and the same-instant order applied
+ * step by step. The updates are taken in the order they reached
+ * composite (sigtest.h's inlog), which is not the output's: a
+ * discovery_habit final reaches composite after the progressive_reward
+ * updates it caused. A step is the timers due before an event, or the
+ * event; the test loop records where each starts in that log. */
+enum { CO_N = 4, CO_TTL_DAYS = 5 };
+static const char *const co_sig[CO_N] = {"active_days", "session",
+                                         "discovery_habit",
+                                         "progressive_reward"};
+static const double co_w[CO_N] = {0.4, 0.3, 0.2, 0.1};
+
+typedef struct step_s {
+        int from;            /* first entry of the step in eng->inlog */
+        const play_t *event; /* NULL: a timer step */
+} step_t;
+
+typedef struct naive_co_s {
+        bool live, has_ev;
+        int64_t last, ev_time, seq;
+        const char *ev_cohort;
+        double x[CO_N];
+        int64_t slot_t[CO_N];
+        const char *slot_subj[CO_N];
+        bool slot_set[CO_N];
+} naive_co_t;
+
+static void co_expire(naive_co_t *c, int64_t t) {
+        const int64_t ttl = CO_TTL_DAYS * (int64_t)ENC_MS_PER_DAY;
+        if (c->live && t >= c->last + ttl) {
+                memset(c->x, 0, sizeof(c->x));
+                memset(c->slot_set, 0, sizeof(c->slot_set));
+                c->live = false;
+                c->seq = 0;
+        }
+        if (c->has_ev && t >= c->ev_time + ttl)
+                c->has_ev = false;
+}
+
+static double co_sum(const naive_co_t *c) {
+        double s = 0;
+        for (int i = 0; i < CO_N; i++)
+                s += co_w[i] * c->x[i];
+        return s;
+}
+
+static bool streq0(const char *a, const char *b);
+
+/* *differs counts the composites whose cohort is not the triggering
+ * component update's (where copying it, the old rule, was wrong). */
+static void naive_composite(const st_list_t *out, const int *inlog, int nin,
+                            const step_t *steps, int nsteps, exps_t *want,
+                            int64_t *differs) {
+        naive_co_t c;
+        memset(&c, 0, sizeof(c));
+        for (int k = 0; k < nsteps; k++) {
+                int end = k + 1 < nsteps ? steps[k + 1].from : nin;
+                const play_t *ev = steps[k].event;
+                for (int j = steps[k].from; j < end; j++) {
+                        const enc_update_t *u = &out->v[inlog[j]]->u;
+                        int i;
+                        for (i = 0; i < CO_N; i++)
+                                if (!strcmp(u->signal, co_sig[i]))
+                                        break;
+                        if (i == CO_N || (i == 0 && strcmp(u->subject, "7d")))
+                                continue; /* not a component */
+                        co_expire(&c, u->event_time);
+                        if (!c.live) {
+                                c.live = true;
+                                c.last = u->event_time;
+                        }
+                        double old = co_sum(&c);
+                        /* any subject: the latest by (time, subject) */
+                        bool take = i == 0 || !c.slot_set[i] ||
+                                    u->event_time > c.slot_t[i] ||
+                                    (u->event_time == c.slot_t[i] &&
+                                     strcmp(u->subject ? u->subject : "",
+                                            c.slot_subj[i]) >= 0);
+                        if (take) {
+                                c.x[i] = i == 1   ? u->value
+                                         : i == 3 ? u->estimate_mean /
+                                                            u->horizon_days
+                                                  : u->value /
+                                                            u->horizon_days;
+                                c.slot_set[i] = true;
+                                c.slot_t[i] = u->event_time;
+                                c.slot_subj[i] = u->subject ? u->subject : "";
+                        }
+                        if (u->event_time > c.last)
+                                c.last = u->event_time;
+                        double sum = co_sum(&c);
+                        if (sum == old)
+                                continue;
+                        exp_t *x = exp_add(want);
+                        x->signal = "composite";
+                        /* the user's cohort: the step's event's, else the
+                         * latest event's, else the component's */
+                        x->cohort = ev         ? ev->ev.cohort
+                                    : c.has_ev ? c.ev_cohort
+                                               : u->cohort;
+                        *differs += !streq0(x->cohort, u->cohort);
+                        x->ws = x->we = x->t = u->event_time;
+                        x->value = sum;
+                        x->delta = sum - old;
+                        x->seq = ++c.seq;
+                        x->ncomp = CO_N;
+                        memcpy(x->comp, c.x, sizeof(c.x));
+                }
+                if (ev) {
+                        co_expire(&c, ev->ev.event_time);
+                        c.has_ev = true;
+                        c.ev_time = ev->ev.event_time;
+                        c.ev_cohort = ev->ev.cohort;
+                }
+        }
+}
+
 /* ---- comparison ----------------------------------------------------- */
 
 static int mismatches;
@@ -534,7 +661,9 @@ static void compare(const char *user, const char *signal, exps_t *want,
                     const st_list_t *got, int from) {
         const double tol = strcmp(signal, "progressive_reward") ? 1e-12 : 1e-9;
         int n = 0;
-        qsort(want->v, (size_t)want->n, sizeof(exp_t), exp_cmp);
+        /* composite's expectations are built in emission order already */
+        if (strcmp(signal, "composite"))
+                qsort(want->v, (size_t)want->n, sizeof(exp_t), exp_cmp);
         for (int i = from; i < got->n; i++) {
                 const enc_update_t *g = &got->v[i]->u;
                 if (strcmp(g->signal, signal))
@@ -641,17 +770,23 @@ static void test_incremental_equals_naive(void **unused) {
                  path);
         enc_conf_t *conf =
                 st_conf("signals=active_days:1,session:1,discovery_habit:1,"
-                        "progressive_reward:1",
+                        "progressive_reward:1,composite:1",
+                        "signal.composite.1.components=active_days/7d=0.4,"
+                        "session=0.3,discovery_habit=0.2,"
+                        "progressive_reward=0.1",
+                        "signal.composite.1.ttl.days=5",
                         "signal.active_days.1.windows=3,7",
                         "signal.discovery_habit.1.horizon.days=7",
                         "signal.discovery_habit.1.lookback.days=5", kv, NULL);
         st_engine_t *eng = st_engine_new(conf);
         eng->mutate = 2; /* every state record, two corruptions each */
+        eng->watch = eng->n - 1; /* what reaches composite, in order */
         unlink(path);
 
         char(*ids)[33] = NULL;
         size_t nids = 0, capids = 0;
-        int64_t events = 0, discoveries = 0, engaged = 0;
+        int64_t events = 0, discoveries = 0, engaged = 0, composites = 0,
+                cohort_moves = 0;
         rng_state = 20240101;
         for (int ui = 0; ui < NUSERS; ui++) {
                 ulog_t log = {0};
@@ -660,14 +795,22 @@ static void test_incremental_equals_naive(void **unused) {
                 memset(&u, 0, sizeof(u));
                 snprintf(u.id, sizeof(u.id), "%s", log.id);
                 bool tight = ui % 2 == 0;
-                for (int i = 0; i < log.n; i++)
+                step_t *steps = calloc(2 * (size_t)log.n + 1, sizeof(*steps));
+                int nsteps = 0;
+                assert_non_null(steps);
+                for (int i = 0; i < log.n; i++) {
+                        steps[nsteps++] = (step_t){eng->nin, NULL};
+                        st_timers_upto(eng, &u, log.p[i].ev.event_time, tight);
+                        steps[nsteps++] = (step_t){eng->nin, &log.p[i]};
                         st_event(eng, &u, &log.p[i].ev, tight);
+                }
+                steps[nsteps++] = (step_t){eng->nin, NULL};
                 st_timers_upto(eng, &u, DAY(NDAYS + 30), tight);
                 for (int i = 0; i < eng->n; i++)
                         assert_null(u.state[i]); /* everything expired */
                 events += log.n;
 
-                exps_t ad = {0}, se = {0}, dh = {0}, pr = {0};
+                exps_t ad = {0}, se = {0}, dh = {0}, pr = {0}, co = {0};
                 disc_t ds[512];
                 int nd = naive_discoveries(&log, ds, 512);
                 naive_active_days(&log, &ad);
@@ -678,6 +821,12 @@ static void test_incremental_equals_naive(void **unused) {
                 compare(log.id, "session", &se, &eng->out, 0);
                 compare(log.id, "discovery_habit", &dh, &eng->out, 0);
                 compare(log.id, "progressive_reward", &pr, &eng->out, 0);
+                naive_composite(&eng->out, eng->inlog, eng->nin, steps, nsteps,
+                                &co, &cohort_moves);
+                compare(log.id, "composite", &co, &eng->out, 0);
+                composites += co.n;
+                free(steps);
+                free(co.v);
                 discoveries += nd;
                 for (int k = 0; k < dh.n; k++)
                         engaged += !dh.v[k].final && dh.v[k].obs > 1;
@@ -691,6 +840,7 @@ static void test_incremental_equals_naive(void **unused) {
                         memcpy(ids[nids++], eng->out.v[i]->u.update_id, 33);
                 }
                 st_list_clear(&eng->out);
+                eng->nin = 0;
                 free(ad.v);
                 free(se.v);
                 free(dh.v);
@@ -702,14 +852,18 @@ static void test_incremental_equals_naive(void **unused) {
         assert_true(events > 20000);
         assert_true(discoveries > 1000);
         assert_true(engaged > 500);
+        assert_true(composites > 20000);
+        assert_true(cohort_moves > 100);
         /* Update ids are unique across every user, signal and key. */
         qsort(ids, nids, sizeof(*ids), id_cmp);
         for (size_t i = 1; i < nids; i++)
                 assert_memory_not_equal(ids[i - 1], ids[i], 33);
         print_message("%lld events, %zu updates, %lld discoveries, %lld "
-                      "engaged days, %lld steps\n",
+                      "engaged days, %lld composites (%lld with another "
+                      "cohort than their trigger's), %lld steps\n",
                       (long long)events, nids, (long long)discoveries,
-                      (long long)engaged, (long long)eng->steps);
+                      (long long)engaged, (long long)composites,
+                      (long long)cohort_moves, (long long)eng->steps);
         free(ids);
         st_engine_destroy(eng);
         enc_conf_destroy(conf);

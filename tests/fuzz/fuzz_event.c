@@ -18,9 +18,17 @@
  *     fields as Avro C's generic reader for every input, and the
  *     hand-written RewardUpdate encoder writes the same bytes (or refuses
  *     with the same error) for every update decoded here.
+ *   - writer schemas (schemas/resolve.c): every input is also read as the
+ *     body of a record framed with id 7, a producer's own schema (fields
+ *     reordered, extra fields of every Avro type, an int, reversed enum
+ *     symbols, a reversed union, a renamed field); what decodes must
+ *     round-trip like any event. And as id 8, encore's own schema text
+ *     registered as a writer schema: the same error or the same event as
+ *     the raw decode of the same bytes.
  * Seeds (tests/fuzz/corpus/event/) are real encoded events and updates,
  * written by fuzz_seeds.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -36,6 +44,34 @@ FUZZ_LSAN_FOR_AVRO()
 static enc_codec_t *cf, *cf_ref;   /* Confluent framing, default ids */
 static enc_codec_t *raw, *raw_ref; /* raw Avro */
 static enc_codec_t *rt, *rt_ref;   /* Confluent, for round trips */
+static enc_codec_t *wr, *wr8;      /* writer schemas 7 (renamed), 8 */
+
+static const char fz_writer7[] =
+        "{\"type\":\"record\",\"name\":\"PlayEvent\",\"namespace\":\"x\","
+        "\"fields\":[{\"name\":\"user_id\",\"type\":\"string\"},"
+        "{\"name\":\"junk\",\"type\":{\"type\":\"record\",\"name\":\"J\","
+        "\"fields\":[{\"name\":\"a\",\"type\":{\"type\":\"array\","
+        "\"items\":[\"null\",\"float\",\"J\"]}},"
+        "{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":"
+        "\"double\"}},{\"name\":\"f\",\"type\":{\"type\":\"fixed\","
+        "\"name\":\"F\",\"size\":3}},{\"name\":\"b\",\"type\":"
+        "\"boolean\"},{\"name\":\"y\",\"type\":\"bytes\"}]}},"
+        "{\"name\":\"event_time\",\"type\":\"long\"},"
+        "{\"name\":\"track_id\",\"type\":\"bytes\"},"
+        "{\"name\":\"artist_id\",\"type\":\"string\"},"
+        "{\"name\":\"event_id\",\"type\":\"string\"},"
+        "{\"name\":\"ms_played\",\"type\":\"int\"},"
+        "{\"name\":\"track_duration_ms\",\"type\":[\"int\",\"null\","
+        "\"long\"]},"
+        "{\"name\":\"reason_end\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"ReasonEnd\",\"symbols\":[\"UNKNOWN\",\"PAUSED\",\"TRACK_DONE\","
+        "\"FORWARD\",\"BACK\",\"END_PLAY\",\"LOGOUT\"]}},"
+        "{\"name\":\"source\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"Source\",\"symbols\":[\"OTHER\",\"RADIO\",\"PLAYLIST\","
+        "\"LIBRARY\",\"SEARCH\",\"RECOMMENDATION\"]}},"
+        "{\"name\":\"surface\",\"type\":[\"string\",\"null\"]},"
+        "{\"name\":\"grp\",\"type\":[\"string\",\"null\"]}]}";
+/* (J's array holds J again: a recursive type, skipped to a bounded depth.) */
 
 static enc_codec_t *fz_codec(enc_framing_t framing, bool avro_c) {
         enc_codec_conf_t conf;
@@ -57,6 +93,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         raw_ref = fz_codec(ENC_FRAMING_RAW, true);
         rt = fz_codec(ENC_FRAMING_CONFLUENT, false);
         rt_ref = fz_codec(ENC_FRAMING_CONFLUENT, true);
+        char err[512];
+        wr = fz_codec(ENC_FRAMING_CONFLUENT, false);
+        const char *own = enc_codec_play_event_schema();
+        enc_err_t e = enc_codec_set_field_name(wr, "cohort", "grp", err,
+                                               sizeof(err));
+        if (!e)
+                e = enc_codec_add_writer_schema(wr, 7, fz_writer7,
+                                                sizeof(fz_writer7) - 1, err,
+                                                sizeof(err));
+        wr8 = fz_codec(ENC_FRAMING_CONFLUENT, false);
+        if (!e)
+                e = enc_codec_add_writer_schema(wr8, 8, own, strlen(own), err,
+                                                sizeof(err));
+        FUZZ_SETUP(e == ENC_OK, err);
         return 0;
 }
 
@@ -229,6 +279,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                                   sizeof(err)) == ENC_OK);
                 FUZZ_CHECK(event_eq(&ev_cf, &ev_raw));
         }
+
+        /* The same bytes as the body of writer schemas 7 and 8. */
+        uint8_t *w = malloc(size + 5);
+        FUZZ_CHECK(w != NULL);
+        memcpy(w + 5, data, size);
+        w[0] = w[1] = w[2] = w[3] = 0;
+        w[4] = 7;
+        enc_event_t ev_w;
+        enc_err_t e_w = enc_codec_decode_event(wr, w, size + 5, &ev_w, err,
+                                               sizeof(err));
+        FUZZ_CHECK(e_w == ENC_OK ||
+                   (e_w >= ENC_ERR_DECODE && e_w <= ENC_ERR_INVALID_FIELD));
+        if (e_w == ENC_OK)
+                check_event(&ev_w);
+        w[4] = 8;
+        e_w = enc_codec_decode_event(wr8, w, size + 5, &ev_w, err,
+                                     sizeof(err));
+        e_raw = enc_codec_decode_event(raw, data, size, &ev_raw, err,
+                                       sizeof(err));
+        FUZZ_CHECK(e_w == e_raw);
+        if (e_w == ENC_OK)
+                FUZZ_CHECK(event_eq(&ev_w, &ev_raw));
+        free(w);
 
         if (enc_codec_decode_update(cf, data, size, &up, err, sizeof(err)) ==
             ENC_OK)
