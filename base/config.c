@@ -53,7 +53,10 @@ static const enc_cfg_key_t enc_core_keys[] = {
     {"cache.max.bytes", ENC_CFG_INT, "67108864",
      "Memory budget of all state: 1/2 for the write-back cache of user "
      "state (over it, clean entries are evicted and dirty ones force a "
-     "commit), 1/4 for the RocksDB block cache, 1/4 for RocksDB memtables "
+     "commit) and, with dedup.window.ms > 0, the duplicate check's filter "
+     "of recent event ids (charged what it holds, up to 1/16 of the "
+     "total), 1/4 for the RocksDB block cache, 1/4 for RocksDB "
+     "memtables "
      "(at least 4 MiB each); a commit is also forced when it would write "
      "more than 1/8 of it",
      1 << 20, ENC_I64MAX},

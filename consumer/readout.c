@@ -816,6 +816,7 @@ int enc_readout_main(int argc, char **argv, FILE *out, FILE *err,
         ro_run_t run = {.err = err};
         enc_codec_conf_t cc;
         enc_codec_conf_defaults(&cc);
+        cc.any_update_schema_id = true; /* a registry may have framed them */
         if (!conf ||
             enc_conf_set(conf, "input.topic", topic, errstr, sizeof(errstr)) ||
             enc_conf_set(conf, "kafka.bootstrap.servers", bootstrap, errstr,
@@ -855,9 +856,13 @@ int enc_readout_main(int argc, char **argv, FILE *out, FILE *err,
         }
         run.t0 = run.last = ro_mono_s();
         uint64_t count = 0;
-        enc_err_t kerr = enc_tail_read_range(bootstrap, topic, tr, nr,
-                                             600000, ro_on_record, &run,
-                                             &count, errstr, sizeof(errstr));
+        /* The reader's deadline bounds the whole read: a minute, plus a
+         * second per 10 000 records (the mock cluster alone gives 170 000
+         * records/s), so a slow broker fails the read rather than hangs. */
+        uint64_t tmo = 60000 + run.total / 10;
+        enc_err_t kerr = enc_tail_read_range(
+                bootstrap, topic, tr, nr, tmo > INT32_MAX ? INT32_MAX : (int)tmo,
+                ro_on_record, &run, &count, errstr, sizeof(errstr));
         if (run.fail) {
                 fprintf(err, "encore readout: %s\n", run.fail_msg);
                 goto done;

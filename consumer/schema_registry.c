@@ -25,9 +25,11 @@
  * the engine dead-letters the record with the registry's answer as the
  * detail. The failure is remembered for retries.wait.max.ms so a burst of
  * records with an id the registry cannot give costs one round of retries,
- * not one per record. Ids that were fetched are kept for the process's
- * life (a registry id never changes its schema), so a registry that goes
- * down stops nothing that has been seen.
+ * not one per record; and a registry that failed every retry is not asked
+ * for any new id in that time either, so a burst of distinct ids while it
+ * is down cannot stall processing one round of retries per id. Ids that were
+ * fetched are kept for the process's life (a registry id never changes its
+ * schema), so a registry that goes down stops nothing that has been seen.
  *
  * Never: send credentials anywhere but schema.registry.url, log them, or
  * follow redirects (a redirect could carry them elsewhere).
@@ -71,6 +73,9 @@ struct enc_schema_registry_s {
         int nent, capent;
         enc_buf_t body;
         bool body_over;
+        bool transient;     /* the last call failed on retryable errors */
+        int64_t down_until; /* monotonic ms: registry not asked before */
+        char down_err[384]; /* why */
         char curl_err[CURL_ERROR_SIZE];
 };
 
@@ -88,6 +93,30 @@ static void enc_sreg_sleep_ms(int64_t ms) {
 
 /* ---- construction ------------------------------------------------------ */
 
+/* Without a directory or a registry the only writer schema is encore's
+ * own, read by the fast path whatever serde.play_event.field.* say: field
+ * names given then must be encore's own, or they would be silently
+ * ignored. */
+static enc_err_t enc_sreg_check_own(const enc_conf_t *conf, char *errstr,
+                                    size_t errstr_size) {
+        char why[512];
+        const char *own = enc_codec_play_event_schema();
+        enc_codec_t *c = enc_codec_new_from_conf(conf, why, sizeof(why));
+        enc_err_t err = c ? enc_codec_add_writer_schema(
+                                    c,
+                                    (int32_t)enc_conf_get_int(
+                                            conf, "serde.play_event.schema.id"),
+                                    own, strlen(own), why, sizeof(why))
+                          : ENC_ERR_CONFIG;
+        enc_codec_destroy(c);
+        if (err)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_CONFIG,
+                                  "encore's own schema (no serde.schemas.dir "
+                                  "or schema.registry.url): %s",
+                                  why);
+        return ENC_OK;
+}
+
 enc_err_t enc_schema_registry_new(const enc_conf_t *conf,
                                   enc_schema_registry_t **out, char *errstr,
                                   size_t errstr_size) {
@@ -95,7 +124,7 @@ enc_err_t enc_schema_registry_new(const enc_conf_t *conf,
         const char *url = enc_conf_get(conf, "schema.registry.url");
         *out = NULL;
         if (!*dir && !*url)
-                return ENC_OK;
+                return enc_sreg_check_own(conf, errstr, errstr_size);
         enc_err_t err = ENC_ERR_NOMEM;
         enc_schema_registry_t *r = calloc(1, sizeof(*r));
         if (!r)
@@ -324,6 +353,7 @@ static enc_err_t enc_sreg_call(enc_schema_registry_t *r, const char *path,
                                size_t errstr_size) {
         int64_t wait = r->wait_ms;
         enc_err_t err = ENC_ERR_IO;
+        r->transient = false;
         for (int attempt = 0; attempt <= r->max_retries; attempt++) {
                 long status = 0;
                 if (attempt) {
@@ -347,6 +377,7 @@ static enc_err_t enc_sreg_call(enc_schema_registry_t *r, const char *path,
                              "attempt=%d of=%d error=\"%s\"", attempt + 1,
                              r->max_retries + 1, errstr);
         }
+        r->transient = true;
         return err;
 }
 
@@ -435,17 +466,32 @@ enc_err_t enc_schema_registry_lookup(void *opaque, int32_t id,
                                   e->err, e->retry_at - now);
         if (r->dir)
                 err = enc_sreg_from_dir(r, id, why, sizeof(why));
+        const char *from = "dir";
+        if (err == ENC_ERR_NOT_FOUND && r->url && now < r->down_until) {
+                /* The registry just failed every retry: a new id waits
+                 * like a known one, or a flood of new ids would stall
+                 * processing a full round of retries each. */
+                return enc_seterr(errstr, errstr_size, ENC_ERR_UNKNOWN_SCHEMA,
+                                  "%s (registry not asked again for %" PRId64
+                                  " ms)",
+                                  r->down_err, r->down_until - now);
+        }
         if (err == ENC_ERR_NOT_FOUND && r->url) {
                 char path[64];
+                from = "registry";
                 snprintf(path, sizeof(path), "/schemas/ids/%" PRId32, id);
                 err = enc_sreg_call(r, path, NULL, why, sizeof(why));
+                if (err && r->transient) {
+                        r->down_until = enc_sreg_now_ms() + r->wait_max_ms;
+                        snprintf(r->down_err, sizeof(r->down_err), "%s", why);
+                }
                 if (!err)
                         err = enc_sreg_take_schema(r, id, path, why,
                                                    sizeof(why));
         }
         if (!err) {
                 enc_log_info("schema_fetched", "id=%" PRId32 " from=%s", id,
-                             r->url ? "registry" : "dir");
+                             from);
                 e = enc_sreg_find(r, id);
                 goto found;
         }

@@ -21,7 +21,8 @@ typedef struct enc_schema_registry_s enc_schema_registry_t;
 /**
  * Builds the client @p conf (borrowed for the call) describes. Sets *out
  * to NULL when neither serde.schemas.dir nor schema.registry.url is set
- * (nothing to look up: the codec reads only serde.play_event.schema.id).
+ * (nothing to look up: the codec reads only serde.play_event.schema.id);
+ * field names set then must be encore's own (ENC_ERR_CONFIG naming them).
  * Contacts nothing. Caller destroys with enc_schema_registry_destroy().
  */
 enc_err_t enc_schema_registry_new(const enc_conf_t *conf,
@@ -48,7 +49,8 @@ enc_err_t enc_schema_registry_check(enc_schema_registry_t *r,
  * 5xx, 408, 429) is retried schema.registry.max.retries times, waiting
  * schema.registry.retries.wait.ms, doubled per retry up to
  * .retries.wait.max.ms; a failure (404 / error_code 40403 included) is
- * remembered for retries.wait.max.ms, during which the id fails at once.
+ * remembered for retries.wait.max.ms, during which the id fails at once
+ * (and, if the registry failed every retry, any id it would be asked for).
  * So a call blocks at most (max.retries + 1) request timeouts plus the
  * waits. *json is borrowed until the client is destroyed.
  */

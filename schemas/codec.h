@@ -38,7 +38,10 @@ typedef struct enc_codec_conf_s {
         size_t max_record_bytes;         /* larger input: ENC_ERR_TOO_LARGE */
         bool use_avro_c; /* decode PlayEvent and encode RewardUpdate with
                           * Avro C's generic API (the reference path)
-                          * instead of the fast path; default false */
+                          * instead of the fast path; default false. It
+                          * reads encore's own schema only: writer schemas
+                          * are checked against Avro C's resolver in
+                          * tests/test_resolve.c instead */
         bool any_update_schema_id; /* enc_codec_decode_update() takes any
                                     * frame id (a reader of a topic whose
                                     * ids a registry gave); default false */

@@ -137,7 +137,7 @@ typedef struct enc_signal_plugin_s {
          *  counted with enc_heap_bytes(). The users cache charges a cached
          *  user what its states hold, against cache.max.bytes; without it
          *  the cache guesses from the encoded size (five times it). Called
-         *  after every change of a user, so keep it cheap. */
+         *  when a user is loaded and when it is written back. */
         size_t (*state_bytes)(void *priv, const void *state);
 
         /** Optional (derived signals): fills up to @p max refs with the

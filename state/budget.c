@@ -12,6 +12,15 @@
  *   users cache   1/2  decoded state is what saves a RocksDB read and a
  *                      parse per event, and the only place dirty state can
  *                      wait for a commit, so it gets the largest share;
+ *                      it also pays for the id filter, the recent event
+ *                      ids that answer most duplicate checks without
+ *                      loading the user (state/idfilter.c), charged what
+ *                      its tables hold (about 5 to 10 bytes an event of
+ *                      the dedup window, where a cached user costs
+ *                      hundreds), up to 1/16 of the total (at least 1 MiB,
+ *                      at most a quarter of the share); past that the
+ *                      filter covers a shorter span and more checks load
+ *                      the user;
  *   block cache   1/4  compressed blocks, plus the index and filter
  *                      partitions every lookup of an uncached user needs:
  *                      without them a miss reads several blocks from disk;
@@ -57,6 +66,11 @@
 void enc_budget_split(size_t total, enc_budget_t *b) {
         b->total = total;
         b->users = total / 2;
+        b->idfilter = total / 16;
+        if (b->idfilter < ENC_BUDGET_MIN_IDFILTER)
+                b->idfilter = ENC_BUDGET_MIN_IDFILTER;
+        if (b->idfilter > b->users / 4)
+                b->idfilter = b->users / 4;
         b->block_cache = total / 4;
         if (b->block_cache < ENC_BUDGET_MIN_BLOCK_CACHE)
                 b->block_cache = ENC_BUDGET_MIN_BLOCK_CACHE;

@@ -22,10 +22,17 @@
 #define ENC_BUDGET_MIN_BLOCK_CACHE ((size_t)4 << 20)
 #define ENC_BUDGET_MIN_MEMTABLES   ((size_t)4 << 20)
 #define ENC_BUDGET_MIN_COMMIT      ((size_t)1 << 20)
+#define ENC_BUDGET_MIN_IDFILTER    ((size_t)1 << 20)
 
 typedef struct enc_budget_s {
         size_t total;        /* cache.max.bytes */
-        size_t users;        /* write-back cache, charged per entry: 1/2 */
+        size_t users;        /* write-back cache, charged per entry, and
+                                the id filter, charged what it holds: 1/2 */
+        size_t idfilter;     /* the most the recent event ids in front of
+                                the duplicate check (state/idfilter.c) may
+                                take of it: 1/16 of the total, at least
+                                1 MiB, at most a quarter of the users
+                                share */
         size_t block_cache;  /* RocksDB block cache (data, index, filters):
                                 1/4 */
         size_t memtables;    /* RocksDB write buffers of all families,

@@ -23,6 +23,10 @@
  * events still waiting for the watermark are in the reorder buffer, so the
  * two together see every earlier copy. The first copy to arrive wins;
  * arrival order is the input's order, so a replay decides the same way.
+ * In front of the applied ids, the engine asks a per-partition filter of
+ * the ids it accepted (state/idfilter.c): when it says no copy can exist
+ * the user is not loaded at all; it never says so when this check could
+ * find one, so the answer is always this check's.
  *
  * A 64-bit hash stands for the id: two different ids of one user colliding
  * within the window (about 2^-64 per pair) would drop the second as a

@@ -42,6 +42,7 @@
 #include "budget.h"
 #include "codec.h"
 #include "dedup.h"
+#include "idfilter.h"
 #include "log.h"
 #include "reorder.h"
 #include "plugin.h"
@@ -101,6 +102,8 @@ struct enc_engine_s {
         enc_sig_instance_t *reg_insts; /* from the registry */
         int reg_cnt;
         int64_t dedup_window; /* 0: off; else insts[0] is dedup */
+        enc_idfilter_t *idf;  /* in front of the exact check; NULL if off */
+        size_t users_share;   /* users cache + what idf holds */
         enc_users_t *users;
         enc_part_t *parts;
         int nparts;
@@ -185,6 +188,15 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
         enc_budget_split((size_t)enc_conf_get_int(conf, "cache.max.bytes"),
                          &budget);
         e->commit_bytes = budget.commit_bytes;
+        e->users_share = budget.users;
+        /* what the filter holds comes out of the users share
+         * (enc_engine_evict) */
+        if (off && !(e->idf = enc_idfilter_new(e->dedup_window,
+                                               budget.idfilter))) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                goto fail;
+        }
         e->users = enc_users_new(e->insts, e->inst_cnt, store, budget.users);
         if (!e->users) {
                 enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
@@ -207,6 +219,7 @@ void enc_engine_destroy(enc_engine_t *e) {
         if (!e)
                 return;
         enc_users_destroy(e->users);
+        enc_idfilter_destroy(e->idf);
         if (e->insts && e->dedup_window > 0)
                 enc_dedup_instance_free(&e->insts[0]);
         free(e->insts);
@@ -232,6 +245,37 @@ static enc_part_t *enc_engine_part(enc_engine_t *e, int32_t partition) {
 static void enc_part_meta(const enc_engine_t *e, int32_t partition,
                           enc_store_meta_t *m);
 
+/* Starts the partition's id filter complete from where the state's history
+ * is known (state/idfilter.c): a resumed checkpoint's user records hold
+ * only events applied before its watermark W, and every event at or after
+ * W is re-read or new, so from W; a partition with no position and no user
+ * record has no history; one with user records but no position, anything.
+ * A partition assigned again while owned keeps its filter: cached users
+ * may hold what it saw. */
+static enc_err_t enc_engine_idf_assign(enc_engine_t *e, int32_t partition,
+                                       bool was_owned,
+                                       const enc_store_meta_t *m,
+                                       char *errstr, size_t errstr_size) {
+        if (!e->idf)
+                return ENC_OK;
+        int64_t from = m ? m->watermark : INT64_MIN;
+        if (!m && !was_owned) {
+                bool any;
+                enc_err_t err = enc_store_has_users(e->store, partition, &any,
+                                                    errstr, errstr_size);
+                if (err)
+                        return err;
+                if (any)
+                        from = ENC_IDFILTER_UNKNOWN;
+        }
+        if (was_owned)
+                from = ENC_IDFILTER_UNKNOWN; /* used only if it had none */
+        if (enc_idfilter_assign(e->idf, partition, from))
+                return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                  "out of memory");
+        return ENC_OK;
+}
+
 enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
                             int64_t *resume, char *errstr,
                             size_t errstr_size) {
@@ -250,6 +294,7 @@ enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
                 e->nparts = n;
         }
         enc_part_t *p = &e->parts[partition];
+        bool was_owned = p->owned;
         if (!p->buf && !(p->buf = enc_reorder_new()))
                 return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
                                   "out of memory");
@@ -275,6 +320,10 @@ enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
                                   "resume (remove the state directory to "
                                   "rebuild)",
                                   partition);
+        if (err)
+                return err;
+        err = enc_engine_idf_assign(e, partition, was_owned, found ? &m : NULL,
+                                    errstr, errstr_size);
         if (err || !found)
                 return err;
         int64_t c = m.commit_offset, en = m.next_offset, st = m.stream_time,
@@ -303,6 +352,7 @@ void enc_engine_revoke(enc_engine_t *e, int32_t partition) {
         e->pf_n = 0; /* never load a user of a partition given up */
         e->pf_bytes = 0;
         enc_users_drop_partition(e->users, partition);
+        enc_idfilter_revoke(e->idf, partition);
         p->owned = false;
 }
 
@@ -565,10 +615,19 @@ static enc_err_t enc_engine_advance(enc_engine_t *e, int32_t partition,
         return ENC_OK;
 }
 
-/* Evicts clean users over the cache budget. An evicted user's timer lives
- * in the store only from now on, so the partition's "no uncached store
- * timer below" bound must come down to it. */
+/* Evicts clean users over the cache budget (the users share less what the
+ * id filter holds). An evicted user's timer lives in the store only from
+ * now on, so the partition's "no uncached store timer below" bound must
+ * come down to it. */
 static void enc_engine_evict(enc_engine_t *e) {
+        if (e->idf) {
+                /* a table per partition at least: many partitions can pass
+                 * the filter's cap; the cache keeps half the share */
+                size_t fb = enc_idfilter_bytes(e->idf);
+                if (fb > e->users_share / 2)
+                        fb = e->users_share / 2;
+                enc_users_set_max_bytes(e->users, e->users_share - fb);
+        }
         if (enc_users_evict(e->users))
                 e->cache_full = true;
         for (int i = 0; i < e->nparts; i++) {
@@ -644,11 +703,13 @@ static enc_err_t enc_engine_dead_letter(enc_engine_t *e,
 }
 
 /* True if @p ev repeats an event id of its user seen within the dedup
- * window: still waiting in the buffer, or already applied. */
+ * window: still waiting in the buffer, or already applied. *idkey is the
+ * event's id filter key, for enc_engine_idf_add if it is buffered. */
 static enc_err_t enc_engine_is_dup(enc_engine_t *e, int32_t partition,
                                    enc_part_t *p, const enc_event_t *ev,
-                                   bool *dup) {
+                                   bool *dup, uint64_t *idkey) {
         *dup = false;
+        *idkey = 0;
         if (e->dedup_window <= 0)
                 return ENC_OK;
         /* A copy counts if its event time is within the window before this
@@ -663,15 +724,38 @@ static enc_err_t enc_engine_is_dup(enc_engine_t *e, int32_t partition,
                 *dup = true;
                 return ENC_OK;
         }
+        size_t ulen = strlen(ev->user_id);
+        uint64_t hash = enc_dedup_hash(ev->event_id);
+        *idkey = enc_idfilter_key(ev->user_id, ulen, hash);
+        e->stats.dedup_checks++;
+        /* "No copy can exist" spares loading the user; "maybe" checks the
+         * applied ids exactly, as without the filter. */
+        if (!enc_idfilter_maybe(e->idf, partition, *idkey, since)) {
+                e->stats.dedup_filter_no++;
+                return ENC_OK;
+        }
         enc_user_t *u;
-        enc_err_t err = enc_users_get(e->users, partition, ev->user_id,
-                                      strlen(ev->user_id), ENC_NO_TIMER, &u,
-                                      e->errstr, e->errstr_size);
+        enc_err_t err = enc_users_get(e->users, partition, ev->user_id, ulen,
+                                      ENC_NO_TIMER, &u, e->errstr,
+                                      e->errstr_size);
         if (err)
                 return err;
-        *dup = enc_dedup_seen(&e->insts[0], u->states[0],
-                              enc_dedup_hash(ev->event_id), since);
+        *dup = enc_dedup_seen(&e->insts[0], u->states[0], hash, since);
         return ENC_OK;
+}
+
+/* Records a buffered event in the id filter. Later queries of the
+ * partition are about events at or after the watermark, so their since is
+ * at or after watermark - window: entries before that may go. */
+static void enc_engine_idf_add(enc_engine_t *e, int32_t partition,
+                               const enc_part_t *p, const enc_event_t *ev,
+                               uint64_t idkey) {
+        if (!e->idf)
+                return;
+        int64_t w = p->watermark, horizon = INT64_MIN;
+        if (w != ENC_TIME_NONE && w >= INT64_MIN + e->dedup_window)
+                horizon = w - e->dedup_window;
+        enc_idfilter_add(e->idf, partition, idkey, ev->event_time, horizon);
 }
 
 /* Decodes and checks a record. ENC_OK with *ev filled, or a dead-letter
@@ -740,9 +824,10 @@ static enc_err_t enc_engine_reread(enc_engine_t *e, const enc_record_t *rec,
                 p->restore_st = ev->event_time;
         if (keep && ev->event_time < p->restore_wm)
                 keep = false;
+        uint64_t idkey = 0;
         if (keep) {
                 bool dup;
-                if (enc_engine_is_dup(e, rec->partition, p, ev, &dup))
+                if (enc_engine_is_dup(e, rec->partition, p, ev, &dup, &idkey))
                         return ENC_ERR_STATE;
                 keep = !dup;
         }
@@ -763,6 +848,7 @@ static enc_err_t enc_engine_reread(enc_engine_t *e, const enc_record_t *rec,
         if (err)
                 return enc_seterr(e->errstr, e->errstr_size, err,
                                   "out of memory buffering events");
+        enc_engine_idf_add(e, rec->partition, p, ev, idkey);
         e->stats.accepted++;
         return ENC_OK;
 }
@@ -827,7 +913,8 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
         if (p->stream_time == ENC_TIME_NONE || ev.event_time > p->stream_time)
                 p->stream_time = ev.event_time;
         bool dup;
-        err = enc_engine_is_dup(e, rec->partition, p, &ev, &dup);
+        uint64_t idkey;
+        err = enc_engine_is_dup(e, rec->partition, p, &ev, &dup, &idkey);
         if (err)
                 return err;
         if (dup) {
@@ -844,6 +931,7 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
                 if (err)
                         return enc_seterr(errstr, errstr_size, err,
                                           "out of memory buffering events");
+                enc_engine_idf_add(e, rec->partition, p, &ev, idkey);
                 e->stats.accepted++;
                 p->accepted++;
                 err = enc_engine_prefetch_add(e, rec->partition, ev.user_id);

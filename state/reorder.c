@@ -45,6 +45,8 @@ typedef struct enc_held_s {
         enc_event_t *ev; /* owned: a slot, or malloc'ed if big */
         uint64_t seq;    /* arrival number */
         uint64_t idh;    /* hash of (user id, event id), for lookups */
+        uint64_t upfx;   /* the user id's first 8 bytes, big-endian,
+                            zero-padded: orders as strcmp does on them */
         bool big;        /* ev is not a slot */
 } enc_held_t;
 
@@ -271,9 +273,26 @@ void enc_reorder_destroy(enc_reorder_t *r) {
         free(r);
 }
 
+/* The first 8 bytes of @p s (fewer if it is shorter, then zeros) as a
+ * big-endian number: comparing two of them orders the strings as strcmp
+ * orders their first 8 bytes, and equal prefixes of strings shorter than 8
+ * bytes mean equal strings. Most ties in time are then settled without
+ * chasing the event pointers (strcmp was 7% of a hot B1 run). */
+static uint64_t enc_id_prefix(const char *s) {
+        uint64_t v = 0;
+        for (int i = 0; i < 8; i++) {
+                v <<= 8;
+                if (*s)
+                        v |= (unsigned char)*s++;
+        }
+        return v;
+}
+
 static int enc_held_cmp(const enc_held_t *a, const enc_held_t *b) {
         if (a->time != b->time)
                 return a->time < b->time ? -1 : 1;
+        if (a->upfx != b->upfx)
+                return a->upfx < b->upfx ? -1 : 1;
         int c = strcmp(a->ev->user_id, b->ev->user_id);
         if (c)
                 return c;
@@ -346,6 +365,7 @@ enc_err_t enc_reorder_push(enc_reorder_t *r, const enc_event_t *ev,
         r->heap[i].ev = copy;
         r->heap[i].seq = r->tail - 1;
         r->heap[i].idh = idh;
+        r->heap[i].upfx = enc_id_prefix(copy->user_id);
         r->heap[i].big = big;
         while (i > 0) {
                 size_t p = (i - 1) / 2;

@@ -770,3 +770,24 @@ void enc_store_compact(enc_store_t *st) {
         }
         rocksdb_flushoptions_destroy(fo);
 }
+
+enc_err_t enc_store_has_users(enc_store_t *st, int32_t partition, bool *any,
+                              char *errstr, size_t errstr_size) {
+        uint8_t lo[4], hi[4];
+        enc_put_u32be(lo, (uint32_t)partition);
+        enc_put_u32be(hi, (uint32_t)partition + 1);
+        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+        rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, 4);
+        rocksdb_iterator_t *it =
+                rocksdb_create_iterator_cf(st->db, ro, st->cf[CF_USERS]);
+        rocksdb_iter_seek(it, (const char *)lo, 4);
+        *any = rocksdb_iter_valid(it);
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        rocksdb_iter_destroy(it);
+        rocksdb_readoptions_destroy(ro);
+        if (rerr)
+                return enc_store_err(rerr, errstr, errstr_size,
+                                     "scanning users of a partition");
+        return ENC_OK;
+}

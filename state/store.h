@@ -84,6 +84,11 @@ enc_err_t enc_store_get_meta(enc_store_t *st, int32_t partition,
                              enc_store_meta_t *m, bool *found, char *errstr,
                              size_t errstr_size) ENC_WUR;
 
+/** Sets *any to whether @p partition has any committed user record (one
+ *  seek: the engine asks on assignment when no position is stored). */
+enc_err_t enc_store_has_users(enc_store_t *st, int32_t partition, bool *any,
+                              char *errstr, size_t errstr_size) ENC_WUR;
+
 /* Staging into the pending batch (copies the bytes). */
 void enc_store_put_user(enc_store_t *st, int32_t partition, const char *user,
                         size_t ulen, const void *val, size_t vlen);

@@ -37,7 +37,9 @@
 /* What a cached user costs, charged against cache.max.bytes: the entry
  * (struct, id, state pointers, hash, heap and dirty slots, malloc headers)
  * and the heap its states hold, as each plug-in's state_bytes() counts it
- * (malloc's rounding and headers included). A plug-in without
+ * (malloc's rounding and headers included), taken when the user is loaded
+ * and when it is flushed (between the two, what a dirty user grows by is
+ * bounded by the commit the dirty bytes force). A plug-in without
  * state_bytes() is charged five times its part of the record, the old
  * estimate from when decoded state was lists of separately allocated
  * strings: a process's resident set then grew about 2.1 bytes per byte
@@ -625,7 +627,6 @@ enc_err_t enc_users_prefetch_timed(enc_users_t *c, const int32_t *parts,
 
 int64_t enc_users_changed(enc_users_t *c, enc_user_t *u) {
         u->wake = enc_user_compute_wake(c, u);
-        enc_user_recharge(c, u);
         if (!enc_heap_place(c, u))
                 enc_log_error("timer_heap_oom", "partition=%d",
                               u->partition);
@@ -811,6 +812,10 @@ bool enc_users_evict(enc_users_t *c) {
                 c->stats.evictions++;
         }
         return c->bytes > c->max_bytes;
+}
+
+void enc_users_set_max_bytes(enc_users_t *c, size_t max_bytes) {
+        c->max_bytes = max_bytes;
 }
 
 size_t enc_users_dirty_bytes(const enc_users_t *c) {

@@ -109,6 +109,10 @@ enc_err_t enc_users_flush(enc_users_t *c, char *errstr,
  *  state: the caller should commit). */
 bool enc_users_evict(enc_users_t *c);
 
+/** Changes the byte budget (the engine charges the id filter's memory to
+ *  the users share); the next enc_users_evict applies it. */
+void enc_users_set_max_bytes(enc_users_t *c, size_t max_bytes);
+
 /** About how many bytes enc_users_flush would stage now (records, keys,
  *  timer moves of the dirty entries): what the next commit writes. */
 size_t enc_users_dirty_bytes(const enc_users_t *c);

@@ -778,6 +778,67 @@ static void test_duplicate_event_ids_within_window_are_dead_lettered(
 }
 
 /*
+ * The id filter answers most duplicate checks without loading the user; it
+ * knows only what it saw, so after a restart it is complete from the
+ * checkpoint's watermark W and checks reaching before W load the user as
+ * before (dedup.window.ms = 1 h, grace 0, no signals but dedup), worked by
+ * hand (checks = those past the buffer; "no" = the filter's, no load):
+ *   0 x alice 10:00  accepted; filter empty: no
+ *   1 y bob   10:30  accepted; no; W 10:30 applies x
+ *   checkpoint: C = 1 (y waits), W = 10:30; crash; resume at 1
+ *   1 y bob   10:30  re-read: since 09:30 < W: user loaded; buffered
+ *   2 x alice 10:40  since 09:40 < W: user loaded, her applied ids hold
+ *                    x@10:00: duplicate (a filter complete from the start
+ *                    would have said no: it never saw x)
+ *   3 w carol 11:31  since 10:31 >= W: no; W 11:31 applies y
+ *   4 y bob   11:31  since 10:31: the filter holds y (re-read, 10:30, in a
+ *                    generation whose newest time is 11:31): maybe; bob's
+ *                    ids hold y@10:30 < 10:31: accepted
+ *   5 z bob   11:32  no
+ */
+static void test_dedup_filter_falls_back_before_the_resumed_watermark(
+        void **st) {
+        (void)st;
+        char err[512];
+        t_eng_t *t = t_eng_new(t_conf("signals=", "window.grace.ms=0",
+                                      "dedup.window.ms=3600000", NULL),
+                               1);
+        enc_event_t evs[] = {
+                t_play("x", "alice", T_AT(0, 10, 0), 60000),
+                t_play("y", "bob", T_AT(0, 10, 30), 60000),
+                t_play("x", "alice", T_AT(0, 10, 40), 60000),
+                t_play("w", "carol", T_AT(0, 11, 31), 60000),
+                t_play("y", "bob", T_AT(0, 11, 31), 60000),
+                t_play("z", "bob", T_AT(0, 11, 32), 60000),
+        };
+        t_feed(t, 0, &evs[0]);
+        t_feed(t, 0, &evs[1]);
+        enc_engine_stats_t s;
+        enc_engine_stats(t->eng, &s);
+        assert_int_equal(s.dedup_checks, 2);
+        assert_int_equal(s.dedup_filter_no, 2);
+        assert_int_equal(enc_engine_checkpoint(t->eng, err, sizeof(err)),
+                         ENC_OK);
+        t_eng_close(t);
+        t_eng_open(t, 1);
+        assert_int_equal(t->next_offset[0], 1);
+        uint64_t want_checks[] = {1, 2, 3, 4, 5};
+        uint64_t want_no[] = {0, 0, 1, 1, 2};
+        uint64_t want_dlq[] = {0, 1, 1, 1, 1};
+        for (int i = 1; i < 6; i++) {
+                t_feed(t, 0, &evs[i]);
+                enc_engine_stats(t->eng, &s);
+                assert_int_equal(s.dedup_checks, want_checks[i - 1]);
+                assert_int_equal(s.dedup_filter_no, want_no[i - 1]);
+                assert_int_equal(t->sink.dlq_total, want_dlq[i - 1]);
+        }
+        assert_int_equal(t->sink.last_dlq_reason, ENC_DLQ_DUPLICATE);
+        assert_int_equal(t->sink.last_dlq_offset, 2);
+        assert_int_equal(s.accepted, 4); /* y again, w, y, z */
+        t_eng_free(t);
+}
+
+/*
  * Remembered ids are pruned as the user plays, and the dedup timer fires
  * only once the user has stopped (dedup.window.ms = 1 h, grace 0, no
  * signals but dedup), worked by hand:
@@ -844,6 +905,8 @@ int main(void) {
                         test_duplicate_event_ids_within_window_are_dead_lettered),
                 cmocka_unit_test(
                         test_dedup_prunes_on_write_and_fires_once_when_idle),
+                cmocka_unit_test(
+                        test_dedup_filter_falls_back_before_the_resumed_watermark),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

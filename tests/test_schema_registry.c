@@ -357,6 +357,14 @@ static void test_gives_up_after_the_retries_in_bounded_time(void **st) {
         assert_non_null(strstr(err, "HTTP 503, error_code 50003"));
         assert_true(dt >= 140);
         assert_true(dt < 4 * 1000 + 140);
+        /* another id right after: the registry is not asked (a burst of
+         * new ids while it is down costs one round of retries, not one
+         * each) */
+        assert_int_equal(
+                enc_schema_registry_lookup(r, 1, &json, &len, err, sizeof(err)),
+                ENC_ERR_UNKNOWN_SCHEMA);
+        assert_non_null(strstr(err, "registry not asked again for"));
+        assert_int_equal(g.hits, 4);
         reg_stop(&g);
         /* nothing listens now: a connection error, same bound */
         usleep(250 * 1000);
@@ -505,6 +513,30 @@ static void test_schemas_dir_serves_ids_offline(void **st) {
         snprintf(path, sizeof(path), "%s/7.avsc", dir);
         unlink(path);
         rmdir(dir);
+        enc_conf_destroy(conf);
+
+        /* no directory, no registry: a field name is checked against
+         * encore's own schema rather than silently ignored */
+        conf = enc_conf_new();
+        assert_int_equal(enc_conf_set(conf, "serde.play_event.field.cohort",
+                                      "experiment_group", err, sizeof(err)),
+                         0);
+        r = (enc_schema_registry_t *)1;
+        assert_int_equal(enc_schema_registry_new(conf, &r, err, sizeof(err)),
+                         ENC_ERR_CONFIG);
+        assert_null(r);
+        assert_string_equal(err,
+                            "encore's own schema (no serde.schemas.dir or "
+                            "schema.registry.url): PlayEvent writer schema 1 "
+                            "does not resolve to encore's: "
+                            "serde.play_event.field.cohort = "
+                            "experiment_group: the writer schema has no field "
+                            "experiment_group");
+        enc_conf_destroy(conf);
+        conf = enc_conf_new();
+        assert_int_equal(enc_schema_registry_new(conf, &r, err, sizeof(err)),
+                         ENC_OK);
+        assert_null(r);
         enc_conf_destroy(conf);
 }
 

@@ -493,9 +493,11 @@ static int b1_engine_run(const enc_bench_log_t *log, size_t warm,
         uint64_t out0 = sink.outputs, ck0 = run.checkpoints;
         double cpu_p0 = enc_bench_cpu_process(),
                cpu_t0 = enc_bench_cpu_thread();
+        uint64_t allocs0 = enc_bench_allocs();
         t = enc_bench_now();
         if (b1_timed(&run, log, warm, log->n))
                 goto done;
+        uint64_t allocs = enc_bench_allocs() - allocs0;
         double dt = enc_bench_now() - t;
         double cpu_p = enc_bench_cpu_process() - cpu_p0;
         double cpu_t = enc_bench_cpu_thread() - cpu_t0;
@@ -540,6 +542,19 @@ static int b1_engine_run(const enc_bench_log_t *log, size_t warm,
         enc_bench_result(B1_NAME("cache_hit_ratio"),
                          (double)hits / (double)(hits + misses), "ratio");
         enc_bench_result(B1_NAME("cache_misses"), (double)misses, "lookups");
+        /* malloc/calloc/realloc/strdup calls by encore's code in the timed
+         * phase (ops/bench/allocs.c), checkpoints included, per event. */
+        enc_bench_result(B1_NAME("allocs_per_event"),
+                         (double)allocs / (double)(log->n - warm), "allocs");
+        /* Duplicate checks the id filter answered without loading the user
+         * (state/idfilter.c), of those the reorder buffer did not. */
+        uint64_t dchecks = s1.dedup_checks - s0.dedup_checks;
+        enc_bench_result(B1_NAME("dedup_filter_no_share"),
+                         dchecks ? (double)(s1.dedup_filter_no -
+                                            s0.dedup_filter_no) /
+                                           (double)dchecks
+                                 : 0,
+                         "ratio");
         /* Users read ahead in batched MultiGets while their events wait
          * for the watermark: a lookup they serve counts as a hit above. */
         enc_bench_result(B1_NAME("cache_prefetched"),

@@ -256,6 +256,10 @@ typedef struct b2_encore_s {
         enc_pipeline_stats_t final;
         double last_change; /* when consumed last moved */
         int failed;
+        /* the processing thread's CPU and the wall clock at the first and
+         * the latest tick while records were still to come: its busy share
+         * with a backlog in front of it (group join and drain excluded) */
+        double busy_cpu0, busy_wall0, busy_cpu1, busy_wall1;
 } b2_encore_t;
 
 static uint64_t encore_progress(void *opaque) {
@@ -275,6 +279,16 @@ static void encore_tick(void *opaque, const enc_pipeline_stats_t *st) {
         atomic_store(&e->consumed, st->engine.consumed);
         ticks_add(&e->ticks, enc_bench_now(), st->engine.consumed,
                   atomic_load(&e->feeder->produced));
+        /* on_tick runs on the processing thread: its CPU clock is ours */
+        if (st->engine.consumed > 0 && st->engine.consumed < e->total) {
+                double cpu = enc_bench_cpu_thread();
+                if (!e->busy_wall0) {
+                        e->busy_cpu0 = cpu;
+                        e->busy_wall0 = now;
+                }
+                e->busy_cpu1 = cpu;
+                e->busy_wall1 = now;
+        }
         if (st->engine.consumed >= e->total)
                 e->stop = 1;
 }
@@ -313,6 +327,7 @@ typedef struct b2_result_s {
         double rate;          /* records/s; 0: the round failed */
         double cpu_per_rec;   /* CPU seconds of the whole process / record */
         uint64_t min_backlog; /* records waiting at the leanest sample */
+        double busy;          /* encore: processing thread CPU / wall */
 } b2_result_t;
 
 /*
@@ -324,7 +339,7 @@ static b2_result_t b2_round(const char *bootstrap, const enc_bench_log_t *log,
                             int parts, uint64_t lead, int round, bool encore,
                             const char *extra) {
         char in[64], out[64], dlq[64], group[64];
-        b2_result_t res = {0, 0, 0};
+        b2_result_t res = {0, 0, 0, 0};
         snprintf(in, sizeof(in), "in-%s-%d", encore ? "e" : "p", round);
         snprintf(out, sizeof(out), "out-%s-%d", encore ? "e" : "p", round);
         snprintf(dlq, sizeof(dlq), "dlq-%d", round);
@@ -395,6 +410,9 @@ static b2_result_t b2_round(const char *bootstrap, const enc_bench_log_t *log,
                 }
         } else {
                 res.rate = ticks_rate(&e->ticks, log->n, &res.min_backlog);
+                if (e->busy_wall1 > e->busy_wall0)
+                        res.busy = (e->busy_cpu1 - e->busy_cpu0) /
+                                   (e->busy_wall1 - e->busy_wall0);
                 const enc_engine_stats_t *s = &e->final.engine;
                 uint64_t dlq_n = 0;
                 for (int i = 0; i < ENC_DLQ__CNT; i++)
@@ -490,7 +508,7 @@ int enc_bench_b2(int argc, char **argv) {
         if (!emb)
                 return 1;
         const char *bs = enc_embedded_bootstraps(emb);
-        double pr[16], er[16], pc[16], ec[16];
+        double pr[16], er[16], pc[16], ec[16], eb[16];
         uint64_t backlog = UINT64_MAX;
         int rc = 0;
         for (int r = 0; r < rounds; r++) {
@@ -504,6 +522,7 @@ int enc_bench_b2(int argc, char **argv) {
                 pc[r] = a.cpu_per_rec;
                 er[r] = b.rate;
                 ec[r] = b.cpu_per_rec;
+                eb[r] = b.busy;
                 if (a.min_backlog < backlog)
                         backlog = a.min_backlog;
                 if (b.min_backlog < backlog)
@@ -526,6 +545,10 @@ int enc_bench_b2(int argc, char **argv) {
                                  1e6 * median(pc, rounds), "us");
                 enc_bench_result("b2.encore_cpu_us_per_record",
                                  1e6 * median(ec, rounds), "us");
+                /* share of the wall time the processing thread was on a
+                 * CPU while records were waiting (ticks, 1 s apart) */
+                enc_bench_result("b2.busy_share", median(eb, rounds),
+                                 "ratio");
                 enc_bench_result("b2.min_backlog", (double)backlog,
                                  "records (0: the feeder set the pace)");
         }

@@ -26,6 +26,11 @@ int64_t enc_bench_wall_ms(void);
 /** CPU seconds (user + system) of the whole process / calling thread. */
 double enc_bench_cpu_process(void);
 double enc_bench_cpu_thread(void);
+
+/** Heap allocations made so far by code linked into encore-bench
+ *  (ops/bench/allocs.c: malloc, calloc, realloc, strdup; not those made
+ *  inside shared libraries). */
+uint64_t enc_bench_allocs(void);
 /** VmHWM / VmRSS of @p pid (0: this process) in KiB; -1 if unknown. */
 long enc_bench_rss_peak_kib(pid_t pid);
 long enc_bench_rss_kib(pid_t pid);

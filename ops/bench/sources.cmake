@@ -14,10 +14,14 @@ add_executable(encore-bench
   ops/bench/b3.c
   ops/bench/mem.c
   ops/bench/soak_cmd.c
-  ops/bench/state_build.c)
+  ops/bench/state_build.c
+  ops/bench/allocs.c)
 target_link_libraries(encore-bench PRIVATE enc_bench_soak enc_consumer
                       PkgConfig::RDKAFKA PkgConfig::AVRO ${XXHASH_LIB}
                       Threads::Threads)
+# Counts the allocations encore's own code makes (ops/bench/allocs.c).
+target_link_options(encore-bench PRIVATE -Wl,--wrap=malloc -Wl,--wrap=calloc
+                    -Wl,--wrap=realloc -Wl,--wrap=strdup)
 # b3 and mem run the encore binary as a child process.
 add_dependencies(encore-bench encore)
 
