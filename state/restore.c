@@ -10,7 +10,9 @@
  * stored with it says where the input resumes. A commit cut short by a
  * crash leaves user records with no position after them: they are dropped
  * at the end, and the input is reprocessed from the last whole commit
- * (producing identical outputs, as after any crash).
+ * (producing identical outputs, as after any crash). An incremental
+ * restore never deletes the local position first: until a position record
+ * arrives, the store's own last commit and its position stand.
  *
  * Timers are not in the changelog: each user record carries its wake time,
  * and the timer key is rebuilt from it without decoding any signal state.
@@ -47,15 +49,16 @@ enc_restore_t *enc_restore_new(enc_store_t *st, int32_t partition, bool full,
         }
         r->st = st;
         r->partition = partition;
-        enc_err_t err;
-        if (full) {
+        /* An incremental restore keeps the local position: the store holds
+         * a whole commit with its own position until a whole commit of the
+         * changelog replaces both. (Deleting it up front, as before, left a
+         * partition with state but no position when the changelog's tail
+         * was a commit cut short: the input was then read from the group
+         * offset and events the store had applied were applied again.) */
+        enc_err_t err = ENC_OK;
+        if (full)
                 err = enc_store_drop_partition(st, partition, errstr,
                                                errstr_size);
-        } else {
-                enc_store_batch_del_meta(st, r->batch, partition);
-                err = enc_store_batch_write(st, r->batch, errstr,
-                                            errstr_size);
-        }
         if (err) {
                 enc_restore_destroy(r);
                 return NULL;

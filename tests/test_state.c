@@ -6,6 +6,7 @@
 
 #include "budget.h"
 #include "reorder.h"
+#include "restore.h"
 #include "users.h"
 
 /* ---- store ---------------------------------------------------------- */
@@ -532,12 +533,104 @@ static void test_user_record_rejects_every_truncation(void **st) {
         enc_buf_free(&b);
 }
 
+/* An incremental restore keeps the local position until a whole commit
+ * replaces it: a changelog tail cut short (a commit's user records with no
+ * position record after them, a process killed mid-commit) is dropped and
+ * the store keeps the last whole commit with its own position. Before, the
+ * restore deleted the position up front and such a tail left the
+ * partition with state but no position, so the input was taken from the
+ * group offset and events in [C, E) were applied a second time. */
+static void test_incremental_restore_keeps_position_until_a_whole_commit(
+        void **st) {
+        (void)st;
+        char err[512];
+        char *dir = t_tmpdir("restore");
+        enc_store_t *s = t_store(dir);
+        enc_buf_t v;
+        bool found;
+        enc_buf_init(&v, 1 << 16);
+        /* a user record: version 2, wake 100 (zigzag 200), no sections */
+        static const uint8_t rec[] = {2, 0xc8, 0x01, 0};
+        enc_store_put_user(s, 1, "ann", 3, rec, sizeof(rec));
+        enc_store_meta_t m = {10, 12, 5000, 4000, 7, 4500}, d;
+        enc_store_put_meta(s, 1, &m);
+        assert_int_equal(enc_store_commit(s, err, sizeof(err)), 0);
+
+        /* the tail: a commit begun, one user, then nothing */
+        enc_restore_t *r = enc_restore_new(s, 1, false, err, sizeof(err));
+        assert_non_null(r);
+        assert_int_equal(enc_restore_record(r, "B", 1, NULL, 0, 7, err,
+                                            sizeof(err)),
+                         0);
+        assert_int_equal(enc_restore_record(r, "Ubob", 4, rec, sizeof(rec), 8,
+                                            err, sizeof(err)),
+                         0);
+        enc_restore_stats_t rs;
+        enc_restore_finish(r, &rs);
+        enc_restore_destroy(r);
+        assert_int_equal(rs.discarded, 1);
+        assert_int_equal(enc_store_get_meta(s, 1, &d, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        assert_int_equal(d.commit_offset, 10);
+        assert_int_equal(d.next_offset, 12);
+        assert_int_equal(d.watermark, 4000);
+        assert_int_equal(d.changelog_end, 7);
+        assert_int_equal(enc_store_get_user(s, 1, "bob", 3, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_false(found);
+        assert_int_equal(enc_store_get_user(s, 1, "ann", 3, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+
+        /* the same again, then whole: its position replaces the old one,
+         * with the changelog end just past its own record (offset 11) */
+        r = enc_restore_new(s, 1, false, err, sizeof(err));
+        assert_non_null(r);
+        enc_store_meta_t m2 = {20, 22, 6000, 5000, -1, 5500};
+        enc_buf_t mb;
+        enc_buf_init(&mb, 64);
+        enc_store_meta_encode(&m2, &mb);
+        assert_int_equal(enc_restore_record(r, "B", 1, NULL, 0, 9, err,
+                                            sizeof(err)),
+                         0);
+        assert_int_equal(enc_restore_record(r, "Ubob", 4, rec, sizeof(rec),
+                                            10, err, sizeof(err)),
+                         0);
+        assert_int_equal(enc_restore_record(r, "M", 1, mb.data, mb.len, 11,
+                                            err, sizeof(err)),
+                         0);
+        enc_restore_finish(r, &rs);
+        enc_restore_destroy(r);
+        assert_int_equal(rs.positions, 1);
+        assert_int_equal(enc_store_get_meta(s, 1, &d, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        assert_int_equal(d.commit_offset, 20);
+        assert_int_equal(d.changelog_end, 12);
+        assert_int_equal(enc_store_get_user(s, 1, "bob", 3, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        enc_buf_free(&mb);
+        enc_buf_free(&v);
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
                         test_store_commit_is_atomic_and_timers_scan_in_order),
                 cmocka_unit_test(test_reorder_releases_in_event_time_order),
                 cmocka_unit_test(test_position_record_versions),
+                cmocka_unit_test(
+                        test_incremental_restore_keeps_position_until_a_whole_commit),
                 cmocka_unit_test(test_reorder_marks_and_windowed_contains),
                 cmocka_unit_test(test_reorder_contains_matches_a_naive_list),
                 cmocka_unit_test(
