@@ -43,7 +43,8 @@
 #include "kafka_harness.h"
 #include "schema_registry.h"
 
-/* The producer's schema (as in tests/test_resolve.c). */
+/* A producer's schema (like v7 in tests/test_resolve.c, but a Client
+ * record without versions and tags as an array of strings). */
 static const char v7_json[] =
         "{\"type\":\"record\",\"name\":\"PlayEvent\","
         "\"namespace\":\"com.acme.listening\",\"fields\":["
