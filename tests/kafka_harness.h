@@ -657,7 +657,8 @@ typedef void (*t_topic_maker_t)(const char *topic, int partitions,
  * every partition from the changelog and processes B: B's updates depend
  * on the restored state (values, deltas, sequence numbers), so they match
  * the reference only if the restore took exactly the committed changelog.
- * The kill waits at most @p catch_ms for the changelog's window. Returns the repeats in the output (read_committed); *aborted is the
+ * The kill waits at most @p catch_ms after the feed for the changelog's
+ * window (0: kill mid-feed if not seen by then). Returns the repeats in the output (read_committed); *aborted is the
  * number of output records only a read_uncommitted reader sees (the
  * aborted transaction's) and *cl_open the changelog offsets that were open
  * at the kill.
@@ -700,18 +701,47 @@ static inline size_t t_eos_crash_scenario(const char *tag, uint64_t n,
         char *d1 = t_tmpdir("eos-m0"), *d2 = t_tmpdir("eos-m1");
         t_run_t r = {in_t, out_t, d1, 0, false, NULL, eos, tid[0]};
         pid_t pid = t_spawn_run(&r);
-        t_input_produce(&in, in_t, 0, a_end / 2, true);
-        /* Kill inside a commit: changelog records staged in the open
-         * transaction (high watermark past the last stable offset). Every
-         * moment mid-stream has outputs in an open transaction; the
-         * changelog's window is a commit's flush and send-offsets. */
+        /* Feed the first half of A in chunks while watching for a commit
+         * under way: changelog records staged in the open transaction
+         * (the changelog's high watermark past its last stable offset).
+         * Every moment mid-stream has outputs in an open transaction; the
+         * changelog's window is a commit's flush and send-offsets. Kill
+         * there; or, if @p catch_ms passes after the feed without it
+         * (the mock has no last stable offset), mid-feed at the latest
+         * when @p catch_ms is 0. */
         rd_kafka_t *rc = t_reader("read_committed");
         rd_kafka_t *ru = t_reader("read_uncommitted");
-        int64_t deadline = t_now_ms() + catch_ms;
+        rd_kafka_t *prod = t_producer();
+        size_t half = a_end / 2, fed = half / 5;
+        int64_t deadline = t_now_ms() + 60000;
+        /* first a fifth of it, and encore in the group producing */
+        t_input_produce(&in, in_t, 0, fed, false);
+        while (t_topic_count(out_t) == 0 && t_now_ms() < deadline)
+                usleep(50000);
+        assert_true(t_topic_count(out_t) > 0);
+        deadline = 0;
         *cl_open = 0;
-        while (t_now_ms() < deadline &&
-               (*cl_open = t_open_txn_offsets(rc, ru, cl_t, 2)) <= 0)
-                ;
+        for (;;) {
+                if (fed < half) {
+                        size_t to = fed + 100 < half ? fed + 100 : half;
+                        for (; fed < to; fed++)
+                                t_produce_raw(prod, in_t, in.key[fed],
+                                              in.val[fed].data,
+                                              in.val[fed].len);
+                        assert_int_equal(rd_kafka_flush(prod, 10000), 0);
+                } else if (!deadline) {
+                        deadline = t_now_ms() + catch_ms;
+                }
+                int64_t until = t_now_ms() + 40;
+                while (t_now_ms() < until &&
+                       (*cl_open = t_open_txn_offsets(rc, ru, cl_t, 2)) <= 0)
+                        ;
+                if (*cl_open > 0)
+                        break;
+                if (catch_ms == 0 ? fed >= half / 2
+                                  : deadline && t_now_ms() > deadline)
+                        break;
+        }
         kill(pid, SIGKILL);
         status = t_wait(pid);
         assert_true(WIFSIGNALED(status));
@@ -719,13 +749,18 @@ static inline size_t t_eos_crash_scenario(const char *tag, uint64_t n,
         rd_kafka_destroy(rc);
         rd_kafka_destroy(ru);
         fprintf(stderr,
-                "%s: killed with %lld changelog and %lld output offsets in "
-                "an open transaction\n",
-                tag, (long long)*cl_open, (long long)out_open);
+                "%s: killed after %zu of %zu input records, with %lld "
+                "changelog and %lld output offsets in an open "
+                "transaction\n",
+                tag, fed, in.n, (long long)*cl_open, (long long)out_open);
 
         /* The rest of A; the restart fences the dead producer and the
          * broker aborts its transaction. */
-        t_input_produce(&in, in_t, a_end / 2, a_end, false);
+        for (; fed < a_end; fed++)
+                t_produce_raw(prod, in_t, in.key[fed], in.val[fed].data,
+                              in.val[fed].len);
+        assert_int_equal(rd_kafka_flush(prod, 30000), 0);
+        rd_kafka_destroy(prod);
         r.exit_idle_ms = 3000;
         status = t_wait(t_spawn_run(&r));
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);

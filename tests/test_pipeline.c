@@ -804,8 +804,11 @@ static void t_mock_make(const char *topic, int partitions, bool compact) {
 static void test_exactly_once_crash_restore_gives_the_reference(void **st) {
         (void)st;
         int64_t aborted = 0, cl_open = 0;
-        size_t repeats = t_eos_crash_scenario("ek", 6000, t_mock_make, 3000,
+        size_t repeats = t_eos_crash_scenario("ek", 6000, t_mock_make, 0,
                                               &aborted, &cl_open);
+        /* Not asserted: repeats > 0. Outputs made since the last commit
+         * may still sit in the dead producer's queue (seen once in a
+         * loaded full run), so a kill mid-stream can leave none. */
         fprintf(stderr,
                 "exactly-once crash on the mock: %zu identical repeats "
                 "(aborted work stays visible here: %lld records seen only "

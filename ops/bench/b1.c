@@ -446,13 +446,14 @@ static int b1_engine_run(const enc_bench_log_t *log, size_t warm,
 #define B1_NAME(n) (snprintf(name, sizeof(name), "%s.%s", tag, n), name)
         char *dir = enc_bench_tmpdir("b1");
         enc_conf_t *conf = b1_conf(cache_bytes, (long)o[6].num, o[10].str);
+        /* Before the first goto done: done frees them. */
+        enc_store_t *st = NULL;
+        b1_sink_t sink = {0, 0, 0, XXH3_createState()};
+        b1_run_t run = {.commit_s = o[5].num / 1000.0};
         if (conf && resolved &&
             enc_conf_set(conf, "serde.play_event.field.cohort",
                          "experiment_group", errstr, sizeof(errstr)))
                 goto done;
-        enc_store_t *st = NULL;
-        b1_sink_t sink = {0, 0, 0, XXH3_createState()};
-        b1_run_t run = {.commit_s = o[5].num / 1000.0};
         if (!dir || !conf)
                 goto done;
         (void)XXH3_64bits_reset(sink.digest);
