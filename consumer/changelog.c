@@ -8,7 +8,11 @@
  * hands over each user it wrote and then p's position; both are produced
  * here, and the commit waits for them like for outputs. The delivery report
  * of the position record tells its offset; the local store keeps "changelog
- * end" = that offset + 1 with the position.
+ * end" = that offset + 1 with the position. The owner may hold a
+ * checkpoint's records back (enc_changelog_hold: copied, in order) while it
+ * stages the checkpoint, and release them once the outputs before it are
+ * acknowledged: nothing of a commit may reach the changelog while an output
+ * it covers can still be lost (a restore would take that commit's state).
  *
  * On assignment of p (in the rebalance callback, before any fetch):
  *   - local position with changelog end == the changelog's high watermark:
@@ -68,6 +72,17 @@ struct enc_changelog_s {
         enc_restoring_t *restoring;
         int nrestoring;
         enc_changelog_stats_t st;
+        /* records held back (enc_changelog_hold), in order; copies,
+         * owned here */
+        bool hold;
+        struct enc_cl_held_s {
+                int32_t partition;
+                bool is_meta;
+                void *key, *val;
+                size_t klen, vlen;
+        } *held;
+        int nheld, held_cap;
+        size_t held_bytes; /* keys and values held */
 };
 
 static int64_t enc_cl_now_ms(void) {
@@ -243,11 +258,94 @@ bool enc_changelog_enabled(const enc_changelog_t *cl) {
 
 /* ---- writing -------------------------------------------------------- */
 
+static void enc_cl_held_clear(enc_changelog_t *cl) {
+        for (int i = 0; i < cl->nheld; i++) {
+                free(cl->held[i].key);
+                free(cl->held[i].val);
+        }
+        cl->nheld = 0;
+        cl->held_bytes = 0;
+}
+
+/* Keeps a copy of a record for enc_changelog_release. */
+static enc_err_t enc_cl_hold(enc_changelog_t *cl, int32_t partition,
+                             const void *key, size_t klen, const void *val,
+                             size_t vlen, bool is_meta) {
+        if (cl->nheld == cl->held_cap) {
+                int n = cl->held_cap ? 2 * cl->held_cap : 16;
+                struct enc_cl_held_s *v =
+                        realloc(cl->held, (size_t)n * sizeof(*v));
+                if (!v)
+                        return ENC_ERR_NOMEM;
+                cl->held = v;
+                cl->held_cap = n;
+        }
+        struct enc_cl_held_s *h = &cl->held[cl->nheld];
+        h->partition = partition;
+        h->is_meta = is_meta;
+        h->klen = klen;
+        h->vlen = val ? vlen : 0;
+        h->key = malloc(klen ? klen : 1);
+        h->val = malloc(h->vlen ? h->vlen : 1);
+        if (!h->key || !h->val) {
+                free(h->key);
+                free(h->val);
+                return ENC_ERR_NOMEM;
+        }
+        memcpy(h->key, key, klen);
+        if (h->vlen)
+                memcpy(h->val, val, h->vlen);
+        cl->nheld++;
+        cl->held_bytes += klen + h->vlen;
+        return ENC_OK;
+}
+
+void enc_changelog_hold(enc_changelog_t *cl) {
+        if (!cl->topic)
+                return;
+        enc_cl_held_clear(cl);
+        cl->hold = true;
+}
+
+bool enc_changelog_holding(const enc_changelog_t *cl) {
+        return cl && cl->hold;
+}
+
+size_t enc_changelog_held_bytes(const enc_changelog_t *cl) {
+        return cl ? cl->held_bytes : 0;
+}
+
+void enc_changelog_drop(enc_changelog_t *cl) {
+        if (!cl)
+                return;
+        enc_cl_held_clear(cl);
+        cl->hold = false;
+}
+
+enc_err_t enc_changelog_release(enc_changelog_t *cl) {
+        enc_err_t err = ENC_OK;
+        cl->hold = false;
+        for (int i = 0; i < cl->nheld && !err; i++) {
+                struct enc_cl_held_s *h = &cl->held[i];
+                err = enc_changelog_write(cl, h->partition, h->key, h->klen,
+                                          h->val, h->vlen, h->is_meta);
+                /* librdkafka has its copy: give the memory back at once */
+                free(h->key);
+                free(h->val);
+                h->key = h->val = NULL;
+        }
+        enc_cl_held_clear(cl);
+        return err;
+}
+
 enc_err_t enc_changelog_write(enc_changelog_t *cl, int32_t partition,
                               const void *key, size_t klen, const void *val,
                               size_t vlen, bool is_meta) {
         if (!cl->topic)
                 return ENC_OK;
+        if (cl->hold)
+                return enc_cl_hold(cl, partition, key, klen, val, vlen,
+                                   is_meta);
         void *tag = (void *)(is_meta ? ENC_TAG_META_BASE + partition
                                      : ENC_TAG_CHANGELOG);
         for (;;) {
@@ -267,7 +365,12 @@ enc_err_t enc_changelog_write(enc_changelog_t *cl, int32_t partition,
                                       rd_kafka_err2str(err));
                         return ENC_ERR_KAFKA;
                 }
+                struct timespec a, b;
+                clock_gettime(CLOCK_MONOTONIC, &a);
                 rd_kafka_poll(cl->env.producer, 50);
+                clock_gettime(CLOCK_MONOTONIC, &b);
+                cl->st.wait_queue_s += (double)(b.tv_sec - a.tv_sec) +
+                                       (double)(b.tv_nsec - a.tv_nsec) / 1e9;
         }
 }
 
@@ -618,6 +721,8 @@ void enc_changelog_stats(const enc_changelog_t *cl,
 void enc_changelog_destroy(enc_changelog_t *cl) {
         if (!cl)
                 return;
+        enc_cl_held_clear(cl);
+        free(cl->held);
         for (int i = 0; i < cl->nrestoring; i++)
                 enc_restore_destroy(cl->restoring[i].r);
         free(cl->restoring);

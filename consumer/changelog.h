@@ -66,6 +66,29 @@ enc_err_t enc_changelog_write(enc_changelog_t *cl, int32_t partition,
                               const void *key, size_t klen, const void *val,
                               size_t vlen, bool is_meta) ENC_WUR;
 
+/** From now until enc_changelog_release or enc_changelog_drop, records
+ *  given to enc_changelog_write are copied and held, in order, not
+ *  produced. Lets the owner stage a checkpoint while the outputs before it
+ *  are still in flight, and write the checkpoint's records only once those
+ *  are acknowledged. No-op when the changelog is disabled. */
+void enc_changelog_hold(enc_changelog_t *cl);
+
+/** True between enc_changelog_hold and its release or drop. */
+bool enc_changelog_holding(const enc_changelog_t *cl);
+
+/** Bytes of keys and values held (the owner bounds them: past its bound it
+ *  makes sure of the outputs and releases early). */
+size_t enc_changelog_held_bytes(const enc_changelog_t *cl);
+
+/** Produces the held records, in the order they were given (each copy
+ *  freed as librdkafka takes its own), and stops holding. Errors as
+ *  enc_changelog_write; the records after a failed one are dropped. */
+enc_err_t enc_changelog_release(enc_changelog_t *cl) ENC_WUR;
+
+/** Forgets the held records without producing them (a commit that
+ *  failed) and stops holding; NULL is a no-op. */
+void enc_changelog_drop(enc_changelog_t *cl);
+
 /** Delivery report of a position record of @p partition at @p offset. */
 void enc_changelog_delivered(enc_changelog_t *cl, int32_t partition,
                              int64_t offset);
@@ -113,6 +136,8 @@ typedef struct enc_changelog_stats_s {
         uint64_t restore_users;   /* user records made durable */
         int64_t restore_first_ms; /* monotonic ms: first restore started */
         int64_t restore_last_ms;  /* monotonic ms: last restore completed */
+        double wait_queue_s;      /* a changelog write waiting for room in
+                                     the full producer queue */
 } enc_changelog_stats_t;
 
 void enc_changelog_stats(const enc_changelog_t *cl, enc_changelog_stats_t *st);

@@ -238,6 +238,33 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                       &pl->commit_dur);
         enc_metric1(b, "encore_commits_total", "counter", "Commits done",
                     (double)pl->stats.commits);
+        /* where the processing thread blocks: with records waiting, time
+         * in these is time it is not processing */
+        enc_changelog_stats_t wcs;
+        enc_changelog_stats(pl->cl, &wcs);
+        enc_prom_family(b, "encore_processing_wait_seconds_total", "counter",
+                        "Seconds the processing thread spent blocked, by "
+                        "what it waited for: poll (the consumer's prefetch "
+                        "queue), commit_flush (output and changelog "
+                        "deliveries before a checkpoint), producer_queue "
+                        "(room in the full producer queue)");
+        const struct {
+                const char *wait;
+                double s;
+        } waits[] = {{"poll", pl->stats.wait_poll_s},
+                     {"commit_flush", pl->stats.wait_flush_s},
+                     {"producer_queue",
+                      pl->stats.wait_queue_s + wcs.wait_queue_s}};
+        for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]); i++) {
+                const char *lab[] = {"wait", waits[i].wait, NULL};
+                enc_prom_sample(b, "encore_processing_wait_seconds_total",
+                                lab, waits[i].s);
+        }
+        enc_metric1(b, "encore_checkpoint_seconds_total", "counter",
+                    "Seconds spent staging and writing state checkpoints "
+                    "(RocksDB batch and changelog records, waits for "
+                    "producer queue room excluded)",
+                    (double)pl->stats.checkpoint_s);
         enc_metric1(b, "encore_rebalances_total", "counter",
                     "Partition assignments and revocations",
                     (double)pl->stats.rebalances);

@@ -8,10 +8,19 @@
  * commit happens every commit.interval.ms or when the engine asks
  * (commit.records reached, cache full of dirty state):
  *
- *   1. rd_kafka_flush(producer): every output so far is acknowledged;
- *      a failed delivery stops the process before anything is committed;
- *   2. enc_engine_checkpoint: state and positions, one RocksDB batch;
- *   3. commit the group offsets (the engine's resume positions).
+ *   1. stage the checkpoint: dirty users into the store's batch, their
+ *      changelog records held (copied, at most ENC_CHANGELOG_HOLD_BYTES)
+ *      while the outputs before them are still in flight;
+ *   2. rd_kafka_flush(producer): every output so far is acknowledged
+ *      (mostly done during the staging); a failed delivery stops the
+ *      process before anything of the commit reaches the changelog;
+ *   3. the held changelog records produced, and flushed (the position
+ *      records' offsets);
+ *   4. enc_engine_checkpoint_commit: state and positions, one RocksDB
+ *      batch;
+ *   5. commit the group offsets (the engine's resume positions).
+ * A checkpoint whose records pass the hold bound does 2 at that point and
+ * writes the rest directly, as every commit did before the overlap.
  *
  * A crash anywhere leaves the store at the last checkpoint and the outputs
  * a superset of it; the rerun reproduces the missing outputs identically
@@ -35,7 +44,8 @@
  * ENC_PRODUCE_QUEUE_MSGS messages or ENC_PRODUCE_QUEUE_KB (librdkafka's
  * default is 1 GiB): a full producer queue only makes a produce wait for
  * deliveries (enc_produce), and a checkpoint's changelog records are
- * bounded by the budget's commit bound. The consumer's prefetch queue
+ * bounded by the budget's commit bound; at most ENC_CHANGELOG_HOLD_BYTES
+ * of them are held outside the queue while the outputs are confirmed. The consumer's prefetch queue
  * keeps librdkafka's defaults: with librdkafka 2.0.2, a bound of 10 000
  * records / 8 MiB (queued.min.messages, queued.max.messages.kbytes) cut
  * encore's end-to-end rate from 67 000 to 15 000 records/s (encore-bench
@@ -120,6 +130,13 @@ static bool enc_pipeline_all_eof(const enc_pipeline_t *pl) {
                         return false;
         }
         return true;
+}
+
+/* Monotonic seconds, for the wait counters. */
+static double enc_now_s(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int64_t enc_now_ms(void) {
@@ -312,7 +329,9 @@ static enc_err_t enc_produce(enc_pipeline_t *pl, const char *topic,
                                                rd_kafka_err2str(err));
                         return ENC_ERR_KAFKA;
                 }
+                double t0 = enc_now_s();
                 rd_kafka_poll(pl->producer, 50);
+                pl->stats.wait_queue_s += enc_now_s() - t0;
         }
 }
 
@@ -362,11 +381,44 @@ static enc_err_t enc_sink_dead_letter(void *opaque,
 }
 
 /* The engine's changelog records go to the changelog. */
+static enc_err_t enc_pipeline_flush(enc_pipeline_t *pl, char *errstr,
+                                    size_t errstr_size);
+
+/* Ends a commit's hold on its changelog records: every output before the
+ * commit acknowledged first, then the held records produced. */
+static enc_err_t enc_pipeline_release_changelog(enc_pipeline_t *pl,
+                                                char *errstr,
+                                                size_t errstr_size) {
+        enc_err_t err = enc_pipeline_flush(pl, errstr, errstr_size);
+        if (err) {
+                enc_changelog_drop(pl->cl);
+                return err;
+        }
+        err = enc_changelog_release(pl->cl);
+        if (err)
+                return enc_seterr(errstr, errstr_size, err,
+                                  "changelog records: %s", enc_err2str(err));
+        return ENC_OK;
+}
+
 static enc_err_t enc_sink_changelog(void *opaque, int32_t partition,
                                     const void *key, size_t klen,
                                     const void *val, size_t vlen,
                                     bool is_meta) {
         enc_pipeline_t *pl = opaque;
+        /* A checkpoint larger than the hold bound stops overlapping: the
+         * outputs are made sure of now, and the rest goes out directly. */
+        if (enc_changelog_holding(pl->cl) &&
+            enc_changelog_held_bytes(pl->cl) + klen + vlen >
+                    ENC_CHANGELOG_HOLD_BYTES) {
+                char errstr[512];
+                enc_err_t err = enc_pipeline_release_changelog(
+                        pl, errstr, sizeof(errstr));
+                if (err) {
+                        enc_pipeline_set_fatal(pl, "commit: %s", errstr);
+                        return err;
+                }
+        }
         return enc_changelog_write(pl->cl, partition, key, klen, val, vlen,
                                    is_meta);
 }
@@ -591,33 +643,14 @@ static enc_err_t enc_pipeline_commit_txn(enc_pipeline_t *pl, char *errstr,
         return ENC_OK;
 }
 
-static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
-                                           char *errstr, size_t errstr_size) {
-        /* 0. every output and dead letter so far acknowledged, before the
-         * changelog says this commit happened: a position record in the
-         * changelog must never cover an output that was lost. (In a
-         * transaction they become visible together anyway.) */
-        if (!pl->eos) {
-                if (rd_kafka_flush(pl->producer, (int)pl->flush_timeout_ms))
-                        return enc_seterr(
-                                errstr, errstr_size, ENC_ERR_TIMED_OUT,
-                                "producer flush: %d messages still "
-                                "undelivered after %lld ms; not committing",
-                                rd_kafka_outq_len(pl->producer),
-                                (long long)pl->flush_timeout_ms);
-                if (pl->fatal)
-                        return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA,
-                                          "%s", pl->fatal_msg);
-        }
-        /* 1. changed state into the store's batch and onto the changelog */
-        enc_changelog_meta_reset(pl->cl);
-        enc_err_t err =
-                enc_engine_checkpoint_stage(pl->engine, errstr, errstr_size);
-        if (err)
-                return err;
-        /* 2. the changelog records acknowledged */
+/* Waits until every message produced so far is delivered; a failed
+ * delivery (set fatal by the delivery report) is an error. */
+static enc_err_t enc_pipeline_flush(enc_pipeline_t *pl, char *errstr,
+                                    size_t errstr_size) {
+        double t0 = enc_now_s();
         rd_kafka_resp_err_t ferr =
                 rd_kafka_flush(pl->producer, (int)pl->flush_timeout_ms);
+        pl->stats.wait_flush_s += enc_now_s() - t0;
         if (ferr)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_TIMED_OUT,
                                   "producer flush: %d messages still "
@@ -627,20 +660,63 @@ static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
         if (pl->fatal)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_KAFKA, "%s",
                                   pl->fatal_msg);
+        return ENC_OK;
+}
+
+static enc_err_t enc_pipeline_commit_steps(enc_pipeline_t *pl, bool sync,
+                                           char *errstr, size_t errstr_size) {
+        /* 1. changed state into the store's batch and onto the changelog.
+         * Outside a transaction the changelog records are held (up to
+         * ENC_CHANGELOG_HOLD_BYTES) while the outputs before them are
+         * still in flight, so the staging overlaps their delivery. */
+        enc_changelog_meta_reset(pl->cl);
+        if (!pl->eos)
+                enc_changelog_hold(pl->cl);
+        enc_changelog_stats_t cs0, cs1;
+        enc_changelog_stats(pl->cl, &cs0);
+        double w0 = pl->stats.wait_flush_s;
+        double t0 = enc_now_s();
+        enc_err_t err =
+                enc_engine_checkpoint_stage(pl->engine, errstr, errstr_size);
+        double t1 = enc_now_s();
+        enc_changelog_stats(pl->cl, &cs1);
+        /* waits for queue room and flushes (an early release) are counted
+         * as such */
+        pl->stats.checkpoint_s += t1 - t0 -
+                                  (cs1.wait_queue_s - cs0.wait_queue_s) -
+                                  (pl->stats.wait_flush_s - w0);
+        /* 2. every output and dead letter so far acknowledged, before
+         * anything of this commit reaches the changelog: a position record
+         * (or a restore of this commit's users) must never cover an output
+         * that was lost. A failed delivery is fatal and the held records
+         * are never written. In a transaction they become visible
+         * together anyway. */
+        if (!err && enc_changelog_holding(pl->cl))
+                err = enc_pipeline_release_changelog(pl, errstr, errstr_size);
+        /* 3. the changelog records acknowledged (the position records'
+         * delivery reports give the changelog ends) */
+        if (!err)
+                err = enc_pipeline_flush(pl, errstr, errstr_size);
+        if (err) {
+                enc_changelog_drop(pl->cl);
+                return err;
+        }
         if (pl->eos)
                 return enc_pipeline_commit_txn(pl, errstr, errstr_size);
-        /* 3. state and positions (with their changelog ends), one batch */
+        /* 4. state and positions (with their changelog ends), one batch */
         int nends;
         const int64_t *ends = enc_changelog_meta_ends(pl->cl, &nends);
+        t0 = enc_now_s();
         err = enc_engine_checkpoint_commit(pl->engine, ends, nends, errstr,
                                            errstr_size);
+        pl->stats.checkpoint_s += enc_now_s() - t0;
         if (err)
                 return err;
         if (pl->bounded) { /* no group to commit to */
                 pl->stats.commits++;
                 return ENC_OK;
         }
-        /* 4. group offsets */
+        /* 5. group offsets */
         rd_kafka_topic_partition_list_t *offs =
                 rd_kafka_topic_partition_list_new(pl->owned->cnt);
         for (int i = 0; i < pl->owned->cnt; i++) {
@@ -1521,8 +1597,10 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                      pl->dlq_topic, enc_conf_get(pl->conf, "state.dir"));
 
         while (!(opts->stop && *opts->stop) && !pl->fatal) {
+                double tp = enc_now_s();
                 rd_kafka_message_t *m =
                         rd_kafka_consumer_poll(pl->consumer, 100);
+                pl->stats.wait_poll_s += enc_now_s() - tp;
                 if (m) {
                         enc_pipeline_handle_msg(pl, m);
                         rd_kafka_message_destroy(m);
@@ -1638,5 +1716,6 @@ void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats) {
         stats->restore_users = cs.restore_users;
         stats->restore_first_ms = cs.restore_first_ms;
         stats->restore_last_ms = cs.restore_last_ms;
+        stats->wait_queue_s += cs.wait_queue_s;
 }
 

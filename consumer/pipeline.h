@@ -93,6 +93,15 @@ typedef struct enc_pipeline_stats_s {
         uint64_t restore_users;   /* user records made durable */
         int64_t restore_first_ms; /* monotonic ms of the first start, 0 */
         int64_t restore_last_ms;  /* monotonic ms of the last finish, 0 */
+        /* wall seconds the processing thread spent blocked, by where */
+        double wait_poll_s;   /* in rd_kafka_consumer_poll (waiting for
+                                 a record when none is prefetched) */
+        double wait_flush_s;  /* commit: waiting for output and changelog
+                                 deliveries (producer flushes) */
+        double wait_queue_s;  /* a produce waiting for room in the full
+                                 producer queue */
+        double checkpoint_s;  /* commit: staging and writing the state
+                                 checkpoint (RocksDB) */
 } enc_pipeline_stats_t;
 
 void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats);

@@ -99,5 +99,8 @@ rd_kafka_conf_t *enc_kconf_new(const enc_conf_t *conf, const char *scope,
 
 /* The largest fetch the consumer asks for (consumer/pipeline.c). */
 #define ENC_FETCH_MAX_BYTES 1048576
+/* A commit's changelog records held while its outputs are confirmed (the
+ * producer queue's own bound, ENC_PRODUCE_QUEUE_KB) */
+#define ENC_CHANGELOG_HOLD_BYTES (4u << 20)
 
 #endif /* ENC_PIPELINE_INT_H */

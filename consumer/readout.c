@@ -55,10 +55,25 @@
 
 /* ---- statistics ----------------------------------------------------- */
 
+#define ENC_BETACF_TINY 1e-300
+
+/* One step of the modified Lentz method with coefficient @p aa: updates
+ * @p c and @p d (kept off zero) and returns the factor for the product. */
+static double enc_betacf_step(double aa, double *c, double *d) {
+        *d = 1 + aa * *d;
+        if (fabs(*d) < ENC_BETACF_TINY)
+                *d = ENC_BETACF_TINY;
+        *c = 1 + aa / *c;
+        if (fabs(*c) < ENC_BETACF_TINY)
+                *c = ENC_BETACF_TINY;
+        *d = 1 / *d;
+        return *d * *c;
+}
+
 /* The continued fraction of I_x(a, b) (Numerical Recipes' betacf, modified
  * Lentz); converges fast for x < (a + 1) / (a + b + 2). */
 static double enc_betacf(double a, double b, double x) {
-        const double eps = 1e-15, tiny = 1e-300;
+        const double eps = 1e-15, tiny = ENC_BETACF_TINY;
         double qab = a + b, qap = a + 1, qam = a - 1;
         double c = 1, d = 1 - qab * x / qap;
         if (fabs(d) < tiny)
@@ -68,23 +83,9 @@ static double enc_betacf(double a, double b, double x) {
         for (int m = 1; m <= 1000; m++) {
                 int m2 = 2 * m;
                 double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-                d = 1 + aa * d;
-                if (fabs(d) < tiny)
-                        d = tiny;
-                c = 1 + aa / c;
-                if (fabs(c) < tiny)
-                        c = tiny;
-                d = 1 / d;
-                h *= d * c;
+                h *= enc_betacf_step(aa, &c, &d);
                 aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-                d = 1 + aa * d;
-                if (fabs(d) < tiny)
-                        d = tiny;
-                c = 1 + aa / c;
-                if (fabs(c) < tiny)
-                        c = tiny;
-                d = 1 / d;
-                double del = d * c;
+                double del = enc_betacf_step(aa, &c, &d);
                 h *= del;
                 if (fabs(del - 1) < eps)
                         break;

@@ -476,21 +476,11 @@ static enc_err_t scan_map_double(scan_t *s, size_t keycap) {
         enc_err_t err;
 
         for (;;) {
-                int64_t cnt, bytes;
-                if ((err = scan_long(s, &cnt)))
+                int64_t cnt;
+                if ((err = scan_block_count(s, &cnt, "bad map block count")))
                         return err;
                 if (cnt == 0)
                         return ENC_OK;
-                if (cnt < 0) {
-                        /* A negative count is followed by the block's
-                         * size in bytes (Avro spec), which we don't need. */
-                        if (cnt == INT64_MIN)
-                                return enc_scan_fail(s, ENC_ERR_DECODE,
-                                                 "bad map block count");
-                        cnt = -cnt;
-                        if ((err = scan_long(s, &bytes)))
-                                return err;
-                }
                 if ((uint64_t)cnt > ENC_COMPONENTS_MAX - total)
                         return enc_scan_fail(s, ENC_ERR_TOO_LARGE,
                                          "more than %d entries",

@@ -160,6 +160,26 @@ static inline enc_err_t scan_opt(scan_t *s, int *branch) {
         return ENC_OK;
 }
 
+/* Count of an array or map block (Avro spec): a negative count is
+ * followed by the block's size in bytes, which neither scan needs; *cnt
+ * is the count made positive, 0 for the closing block. @p bad is the
+ * message for a count of INT64_MIN, which has no positive form. */
+static inline enc_err_t scan_block_count(scan_t *s, int64_t *cnt,
+                                         const char *bad) {
+        int64_t bytes;
+        enc_err_t err = scan_long(s, cnt);
+        if (err)
+                return err;
+        if (*cnt < 0) {
+                if (*cnt == INT64_MIN)
+                        return enc_scan_fail(s, ENC_ERR_DECODE, "%s", bad);
+                *cnt = -*cnt;
+                if ((err = scan_long(s, &bytes)))
+                        return err;
+        }
+        return ENC_OK;
+}
+
 /* ---- writer schemas (resolve.c) ------------------------------------ */
 
 /* A PlayEvent writer schema compiled against encore's reader schema by

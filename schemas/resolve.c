@@ -116,19 +116,11 @@ static enc_err_t skip_blocks(skip_t *k, avro_schema_t item, bool is_map,
         scan_t *s = k->s;
         enc_err_t err;
         for (;;) {
-                int64_t cnt, bytes;
-                if ((err = scan_long(s, &cnt)))
+                int64_t cnt;
+                if ((err = scan_block_count(s, &cnt, "bad block count")))
                         return err;
                 if (cnt == 0)
                         return ENC_OK;
-                if (cnt < 0) {
-                        if (cnt == INT64_MIN)
-                                return enc_scan_fail(s, ENC_ERR_DECODE,
-                                                     "bad block count");
-                        cnt = -cnt;
-                        if ((err = scan_long(s, &bytes)))
-                                return err;
-                }
                 if (cnt > k->items)
                         return enc_scan_fail(s, ENC_ERR_TOO_LARGE,
                                              "more than %d items in "

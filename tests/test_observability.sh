@@ -406,6 +406,25 @@ EOF
                 fail "promtool check metrics: $lint"
         [[ -z $lint ]] || fail "promtool check metrics: $lint"
 
+        # Where the processing thread waits: one series per wait. All
+        # input is consumed by now, so the loop sits in
+        # rd_kafka_consumer_poll: across two expositions 3 s apart the poll
+        # wait grows by that span, give or take the 1 s the exposition can
+        # be stale at each end (bounds 0.8 and 5.2 s, not the code's own
+        # figure); commits were flushed, each flush taking some time.
+        [[ $(grep -c '^encore_processing_wait_seconds_total{wait="\(poll\|commit_flush\|producer_queue\)"} ' "$t/metrics.txt") == 3 ]] ||
+                fail "expected the 3 series of encore_processing_wait_seconds_total"
+        local w0 w1
+        w0=$(awk '/^encore_processing_wait_seconds_total\{wait="poll"\}/ {print $2}' "$t/metrics.txt")
+        sleep 3
+        w1=$(curl -fsS --max-time 5 "$murl" | awk '/^encore_processing_wait_seconds_total\{wait="poll"\}/ {print $2}')
+        awk -v a="$w0" -v b="$w1" 'BEGIN {d = b - a; exit !(d >= 0.8 && d <= 5.2)}' ||
+                fail "idle 3 s, poll wait went from $w0 to $w1 s"
+        awk '/^encore_commits_total / {c = $2} /^encore_processing_wait_seconds_total\{wait="commit_flush"\}/ {f = $2}
+             END {exit !(c > 0 && f > 0)}' "$t/metrics.txt" ||
+                fail "commits were made but no commit flush wait was counted"
+        echo "ok: idle 3 s, the poll wait grew from $w0 to $w1 s"
+
         # 2. every dashboard expression returns data
         local e q res n=0 pend=0 m missing
         while IFS= read -r e; do

@@ -163,6 +163,24 @@ static void test_dead_letters_carry_reason_source_and_bytes(void **st) {
         free(dir);
 }
 
+/* The topics of a run named @p name: <name>-plays (@p in_parts
+ * partitions), <name>-out (4) and the changelog of group g-<name>-out,
+ * g-<name>-out-changelog (@p cl_parts). */
+static void t_make_topics(const char *name, int in_parts, int cl_parts) {
+        char err[256], in[64], out[64], cl[96];
+        snprintf(in, sizeof(in), "%s-plays", name);
+        snprintf(out, sizeof(out), "%s-out", name);
+        snprintf(cl, sizeof(cl), "g-%s-out-changelog", name);
+        assert_int_equal(enc_embedded_create_topic(emb, in, in_parts, err,
+                                                   sizeof(err)),
+                         0);
+        assert_int_equal(
+                enc_embedded_create_topic(emb, out, 4, err, sizeof(err)), 0);
+        assert_int_equal(enc_embedded_create_topic(emb, cl, cl_parts, err,
+                                                   sizeof(err)),
+                         0);
+}
+
 static void t_interrupted_run(const t_input_t *in, const char *in_topic,
                               const char *out_topic, int sig) {
         char err[256];
@@ -248,7 +266,6 @@ test_sigkill_then_restart_repeats_only_identical_updates(void **st) {
  */
 static void test_fresh_process_restores_state_from_changelog(void **st) {
         (void)st;
-        char err[256];
         t_input_t in;
         t_input_make(&in, 12000, 31);
         enc_codec_t *codec = t_codec();
@@ -256,15 +273,7 @@ static void test_fresh_process_restores_state_from_changelog(void **st) {
         t_entry_t *ir;
         t_reference(&in, "r-ref", 2, &rr, &ir, codec);
 
-        assert_int_equal(
-                enc_embedded_create_topic(emb, "r-plays", 2, err, sizeof(err)),
-                0);
-        assert_int_equal(
-                enc_embedded_create_topic(emb, "r-out", 4, err, sizeof(err)),
-                0);
-        assert_int_equal(enc_embedded_create_topic(emb, "g-r-out-changelog", 2,
-                                                   err, sizeof(err)),
-                         0);
+        t_make_topics("r", 2, 2);
         char *da = t_tmpdir("first"), *db = t_tmpdir("second");
         char log[160];
         snprintf(log, sizeof(log), "%s.log", db);
@@ -515,7 +524,6 @@ static void *t_feed_main(void *arg) {
  */
 static void test_three_processes_survive_a_killed_member(void **st) {
         (void)st;
-        char err[256];
         t_input_t in;
         t_input_make(&in, 16000, 41);
         enc_codec_t *codec = t_codec();
@@ -523,15 +531,7 @@ static void test_three_processes_survive_a_killed_member(void **st) {
         t_entry_t *ir;
         t_reference(&in, "x-ref", 4, &rr, &ir, codec);
 
-        assert_int_equal(
-                enc_embedded_create_topic(emb, "x-plays", 4, err, sizeof(err)),
-                0);
-        assert_int_equal(
-                enc_embedded_create_topic(emb, "x-out", 4, err, sizeof(err)),
-                0);
-        assert_int_equal(enc_embedded_create_topic(emb, "g-x-out-changelog", 4,
-                                                   err, sizeof(err)),
-                         0);
+        t_make_topics("x", 4, 4);
         char *dirs[3];
         char log[3][160];
         pid_t pids[3];
@@ -652,22 +652,13 @@ static void test_three_processes_survive_a_killed_member(void **st) {
  */
 static void test_exactly_once_path_gives_the_reference_updates(void **st) {
         (void)st;
-        char err[256];
         t_input_t in;
         t_input_make(&in, 8000, 51);
         enc_codec_t *codec = t_codec();
         t_recs_t rr;
         t_entry_t *ir;
         t_reference(&in, "e-ref", 2, &rr, &ir, codec);
-        assert_int_equal(enc_embedded_create_topic(emb, "e-plays", 2, err,
-                                                   sizeof(err)),
-                         0);
-        assert_int_equal(enc_embedded_create_topic(emb, "e-out", 4, err,
-                                                   sizeof(err)),
-                         0);
-        assert_int_equal(enc_embedded_create_topic(emb, "g-e-out-changelog",
-                                                   2, err, sizeof(err)),
-                         0);
+        t_make_topics("e", 2, 2);
         t_input_produce(&in, "e-plays", 0, in.n, false);
         char *dir = t_tmpdir("eos");
         char log[160];
@@ -701,22 +692,13 @@ static void test_exactly_once_path_gives_the_reference_updates(void **st) {
  */
 static void test_exactly_once_member_stops_cleanly_beside_another(void **st) {
         (void)st;
-        char err[256];
         t_input_t in;
         t_input_make(&in, 12000, 53);
         enc_codec_t *codec = t_codec();
         t_recs_t rr;
         t_entry_t *ir;
         t_reference(&in, "stop-ref", 4, &rr, &ir, codec);
-        assert_int_equal(
-                enc_embedded_create_topic(emb, "stop-plays", 4, err, sizeof(err)),
-                0);
-        assert_int_equal(
-                enc_embedded_create_topic(emb, "stop-out", 4, err, sizeof(err)),
-                0);
-        assert_int_equal(enc_embedded_create_topic(emb, "g-stop-out-changelog", 4,
-                                                   err, sizeof(err)),
-                         0);
+        t_make_topics("stop", 4, 4);
         char *dirs[2];
         char log[2][160], tid[2][64];
         pid_t pids[2];

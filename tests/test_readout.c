@@ -162,6 +162,14 @@ static enc_update_t ro_update(const ro_upd_t *s) {
         return u;
 }
 
+/* Adds every update of ro_script to @p r, each accepted. */
+static void ro_add_script(enc_readout_t *r) {
+        for (size_t i = 0; i < RO_N; i++) {
+                enc_update_t u = ro_update(&ro_script[i]);
+                assert_int_equal(enc_readout_add(r, &u), ENC_OK);
+        }
+}
+
 static const enc_readout_row_t *ro_find(const enc_readout_row_t *rows, int n,
                                         const char *cohort) {
         for (int i = 0; i < n; i++)
@@ -180,10 +188,7 @@ static void test_core_hand_computed(void **st) {
         int32_t v;
         enc_readout_t *r = enc_readout_new(&(enc_readout_opts_t){
                 .signal = "discovery_habit", .control = "control"});
-        for (size_t i = 0; i < RO_N; i++) {
-                enc_update_t u = ro_update(&ro_script[i]);
-                assert_int_equal(enc_readout_add(r, &u), ENC_OK);
-        }
+        ro_add_script(r);
         assert_int_equal(enc_readout_seen(r), 12);
         /* two versions and none chosen */
         assert_int_equal(enc_readout_compute(r, &rows, &n, &v, err,
@@ -196,10 +201,7 @@ static void test_core_hand_computed(void **st) {
         r = enc_readout_new(&(enc_readout_opts_t){.signal = "discovery_habit",
                                                   .version = 1,
                                                   .control = "control"});
-        for (size_t i = 0; i < RO_N; i++) {
-                enc_update_t u = ro_update(&ro_script[i]);
-                assert_int_equal(enc_readout_add(r, &u), ENC_OK);
-        }
+        ro_add_script(r);
         assert_int_equal(enc_readout_compute(r, &rows, &n, &v, err,
                                              sizeof(err)),
                          ENC_OK);
@@ -254,10 +256,7 @@ static void test_core_final_only_and_missing_control(void **st) {
                 .version = 1,
                 .final_only = true,
                 .control = "control"});
-        for (size_t i = 0; i < RO_N; i++) {
-                enc_update_t u = ro_update(&ro_script[i]);
-                assert_int_equal(enc_readout_add(r, &u), ENC_OK);
-        }
+        ro_add_script(r);
         assert_int_equal(enc_readout_compute(r, &rows, &n, &v, err,
                                              sizeof(err)),
                          ENC_OK);
@@ -272,10 +271,7 @@ static void test_core_final_only_and_missing_control(void **st) {
 
         r = enc_readout_new(&(enc_readout_opts_t){
                 .signal = "discovery_habit", .version = 1, .control = "B"});
-        for (size_t i = 0; i < RO_N; i++) {
-                enc_update_t u = ro_update(&ro_script[i]);
-                assert_int_equal(enc_readout_add(r, &u), ENC_OK);
-        }
+        ro_add_script(r);
         assert_int_equal(enc_readout_compute(r, &rows, &n, &v, err,
                                              sizeof(err)),
                          ENC_ERR_INVALID_ARG);

@@ -313,6 +313,17 @@ static enc_codec_t *renamed_codec(void) {
         return c;
 }
 
+/* renamed_codec() with v7 registered as writer schema 7. */
+static enc_codec_t *v7_codec(void) {
+        char err[512];
+        enc_codec_t *c = renamed_codec();
+        assert_int_equal(enc_codec_add_writer_schema(c, 7, v7_json,
+                                                     strlen(v7_json), err,
+                                                     sizeof(err)),
+                         ENC_OK);
+        return c;
+}
+
 static avro_schema_t parse(const char *json) {
         avro_schema_t s;
         assert_int_equal(avro_schema_from_json_length(json, strlen(json), &s),
@@ -340,12 +351,8 @@ static size_t canonical_body(enc_codec_t *c, const enc_event_t *ev,
 static void test_v7_events_read_back_exactly(void **st) {
         (void)st;
         char err[512];
-        enc_codec_t *c = renamed_codec();
+        enc_codec_t *c = v7_codec();
         enc_codec_t *canon = enc_codec_new(NULL, err, sizeof(err));
-        assert_int_equal(enc_codec_add_writer_schema(c, 7, v7_json,
-                                                     strlen(v7_json), err,
-                                                     sizeof(err)),
-                         ENC_OK);
         avro_schema_t ws = parse(v7_json);
         uint64_t s = 0x9e3779b97f4a7c15ULL;
         static uint8_t buf[4096], a[4096], b[4096];
@@ -435,11 +442,7 @@ static void test_resolving_scan_matches_avro_c_resolver(void **st) {
 static void test_unknown_enum_symbol_is_invalid_naming_it(void **st) {
         (void)st;
         char err[512];
-        enc_codec_t *c = renamed_codec();
-        assert_int_equal(enc_codec_add_writer_schema(c, 7, v7_json,
-                                                     strlen(v7_json), err,
-                                                     sizeof(err)),
-                         ENC_OK);
+        enc_codec_t *c = v7_codec();
         avro_schema_t ws = parse(v7_json);
         uint64_t s = 7;
         rev_t r;
@@ -722,11 +725,7 @@ static void test_lookup_once_per_id_and_again_after_a_failure(void **st) {
 static void test_damaged_v7_bytes_fail_cleanly(void **st) {
         (void)st;
         char err[512];
-        enc_codec_t *c = renamed_codec();
-        assert_int_equal(enc_codec_add_writer_schema(c, 7, v7_json,
-                                                     strlen(v7_json), err,
-                                                     sizeof(err)),
-                         ENC_OK);
+        enc_codec_t *c = v7_codec();
         avro_schema_t ws = parse(v7_json);
         uint64_t s = 5;
         rev_t r;

@@ -43,7 +43,8 @@
 #include "kafka_harness.h"
 #include "schema_registry.h"
 
-/* The producer's schema (as in tests/test_resolve.c). */
+/* A producer's schema (like v7 in tests/test_resolve.c, but a Client
+ * record without versions and tags as an array of strings). */
 static const char v7_json[] =
         "{\"type\":\"record\",\"name\":\"PlayEvent\","
         "\"namespace\":\"com.acme.listening\",\"fields\":["
@@ -250,16 +251,33 @@ static enc_conf_t *reg_conf(const char *url) {
 
 /* ---- the client against the registry ------------------------------------ */
 
+/* A client of registry @p g, configured by reg_conf() (*conf: the caller
+ * releases it, with the client, through reg_client_done()). */
+static enc_schema_registry_t *reg_client(const reg_t *g, enc_conf_t **conf) {
+        char err[512];
+        enc_schema_registry_t *r;
+        *conf = reg_conf(g->url);
+        assert_int_equal(enc_schema_registry_new(*conf, &r, err, sizeof(err)),
+                         0);
+        return r;
+}
+
+/* Stops @p g and frees what reg_client() made. */
+static void reg_client_done(reg_t *g, enc_schema_registry_t *r,
+                            enc_conf_t *conf) {
+        reg_stop(g);
+        enc_schema_registry_destroy(r);
+        enc_conf_destroy(conf);
+}
+
 /* Id 7 is fetched once, then served from memory (the registry stopped). */
 static void test_fetches_an_id_once_and_keeps_it(void **st) {
         (void)st;
         reg_t g;
         reg_start(&g);
         char err[512];
-        enc_conf_t *conf = reg_conf(g.url);
-        enc_schema_registry_t *r;
-        assert_int_equal(enc_schema_registry_new(conf, &r, err, sizeof(err)),
-                         0);
+        enc_conf_t *conf;
+        enc_schema_registry_t *r = reg_client(&g, &conf);
         const char *json;
         size_t len;
         assert_int_equal(
@@ -284,10 +302,8 @@ static void test_unknown_id_is_the_registrys_40403(void **st) {
         reg_t g;
         reg_start(&g);
         char err[512];
-        enc_conf_t *conf = reg_conf(g.url);
-        enc_schema_registry_t *r;
-        assert_int_equal(enc_schema_registry_new(conf, &r, err, sizeof(err)),
-                         0);
+        enc_conf_t *conf;
+        enc_schema_registry_t *r = reg_client(&g, &conf);
         const char *json;
         size_t len;
         assert_int_equal(enc_schema_registry_lookup(r, 99, &json, &len, err,
@@ -305,9 +321,7 @@ static void test_unknown_id_is_the_registrys_40403(void **st) {
                                                     sizeof(err)),
                          ENC_ERR_UNKNOWN_SCHEMA);
         assert_int_equal(g.id_hits[99], 2);
-        reg_stop(&g);
-        enc_schema_registry_destroy(r);
-        enc_conf_destroy(conf);
+        reg_client_done(&g, r, conf);
 }
 
 /* Briefly down: two 503s, then the answer, within max.retries (3). */
@@ -317,10 +331,8 @@ static void test_retries_a_registry_that_is_briefly_down(void **st) {
         reg_start(&g);
         g.unavailable = 2;
         char err[512];
-        enc_conf_t *conf = reg_conf(g.url);
-        enc_schema_registry_t *r;
-        assert_int_equal(enc_schema_registry_new(conf, &r, err, sizeof(err)),
-                         0);
+        enc_conf_t *conf;
+        enc_schema_registry_t *r = reg_client(&g, &conf);
         const char *json;
         size_t len;
         assert_int_equal(
@@ -328,9 +340,7 @@ static void test_retries_a_registry_that_is_briefly_down(void **st) {
                 ENC_OK);
         assert_int_equal(g.hits, 3);
         assert_int_equal(g.id_hits[7], 1);
-        reg_stop(&g);
-        enc_schema_registry_destroy(r);
-        enc_conf_destroy(conf);
+        reg_client_done(&g, r, conf);
 }
 
 /* Down for longer than the retries: the lookup fails after max.retries + 1
@@ -342,10 +352,8 @@ static void test_gives_up_after_the_retries_in_bounded_time(void **st) {
         reg_start(&g);
         g.unavailable = 1000;
         char err[512];
-        enc_conf_t *conf = reg_conf(g.url);
-        enc_schema_registry_t *r;
-        assert_int_equal(enc_schema_registry_new(conf, &r, err, sizeof(err)),
-                         0);
+        enc_conf_t *conf;
+        enc_schema_registry_t *r = reg_client(&g, &conf);
         const char *json;
         size_t len;
         int64_t t0 = t_now_ms();
@@ -414,9 +422,7 @@ static void test_registers_reward_update_under_the_output_subject(void **st) {
                 enc_schema_registry_output_id(r, conf, &id, err, sizeof(err)),
                 ENC_OK);
         assert_int_equal(id, -1);
-        reg_stop(&g);
-        enc_schema_registry_destroy(r);
-        enc_conf_destroy(conf);
+        reg_client_done(&g, r, conf);
 }
 
 /* The start-up check: a rename the writer schema does not have fails with
@@ -453,9 +459,7 @@ static void test_startup_check_names_both_fields(void **st) {
                          0);
         assert_int_equal(enc_schema_registry_check(r, conf, err, sizeof(err)),
                          ENC_OK);
-        reg_stop(&g);
-        enc_schema_registry_destroy(r);
-        enc_conf_destroy(conf);
+        reg_client_done(&g, r, conf);
 }
 
 /* serde.schemas.dir: <id>.avsc files, no registry. */

@@ -18,6 +18,10 @@ enc_add_test(NAME test_seek SOURCES tests/test_seek.c
   LIBS enc_consumer LABELS integration)
 # About 2.5 minutes plain; under ASan/UBSan, sharing two cores with
 # test_faults, it took more than 15 (ops/sanitize), hence the margin.
+# Changelog writing on the mock cluster: held position records (a commit's
+# positions wait for its outputs' delivery).
+enc_add_test(NAME test_changelog SOURCES tests/test_changelog.c
+  LIBS enc_consumer LABELS integration)
 enc_add_test(NAME test_pipeline SOURCES tests/test_pipeline.c
   LIBS enc_consumer LABELS integration TIMEOUT 2400)
 # The state store failing for real (file size limit, a full tmpfs, a failed

@@ -17,6 +17,15 @@
  * samples strictly inside the run, so group joins and the final drain are
  * outside both figures. The input is produced while it is consumed, at
  * most `lead` records ahead (broker.h says why).
+ *
+ * Over the same ticks, encore's processing thread is accounted for:
+ * b2.busy_share is its CPU time over the wall time; the rest splits into
+ * the waits the pipeline counts (consumer poll, commit flushes, a full
+ * producer queue: enc_pipeline_stats_t) and the time it was runnable but
+ * had no CPU (/proc/thread-self/schedstat), which is the machine's load
+ * (the broker, the feeder and everyone else's work share its cores), not a
+ * wait of encore's. b2.unblocked_share = busy + runnable: 1 minus the share
+ * it was blocked.
  */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -260,7 +269,25 @@ typedef struct b2_encore_s {
          * the latest tick while records were still to come: its busy share
          * with a backlog in front of it (group join and drain excluded) */
         double busy_cpu0, busy_wall0, busy_cpu1, busy_wall1;
+        double busy_runq0, busy_runq1; /* thread_runq_s() then */
+        /* the wait counters at those two ticks */
+        enc_pipeline_stats_t busy_st0, busy_st1;
 } b2_encore_t;
+
+/* Seconds the calling thread has spent runnable but waiting for a CPU
+ * (the second field of /proc/thread-self/schedstat); 0 where the kernel
+ * has no schedstat. Tells a thread that waits on something from one
+ * that the other threads of a loaded machine keep off the CPU. */
+static double thread_runq_s(void) {
+        FILE *f = fopen("/proc/thread-self/schedstat", "r");
+        unsigned long long run = 0, wait = 0;
+        if (!f)
+                return 0;
+        if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+                wait = 0;
+        fclose(f);
+        return (double)wait / 1e9;
+}
 
 static uint64_t encore_progress(void *opaque) {
         return atomic_load(&((b2_encore_t *)opaque)->consumed);
@@ -285,9 +312,13 @@ static void encore_tick(void *opaque, const enc_pipeline_stats_t *st) {
                 if (!e->busy_wall0) {
                         e->busy_cpu0 = cpu;
                         e->busy_wall0 = now;
+                        e->busy_st0 = *st;
+                        e->busy_runq0 = thread_runq_s();
                 }
+                e->busy_runq1 = thread_runq_s();
                 e->busy_cpu1 = cpu;
                 e->busy_wall1 = now;
+                e->busy_st1 = *st;
         }
         if (st->engine.consumed >= e->total)
                 e->stop = 1;
@@ -328,6 +359,11 @@ typedef struct b2_result_s {
         double cpu_per_rec;   /* CPU seconds of the whole process / record */
         uint64_t min_backlog; /* records waiting at the leanest sample */
         double busy;          /* encore: processing thread CPU / wall */
+        double runq;          /* encore: same span, runnable without a
+                                 CPU / wall (the machine's load) */
+        /* encore: seconds the processing thread spent in each wait (whole
+         * round, join and drain included) */
+        double wait_poll, wait_flush, wait_queue, checkpoint;
 } b2_result_t;
 
 /*
@@ -339,7 +375,7 @@ static b2_result_t b2_round(const char *bootstrap, const enc_bench_log_t *log,
                             int parts, uint64_t lead, int round, bool encore,
                             const char *extra) {
         char in[64], out[64], dlq[64], group[64];
-        b2_result_t res = {0, 0, 0, 0};
+        b2_result_t res = {0};
         snprintf(in, sizeof(in), "in-%s-%d", encore ? "e" : "p", round);
         snprintf(out, sizeof(out), "out-%s-%d", encore ? "e" : "p", round);
         snprintf(dlq, sizeof(dlq), "dlq-%d", round);
@@ -410,9 +446,12 @@ static b2_result_t b2_round(const char *bootstrap, const enc_bench_log_t *log,
                 }
         } else {
                 res.rate = ticks_rate(&e->ticks, log->n, &res.min_backlog);
-                if (e->busy_wall1 > e->busy_wall0)
+                if (e->busy_wall1 > e->busy_wall0) {
                         res.busy = (e->busy_cpu1 - e->busy_cpu0) /
                                    (e->busy_wall1 - e->busy_wall0);
+                        res.runq = (e->busy_runq1 - e->busy_runq0) /
+                                   (e->busy_wall1 - e->busy_wall0);
+                }
                 const enc_engine_stats_t *s = &e->final.engine;
                 uint64_t dlq_n = 0;
                 for (int i = 0; i < ENC_DLQ__CNT; i++)
@@ -420,6 +459,22 @@ static b2_result_t b2_round(const char *bootstrap, const enc_bench_log_t *log,
                 enc_bench_log("encore round %d: %" PRIu64 " updates out, "
                               "%" PRIu64 " dead letters",
                               round, s->updates, dlq_n);
+                const enc_pipeline_stats_t *w0 = &e->busy_st0,
+                                           *w1 = &e->busy_st1;
+                res.wait_poll = w1->wait_poll_s - w0->wait_poll_s;
+                res.wait_flush = w1->wait_flush_s - w0->wait_flush_s;
+                res.wait_queue = w1->wait_queue_s - w0->wait_queue_s;
+                res.checkpoint = w1->checkpoint_s - w0->checkpoint_s;
+                enc_bench_log("encore round %d: in %.2f s with a backlog the "
+                              "processing thread was in consumer poll "
+                              "%.2f s, commit flushes %.2f s, waits for the "
+                              "producer queue %.2f s, checkpoints %.2f s; "
+                              "%" PRIu64 " commits; runnable without a CPU "
+                              "%.2f s",
+                              round, e->busy_wall1 - e->busy_wall0,
+                              res.wait_poll, res.wait_flush, res.wait_queue,
+                              res.checkpoint, w1->commits - w0->commits,
+                              e->busy_runq1 - e->busy_runq0);
                 if (e->failed || s->consumed != log->n ||
                     s->accepted + dlq_n != s->consumed ||
                     e->final.produced != s->updates) {
@@ -508,7 +563,7 @@ int enc_bench_b2(int argc, char **argv) {
         if (!emb)
                 return 1;
         const char *bs = enc_embedded_bootstraps(emb);
-        double pr[16], er[16], pc[16], ec[16], eb[16];
+        double pr[16], er[16], pc[16], ec[16], eb[16], eq[16];
         uint64_t backlog = UINT64_MAX;
         int rc = 0;
         for (int r = 0; r < rounds; r++) {
@@ -523,6 +578,7 @@ int enc_bench_b2(int argc, char **argv) {
                 er[r] = b.rate;
                 ec[r] = b.cpu_per_rec;
                 eb[r] = b.busy;
+                eq[r] = b.busy + b.runq;
                 if (a.min_backlog < backlog)
                         backlog = a.min_backlog;
                 if (b.min_backlog < backlog)
@@ -548,6 +604,12 @@ int enc_bench_b2(int argc, char **argv) {
                 /* share of the wall time the processing thread was on a
                  * CPU while records were waiting (ticks, 1 s apart) */
                 enc_bench_result("b2.busy_share", median(eb, rounds),
+                                 "ratio");
+                /* busy or runnable: 1 minus the share it was blocked
+                 * (poll, flush, queue, I/O); on a loaded machine the
+                 * rest of busy_share is time other threads held the
+                 * CPUs (/proc/thread-self/schedstat) */
+                enc_bench_result("b2.unblocked_share", median(eq, rounds),
                                  "ratio");
                 enc_bench_result("b2.min_backlog", (double)backlog,
                                  "records (0: the feeder set the pace)");
