@@ -199,7 +199,7 @@ static inline pid_t t_spawn_run(const t_run_t *r) {
                                 "test through ctest\n");
                 fail();
         }
-        char exe[512], bs[256], sd[200], gr[100], ot[100], it[100], idle[32];
+        char exe[512], bs[256], sd[200], gr[160], ot[160], it[160], idle[32];
         snprintf(exe, sizeof(exe), "%s/encore", bindir);
         snprintf(bs, sizeof(bs), "kafka.bootstrap.servers=%s", bootstrap);
         snprintf(sd, sizeof(sd), "state.dir=%s", r->dir);
