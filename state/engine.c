@@ -55,6 +55,19 @@
  * next to the events the grace holds, which apply long after. */
 #define ENC_PREFETCH_BATCH 128
 
+/* Users to read in one batch: their ids copied in (the callers' are
+ * borrowed), with the partition and the stored timer key each was found
+ * by (ENC_NO_TIMER for an arriving event's user). */
+typedef struct enc_idbatch_s {
+        int n;
+        size_t bytes;
+        int32_t part[ENC_PREFETCH_BATCH];
+        int64_t timer[ENC_PREFETCH_BATCH];
+        const char *id[ENC_PREFETCH_BATCH]; /* into ids */
+        size_t len[ENC_PREFETCH_BATCH];
+        char ids[ENC_PREFETCH_BATCH * ENC_ID_MAX];
+} enc_idbatch_t;
+
 static const char *const enc_dlq_names[ENC_DLQ__CNT] = {
     [ENC_DLQ_DECODE] = "decode",
     [ENC_DLQ_BAD_MAGIC] = "bad_magic",
@@ -116,11 +129,7 @@ struct enc_engine_s {
         bool cache_full;
         enc_buf_t out;
         /* users of events buffered since the last prefetch, not cached */
-        int32_t pf_part[ENC_PREFETCH_BATCH];
-        size_t pf_at[ENC_PREFETCH_BATCH], pf_len[ENC_PREFETCH_BATCH];
-        int pf_n;
-        char pf_ids[ENC_PREFETCH_BATCH * ENC_ID_MAX];
-        size_t pf_bytes;
+        enc_idbatch_t pf;
         struct enc_scan_ctx_s *scan; /* timer scans' batch */
         enc_engine_stats_t stats;
         enc_err_t changelog_err; /* first sink->changelog error of a stage */
@@ -349,8 +358,8 @@ void enc_engine_revoke(enc_engine_t *e, int32_t partition) {
         if (!p)
                 return;
         enc_reorder_clear(p->buf);
-        e->pf_n = 0; /* never load a user of a partition given up */
-        e->pf_bytes = 0;
+        e->pf.n = 0; /* never load a user of a partition given up */
+        e->pf.bytes = 0;
         enc_users_drop_partition(e->users, partition);
         enc_idfilter_revoke(e->idf, partition);
         p->owned = false;
@@ -480,39 +489,42 @@ static enc_err_t enc_engine_fire(enc_engine_t *e, enc_user_t *u,
         return ENC_OK;
 }
 
+/* Adds a user (@p ulen <= ENC_ID_MAX) to @p b; true when @p b is full. */
+static bool enc_idbatch_add(enc_idbatch_t *b, int32_t partition,
+                            int64_t timer, const char *user, size_t ulen) {
+        b->part[b->n] = partition;
+        b->timer[b->n] = timer;
+        b->id[b->n] = b->ids + b->bytes;
+        b->len[b->n] = ulen;
+        memcpy(b->ids + b->bytes, user, ulen);
+        b->bytes += ulen;
+        return ++b->n == ENC_PREFETCH_BATCH;
+}
+
+/* Loads the users of @p b not cached with one batched read (a share of a
+ * MultiGet each instead of a Get), then empties @p b. */
+static enc_err_t enc_idbatch_load(enc_engine_t *e, enc_idbatch_t *b) {
+        enc_err_t err = enc_users_prefetch(
+                e->users, b->part, b->id, b->len, b->timer, (size_t)b->n,
+                e->errstr, e->errstr_size);
+        b->n = 0;
+        b->bytes = 0;
+        return err;
+}
+
 typedef struct enc_scan_ctx_s {
         enc_engine_t *e;
         int32_t partition;
         int64_t upto;
         int64_t first_after; /* first timer time > upto, if seen */
-        /* due users not cached, read in batches (enc_scan_flush) */
-        int n;
-        size_t bytes;
-        int64_t t[ENC_PREFETCH_BATCH];
-        size_t at[ENC_PREFETCH_BATCH], len[ENC_PREFETCH_BATCH];
-        char ids[ENC_PREFETCH_BATCH * ENC_ID_MAX];
+        /* due users not cached, read in batches: a burst of timers (a day
+         * ending for every user at once) costs a share of a MultiGet per
+         * user instead of a Get each */
+        enc_idbatch_t due;
 } enc_scan_ctx_t;
 
 static enc_scan_ctx_t *enc_scan_new(void) {
         return malloc(sizeof(enc_scan_ctx_t));
-}
-
-/* Loads the due users collected so far with one batched read: a burst of
- * timers (a day ending for every user at once) costs a share of a MultiGet
- * per user instead of a Get each. */
-static enc_err_t enc_scan_flush(enc_scan_ctx_t *sc) {
-        const char *ids[ENC_PREFETCH_BATCH];
-        int32_t parts[ENC_PREFETCH_BATCH];
-        for (int i = 0; i < sc->n; i++) {
-                ids[i] = sc->ids + sc->at[i];
-                parts[i] = sc->partition;
-        }
-        enc_err_t err = enc_users_prefetch_timed(
-                sc->e->users, parts, ids, sc->len, sc->t, (size_t)sc->n,
-                sc->e->errstr, sc->e->errstr_size);
-        sc->n = 0;
-        sc->bytes = 0;
-        return err;
 }
 
 static enc_err_t enc_scan_cb(void *opaque, int64_t t, const char *user,
@@ -522,7 +534,7 @@ static enc_err_t enc_scan_cb(void *opaque, int64_t t, const char *user,
         if (t > sc->upto) {
                 /* Whether this user is cached must be judged with every
                  * due user before it loaded. */
-                if (sc->n && (err = enc_scan_flush(sc)))
+                if (sc->due.n && (err = enc_idbatch_load(sc->e, &sc->due)))
                         return err;
                 if (!enc_users_cached(sc->e->users, sc->partition, user,
                                       ulen)) {
@@ -538,13 +550,8 @@ static enc_err_t enc_scan_cb(void *opaque, int64_t t, const char *user,
                 return enc_users_get(sc->e->users, sc->partition, user, ulen,
                                      t, &u, sc->e->errstr, sc->e->errstr_size);
         }
-        sc->t[sc->n] = t;
-        sc->at[sc->n] = sc->bytes;
-        sc->len[sc->n] = ulen;
-        memcpy(sc->ids + sc->bytes, user, ulen);
-        sc->bytes += ulen;
-        if (++sc->n == ENC_PREFETCH_BATCH)
-                return enc_scan_flush(sc);
+        if (enc_idbatch_add(&sc->due, sc->partition, t, user, ulen))
+                return enc_idbatch_load(sc->e, &sc->due);
         return ENC_OK;
 }
 
@@ -565,13 +572,13 @@ static enc_err_t enc_engine_load_due(enc_engine_t *e, int32_t partition,
         sc->partition = partition;
         sc->upto = w;
         sc->first_after = ENC_NO_TIMER;
-        sc->n = 0;
-        sc->bytes = 0;
+        sc->due.n = 0;
+        sc->due.bytes = 0;
         enc_err_t err = enc_store_scan_timers(e->store, partition, p->scanned,
                                               INT64_MAX, enc_scan_cb, sc,
                                               e->errstr, e->errstr_size);
-        if ((!err || err == ENC_ERR_ABORTED) && sc->n) {
-                enc_err_t ferr = enc_scan_flush(sc);
+        if ((!err || err == ENC_ERR_ABORTED) && sc->due.n) {
+                enc_err_t ferr = enc_idbatch_load(e, &sc->due);
                 if (ferr)
                         err = ferr;
         }
@@ -645,7 +652,7 @@ static void enc_engine_evict(enc_engine_t *e) {
  * The user of an event just buffered will be looked up when the watermark
  * releases the event, a grace period of input later. If it is not cached,
  * remember it; every ENC_PREFETCH_BATCH such users are read in one
- * MultiGet (enc_users_prefetch), so a cold user costs a share of a batched
+ * MultiGet (enc_idbatch_load), so a cold user costs a share of a batched
  * read instead of a synchronous Get on the apply path. Only what is cached
  * changes, never an output: an entry evicted before its event applies is
  * simply read again then.
@@ -656,22 +663,9 @@ static enc_err_t enc_engine_prefetch_add(enc_engine_t *e, int32_t partition,
         if (ulen > ENC_ID_MAX ||
             enc_users_cached(e->users, partition, user, ulen))
                 return ENC_OK;
-        e->pf_part[e->pf_n] = partition;
-        e->pf_at[e->pf_n] = e->pf_bytes;
-        e->pf_len[e->pf_n] = ulen;
-        memcpy(e->pf_ids + e->pf_bytes, user, ulen);
-        e->pf_bytes += ulen;
-        if (++e->pf_n < ENC_PREFETCH_BATCH)
-                return ENC_OK;
-        const char *ids[ENC_PREFETCH_BATCH];
-        for (int i = 0; i < e->pf_n; i++)
-                ids[i] = e->pf_ids + e->pf_at[i];
-        enc_err_t err = enc_users_prefetch(e->users, e->pf_part, ids,
-                                           e->pf_len, (size_t)e->pf_n,
-                                           e->errstr, e->errstr_size);
-        e->pf_n = 0;
-        e->pf_bytes = 0;
-        return err;
+        if (enc_idbatch_add(&e->pf, partition, ENC_NO_TIMER, user, ulen))
+                return enc_idbatch_load(e, &e->pf);
+        return ENC_OK;
 }
 
 static enc_dlq_reason_t enc_dlq_from_err(enc_err_t err) {

@@ -601,16 +601,8 @@ static enc_err_t enc_users_prefetch_cb(void *opaque, size_t i,
 
 enc_err_t enc_users_prefetch(enc_users_t *c, const int32_t *parts,
                              const char *const *users, const size_t *ulens,
-                             size_t n, char *errstr, size_t errstr_size) {
-        return enc_users_prefetch_timed(c, parts, users, ulens, NULL, n,
-                                        errstr, errstr_size);
-}
-
-enc_err_t enc_users_prefetch_timed(enc_users_t *c, const int32_t *parts,
-                                   const char *const *users,
-                                   const size_t *ulens, const int64_t *timers,
-                                   size_t n, char *errstr,
-                                   size_t errstr_size) {
+                             const int64_t *timers, size_t n, char *errstr,
+                             size_t errstr_size) {
         if (n == 0)
                 return ENC_OK;
         enc_prefetch_ctx_t x = {c,      parts,  users,      ulens,

@@ -68,23 +68,16 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
  * Loads the users (@p parts[i], @p users[i]) of @p ulens[i] bytes, i < @p n,
  * that are not cached, with one batched read of the store (a RocksDB
  * MultiGet), as clean entries, most recently used. For users whose events
- * wait in the reorder buffer: their lookup when the events apply is then a
- * cache hit instead of a read each. All borrowed for the call. Changes
- * which users are cached, never what any of them holds.
+ * wait in the reorder buffer, or whose timers are due: their lookup is then
+ * a cache hit instead of a read each. @p timers[i] is the time of the
+ * stored timer key users[i] was found by (see enc_users_get's known_timer;
+ * ENC_NO_TIMER for none, or @p timers NULL for none at all). All borrowed
+ * for the call. Changes which users are cached, never what any holds.
  */
 enc_err_t enc_users_prefetch(enc_users_t *c, const int32_t *parts,
                              const char *const *users, const size_t *ulens,
-                             size_t n, char *errstr,
+                             const int64_t *timers, size_t n, char *errstr,
                              size_t errstr_size) ENC_WUR;
-
-/** enc_users_prefetch for users found through their stored timer keys:
- *  @p timers[i] is the time of the key seen for users[i] (see
- *  enc_users_get's known_timer). */
-enc_err_t enc_users_prefetch_timed(enc_users_t *c, const int32_t *parts,
-                                   const char *const *users,
-                                   const size_t *ulens, const int64_t *timers,
-                                   size_t n, char *errstr,
-                                   size_t errstr_size) ENC_WUR;
 
 /** True if (partition, user) is in the cache. */
 bool enc_users_cached(enc_users_t *c, int32_t partition, const char *user,
