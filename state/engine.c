@@ -128,7 +128,8 @@ struct enc_engine_s {
         uint64_t since_commit;
         bool cache_full;
         enc_buf_t out;
-        /* users of events buffered since the last prefetch, not cached */
+        /* users of events about to leave the reorder buffers, not cached
+         * (enc_engine_read_ahead) */
         enc_idbatch_t pf;
         struct enc_scan_ctx_s *scan; /* timer scans' batch */
         enc_engine_stats_t stats;
@@ -429,12 +430,21 @@ static enc_err_t enc_engine_signal_err(enc_engine_t *e, int inst,
 
 /* ---- applying events and timers ------------------------------------- */
 
+static enc_err_t enc_idbatch_load(enc_engine_t *e, enc_idbatch_t *b);
+
 static enc_err_t enc_engine_apply_event(enc_engine_t *e, int32_t partition,
                                         const enc_event_t *ev) {
         enc_user_t *u;
-        enc_err_t err = enc_users_get(e->users, partition, ev->user_id,
-                                      strlen(ev->user_id), ENC_NO_TIMER, &u,
-                                      e->errstr, e->errstr_size);
+        size_t ulen = strlen(ev->user_id);
+        enc_err_t err;
+        /* The read-ahead batch is loaded when full or, as here, when an
+         * event it may hold is due (see enc_engine_read_ahead). */
+        if (e->pf.n &&
+            !enc_users_cached(e->users, partition, ev->user_id, ulen) &&
+            (err = enc_idbatch_load(e, &e->pf)))
+                return err;
+        err = enc_users_get(e->users, partition, ev->user_id, ulen,
+                            ENC_NO_TIMER, &u, e->errstr, e->errstr_size);
         if (err)
                 return err;
         for (int i = 0; i < e->inst_cnt; i++) {
@@ -590,9 +600,14 @@ static enc_err_t enc_engine_load_due(enc_engine_t *e, int32_t partition,
 }
 
 /* Applies everything due under the partition's watermark, in order. */
+static enc_err_t enc_engine_read_ahead(enc_engine_t *e, int32_t partition,
+                                       enc_part_t *p);
+
 static enc_err_t enc_engine_advance(enc_engine_t *e, int32_t partition,
                                     enc_part_t *p) {
         enc_err_t err = enc_engine_load_due(e, partition, p);
+        if (!err)
+                err = enc_engine_read_ahead(e, partition, p);
         if (err)
                 return err;
         int64_t w = p->watermark;
@@ -649,14 +664,26 @@ static void enc_engine_evict(enc_engine_t *e) {
 /* ---- records -------------------------------------------------------- */
 
 /*
- * The user of an event just buffered will be looked up when the watermark
- * releases the event, a grace period of input later. If it is not cached,
- * remember it; every ENC_PREFETCH_BATCH such users are read in one
- * MultiGet (enc_idbatch_load), so a cold user costs a share of a batched
- * read instead of a synchronous Get on the apply path. Only what is cached
- * changes, never an output: an entry evicted before its event applies is
- * simply read again then.
+ * Read-ahead. The user of a buffered event is looked up when the watermark
+ * releases the event, a grace period of input later. The users of the
+ * events about to leave -- the held arrivals whose times are within the
+ * span of the next ENC_READ_AHEAD events -- are read ENC_PREFETCH_BATCH at
+ * a time with one MultiGet (enc_idbatch_load), so a cold user costs a
+ * share of a batched read instead of a synchronous Get on the apply path.
+ * A batch is read when full, or when an event it may hold is due
+ * (enc_engine_apply_event). Reading at arrival instead, a grace ahead, was
+ * tried: with state far larger than the cache, most of the users read were
+ * evicted again before their events applied (every commit puts the users
+ * it wrote ahead of them in the LRU) and were read twice. Only what is
+ * cached changes, never an output: a user evicted before its event applies
+ * is read again then.
+ *
+ * The span: the held events cover stream time - watermark (the grace) and
+ * leave in time order, so the next ENC_READ_AHEAD of them lie within that
+ * span times ENC_READ_AHEAD / held, assuming an even rate.
  */
+#define ENC_READ_AHEAD (2 * ENC_PREFETCH_BATCH)
+
 static enc_err_t enc_engine_prefetch_add(enc_engine_t *e, int32_t partition,
                                          const char *user) {
         size_t ulen = strlen(user);
@@ -665,6 +692,27 @@ static enc_err_t enc_engine_prefetch_add(enc_engine_t *e, int32_t partition,
                 return ENC_OK;
         if (enc_idbatch_add(&e->pf, partition, ENC_NO_TIMER, user, ulen))
                 return enc_idbatch_load(e, &e->pf);
+        return ENC_OK;
+}
+
+static enc_err_t enc_engine_read_ahead(enc_engine_t *e, int32_t partition,
+                                       enc_part_t *p) {
+        size_t held = enc_reorder_count(p->buf);
+        if (!held || p->watermark == ENC_TIME_NONE)
+                return ENC_OK;
+        int64_t before = INT64_MAX;
+        if (held > ENC_READ_AHEAD) {
+                double span = (double)(p->stream_time - p->watermark) *
+                              ENC_READ_AHEAD / (double)held;
+                before = p->watermark + (int64_t)span + 1;
+        }
+        const enc_event_t *ev;
+        while ((ev = enc_reorder_next_arrival(p->buf, before))) {
+                enc_err_t err =
+                        enc_engine_prefetch_add(e, partition, ev->user_id);
+                if (err)
+                        return err;
+        }
         return ENC_OK;
 }
 
@@ -928,9 +976,6 @@ enc_err_t enc_engine_record(enc_engine_t *e, const enc_record_t *rec,
                 enc_engine_idf_add(e, rec->partition, p, &ev, idkey);
                 e->stats.accepted++;
                 p->accepted++;
-                err = enc_engine_prefetch_add(e, rec->partition, ev.user_id);
-                if (err)
-                        return err;
         }
         int64_t w = p->stream_time - e->grace;
         if (enc_reorder_count(p->buf) > e->reorder_max) {
@@ -1109,6 +1154,7 @@ void enc_engine_stats(const enc_engine_t *e, enc_engine_stats_t *stats) {
         stats->cache_hits = us.hits;
         stats->cache_misses = us.misses;
         stats->cache_prefetched = us.prefetched;
+        stats->cache_prefetch_wasted = us.prefetch_wasted;
         stats->cache_evictions = us.evictions;
         stats->state_corrupt = us.corrupt;
         stats->users_expired = us.deleted;

@@ -174,6 +174,7 @@ typedef struct enc_engine_stats_s {
         uint64_t forced_watermark; /* reorder.max.events overruns */
         uint64_t cache_entries, cache_bytes, cache_hits, cache_misses;
         uint64_t cache_prefetched; /* users read ahead in batches */
+        uint64_t cache_prefetch_wasted; /* of which evicted unused */
         uint64_t cache_evictions, state_corrupt, users_expired;
         uint64_t dedup_checks;    /* duplicate checks past the buffer */
         uint64_t dedup_filter_no; /* of which the id filter answered

@@ -9,7 +9,13 @@
  * Popping marks a ring slot done; the ring's head advances past done slots.
  * Each ring slot also keeps the caller's mark for that arrival (the engine
  * stores the stream time before the record), so the mark of the oldest held
- * arrival is as cheap as its offset.
+ * arrival is as cheap as its offset, and the event's time and copy, so the
+ * engine can look ahead at the arrivals about to leave (its read-ahead of
+ * users, enc_reorder_next_arrival) without searching the heap. Arrivals
+ * come in nearly in time order, so the held arrivals before a time T, in
+ * arrival order, are nearly the events that leave next; the cursor stops
+ * at the first arrival at or after T, so one arriving far out of order is
+ * simply reached later.
  *
  * The id set counts the held copies of each (user, event id) hash and keeps
  * the latest event time among them, so "is a copy at or after time T held?"
@@ -50,6 +56,16 @@ typedef struct enc_held_s {
         bool big;        /* ev is not a slot */
 } enc_held_t;
 
+/* One arrival, in the ring: what the commit position and the read-ahead
+ * need without touching the heap. */
+typedef struct enc_arrival_s {
+        int64_t offset;
+        int64_t mark;
+        int64_t time;
+        const enc_event_t *ev; /* the held copy; valid while !done */
+        bool done;             /* popped */
+} enc_arrival_t;
+
 /* A set of id hashes with counts, open addressing, linear probing;
  * deletion shifts the cluster back (no tombstones). Key 0 marks empty. */
 typedef struct enc_idset_s {
@@ -65,12 +81,12 @@ struct enc_reorder_s {
         size_t cnt;
         size_t cap;
         /* ring of arrivals: slot (seq & (rcap-1)) for seq in [head, tail) */
-        int64_t *roff;
-        int64_t *rmark;
-        uint8_t *rdone;
+        enc_arrival_t *ring;
         size_t rcap; /* power of two */
         uint64_t head;
         uint64_t tail;
+        uint64_t ahead; /* read-ahead cursor: arrivals before it were
+                           handed out by enc_reorder_next_arrival */
         enc_idset_t ids;
         void *free_slots; /* free list, linked through each slot's start */
         size_t nfree;
@@ -259,9 +275,7 @@ void enc_reorder_destroy(enc_reorder_t *r) {
                 return;
         enc_reorder_clear(r);
         free(r->heap);
-        free(r->roff);
-        free(r->rmark);
-        free(r->rdone);
+        free(r->ring);
         free(r->ids.key);
         free(r->ids.cnt);
         free(r->ids.tmax);
@@ -302,35 +316,25 @@ static int enc_held_cmp(const enc_held_t *a, const enc_held_t *b) {
         return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-static enc_err_t enc_ring_push(enc_reorder_t *r, int64_t offset,
-                               int64_t mark) {
+static enc_err_t enc_ring_push(enc_reorder_t *r, const enc_event_t *ev,
+                               int64_t offset, int64_t mark) {
         if (r->tail - r->head == r->rcap) {
                 size_t ncap = r->rcap ? r->rcap * 2 : 1024;
-                int64_t *no = malloc(ncap * sizeof(*no));
-                int64_t *nm = malloc(ncap * sizeof(*nm));
-                uint8_t *nd = malloc(ncap);
-                if (!no || !nm || !nd) {
-                        free(no);
-                        free(nm);
-                        free(nd);
+                enc_arrival_t *nr = malloc(ncap * sizeof(*nr));
+                if (!nr)
                         return ENC_ERR_NOMEM;
-                }
-                for (uint64_t s = r->head; s < r->tail; s++) {
-                        no[s & (ncap - 1)] = r->roff[s & (r->rcap - 1)];
-                        nm[s & (ncap - 1)] = r->rmark[s & (r->rcap - 1)];
-                        nd[s & (ncap - 1)] = r->rdone[s & (r->rcap - 1)];
-                }
-                free(r->roff);
-                free(r->rmark);
-                free(r->rdone);
-                r->roff = no;
-                r->rmark = nm;
-                r->rdone = nd;
+                for (uint64_t s = r->head; s < r->tail; s++)
+                        nr[s & (ncap - 1)] = r->ring[s & (r->rcap - 1)];
+                free(r->ring);
+                r->ring = nr;
                 r->rcap = ncap;
         }
-        r->roff[r->tail & (r->rcap - 1)] = offset;
-        r->rmark[r->tail & (r->rcap - 1)] = mark;
-        r->rdone[r->tail & (r->rcap - 1)] = 0;
+        enc_arrival_t *a = &r->ring[r->tail & (r->rcap - 1)];
+        a->offset = offset;
+        a->mark = mark;
+        a->time = ev->event_time;
+        a->ev = ev;
+        a->done = false;
         r->tail++;
         return ENC_OK;
 }
@@ -354,7 +358,7 @@ enc_err_t enc_reorder_push(enc_reorder_t *r, const enc_event_t *ev,
                 enc_reorder_release(r, copy, big);
                 return ENC_ERR_NOMEM;
         }
-        if (enc_ring_push(r, offset, mark)) {
+        if (enc_ring_push(r, copy, offset, mark)) {
                 enc_idset_del(&r->ids, idh);
                 enc_idset_rescan(r, idh);
                 enc_reorder_release(r, copy, big);
@@ -405,8 +409,9 @@ void enc_reorder_pop(enc_reorder_t *r) {
                 r->heap[m] = t;
                 i = m;
         }
-        r->rdone[seq & (r->rcap - 1)] = 1;
-        while (r->head < r->tail && r->rdone[r->head & (r->rcap - 1)])
+        r->ring[seq & (r->rcap - 1)].done = true;
+        r->ring[seq & (r->rcap - 1)].ev = NULL;
+        while (r->head < r->tail && r->ring[r->head & (r->rcap - 1)].done)
                 r->head++;
 }
 
@@ -415,11 +420,13 @@ size_t enc_reorder_count(const enc_reorder_t *r) {
 }
 
 int64_t enc_reorder_min_offset(const enc_reorder_t *r) {
-        return r->head < r->tail ? r->roff[r->head & (r->rcap - 1)] : -1;
+        return r->head < r->tail ? r->ring[r->head & (r->rcap - 1)].offset
+                                 : -1;
 }
 
 int64_t enc_reorder_min_mark(const enc_reorder_t *r, int64_t none) {
-        return r->head < r->tail ? r->rmark[r->head & (r->rcap - 1)] : none;
+        return r->head < r->tail ? r->ring[r->head & (r->rcap - 1)].mark
+                                 : none;
 }
 
 void enc_reorder_clear(enc_reorder_t *r) {
@@ -430,5 +437,23 @@ void enc_reorder_clear(enc_reorder_t *r) {
                 memset(r->ids.key, 0, r->ids.cap * sizeof(*r->ids.key));
                 r->ids.used = 0;
         }
-        r->head = r->tail = 0;
+        r->head = r->tail = r->ahead = 0;
+}
+
+const enc_event_t *enc_reorder_next_arrival(enc_reorder_t *r,
+                                            int64_t before) {
+        if (r->ahead < r->head)
+                r->ahead = r->head;
+        while (r->ahead < r->tail) {
+                const enc_arrival_t *a = &r->ring[r->ahead & (r->rcap - 1)];
+                if (a->done) {
+                        r->ahead++;
+                        continue;
+                }
+                if (a->time >= before)
+                        return NULL;
+                r->ahead++;
+                return a->ev;
+        }
+        return NULL;
 }

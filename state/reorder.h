@@ -49,6 +49,14 @@ int64_t enc_reorder_min_mark(const enc_reorder_t *r, int64_t none);
 bool enc_reorder_contains(const enc_reorder_t *r, const char *user,
                           const char *event_id, int64_t since);
 
+/** Read-ahead in arrival order: the next held event, after those it
+ *  returned before, if it arrived before every held event with a time at
+ *  or after @p before and its own time is before it; else NULL (and the
+ *  cursor waits there). Borrowed until that event is popped. The engine
+ *  uses it to read the users of the events about to leave in batches. */
+const enc_event_t *enc_reorder_next_arrival(enc_reorder_t *r,
+                                            int64_t before);
+
 /** Drops every event. */
 void enc_reorder_clear(enc_reorder_t *r);
 

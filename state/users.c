@@ -15,6 +15,17 @@
  *    most recent, when flush writes it): eviction takes from the tail
  *    without stepping over dirty entries (stepping over a commit's worth
  *    of them after every record was 8% of B1's processing thread).
+ *  - A user read ahead (enc_users_prefetch: an event or a timer of it is
+ *    about to be reached) sits on the pinned list, not the LRU, until it is
+ *    used (a lookup, or made dirty), so it cannot be evicted in between:
+ *    with state far larger than the cache, dirty users fill it and every
+ *    record's eviction emptied the LRU, so half the users read ahead were
+ *    evicted unused and read again, one Get each. The engine reads ahead
+ *    only a few hundred events, and what the pinned list holds is capped at
+ *    1/ENC_USERS_PIN_SHARE of the budget (beyond it a read-ahead user goes
+ *    on the LRU like any other). Pinned users are held over the budget:
+ *    eviction does not evict others to make room for them, nor does a
+ *    commit become due for them.
  *  - For every entry, stored_wake is the timer key the store holds for it;
  *    flush moves that key to wake. For a user that is not cached, the store's
  *    timer key is its true wake. So "due timers" = due cached entries (the
@@ -49,6 +60,8 @@
 #define ENC_USER_OVERHEAD     200
 #define ENC_USER_STATE_FACTOR 5
 #define ENC_USER_NEW_REC      128 /* record guess before the first encode */
+#define ENC_USERS_PIN_SHARE   4 /* users read ahead and not yet used hold
+                                     at most 1/8 of the budget */
 
 typedef struct enc_heap_s {
         enc_user_t **v;
@@ -67,6 +80,8 @@ struct enc_users_s {
         size_t nbuckets; /* power of two */
         size_t cnt;
         enc_user_t lru; /* sentinel: lru.lru_next is most recent */
+        enc_user_t pinned; /* sentinel: read ahead, not yet used */
+        size_t pinned_bytes; /* their charges, also in bytes */
         enc_heap_t *heaps; /* by partition */
         int nheaps;
         enc_users_flush_cb_t on_flush; /* changelog hook */
@@ -93,6 +108,7 @@ typedef struct enc_timer_op_s {
 } enc_timer_op_t;
 
 static void enc_lru_unlink(enc_user_t *u);
+static void enc_users_unpin(enc_users_t *c, enc_user_t *u);
 
 /* What flushing @p u stages into the store's batch: its record (as long as
  * when it was last read or written: the charge remembers it), its key and a
@@ -143,6 +159,7 @@ static bool enc_users_mark_dirty(enc_users_t *c, enc_user_t *u) {
         u->dirty = true;
         c->stats.dirty++;
         c->dirty_bytes += enc_user_stage_bytes(u);
+        enc_users_unpin(c, u);
         enc_lru_unlink(u); /* not evictable until flushed */
         return true;
 }
@@ -391,6 +408,7 @@ enc_users_t *enc_users_new(const enc_sig_instance_t *insts, int inst_cnt,
         c->nbuckets = 1024;
         c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
         c->lru.lru_next = c->lru.lru_prev = &c->lru;
+        c->pinned.lru_next = c->pinned.lru_prev = &c->pinned;
         enc_buf_init(&c->scratch, 64 << 20);
         enc_buf_init(&c->tids, (size_t)64 << 20);
         if (!c->buckets) {
@@ -486,6 +504,10 @@ enc_err_t enc_users_get(enc_users_t *c, int32_t partition, const char *user,
         enc_user_t **slot = enc_users_slot(c, h, partition, user, ulen);
         if (*slot) {
                 enc_user_t *u = *slot;
+                if (u->unused) {
+                        enc_users_unpin(c, u);
+                        u->unused = 0;
+                }
                 if (!u->dirty) {
                         enc_lru_unlink(u);
                         enc_lru_push_front(c, u);
@@ -593,10 +615,24 @@ static enc_err_t enc_users_prefetch_cb(void *opaque, size_t i,
                 return ENC_OK;
         enc_user_t *u;
         c->stats.prefetched++;
-        return enc_users_insert(c, slot, h, x->parts[i], x->users[i],
-                                x->ulens[i],
-                                x->timers ? x->timers[i] : ENC_NO_TIMER, rec,
-                                rec_len, &u, x->errstr, x->errstr_size);
+        enc_err_t err = enc_users_insert(
+                c, slot, h, x->parts[i], x->users[i], x->ulens[i],
+                x->timers ? x->timers[i] : ENC_NO_TIMER, rec, rec_len, &u,
+                x->errstr, x->errstr_size);
+        if (err || u->dirty)
+                return err;
+        if (c->pinned_bytes + u->charge <= c->max_bytes / ENC_USERS_PIN_SHARE) {
+                enc_lru_unlink(u);
+                u->lru_next = c->pinned.lru_next;
+                u->lru_prev = &c->pinned;
+                c->pinned.lru_next->lru_prev = u;
+                c->pinned.lru_next = u;
+                c->pinned_bytes += u->charge;
+                u->unused = 1;
+        } else {
+                u->unused = 2;
+        }
+        return ENC_OK;
 }
 
 enc_err_t enc_users_prefetch(enc_users_t *c, const int32_t *parts,
@@ -629,10 +665,21 @@ enc_user_t *enc_users_next_timer(enc_users_t *c, int32_t partition) {
         return c->heaps[partition].v[0];
 }
 
+/* Takes @p u off the pinned list if it is there (unused == 1): it is
+ * being used, made dirty or dropped. */
+static void enc_users_unpin(enc_users_t *c, enc_user_t *u) {
+        if (u->unused != 1)
+                return;
+        enc_lru_unlink(u);
+        u->unused = 0;
+        c->pinned_bytes -= u->charge;
+}
+
 static void enc_users_unlink(enc_users_t *c, enc_user_t *u) {
         enc_user_t **slot =
                 enc_users_slot(c, u->hash, u->partition, u->user_id, u->ulen);
         *slot = u->hnext;
+        enc_users_unpin(c, u);
         enc_lru_unlink(u);
         enc_heap_remove(c, u);
         c->cnt--;
@@ -789,16 +836,20 @@ enc_err_t enc_users_flush(enc_users_t *c, char *errstr, size_t errstr_size) {
 }
 
 bool enc_users_evict(enc_users_t *c) {
-        while (c->bytes > c->max_bytes && c->lru.lru_prev != &c->lru) {
+        /* Pinned users are about to be used (and then made dirty): they
+         * are held over the budget, not evicted for. */
+        while (c->bytes - c->pinned_bytes > c->max_bytes &&
+               c->lru.lru_prev != &c->lru) {
                 enc_user_t *u = c->lru.lru_prev; /* clean: see DESIGN */
                 enc_heap_t *h = enc_users_heap(c, u->partition);
                 if (h && u->wake < h->evicted_min)
                         h->evicted_min = u->wake;
+                c->stats.prefetch_wasted += u->unused == 2;
                 enc_users_unlink(c, u);
                 enc_user_free(c, u);
                 c->stats.evictions++;
         }
-        return c->bytes > c->max_bytes;
+        return c->bytes - c->pinned_bytes > c->max_bytes;
 }
 
 void enc_users_set_max_bytes(enc_users_t *c, size_t max_bytes) {
@@ -825,7 +876,7 @@ int64_t enc_users_evicted_min(enc_users_t *c, int32_t partition) {
 
 void enc_users_drop_partition(enc_users_t *c, int32_t partition) {
         /* Dirty entries are on the dirty list only, clean ones on the LRU
-         * list only. */
+         * or the pinned list only. */
         size_t keep = 0;
         for (size_t i = 0; i < c->ndirty; i++) {
                 enc_user_t *u = c->dirtyv[i];
@@ -839,14 +890,17 @@ void enc_users_drop_partition(enc_users_t *c, int32_t partition) {
                 enc_user_free(c, u);
         }
         c->ndirty = keep;
-        enc_user_t *u = c->lru.lru_next;
-        while (u != &c->lru) {
-                enc_user_t *next = u->lru_next;
-                if (u->partition == partition) {
-                        enc_users_unlink(c, u);
-                        enc_user_free(c, u);
+        enc_user_t *lists[2] = {&c->lru, &c->pinned};
+        for (int l = 0; l < 2; l++) {
+                enc_user_t *u = lists[l]->lru_next;
+                while (u != lists[l]) {
+                        enc_user_t *next = u->lru_next;
+                        if (u->partition == partition) {
+                                enc_users_unlink(c, u);
+                                enc_user_free(c, u);
+                        }
+                        u = next;
                 }
-                u = next;
         }
 }
 

@@ -38,6 +38,9 @@ typedef struct enc_user_s {
         int64_t stored_wake; /* timer key in the store; ENC_NO_TIMER none */
         bool dirty;
         bool on_disk; /* a record exists in the store */
+        uint8_t unused; /* read ahead (enc_users_prefetch), not yet got:
+                           1, or 2 once given a second chance by
+                           enc_users_evict */
         void **states; /* [instance count]; NULL = no state */
         char user_id[]; /* NUL-terminated, ulen bytes */
 } enc_user_t;
@@ -136,6 +139,7 @@ typedef struct enc_users_stats_s {
         uint64_t hits;
         uint64_t misses;
         uint64_t prefetched; /* loaded by enc_users_prefetch */
+        uint64_t prefetch_wasted; /* of which evicted before a get */
         uint64_t evictions;
         uint64_t corrupt;
         uint64_t deleted; /* users whose state expired */

@@ -561,6 +561,11 @@ static int b1_engine_run(const enc_bench_log_t *log, size_t warm,
         enc_bench_result(B1_NAME("cache_prefetched"),
                          (double)(s1.cache_prefetched - s0.cache_prefetched),
                          "users");
+        /* ... of which evicted before any lookup used them: read twice. */
+        enc_bench_result(B1_NAME("cache_prefetch_wasted"),
+                         (double)(s1.cache_prefetch_wasted -
+                                  s0.cache_prefetch_wasted),
+                         "users");
         /* What each event costs in state work beyond its own update: the
          * timers it leads to (a session closing, a day leaving a window,
          * remembered ids expiring), each a user loaded if not cached and
