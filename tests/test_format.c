@@ -20,10 +20,10 @@ static const char t_marker1[12] = {'E', 'N', 'C', 'S', 'T', 'O',
 
 /* The refusal's tail, in full: the rebuild steps (README, "Recovery and
  * scale-out": a partition with no local state is restored in full). */
-#define T_REBUILD                                                          \
-        "this encore reads format 1; to rebuild it, stop encore, delete "  \
-        "the state directory and start encore again: each partition is "   \
-        "restored from the changelog topic on assignment "                 \
+#define T_REBUILD                                                              \
+        "this encore reads format 1; to rebuild it, stop encore, delete "      \
+        "the state directory and start encore again: each partition is "       \
+        "restored from the changelog topic on assignment "                     \
         "(changelog.enable=true, the default)"
 
 /* A user record of format 1: version 2, wake 100 (zigzag 200), no
@@ -45,8 +45,8 @@ static void t_raw_open(t_raw_t *r, const char *dir) {
         r->opts = rocksdb_options_create();
         for (int i = 0; i < 4; i++)
                 cfo[i] = r->opts;
-        r->db = rocksdb_open_column_families(r->opts, dir, 4, names, cfo,
-                                             r->cf, &rerr);
+        r->db = rocksdb_open_column_families(r->opts, dir, 4, names, cfo, r->cf,
+                                             &rerr);
         if (rerr)
                 fprintf(stderr, "raw open: %s\n", rerr);
         assert_null(rerr);
@@ -80,8 +80,8 @@ static void t_raw_del(t_raw_t *r, int cf, const char *k, size_t klen) {
 static char *t_raw_marker(t_raw_t *r, size_t *len) {
         rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
         char *rerr = NULL;
-        char *v = rocksdb_get_cf(r->db, ro, r->cf[0], T_KEY,
-                                 sizeof(T_KEY) - 1, len, &rerr);
+        char *v = rocksdb_get_cf(r->db, ro, r->cf[0], T_KEY, sizeof(T_KEY) - 1,
+                                 len, &rerr);
         rocksdb_readoptions_destroy(ro);
         assert_null(rerr);
         return v;
@@ -165,8 +165,7 @@ static void test_unmarked_store_of_the_previous_release_is_marked(void **st) {
         assert_int_equal(v.len, sizeof(t_rec));
         assert_memory_equal(v.data, t_rec, sizeof(t_rec));
         enc_store_meta_t m;
-        assert_int_equal(enc_store_get_meta(s, 1, &m, &found, err,
-                                            sizeof(err)),
+        assert_int_equal(enc_store_get_meta(s, 1, &m, &found, err, sizeof(err)),
                          0);
         assert_true(found);
         assert_int_equal(m.next_offset, 12);
@@ -240,8 +239,8 @@ static void test_other_formats_are_refused_with_the_rebuild_steps(void **st) {
  * layout, refused; the marker is not written, so a second open refuses
  * again. A marked store is trusted: the same record there opens (a record
  * that does not decode is then the cache's business: counted corrupt). */
-static void test_unmarked_store_with_unknown_user_records_is_refused(
-        void **st) {
+static void
+test_unmarked_store_with_unknown_user_records_is_refused(void **st) {
         (void)st;
         char err[512];
         char *dir = t_store_with_ann();
@@ -287,15 +286,13 @@ static void test_restore_stops_at_an_unknown_user_record_version(void **st) {
         enc_restore_t *r = enc_restore_new(s, 0, true, err, sizeof(err));
         assert_non_null(r);
         static const uint8_t rec3[] = {3, 0xc8, 0x01, 0};
-        assert_int_equal(enc_restore_record(r, "B", 1, NULL, 0, 0, err,
-                                            sizeof(err)),
+        assert_int_equal(
+                enc_restore_record(r, "B", 1, NULL, 0, 0, err, sizeof(err)), 0);
+        assert_int_equal(enc_restore_record(r, "Uann", 4, t_rec, sizeof(t_rec),
+                                            1, err, sizeof(err)),
                          0);
-        assert_int_equal(enc_restore_record(r, "Uann", 4, t_rec,
-                                            sizeof(t_rec), 1, err,
-                                            sizeof(err)),
-                         0);
-        assert_int_equal(enc_restore_record(r, "Ubob", 4, rec3, sizeof(rec3),
-                                            2, err, sizeof(err)),
+        assert_int_equal(enc_restore_record(r, "Ubob", 4, rec3, sizeof(rec3), 2,
+                                            err, sizeof(err)),
                          ENC_ERR_CORRUPT);
         assert_string_equal(err, "changelog partition 0 offset 2: user "
                                  "record of version 3, this encore reads "
