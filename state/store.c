@@ -48,9 +48,9 @@
  * A migration is one WriteBatch that also writes the new marker, so a
  * crash part-way leaves the old format whole and the next open starts the
  * step again; never write a record of a format before its marker.
- * A future format that adds a column family cannot be opened here at all
- * (RocksDB refuses to open a store with families it is not told of): that
- * too is a refusal, in RocksDB's words.
+ * The families are checked first, from the list RocksDB keeps: a store
+ * with another family or without one of ours is of another format and is
+ * refused before the open creates anything in it.
  *
  * This module converts RocksDB's char **errptr to enc_err_t at its edge and
  * never lets a RocksDB error string escape unowned.
@@ -220,6 +220,9 @@ enc_store_table_options(rocksdb_cache_t *cache, bool bloom,
         return t;
 }
 
+static enc_err_t enc_store_families_check(const rocksdb_options_t *opts,
+                                          const char *dir, char *errstr,
+                                          size_t errstr_size) ENC_WUR;
 static enc_err_t enc_store_format_open(enc_store_t *st, const char *dir,
                                        char *errstr,
                                        size_t errstr_size) ENC_WUR;
@@ -289,6 +292,8 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
                 }
         }
 
+        if (enc_store_families_check(st->opts, dir, errstr, errstr_size))
+                goto fail;
         const rocksdb_options_t *cfo[CF__CNT];
         for (int i = 0; i < CF__CNT; i++)
                 cfo[i] = st->cf_opts[i];
@@ -433,6 +438,51 @@ static enc_err_t enc_store_format_read(enc_store_t *st, const char *dir,
                 return enc_store_refuse(dir, found_s, errstr, errstr_size);
         }
         return ENC_OK;
+}
+
+/* Before the open, which would create missing families: an existing store
+ * must have exactly this encore's families. One with another family, or
+ * without one of ours, is of another format (RocksDB cannot open the
+ * first, and creating a family in the second would change a store that
+ * is then refused). A store of "default" alone is one whose creation was
+ * cut short before any family was made: the open completes it. (Cut
+ * short between two families, a new store is refused too: it holds
+ * nothing, and deleting it, as the message says, is the remedy.) No store
+ * yet: the open creates one (or says why it cannot). */
+static enc_err_t enc_store_families_check(const rocksdb_options_t *opts,
+                                          const char *dir, char *errstr,
+                                          size_t errstr_size) {
+        char *rerr = NULL;
+        size_t n = 0;
+        char **names = rocksdb_list_column_families(opts, dir, &n, &rerr);
+        if (rerr) {
+                rocksdb_free(rerr);
+                return ENC_OK;
+        }
+        char found_s[128] = "";
+        bool ours[CF__CNT] = {false};
+        for (size_t i = 0; i < n && !found_s[0]; i++) {
+                int j = 0;
+                while (j < CF__CNT && strcmp(names[i], enc_cf_names[j]))
+                        j++;
+                if (j < CF__CNT)
+                        ours[j] = true;
+                else
+                        snprintf(found_s, sizeof(found_s),
+                                 "a store with a column family \"%.40s\" "
+                                 "found",
+                                 names[i]);
+        }
+        for (int j = 0; j < CF__CNT && !found_s[0] && n > 1; j++)
+                if (!ours[j])
+                        snprintf(found_s, sizeof(found_s),
+                                 "a store without the column family "
+                                 "\"%s\" found",
+                                 enc_cf_names[j]);
+        rocksdb_list_column_families_destroy(names, n);
+        return found_s[0] ? enc_store_refuse(dir, found_s, errstr,
+                                             errstr_size)
+                          : ENC_OK;
 }
 
 /* A store with no marker was written before the marker existed, in the

@@ -274,6 +274,59 @@ test_unmarked_store_with_unknown_user_records_is_refused(void **st) {
         free(dir);
 }
 
+/* The column families RocksDB lists for @p dir, joined by ',' into @p out.
+ */
+static void t_families(const char *dir, char *out, size_t outlen) {
+        rocksdb_options_t *o = rocksdb_options_create();
+        char *rerr = NULL;
+        size_t n = 0;
+        char **names = rocksdb_list_column_families(o, dir, &n, &rerr);
+        assert_null(rerr);
+        out[0] = '\0';
+        for (size_t i = 0; i < n; i++)
+                snprintf(out + strlen(out), outlen - strlen(out), "%s%s",
+                         i ? "," : "", names[i]);
+        rocksdb_list_column_families_destroy(names, n);
+        rocksdb_options_destroy(o);
+}
+
+/* A store with a column family this encore does not know (a newer format
+ * adding one) or without one of its own is refused by name, and the open
+ * creates nothing in it. */
+static void test_stores_with_other_column_families_are_refused(void **st) {
+        (void)st;
+        char fams[256];
+        char *dir = t_store_with_ann();
+        t_raw_t r;
+        t_raw_open(&r, dir);
+        char *rerr = NULL;
+        rocksdb_column_family_handle_t *extra = rocksdb_create_column_family(
+                r.db, r.opts, "users_by_signal", &rerr);
+        assert_null(rerr);
+        rocksdb_column_family_handle_destroy(extra);
+        t_raw_close(&r);
+        t_assert_refused(dir, "a store with a column family "
+                              "\"users_by_signal\" found");
+        t_families(dir, fams, sizeof(fams));
+        assert_string_equal(fams, "default,users,timers,meta,users_by_signal");
+        t_rmtree(dir);
+        free(dir);
+
+        dir = t_store_with_ann();
+        t_raw_open(&r, dir);
+        rocksdb_drop_column_family(r.db, r.cf[2], &rerr);
+        assert_null(rerr);
+        t_raw_close(&r);
+        t_families(dir, fams, sizeof(fams));
+        assert_string_equal(fams, "default,users,meta");
+        t_assert_refused(dir, "a store without the column family \"timers\" "
+                              "found");
+        t_families(dir, fams, sizeof(fams));
+        assert_string_equal(fams, "default,users,meta");
+        t_rmtree(dir);
+        free(dir);
+}
+
 /* A restore meeting a user record of version 3 stops with an error naming
  * it; nothing of that commit becomes durable (the version-2 record before
  * it in the same commit included). */
@@ -329,6 +382,8 @@ int main(void) {
                         test_other_formats_are_refused_with_the_rebuild_steps),
                 cmocka_unit_test(
                         test_unmarked_store_with_unknown_user_records_is_refused),
+                cmocka_unit_test(
+                        test_stores_with_other_column_families_are_refused),
                 cmocka_unit_test(
                         test_restore_stops_at_an_unknown_user_record_version),
         };
