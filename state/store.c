@@ -456,6 +456,8 @@ static enc_err_t enc_store_families_check(const rocksdb_options_t *opts,
         size_t n = 0;
         char **names = rocksdb_list_column_families(opts, dir, &n, &rerr);
         if (rerr) {
+                /* the (empty) list is allocated even then */
+                rocksdb_list_column_families_destroy(names, n);
                 rocksdb_free(rerr);
                 return ENC_OK;
         }
