@@ -487,27 +487,48 @@ static enc_err_t enc_store_families_check(const rocksdb_options_t *opts,
                           : ENC_OK;
 }
 
-/* A store with no marker was written before the marker existed, in the
- * layout of format 1, or it is new. Its first users record, if any, must
- * be of the version format 1 holds: one record read, not a scan (a store
- * of another layout would not have version 2 records under it). */
-static enc_err_t enc_store_check_unmarked(enc_store_t *st, const char *dir,
-                                          char *errstr, size_t errstr_size) {
+/* The first value of family @p cf: *ver its first byte, -1 if the family
+ * is empty, 256 if the value is. */
+static enc_err_t enc_store_first_byte(enc_store_t *st, int cf, int *ver,
+                                      char *errstr, size_t errstr_size) {
         rocksdb_iterator_t *it =
-                rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_USERS]);
+                rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[cf]);
         rocksdb_iter_seek_to_first(it);
-        int ver = -1; /* -1: no record; 256: an empty one */
+        *ver = -1;
         if (rocksdb_iter_valid(it)) {
                 size_t vlen = 0;
                 const char *v = rocksdb_iter_value(it, &vlen);
-                ver = vlen ? (uint8_t)v[0] : 256;
+                *ver = vlen ? (uint8_t)v[0] : 256;
         }
         char *rerr = NULL;
         rocksdb_iter_get_error(it, &rerr);
         rocksdb_iter_destroy(it);
         if (rerr)
                 return enc_store_err(rerr, errstr, errstr_size,
-                                     "reading a users record");
+                                     "reading the first record of a family");
+        return ENC_OK;
+}
+
+/* A store with no marker was written before the marker existed, in the
+ * layout of format 1, or it is new. Its default family must be empty (no
+ * release wrote there) and its first users record, if any, of the version
+ * format 1 holds: one record read, not a scan (a store of another layout
+ * would not have version 2 records under it). */
+static enc_err_t enc_store_check_unmarked(enc_store_t *st, const char *dir,
+                                          char *errstr, size_t errstr_size) {
+        int dflt, ver;
+        enc_err_t err = enc_store_first_byte(st, CF_DEFAULT, &dflt, errstr,
+                                             errstr_size);
+        if (!err)
+                err = enc_store_first_byte(st, CF_USERS, &ver, errstr,
+                                           errstr_size);
+        if (err)
+                return err;
+        if (dflt != -1)
+                return enc_store_refuse(dir,
+                                        "no format marker and keys in the "
+                                        "default column family found",
+                                        errstr, errstr_size);
         if (ver == -1 || ver == ENC_USER_RECORD_VERSION)
                 return ENC_OK;
         char found_s[128];
