@@ -1046,3 +1046,69 @@ enc_err_t enc_store_has_users(enc_store_t *st, int32_t partition, bool *any,
                                      "scanning users of a partition");
         return ENC_OK;
 }
+
+/* ---- a partition's other meta keys ---------------------------------- */
+
+/* [u32be partition][suffix] into the key scratch; NULL past its cap. */
+static const char *enc_store_key_meta(enc_store_t *st, int32_t partition,
+                                      const void *suffix, size_t slen,
+                                      size_t *klen) {
+        enc_buf_reset(&st->key);
+        enc_buf_put_u32be(&st->key, (uint32_t)partition);
+        if (enc_buf_append(&st->key, suffix, slen) != ENC_OK || st->key.failed)
+                return NULL;
+        *klen = st->key.len;
+        return (const char *)st->key.data;
+}
+
+void enc_store_put_meta_key(enc_store_t *st, int32_t partition,
+                            const void *suffix, size_t slen, const void *val,
+                            size_t vlen) {
+        size_t klen;
+        const char *k = enc_store_key_meta(st, partition, suffix, slen, &klen);
+        if (k && slen)
+                rocksdb_writebatch_put_cf(st->batch, st->cf[CF_META], k, klen,
+                                          val, vlen);
+}
+
+void enc_store_del_meta_key(enc_store_t *st, int32_t partition,
+                            const void *suffix, size_t slen) {
+        size_t klen;
+        const char *k = enc_store_key_meta(st, partition, suffix, slen, &klen);
+        if (k && slen)
+                rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_META], k,
+                                             klen);
+}
+
+void enc_store_del_meta_keys(enc_store_t *st, int32_t partition, const void *lo,
+                             size_t lolen, const void *hi, size_t hilen) {
+        uint8_t a[4 + 16], b[4 + 16];
+        if (!lolen || !hilen || lolen > 16 || hilen > 16)
+                return;
+        enc_put_u32be(a, (uint32_t)partition);
+        enc_put_u32be(b, (uint32_t)partition);
+        memcpy(a + 4, lo, lolen);
+        memcpy(b + 4, hi, hilen);
+        rocksdb_writebatch_delete_range_cf(st->batch, st->cf[CF_META],
+                                           (const char *)a, 4 + lolen,
+                                           (const char *)b, 4 + hilen);
+}
+
+enc_err_t enc_store_get_meta_key(enc_store_t *st, int32_t partition,
+                                 const void *suffix, size_t slen,
+                                 enc_buf_t *out, bool *found, char *errstr,
+                                 size_t errstr_size) {
+        size_t klen;
+        const char *k = enc_store_key_meta(st, partition, suffix, slen, &klen);
+        if (!k || !slen)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
+                                  "meta key suffix of %zu bytes", slen);
+        return enc_store_get(st, CF_META, k, klen, out, found, errstr,
+                             errstr_size);
+}
+
+size_t enc_store_pending_bytes(const enc_store_t *st) {
+        size_t n = 0;
+        (void)rocksdb_writebatch_data(st->batch, &n);
+        return n;
+}

@@ -6,6 +6,8 @@
  *   users   [u32be partition][user id]              -> user record
  *   timers  [u32be partition][u64be time][user id]  -> (empty)
  *   meta    [u32be partition]                       -> partition position
+ *           [u32be partition][suffix]               -> the partition's other
+ *                                                      records (id filter)
  *   default "encore.store.format"                    -> the format marker
  *
  * Writes are staged in one pending WriteBatch and become durable together in
@@ -34,7 +36,12 @@ typedef struct enc_store_s enc_store_t;
  *          the marker is then written (the step 0 -> 1).
  *   1      users records [u8 version=2] (ENC_USER_RECORD_VERSION), timer
  *          keys with sign-flipped big-endian times, position records
- *          [u8 3] (version 2 read), the families above.
+ *          [u8 3] (version 2 read), the families above. Optionally the
+ *          duplicate check's id filter in the meta family
+ *          ([partition]['I'...], state/idfilter.h): a reader that does not
+ *          know those keys never reads them, and encore uses them only
+ *          with the exact position they were saved with, so they need no
+ *          format number of their own.
  * A store naming another format is refused at open with ENC_ERR_STATE.
  */
 #define ENC_STORE_FORMAT 1
@@ -128,6 +135,31 @@ void enc_store_del_timer(enc_store_t *st, int32_t partition, int64_t time,
                          const char *user, size_t ulen);
 void enc_store_put_meta(enc_store_t *st, int32_t partition,
                         const enc_store_meta_t *m);
+
+/*
+ * Keys of a partition's own beside its position in the meta family:
+ * [u32be partition][suffix], @p slen >= 1 (the position record is the
+ * partition alone). The duplicate check's id filter is kept there
+ * (state/idfilter.h). Staged into the pending batch (bytes copied); a
+ * range delete covers [partition][lo] .. [partition][hi). Dropping a
+ * partition drops them with the rest.
+ */
+void enc_store_put_meta_key(enc_store_t *st, int32_t partition,
+                            const void *suffix, size_t slen, const void *val,
+                            size_t vlen);
+void enc_store_del_meta_key(enc_store_t *st, int32_t partition,
+                            const void *suffix, size_t slen);
+void enc_store_del_meta_keys(enc_store_t *st, int32_t partition, const void *lo,
+                             size_t lolen, const void *hi, size_t hilen);
+/** Reads a committed meta key into @p out (reset first; a value over
+ *  @p out's max is ENC_ERR_TOO_LARGE). */
+enc_err_t enc_store_get_meta_key(enc_store_t *st, int32_t partition,
+                                 const void *suffix, size_t slen,
+                                 enc_buf_t *out, bool *found, char *errstr,
+                                 size_t errstr_size) ENC_WUR;
+
+/** Bytes of the pending batch (RocksDB's serialised WriteBatch). */
+size_t enc_store_pending_bytes(const enc_store_t *st);
 
 /*
  * Batches of one's own, written apart from the pending batch: a restore
