@@ -28,11 +28,13 @@
  * frequent, never "no".
  *
  * F starts where the engine knows the state's history: INT64_MIN for a
- * partition with no stored state, the stored watermark W when resuming a
- * checkpoint (the user records hold only events applied before W; every
- * event at or after W is re-read in [C, E) or new, and both are added),
- * ENC_IDFILTER_UNKNOWN when nothing is known. F only moves up, and every
- * way of forgetting an entry moves F past the entry's time first.
+ * partition with no stored state, the saved filter's F when resuming a
+ * checkpoint that saved one (see Persistence), else the stored watermark W
+ * (the user records hold only events applied before W; every event at or
+ * after W is re-read in [C, E) or new, and both are added),
+ * ENC_IDFILTER_UNKNOWN when nothing is known. Once a partition is in use
+ * F only moves up, and every way of forgetting an entry moves F past the
+ * entry's time first.
  *
  * Layout: per partition, a ring of up to 8 generations, each an
  * open-addressing table of 32-bit fingerprints (the key's high half) in
@@ -53,11 +55,47 @@
  * (state/budget.c), split evenly between the owned partitions; the engine
  * charges what the tables hold (enc_idfilter_bytes) to the users cache.
  *
+ * Persistence. Each checkpoint writes every owned partition's filter into
+ * the same RocksDB batch as the position it was taken at (the engine calls
+ * enc_idfilter_save from enc_engine_checkpoint_commit, next to the position
+ * record), keys [partition]['I'...] of the meta family: a header (the
+ * position as a tag, F, and per generation its number, size, count, time
+ * range and table checksum, then a checksum of the header) and one key per
+ * generation's table. A table is written when it changed since it was last
+ * written durably: a generation that filled is written once more and never
+ * again, so a checkpoint writes the newest table or two and the header.
+ * Tables of generations dropped since are deleted in the same batch; a
+ * partition started without a saved filter deletes every table key at its
+ * first save (whatever is there is not its own).
+ *   On assignment the engine loads it only if its tag equals the stored
+ * position exactly; a filter saved at another position (the meta record
+ * rewritten by a restore, a run with dedup off in between) says nothing
+ * about this state. Loaded, it satisfies COMPLETE for its F: it held every
+ * event accepted before the checkpoint with t >= F, and after the restart
+ * every accepted event is added again or for the first time (the re-read
+ * of [C, E) and the live path). Every accepted event at or after the
+ * stored watermark W is re-read or new, so F is lowered to W if it was
+ * above it (the memory cap had moved it). Everything read is checked --
+ * lengths, sizes, counts of entries against the table, checksums -- and on
+ * any doubt the filter is ignored with a log line: the partition starts as
+ * without persistence (F = W), never with a table that could say a wrong
+ * "no". The cap applies on load as when adding: the newest generations
+ * that fit the partition's share are kept, the older go and F moves past
+ * them; generations already before watermark - window go too.
+ *   The changelog does not carry the filter: a restore from it writes a
+ * position without one (or drops the partition), so the next assignment
+ * finds no filter of that position and starts from W as before.
+ *   A change to how keys are derived (enc_idfilter_key, enc_dedup_hash) or
+ * to the table layout must change ENC_IDF_FORMAT: an old filter is then
+ * ignored, never misread.
+ *
  * Never: answer "no" for a since-time before F; forget an entry without
- * moving F past it; allocate per event; read the clock.
+ * moving F past it; allocate per event; read the clock; trust a saved
+ * filter that is not of the stored position or does not check out.
  */
 #include "idfilter.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -66,12 +104,20 @@
 #define ENC_IDF_MIN_SIZE 256u /* entries of a generation, at least */
 #define ENC_IDF_BUCKET   16   /* entries of a bucket: one cache line */
 
+/* A generation's count when it was last written durably: none. */
+#define ENC_IDF_UNSAVED SIZE_MAX
+
 typedef struct enc_idf_gen_s {
         uint32_t *tab; /* size fingerprints, 0 = empty, in buckets of 16
                           (64-byte aligned); owned */
         size_t size;   /* a power of two */
         size_t count;
         int64_t tmin, tmax; /* event times held (count > 0) */
+        uint64_t serial;    /* the partition's generation number: its key */
+        size_t saved_count; /* count as last written durably, or
+                               ENC_IDF_UNSAVED */
+        size_t pend_count;  /* count as staged by the last save */
+        uint64_t sum;       /* checksum of the table as staged/saved */
 } enc_idf_gen_t;
 
 typedef struct enc_idf_part_s {
@@ -80,6 +126,14 @@ typedef struct enc_idf_part_s {
         enc_idf_gen_t gen[ENC_IDF_GENS]; /* [0] oldest .. [ngen-1] newest */
         int ngen;
         size_t bytes;
+        uint64_t next_serial; /* of the next generation started */
+        /* Table keys of serials >= disk_lo may be stored; below it none
+         * are. purge: what is stored is unknown (a fresh start): the next
+         * save deletes every table key first. */
+        uint64_t disk_lo;
+        bool purge;
+        bool pending; /* staged by a save, not yet confirmed */
+        uint64_t pend_lo;
 } enc_idf_part_t;
 
 struct enc_idfilter_s {
@@ -157,6 +211,7 @@ enc_err_t enc_idfilter_assign(enc_idfilter_t *f, int32_t partition,
         enc_idf_part_clear(p);
         p->active = true;
         p->complete_from = complete_from;
+        p->purge = true; /* whatever is stored is not this filter */
         f->active++;
         return ENC_OK;
 }
@@ -237,6 +292,8 @@ static bool enc_idf_new_gen(enc_idfilter_t *f, enc_idf_part_t *p,
         g->tab = tab;
         g->size = size;
         g->count = 0;
+        g->serial = p->next_serial++;
+        g->saved_count = ENC_IDF_UNSAVED;
         p->bytes += size * sizeof(*tab);
         f->bytes += size * sizeof(*tab);
         f->generations++;
@@ -336,4 +393,375 @@ int64_t enc_idfilter_complete_from(const enc_idfilter_t *f, int32_t partition) {
             !f->parts[partition].active)
                 return ENC_IDFILTER_UNKNOWN;
         return f->parts[partition].complete_from;
+}
+
+/* ---- persistence ---------------------------------------------------- */
+
+#define ENC_IDF_FORMAT   1
+#define ENC_IDF_TAG_MAX  256
+#define ENC_IDF_LOG2_MAX 28 /* 2^28 entries, 1 GiB: past any cap */
+/* header: [u8 1][u8 tag length][tag][u64 F][u64 next serial][u8 ngen]
+ *         ngen x [u64 serial][u8 log2 size][u32 count][u64 tmin]
+ *                [u64 tmax][u64 table checksum]
+ *         [u64 checksum of all before]   (big-endian) */
+#define ENC_IDF_GEN_REC 37
+/* Deleting more stale table keys than this one by one: one range. */
+#define ENC_IDF_DEL_POINTS 64
+
+static void enc_idf_key_table(uint8_t k[9], uint64_t serial) {
+        k[0] = ENC_IDFILTER_KEY;
+        enc_put_u64be(k + 1, serial);
+}
+
+/* The table as stored: little-endian 32-bit fingerprints. The checksum is
+ * of those bytes. */
+static const void *enc_idf_table_bytes(const enc_idf_gen_t *g, void **tmp) {
+        *tmp = NULL;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        uint32_t *le = malloc(g->size * sizeof(*le));
+        if (!le)
+                return NULL;
+        for (size_t i = 0; i < g->size; i++)
+                le[i] = __builtin_bswap32(g->tab[i]);
+        *tmp = le;
+        return le;
+#else
+        return g->tab;
+#endif
+}
+
+size_t enc_idfilter_save(enc_idfilter_t *f, int32_t partition, const void *tag,
+                         size_t tlen, const enc_idfilter_io_t *io) {
+        if (!f || partition < 0 || partition >= f->nparts ||
+            !f->parts[partition].active || tlen > ENC_IDF_TAG_MAX)
+                return 0;
+        enc_idf_part_t *p = &f->parts[partition];
+        size_t staged = 0;
+        uint8_t k[9], hi[9];
+        uint64_t first = p->ngen ? p->gen[0].serial : p->next_serial;
+        if (p->purge) {
+                k[0] = ENC_IDFILTER_KEY;
+                hi[0] = ENC_IDFILTER_KEY + 1;
+                io->del_range(io->opaque, partition, k, 1, hi, 1);
+                staged += 2;
+        } else if (first - p->disk_lo > ENC_IDF_DEL_POINTS) {
+                enc_idf_key_table(k, p->disk_lo);
+                enc_idf_key_table(hi, first);
+                io->del_range(io->opaque, partition, k, 9, hi, 9);
+                staged += 18;
+        } else {
+                for (uint64_t s = p->disk_lo; s < first; s++) {
+                        enc_idf_key_table(k, s);
+                        io->del(io->opaque, partition, k, 9);
+                        staged += 9;
+                }
+        }
+        /* Tables that changed since they were last written durably (a
+         * generation that filled is written once more, then never). A
+         * purge deleted them all: every one is written again. */
+        for (int i = 0; i < p->ngen; i++) {
+                enc_idf_gen_t *g = &p->gen[i];
+                g->pend_count = g->count;
+                if (!p->purge && g->saved_count == g->count)
+                        continue;
+                void *tmp;
+                const void *tb = enc_idf_table_bytes(g, &tmp);
+                if (!tb) /* out of memory: write no filter at all */
+                        goto none;
+                g->sum = XXH3_64bits(tb, g->size * sizeof(uint32_t));
+                enc_idf_key_table(k, g->serial);
+                io->put(io->opaque, partition, k, 9, tb,
+                        g->size * sizeof(uint32_t));
+                staged += 9 + g->size * sizeof(uint32_t);
+                free(tmp);
+        }
+        uint8_t hb[2 + ENC_IDF_TAG_MAX + 17 + ENC_IDF_GENS * ENC_IDF_GEN_REC +
+                   8];
+        uint8_t *q = hb;
+        *q++ = ENC_IDF_FORMAT;
+        *q++ = (uint8_t)tlen;
+        if (tlen)
+                memcpy(q, tag, tlen);
+        q += tlen;
+        enc_put_u64be(q, (uint64_t)p->complete_from);
+        enc_put_u64be(q + 8, p->next_serial);
+        q[16] = (uint8_t)p->ngen;
+        q += 17;
+        for (int i = 0; i < p->ngen; i++) {
+                const enc_idf_gen_t *g = &p->gen[i];
+                enc_put_u64be(q, g->serial);
+                q[8] = (uint8_t)__builtin_ctzll(g->size);
+                enc_put_u32be(q + 9, (uint32_t)g->count);
+                enc_put_u64be(q + 13, (uint64_t)g->tmin);
+                enc_put_u64be(q + 21, (uint64_t)g->tmax);
+                enc_put_u64be(q + 29, g->sum);
+                q += ENC_IDF_GEN_REC;
+        }
+        enc_put_u64be(q, XXH3_64bits(hb, (size_t)(q - hb)));
+        q += 8;
+        k[0] = ENC_IDFILTER_KEY;
+        io->put(io->opaque, partition, k, 1, hb, (size_t)(q - hb));
+        staged += 1 + (size_t)(q - hb);
+        p->pending = true;
+        p->pend_lo = first;
+        return staged;
+none:
+        /* The header goes: tables of an older header may have been
+         * overwritten above. */
+        k[0] = ENC_IDFILTER_KEY;
+        io->del(io->opaque, partition, k, 1);
+        for (int i = 0; i < p->ngen; i++)
+                p->gen[i].saved_count = ENC_IDF_UNSAVED;
+        p->pending = false;
+        return staged + 1;
+}
+
+void enc_idfilter_saved(enc_idfilter_t *f, bool ok) {
+        if (!f)
+                return;
+        for (int i = 0; i < f->nparts; i++) {
+                enc_idf_part_t *p = &f->parts[i];
+                if (!p->active || !p->pending)
+                        continue;
+                for (int k = 0; k < p->ngen; k++)
+                        p->gen[k].saved_count =
+                                ok ? p->gen[k].pend_count : ENC_IDF_UNSAVED;
+                if (ok) {
+                        p->disk_lo = p->pend_lo;
+                        p->purge = false;
+                }
+                p->pending = false;
+        }
+}
+
+/* One generation as the header describes it. */
+typedef struct enc_idf_rec_s {
+        uint64_t serial;
+        size_t size, count;
+        int64_t tmin, tmax;
+        uint64_t sum;
+} enc_idf_rec_t;
+
+typedef struct enc_idf_hdr_s {
+        int64_t complete_from;
+        uint64_t next_serial;
+        int ngen;
+        enc_idf_rec_t gen[ENC_IDF_GENS];
+} enc_idf_hdr_t;
+
+#define ENC_IDF_WHY(...) (snprintf(why, why_size, __VA_ARGS__), ENC_ERR_CORRUPT)
+
+/* Parses and checks a header; ENC_ERR_NOT_FOUND if it was saved with
+ * another tag, ENC_ERR_CORRUPT (why says what) if it does not parse. */
+static enc_err_t enc_idf_parse_hdr(const uint8_t *b, size_t len,
+                                   const void *tag, size_t tlen,
+                                   enc_idf_hdr_t *h, char *why,
+                                   size_t why_size) {
+        if (len < 2 + 17 + 8)
+                return ENC_IDF_WHY("header of %zu bytes is truncated", len);
+        if (b[0] != ENC_IDF_FORMAT)
+                return ENC_IDF_WHY("header format %u is unknown", b[0]);
+        size_t hl = 2 + (size_t)b[1] + 17;
+        if (len < hl + 8)
+                return ENC_IDF_WHY("header of %zu bytes is truncated", len);
+        int ngen = b[hl - 1];
+        if (ngen > ENC_IDF_GENS)
+                return ENC_IDF_WHY("header lists %d generations", ngen);
+        if (len != hl + (size_t)ngen * ENC_IDF_GEN_REC + 8)
+                return ENC_IDF_WHY("header of %zu bytes for %d generations",
+                                   len, ngen);
+        const uint8_t *end = b + len - 8, *q = end;
+        uint64_t sum;
+        if (!enc_get_u64be(&q, b + len, &sum) || sum != XXH3_64bits(b, len - 8))
+                return ENC_IDF_WHY("header checksum does not match");
+        if (b[1] != tlen || memcmp(b + 2, tag, tlen)) {
+                snprintf(why, why_size,
+                         "saved at another position than the stored one");
+                return ENC_ERR_NOT_FOUND;
+        }
+        q = b + 2 + tlen;
+        uint64_t v;
+        (void)enc_get_u64be(&q, end, &v);
+        h->complete_from = (int64_t)v;
+        (void)enc_get_u64be(&q, end, &h->next_serial);
+        q++;
+        h->ngen = ngen;
+        for (int i = 0; i < ngen; i++) {
+                enc_idf_rec_t *r = &h->gen[i];
+                uint8_t lg;
+                uint32_t cnt;
+                uint64_t t0, t1;
+                (void)(enc_get_u64be(&q, end, &r->serial) &&
+                       enc_get_u8(&q, end, &lg) &&
+                       enc_get_u32be(&q, end, &cnt) &&
+                       enc_get_u64be(&q, end, &t0) &&
+                       enc_get_u64be(&q, end, &t1) &&
+                       enc_get_u64be(&q, end, &r->sum));
+                if (lg < __builtin_ctz(ENC_IDF_MIN_SIZE) ||
+                    lg > ENC_IDF_LOG2_MAX)
+                        return ENC_IDF_WHY("generation %d: size 2^%u", i, lg);
+                r->size = (size_t)1 << lg;
+                r->count = cnt;
+                r->tmin = (int64_t)t0;
+                r->tmax = (int64_t)t1;
+                if (r->count > r->size / 4 * 3)
+                        return ENC_IDF_WHY("generation %d: %zu entries in "
+                                           "%zu",
+                                           i, r->count, r->size);
+                if (r->count && r->tmin > r->tmax)
+                        return ENC_IDF_WHY("generation %d: times out of "
+                                           "order",
+                                           i);
+                if (r->serial >= h->next_serial ||
+                    (i && r->serial <= h->gen[i - 1].serial))
+                        return ENC_IDF_WHY("generation %d: serial %llu out "
+                                           "of order",
+                                           i, (unsigned long long)r->serial);
+        }
+        return ENC_OK;
+}
+
+/* Reads and checks generation @p r's table into a fresh table (caller
+ * frees); NULL with why filled if it is missing or does not match. */
+static uint32_t *enc_idf_read_table(int32_t partition, const enc_idf_rec_t *r,
+                                    const enc_idfilter_io_t *io, enc_buf_t *buf,
+                                    enc_err_t *err, char *why,
+                                    size_t why_size) {
+        uint8_t k[9];
+        bool found = false;
+        size_t bytes = r->size * sizeof(uint32_t);
+        enc_idf_key_table(k, r->serial);
+        enc_buf_free(buf);
+        enc_buf_init(buf, bytes);
+        *err = io->get(io->opaque, partition, k, 9, buf, &found);
+        if (*err || !found || buf->len != bytes) {
+                snprintf(why, why_size, "generation %llu: table %s",
+                         (unsigned long long)r->serial,
+                         *err     ? "cannot be read"
+                         : !found ? "is missing"
+                                  : "has the wrong size");
+                if (!*err)
+                        *err = ENC_ERR_CORRUPT;
+                return NULL;
+        }
+        if (XXH3_64bits(buf->data, bytes) != r->sum) {
+                snprintf(why, why_size,
+                         "generation %llu: table checksum does not match",
+                         (unsigned long long)r->serial);
+                *err = ENC_ERR_CORRUPT;
+                return NULL;
+        }
+        uint32_t *tab = aligned_alloc(64, bytes);
+        if (!tab) {
+                snprintf(why, why_size, "out of memory");
+                *err = ENC_ERR_NOMEM;
+                return NULL;
+        }
+        size_t used = 0;
+        for (size_t i = 0; i < r->size; i++) {
+                const uint8_t *x = buf->data + i * 4;
+                tab[i] = (uint32_t)x[0] | (uint32_t)x[1] << 8 |
+                         (uint32_t)x[2] << 16 | (uint32_t)x[3] << 24;
+                used += tab[i] != 0;
+        }
+        if (used != r->count) {
+                snprintf(why, why_size,
+                         "generation %llu: %zu entries, header says %zu",
+                         (unsigned long long)r->serial, used, r->count);
+                free(tab);
+                *err = ENC_ERR_CORRUPT;
+                return NULL;
+        }
+        return tab;
+}
+
+enc_err_t enc_idfilter_load(enc_idfilter_t *f, int32_t partition,
+                            const void *tag, size_t tlen, int64_t complete_max,
+                            int64_t horizon, const enc_idfilter_io_t *io,
+                            char *why, size_t why_size) {
+        if (why && why_size)
+                why[0] = '\0';
+        if (!f || partition < 0)
+                return ENC_ERR_INVALID_ARG;
+        if (partition < f->nparts && f->parts[partition].active)
+                return ENC_OK; /* still complete for what it covers */
+        uint8_t k[1] = {ENC_IDFILTER_KEY};
+        enc_buf_t buf;
+        enc_buf_init(&buf, 2 + ENC_IDF_TAG_MAX + 17 +
+                                   ENC_IDF_GENS * ENC_IDF_GEN_REC + 8);
+        bool found = false;
+        enc_idf_hdr_t h;
+        enc_err_t err = io->get(io->opaque, partition, k, 1, &buf, &found);
+        if (err)
+                snprintf(why, why_size, "header cannot be read");
+        else if (!found) {
+                snprintf(why, why_size, "none saved");
+                err = ENC_ERR_NOT_FOUND;
+        } else
+                err = enc_idf_parse_hdr(buf.data, buf.len, tag, tlen, &h, why,
+                                        why_size);
+        if (err) {
+                enc_buf_free(&buf);
+                return err;
+        }
+        /* What is kept: the newest generations that fit this partition's
+         * share of the cap (counting it as active) and what the filter may
+         * still hold in all, less those expired at the oldest end; F moves
+         * past every one left out, as enc_idf_new_gen does. */
+        int active = f->active + 1;
+        size_t cap = f->max_bytes / (size_t)active;
+        if (cap < ENC_IDF_MIN_SIZE * sizeof(uint32_t))
+                cap = ENC_IDF_MIN_SIZE * sizeof(uint32_t);
+        size_t room = f->max_bytes > f->bytes ? f->max_bytes - f->bytes : 0;
+        if (room > cap)
+                room = cap;
+        int keep_from = h.ngen;
+        size_t bytes = 0;
+        while (keep_from > 0 &&
+               bytes + h.gen[keep_from - 1].size * sizeof(uint32_t) <= room) {
+                bytes += h.gen[keep_from - 1].size * sizeof(uint32_t);
+                keep_from--;
+        }
+        while (keep_from < h.ngen &&
+               (!h.gen[keep_from].count || h.gen[keep_from].tmax < horizon))
+                keep_from++;
+        uint32_t *tabs[ENC_IDF_GENS] = {0};
+        for (int i = keep_from; i < h.ngen && !err; i++)
+                tabs[i] = enc_idf_read_table(partition, &h.gen[i], io, &buf,
+                                             &err, why, why_size);
+        enc_buf_free(&buf);
+        if (!err)
+                err = enc_idfilter_assign(f, partition, h.complete_from);
+        if (err) {
+                for (int i = keep_from; i < h.ngen; i++)
+                        free(tabs[i]);
+                return err;
+        }
+        enc_idf_part_t *p = &f->parts[partition];
+        for (int i = 0; i < keep_from; i++)
+                if (h.gen[i].count)
+                        enc_idf_raise(p, h.gen[i].tmax);
+        for (int i = keep_from; i < h.ngen; i++) {
+                const enc_idf_rec_t *r = &h.gen[i];
+                enc_idf_gen_t *g = &p->gen[p->ngen++];
+                g->tab = tabs[i];
+                g->size = r->size;
+                g->count = r->count;
+                g->tmin = r->tmin;
+                g->tmax = r->tmax;
+                g->serial = r->serial;
+                g->saved_count = r->count;
+                g->sum = r->sum;
+                p->bytes += r->size * sizeof(uint32_t);
+                f->bytes += r->size * sizeof(uint32_t);
+        }
+        /* Every event at or after complete_max is added again as it is
+         * re-read or arrives (the caller's promise), so F need not be
+         * later than that. */
+        if (p->complete_from > complete_max)
+                p->complete_from = complete_max;
+        p->next_serial = h.next_serial;
+        p->disk_lo = h.ngen ? h.gen[0].serial : h.next_serial;
+        p->purge = false;
+        return ENC_OK;
 }

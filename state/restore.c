@@ -19,6 +19,10 @@
  * A stale timer key left by an incremental restore is harmless: when it
  * fires, the engine loads the user, finds the true wake and moves the key.
  *
+ * A user record of a version this encore does not read stops the restore
+ * with an error naming the version: it is never stored, decoded or
+ * skipped (skipping would lose that user's state without a word).
+ *
  * Never: write a user record without the position that covers it; trust a
  * length or a position read from the topic.
  */
@@ -79,6 +83,20 @@ enc_err_t enc_restore_record(enc_restore_t *r, const void *key, size_t klen,
                                                  r->partition, user, ulen);
                 } else {
                         int64_t wake;
+                        /* A record of another version (a newer encore
+                         * wrote this changelog) is named, not parsed. */
+                        if (vlen && *(const uint8_t *)val !=
+                                            ENC_USER_RECORD_VERSION)
+                                return enc_seterr(
+                                        errstr, errstr_size, ENC_ERR_CORRUPT,
+                                        "changelog partition %d offset "
+                                        "%lld: user record of version %u, "
+                                        "this encore reads version %d (was "
+                                        "the changelog written by a newer "
+                                        "encore?)",
+                                        r->partition, (long long)offset,
+                                        *(const uint8_t *)val,
+                                        ENC_USER_RECORD_VERSION);
                         if (enc_user_record_wake(val, vlen, &wake))
                                 return enc_seterr(
                                         errstr, errstr_size, ENC_ERR_CORRUPT,

@@ -1,14 +1,16 @@
 /*
  * test_idfilter.c -- the id filter in front of the duplicate check: exact
  * answers worked out by hand (probing, completeness point, expiry, the
- * memory cap), and a sweep against a plain reference showing it never says
- * "no" where an added key could match.
+ * memory cap), a sweep against a plain reference showing it never says
+ * "no" where an added key could match, and saving and loading it: the
+ * bytes written, checked by hand, and every kind of damage refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 #include <xxhash.h>
@@ -248,6 +250,486 @@ static void test_never_no_where_an_added_key_could_match(void **st) {
         enc_idfilter_destroy(f);
 }
 
+/* ---- persistence ---------------------------------------------------- */
+
+/* A store of keys in memory, applying each write at once. */
+typedef struct t_kv_s {
+        uint8_t key[16];
+        size_t klen;
+        uint8_t *val;
+        size_t vlen;
+} t_kv_t;
+
+typedef struct t_mem_s {
+        t_kv_t kv[32];
+        int n;
+        int puts, dels, ranges;
+} t_mem_t;
+
+static t_kv_t *t_mem_find(t_mem_t *m, const void *k, size_t klen) {
+        for (int i = 0; i < m->n; i++)
+                if (m->kv[i].klen == klen && !memcmp(m->kv[i].key, k, klen))
+                        return &m->kv[i];
+        return NULL;
+}
+
+static void t_mem_remove(t_mem_t *m, t_kv_t *kv) {
+        free(kv->val);
+        *kv = m->kv[--m->n];
+}
+
+static void t_mem_put(void *o, int32_t part, const void *k, size_t klen,
+                      const void *v, size_t vlen) {
+        t_mem_t *m = o;
+        assert_int_equal(part, 0);
+        assert_true(klen <= 16);
+        t_kv_t *kv = t_mem_find(m, k, klen);
+        if (!kv) {
+                assert_true(m->n < 32);
+                kv = &m->kv[m->n++];
+                memcpy(kv->key, k, klen);
+                kv->klen = klen;
+                kv->val = NULL;
+        }
+        free(kv->val);
+        kv->val = malloc(vlen ? vlen : 1);
+        memcpy(kv->val, v, vlen);
+        kv->vlen = vlen;
+        m->puts++;
+}
+
+static void t_mem_del(void *o, int32_t part, const void *k, size_t klen) {
+        t_mem_t *m = o;
+        (void)part;
+        t_kv_t *kv = t_mem_find(m, k, klen);
+        if (kv)
+                t_mem_remove(m, kv);
+        m->dels++;
+}
+
+static int t_keycmp(const void *a, size_t al, const void *b, size_t bl) {
+        int c = memcmp(a, b, al < bl ? al : bl);
+        return c ? c : (al > bl) - (al < bl);
+}
+
+static void t_mem_del_range(void *o, int32_t part, const void *lo, size_t lolen,
+                            const void *hi, size_t hilen) {
+        t_mem_t *m = o;
+        (void)part;
+        for (int i = 0; i < m->n;) {
+                t_kv_t *kv = &m->kv[i];
+                if (t_keycmp(kv->key, kv->klen, lo, lolen) >= 0 &&
+                    t_keycmp(kv->key, kv->klen, hi, hilen) < 0)
+                        t_mem_remove(m, kv);
+                else
+                        i++;
+        }
+        m->ranges++;
+}
+
+static enc_err_t t_mem_get(void *o, int32_t part, const void *k, size_t klen,
+                           enc_buf_t *out, bool *found) {
+        t_mem_t *m = o;
+        (void)part;
+        enc_buf_reset(out);
+        t_kv_t *kv = t_mem_find(m, k, klen);
+        *found = kv != NULL;
+        return kv ? enc_buf_append(out, kv->val, kv->vlen) : ENC_OK;
+}
+
+static void t_mem_free(t_mem_t *m) {
+        while (m->n)
+                t_mem_remove(m, &m->kv[0]);
+}
+
+static void t_mem_copy(t_mem_t *dst, const t_mem_t *src) {
+        memset(dst, 0, sizeof(*dst));
+        for (int i = 0; i < src->n; i++) {
+                dst->kv[i] = src->kv[i];
+                dst->kv[i].val = malloc(src->kv[i].vlen);
+                memcpy(dst->kv[i].val, src->kv[i].val, src->kv[i].vlen);
+        }
+        dst->n = src->n;
+}
+
+static enc_idfilter_io_t t_io(t_mem_t *m) {
+        enc_idfilter_io_t io = {t_mem_put, t_mem_del, t_mem_del_range,
+                                t_mem_get, m};
+        return io;
+}
+
+static const uint8_t T_HDR_KEY[1] = {'I'};
+
+static void t_table_key(uint8_t k[9], uint64_t serial) {
+        k[0] = 'I';
+        for (int i = 0; i < 8; i++)
+                k[1 + i] = (uint8_t)(serial >> (56 - 8 * i));
+}
+
+static uint8_t *t_be64(uint8_t *q, uint64_t v) {
+        for (int i = 0; i < 8; i++)
+                q[i] = (uint8_t)(v >> (56 - 8 * i));
+        return q + 8;
+}
+
+/* The header, byte by byte as idfilter.h documents it, with the tables'
+ * checksums taken from what @p m holds. */
+static size_t t_header(uint8_t *b, t_mem_t *m, const char *tag, int64_t f,
+                       uint64_t next, int ngen, const uint64_t *serial,
+                       const int *lg, const uint32_t *count,
+                       const int64_t *tmin, const int64_t *tmax) {
+        uint8_t *q = b;
+        *q++ = 1;
+        *q++ = (uint8_t)strlen(tag);
+        memcpy(q, tag, strlen(tag));
+        q += strlen(tag);
+        q = t_be64(q, (uint64_t)f);
+        q = t_be64(q, next);
+        *q++ = (uint8_t)ngen;
+        for (int i = 0; i < ngen; i++) {
+                uint8_t k[9];
+                t_table_key(k, serial[i]);
+                t_kv_t *kv = t_mem_find(m, k, 9);
+                assert_non_null(kv);
+                q = t_be64(q, serial[i]);
+                *q++ = (uint8_t)lg[i];
+                q[0] = (uint8_t)(count[i] >> 24);
+                q[1] = (uint8_t)(count[i] >> 16);
+                q[2] = (uint8_t)(count[i] >> 8);
+                q[3] = (uint8_t)count[i];
+                q += 4;
+                q = t_be64(q, (uint64_t)tmin[i]);
+                q = t_be64(q, (uint64_t)tmax[i]);
+                q = t_be64(q, XXH3_64bits(kv->val, kv->vlen));
+        }
+        q = t_be64(q, XXH3_64bits(b, (size_t)(q - b)));
+        return (size_t)(q - b);
+}
+
+static void t_assert_header(t_mem_t *m, const uint8_t *want, size_t len) {
+        t_kv_t *kv = t_mem_find(m, T_HDR_KEY, 1);
+        assert_non_null(kv);
+        assert_int_equal(kv->vlen, len);
+        assert_memory_equal(kv->val, want, len);
+}
+
+/*
+ * Keys at 1000..1191 fill generation 0 (256 entries); z at 2000 starts
+ * generation 1 (512: the first filled in 191 ms). Saved with tag "T1":
+ *   range delete of every table key (nothing known stored)   2 bytes
+ *   "I"+u64 0 -> 1024 bytes, "I"+u64 1 -> 2048 bytes          9+1024 + 9+2048
+ *   "I" -> header 2 + 2 + 17 + 2 x 37 + 8 = 103 bytes         1+103
+ * = 3196 bytes. z is the only entry of generation 1: bucket 0 (z & 31),
+ * slot 0, fingerprint 0xABCDEF01 stored little-endian.
+ * Then q at 2001 and a save with "T2": generation 1 and the header only,
+ * 2057 + 104 = 2161 bytes. Then an event at 10000000 with the horizon at
+ * 6400000: generation 0 expires (F 1192), the event joins generation 1;
+ * saved with "T3": the delete of generation 0's key (9), generation 1
+ * (2057) and a header of one generation (1 + 66): 2133 bytes.
+ */
+static void test_save_and_load_round_trip_exact_bytes(void **st) {
+        (void)st;
+        const uint64_t z = 0xABCDEF0100000000ULL, q = 0x5555555500000001ULL,
+                       r = 0x6666666600000002ULL,
+                       absent = 0x7777777700000007ULL;
+        t_mem_t m = {0};
+        enc_idfilter_io_t io = t_io(&m);
+        enc_idfilter_t *f = enc_idfilter_new(HOUR, 1 << 20);
+        /* nothing active: nothing saved */
+        assert_int_equal(enc_idfilter_save(f, 0, "T0", 2, &io), 0);
+        assert_int_equal(m.n, 0);
+        assert_int_equal(enc_idfilter_assign(f, 0, INT64_MIN), ENC_OK);
+        for (int i = 0; i < 192; i++)
+                enc_idfilter_add(f, 0, k_i(i), 1000 + i, INT64_MIN);
+        enc_idfilter_add(f, 0, z, 2000, INT64_MIN);
+        assert_int_equal(enc_idfilter_save(f, 0, "T1", 2, &io), 3196);
+        enc_idfilter_saved(f, true);
+        assert_int_equal(m.ranges, 1);
+        assert_int_equal(m.puts, 3);
+        assert_int_equal(m.n, 3);
+        uint8_t k[9];
+        t_table_key(k, 1);
+        t_kv_t *kv = t_mem_find(&m, k, 9);
+        assert_non_null(kv);
+        assert_int_equal(kv->vlen, 2048);
+        uint8_t g1[2048] = {0x01, 0xEF, 0xCD, 0xAB};
+        assert_memory_equal(kv->val, g1, 2048);
+        t_table_key(k, 0);
+        kv = t_mem_find(&m, k, 9);
+        assert_non_null(kv);
+        assert_int_equal(kv->vlen, 1024);
+        int nz = 0;
+        for (size_t i = 0; i < 1024; i += 4)
+                nz += kv->val[i] | kv->val[i + 1] | kv->val[i + 2] |
+                                      kv->val[i + 3]
+                              ? 1
+                              : 0;
+        assert_int_equal(nz, 192);
+        uint8_t want[256];
+        uint64_t ser[] = {0, 1};
+        int lg[] = {8, 9};
+        uint32_t cnt[] = {192, 1};
+        int64_t tmin[] = {1000, 2000}, tmax[] = {1191, 2000};
+        size_t hl = t_header(want, &m, "T1", INT64_MIN, 2, 2, ser, lg, cnt,
+                             tmin, tmax);
+        assert_int_equal(hl, 103);
+        t_assert_header(&m, want, hl);
+        t_mem_t at_t1;
+        t_mem_copy(&at_t1, &m);
+
+        /* loaded: the same answers, sizes and point */
+        enc_idfilter_t *g = enc_idfilter_new(HOUR, 1 << 20);
+        char why[160];
+        assert_int_equal(enc_idfilter_load(g, 0, "T1", 2, INT64_MAX, INT64_MIN,
+                                           &io, why, sizeof(why)),
+                         ENC_OK);
+        enc_idfilter_stats_t s;
+        enc_idfilter_stats(g, &s);
+        assert_int_equal(s.entries, 193);
+        assert_int_equal(s.bytes, 3072);
+        assert_int_equal(enc_idfilter_bytes(g), 3072);
+        assert_int_equal(enc_idfilter_complete_from(g, 0), INT64_MIN);
+        for (int i = 0; i < 192; i++) {
+                assert_true(enc_idfilter_maybe(g, 0, k_i(i), 1000 + i));
+                assert_false(enc_idfilter_maybe(g, 0, k_i(i), 2001));
+        }
+        assert_true(enc_idfilter_maybe(g, 0, z, 2000));
+        assert_false(enc_idfilter_maybe(g, 0, absent, 0));
+        assert_false(enc_idfilter_maybe(g, 0, z, 2001));
+        /* the loaded filter goes on as the saved one would: generation 2
+         * is next */
+        enc_idfilter_add(g, 0, q, 2001, INT64_MIN);
+        assert_true(enc_idfilter_maybe(g, 0, q, 2001));
+        /* loading an active partition changes nothing */
+        assert_int_equal(enc_idfilter_load(g, 0, "XX", 2, INT64_MAX, INT64_MIN,
+                                           &io, why, sizeof(why)),
+                         ENC_OK);
+        enc_idfilter_destroy(g);
+
+        /* F lowered to what the caller re-adds */
+        g = enc_idfilter_new(HOUR, 1 << 20);
+        assert_int_equal(enc_idfilter_load(g, 0, "T1", 2, INT64_MAX, 1500, &io,
+                                           why, sizeof(why)),
+                         ENC_OK); /* horizon 1500: generation 0 expired */
+        assert_int_equal(enc_idfilter_complete_from(g, 0), 1192);
+        enc_idfilter_stats(g, &s);
+        assert_int_equal(s.entries, 1);
+        assert_int_equal(s.bytes, 2048);
+        enc_idfilter_destroy(g);
+        g = enc_idfilter_new(HOUR, 1 << 20);
+        assert_int_equal(enc_idfilter_load(g, 0, "T1", 2, 1000, 1500, &io, why,
+                                           sizeof(why)),
+                         ENC_OK);
+        assert_int_equal(enc_idfilter_complete_from(g, 0), 1000);
+        enc_idfilter_destroy(g);
+        /* the cap: 2048 bytes keep generation 1 only (F past 1191), 1024
+         * bytes keep nothing (F past 2000) */
+        g = enc_idfilter_new(HOUR, 2048);
+        assert_int_equal(enc_idfilter_load(g, 0, "T1", 2, INT64_MAX, INT64_MIN,
+                                           &io, why, sizeof(why)),
+                         ENC_OK);
+        assert_int_equal(enc_idfilter_complete_from(g, 0), 1192);
+        assert_int_equal(enc_idfilter_bytes(g), 2048);
+        assert_true(enc_idfilter_maybe(g, 0, z, 1192));
+        assert_false(enc_idfilter_maybe(g, 0, k_i(500), 1192));
+        enc_idfilter_destroy(g);
+        g = enc_idfilter_new(HOUR, 1024);
+        assert_int_equal(enc_idfilter_load(g, 0, "T1", 2, INT64_MAX, INT64_MIN,
+                                           &io, why, sizeof(why)),
+                         ENC_OK);
+        assert_int_equal(enc_idfilter_complete_from(g, 0), 2001);
+        assert_int_equal(enc_idfilter_bytes(g), 0);
+        assert_true(enc_idfilter_maybe(g, 0, absent, 2000));
+        assert_false(enc_idfilter_maybe(g, 0, z, 2001));
+        enc_idfilter_destroy(g);
+        /* another tag: not this position's filter */
+        g = enc_idfilter_new(HOUR, 1 << 20);
+        assert_int_equal(enc_idfilter_load(g, 0, "T9", 2, INT64_MAX, INT64_MIN,
+                                           &io, why, sizeof(why)),
+                         ENC_ERR_NOT_FOUND);
+        assert_string_equal(why,
+                            "saved at another position than the stored one");
+        assert_int_equal(enc_idfilter_complete_from(g, 0),
+                         ENC_IDFILTER_UNKNOWN);
+        enc_idfilter_destroy(g);
+
+        /* only what changed */
+        m.puts = m.dels = m.ranges = 0;
+        enc_idfilter_add(f, 0, q, 2001, INT64_MIN);
+        assert_int_equal(enc_idfilter_save(f, 0, "T2", 2, &io), 2161);
+        enc_idfilter_saved(f, true);
+        assert_int_equal(m.puts, 2);
+        assert_int_equal(m.dels + m.ranges, 0);
+        cnt[1] = 2;
+        tmax[1] = 2001;
+        hl = t_header(want, &m, "T2", INT64_MIN, 2, 2, ser, lg, cnt, tmin,
+                      tmax);
+        t_assert_header(&m, want, hl);
+        /* a dropped batch: the next save writes every table again */
+        m.puts = 0;
+        assert_int_equal(enc_idfilter_save(f, 0, "T2", 2, &io), 104);
+        enc_idfilter_saved(f, false);
+        assert_int_equal(enc_idfilter_save(f, 0, "T2", 2, &io),
+                         1033 + 2057 + 104);
+        enc_idfilter_saved(f, true);
+        assert_int_equal(m.puts, 4);
+
+        m.puts = 0;
+        enc_idfilter_add(f, 0, r, 10000000, 6400000);
+        assert_int_equal(enc_idfilter_complete_from(f, 0), 1192);
+        assert_int_equal(enc_idfilter_save(f, 0, "T3", 2, &io), 2133);
+        enc_idfilter_saved(f, true);
+        assert_int_equal(m.puts, 2);
+        assert_int_equal(m.dels, 1);
+        assert_int_equal(m.n, 2);
+        t_table_key(k, 0);
+        assert_null(t_mem_find(&m, k, 9));
+        uint64_t ser3[] = {1};
+        int lg3[] = {9};
+        uint32_t cnt3[] = {3};
+        int64_t tmin3[] = {2000}, tmax3[] = {10000000};
+        hl = t_header(want, &m, "T3", 1192, 2, 1, ser3, lg3, cnt3, tmin3,
+                      tmax3);
+        assert_int_equal(hl, 66);
+        t_assert_header(&m, want, hl);
+        g = enc_idfilter_new(HOUR, 1 << 20);
+        assert_int_equal(enc_idfilter_load(g, 0, "T3", 2, INT64_MAX, 6400000,
+                                           &io, why, sizeof(why)),
+                         ENC_OK);
+        assert_int_equal(enc_idfilter_complete_from(g, 0), 1192);
+        assert_true(enc_idfilter_maybe(g, 0, r, 9000000));
+        assert_true(enc_idfilter_maybe(g, 0, q, 1192));
+        assert_false(enc_idfilter_maybe(g, 0, k_i(0), 1192));
+        /* its first save deletes nothing and writes only the header */
+        m.puts = m.dels = m.ranges = 0;
+        assert_int_equal(enc_idfilter_save(g, 0, "T4", 2, &io), 67);
+        assert_int_equal(m.dels + m.ranges, 0);
+        enc_idfilter_destroy(g);
+        enc_idfilter_destroy(f);
+        t_mem_free(&m);
+        t_mem_free(&at_t1);
+}
+
+/* Loads @p m into a fresh filter with tag "T1": the result, with the
+ * partition left inactive on any error. */
+static enc_err_t t_load_t1(t_mem_t *m, char *why, size_t why_size) {
+        enc_idfilter_io_t io = t_io(m);
+        enc_idfilter_t *g = enc_idfilter_new(HOUR, 1 << 20);
+        enc_err_t err = enc_idfilter_load(g, 0, "T1", 2, INT64_MAX, INT64_MIN,
+                                          &io, why, why_size);
+        if (err)
+                assert_int_equal(enc_idfilter_complete_from(g, 0),
+                                 ENC_IDFILTER_UNKNOWN);
+        enc_idfilter_destroy(g);
+        return err;
+}
+
+/* Rewrites the header's checksum after an edit, so the field checks are
+ * what refuse it. */
+static void t_reseal(t_kv_t *hdr) {
+        t_be64(hdr->val + hdr->vlen - 8, XXH3_64bits(hdr->val, hdr->vlen - 8));
+}
+
+/*
+ * Damage of every kind is refused with a reason, the partition left to
+ * start as without a saved filter: each truncation of the header, a
+ * flipped byte anywhere in it, a table changed, short or missing, and
+ * fields out of range under a valid checksum.
+ */
+static void test_load_refuses_damaged_filters(void **st) {
+        (void)st;
+        t_mem_t m = {0};
+        enc_idfilter_io_t io = t_io(&m);
+        enc_idfilter_t *f = enc_idfilter_new(HOUR, 1 << 20);
+        assert_int_equal(enc_idfilter_assign(f, 0, INT64_MIN), ENC_OK);
+        for (int i = 0; i < 193; i++)
+                enc_idfilter_add(f, 0, k_i(i), 1000 + i, INT64_MIN);
+        assert_int_equal(enc_idfilter_save(f, 0, "T1", 2, &io), 3196);
+        enc_idfilter_destroy(f);
+        char why[160];
+        assert_int_equal(t_load_t1(&m, why, sizeof(why)), ENC_OK);
+        t_mem_t d;
+        /* none saved */
+        t_mem_t empty = {0};
+        assert_int_equal(t_load_t1(&empty, why, sizeof(why)),
+                         ENC_ERR_NOT_FOUND);
+        assert_string_equal(why, "none saved");
+        t_kv_t *h = t_mem_find(&m, T_HDR_KEY, 1);
+        size_t hl = h->vlen;
+        for (size_t len = 0; len < hl; len++) {
+                t_mem_copy(&d, &m);
+                t_mem_find(&d, T_HDR_KEY, 1)->vlen = len;
+                assert_int_equal(t_load_t1(&d, why, sizeof(why)),
+                                 ENC_ERR_CORRUPT);
+                t_mem_free(&d);
+        }
+        for (size_t i = 0; i < hl; i++) {
+                t_mem_copy(&d, &m);
+                t_mem_find(&d, T_HDR_KEY, 1)->val[i] ^= 0x10;
+                /* the checksum covers the tag too */
+                assert_int_equal(t_load_t1(&d, why, sizeof(why)),
+                                 ENC_ERR_CORRUPT);
+                t_mem_free(&d);
+        }
+        uint8_t k[9];
+        t_table_key(k, 0);
+        t_mem_copy(&d, &m);
+        t_mem_find(&d, k, 9)->val[100] ^= 0x01;
+        assert_int_equal(t_load_t1(&d, why, sizeof(why)), ENC_ERR_CORRUPT);
+        assert_string_equal(why, "generation 0: table checksum does not match");
+        t_mem_find(&d, k, 9)->vlen = 1020;
+        assert_int_equal(t_load_t1(&d, why, sizeof(why)), ENC_ERR_CORRUPT);
+        assert_string_equal(why, "generation 0: table has the wrong size");
+        t_mem_del(&d, 0, k, 9);
+        assert_int_equal(t_load_t1(&d, why, sizeof(why)), ENC_ERR_CORRUPT);
+        assert_string_equal(why, "generation 0: table is missing");
+        t_mem_free(&d);
+        /* header fields (offsets: 2 + 2 tag + 17, then 37 a generation:
+         * serial 0..7, log2 size 8, count 9..12, tmin 13, tmax 21, sum 29)
+         */
+        const size_t g0 = 21, g1 = 21 + 37;
+        struct {
+                size_t at;
+                uint8_t v;
+                const char *why;
+        } bad[] = {
+                {0, 2, "header format 2 is unknown"},
+                {20, 9, "header lists 9 generations"},
+                {g0 + 8, 7, "generation 0: size 2^7"},
+                {g0 + 8, 29, "generation 0: size 2^29"},
+                {g0 + 12, 0xC1, "generation 0: 193 entries in 256"},
+                {g0 + 21, 0x80, "generation 0: times out of order"},
+                {g1 + 7, 0, "generation 1: serial 0 out of order"},
+                {g1 + 7, 2, "generation 1: serial 2 out of order"},
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                t_mem_copy(&d, &m);
+                t_kv_t *dh = t_mem_find(&d, T_HDR_KEY, 1);
+                dh->val[bad[i].at] = bad[i].v;
+                t_reseal(dh);
+                assert_int_equal(t_load_t1(&d, why, sizeof(why)),
+                                 ENC_ERR_CORRUPT);
+                if (i != 1) /* ngen 9 also makes the length wrong */
+                        assert_string_equal(why, bad[i].why);
+                t_mem_free(&d);
+        }
+        /* a table whose entries disagree with its count, checksums
+         * resealed */
+        t_mem_copy(&d, &m);
+        t_kv_t *tb = t_mem_find(&d, k, 9);
+        size_t at = 0;
+        while (!tb->val[at])
+                at += 4;
+        memset(tb->val + at, 0, 4); /* one entry less */
+        t_kv_t *dh = t_mem_find(&d, T_HDR_KEY, 1);
+        t_be64(dh->val + g0 + 29, XXH3_64bits(tb->val, tb->vlen));
+        t_reseal(dh);
+        assert_int_equal(t_load_t1(&d, why, sizeof(why)), ENC_ERR_CORRUPT);
+        assert_string_equal(why, "generation 0: 191 entries, header says 192");
+        t_mem_free(&d);
+        t_mem_free(&m);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_answers_no_only_for_keys_not_added),
@@ -257,6 +739,8 @@ int main(void) {
                         test_expired_generations_go_and_move_the_point),
                 cmocka_unit_test(test_the_memory_cap_shortens_the_span_covered),
                 cmocka_unit_test(test_never_no_where_an_added_key_could_match),
+                cmocka_unit_test(test_save_and_load_round_trip_exact_bytes),
+                cmocka_unit_test(test_load_refuses_damaged_filters),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
