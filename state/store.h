@@ -25,7 +25,7 @@ typedef struct enc_store_s enc_store_t;
 /*
  * The on-disk format of the whole store: its key layout and the encodings
  * of its records. Any change to either bumps ENC_STORE_FORMAT and adds a
- * migration step from the old number (enc_store_migrate in store.c) or
+ * migration step from the old number (enc_store_migrate_step in store.c) or
  * leaves older stores refused at open, never misread.
  *
  * The marker is one key of the default family, ENC_STORE_FORMAT_KEY, whose
