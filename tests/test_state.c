@@ -4,6 +4,8 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
+
 #include "budget.h"
 #include "reorder.h"
 #include "restore.h"
@@ -489,6 +491,78 @@ static void test_store_conf_from_budget(void **st) {
         enc_conf_destroy(conf);
 }
 
+/* The value of @p key in section [CFOptions "@p cf"] of the newest
+ * OPTIONS-* file RocksDB wrote in @p dir, into @p out ("" if absent). */
+static void t_cf_option(const char *dir, const char *cf, const char *key,
+                        char *out, size_t out_size) {
+        char path[600], best[256] = "", sect[64], line[512];
+        DIR *d = opendir(dir);
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));)
+                if (!strncmp(de->d_name, "OPTIONS-", 8) &&
+                    !strstr(de->d_name, ".dbtmp") &&
+                    (strlen(de->d_name) > strlen(best) ||
+                     (strlen(de->d_name) == strlen(best) &&
+                      strcmp(de->d_name, best) > 0)))
+                        snprintf(best, sizeof(best), "%s", de->d_name);
+        closedir(d);
+        assert_true(best[0]);
+        snprintf(path, sizeof(path), "%s/%s", dir, best);
+        snprintf(sect, sizeof(sect), "[CFOptions \"%s\"]", cf);
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        bool in = false;
+        size_t klen = strlen(key);
+        out[0] = 0;
+        while (fgets(line, sizeof(line), f)) {
+                line[strcspn(line, "\n")] = 0;
+                if (line[0] == '[') {
+                        in = !strcmp(line, sect);
+                        continue;
+                }
+                const char *p = line + strspn(line, " ");
+                if (in && !strncmp(p, key, klen) && p[klen] == '=') {
+                        snprintf(out, out_size, "%s", p + klen + 1);
+                        break;
+                }
+        }
+        fclose(f);
+}
+
+/* What the store asks of RocksDB, read back from the OPTIONS file RocksDB
+ * writes: no compression and a 12-file L0 trigger in every family (see
+ * state/store.c, "Background work"), the users family's write buffer
+ * half of the memtable share (the default budget's 16 MiB: 8 MiB), and
+ * RocksDB's cap over all memtables the whole share. */
+static void test_store_options_reach_rocksdb(void **st) {
+        (void)st;
+        char *dir = t_tmpdir("store");
+        enc_store_t *s = t_store(dir);
+        char v[128];
+        static const char *const cfs[] = {"default", "users", "timers",
+                                          "meta"};
+        for (int i = 0; i < 4; i++) {
+                t_cf_option(dir, cfs[i], "compression", v, sizeof(v));
+                assert_string_equal(v, "kNoCompression");
+                t_cf_option(dir, cfs[i], "level0_file_num_compaction_trigger",
+                            v, sizeof(v));
+                assert_string_equal(v, "12");
+                t_cf_option(dir, cfs[i], "level0_slowdown_writes_trigger", v,
+                            sizeof(v));
+                assert_string_equal(v, "28");
+                t_cf_option(dir, cfs[i], "level0_stop_writes_trigger", v,
+                            sizeof(v));
+                assert_string_equal(v, "44");
+        }
+        t_cf_option(dir, "users", "write_buffer_size", v, sizeof(v));
+        assert_string_equal(v, "8388608");
+        t_cf_option(dir, "timers", "write_buffer_size", v, sizeof(v));
+        assert_string_equal(v, "4194304");
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
+}
+
 /* Every truncation of a valid record is rejected without a crash, and so
  * are a duplicated section and trailing bytes. */
 static void test_user_record_rejects_every_truncation(void **st) {
@@ -876,6 +950,7 @@ int main(void) {
                 cmocka_unit_test(test_cache_counts_what_a_flush_would_stage),
                 cmocka_unit_test(test_budget_shares),
                 cmocka_unit_test(test_store_conf_from_budget),
+                cmocka_unit_test(test_store_options_reach_rocksdb),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
