@@ -34,7 +34,34 @@
  * Smaller write buffers mean more flushes and more compactions of L0 into
  * L1, on the cores the processing thread shares.
  * The WAL is capped (ENC_STORE_MAX_WAL_BYTES) so a restart replays little
- * of it. LZ4 where the build has it.
+ * of it.
+ *
+ * Background work: every commit rewrites each touched user's whole
+ * record, so the users family is rewritten again and again while the state
+ * on disk stays small; RocksDB's flushes and compactions ran on the same
+ * cores as the processing thread and took 43% of the process's CPU in a
+ * cold B1 (`encore-bench b1 --users 200000 --days 2 --cache-mb 16 --cpu
+ * 1`, timed phase: process 79.1 s, processing thread 45.3 s; compaction
+ * read 3.5 GB and wrote 3.0 GB to keep 34 MiB of tables, write
+ * amplification 5.1, 41 s of compaction CPU over the run). With RocksDB's
+ * trigger of 4, each L0->L1 compaction merged 4 small L0 files with all of
+ * L1, which holds nearly the whole state. So, for every family:
+ *   - L0 is merged after ENC_STORE_L0_TRIGGER (12) files, not 4: each
+ *     merge rewrites L1 once for three times the new data. 24 cut
+ *     compaction further but made the processing thread slower (a lookup
+ *     probes every L0 file's filter; 56 to 59 s instead of 36 in the run
+ *     above), so 12;
+ *   - no compression: the state lives in the OS page cache, the block
+ *     cache holds uncompressed blocks either way, and LZ4 was paid on
+ *     every byte each compaction wrote and read back, and on every block
+ *     a cache miss read. The tables take about twice the disk (34 -> 88
+ *     MiB above).
+ * Together, in the same run: background CPU 33.8 -> 9.5 s (43% -> 20% of
+ * the process), compaction CPU 41 -> 11 s, processing thread 45.3 ->
+ * 36.8 s, 18 011 -> 30 804 events/CPU-s, the same digest. Universal
+ * compaction (25 002) and either change alone (LZ4 with 12: 29 283; no
+ * compression with 4: 24 566) did less (one run each; the machine is
+ * shared, so take single figures to +-15%).
  *
  * Reads use committed data only: the engine never re-reads a key whose
  * change is still staged (dirty users stay in its cache until the commit).
@@ -220,6 +247,23 @@ enc_store_table_options(rocksdb_cache_t *cache, bool bloom,
         return t;
 }
 
+/* Compaction, for every family (see DESIGN, "Background work"): no
+ * compression, and L0 files merged into L1 ENC_STORE_L0_TRIGGER at a time
+ * instead of RocksDB's 4. The stall triggers keep RocksDB's distance
+ * above it (20 and 36 over a trigger of 4). */
+#define ENC_STORE_L0_TRIGGER  12
+#define ENC_STORE_L0_SLOWDOWN (ENC_STORE_L0_TRIGGER + 16)
+#define ENC_STORE_L0_STOP     (ENC_STORE_L0_TRIGGER + 32)
+
+static void enc_store_compaction_options(rocksdb_options_t *o) {
+        rocksdb_options_set_compression(o, rocksdb_no_compression);
+        rocksdb_options_set_level0_file_num_compaction_trigger(
+                o, ENC_STORE_L0_TRIGGER);
+        rocksdb_options_set_level0_slowdown_writes_trigger(
+                o, ENC_STORE_L0_SLOWDOWN);
+        rocksdb_options_set_level0_stop_writes_trigger(o, ENC_STORE_L0_STOP);
+}
+
 static enc_err_t enc_store_families_check(const rocksdb_options_t *opts,
                                           const char *dir, char *errstr,
                                           size_t errstr_size) ENC_WUR;
@@ -274,8 +318,7 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
         rocksdb_options_set_db_write_buffer_size(st->opts, memtables);
         for (int i = 0; i < CF__CNT; i++) {
                 st->cf_opts[i] = rocksdb_options_create_copy(st->opts);
-                rocksdb_options_set_compression(st->cf_opts[i],
-                                                rocksdb_lz4_compression);
+                enc_store_compaction_options(st->cf_opts[i]);
                 rocksdb_options_set_block_based_table_factory(
                         st->cf_opts[i],
                         i == CF_USERS ? st->bbto : st->bbto_plain);
@@ -487,27 +530,48 @@ static enc_err_t enc_store_families_check(const rocksdb_options_t *opts,
                           : ENC_OK;
 }
 
-/* A store with no marker was written before the marker existed, in the
- * layout of format 1, or it is new. Its first users record, if any, must
- * be of the version format 1 holds: one record read, not a scan (a store
- * of another layout would not have version 2 records under it). */
-static enc_err_t enc_store_check_unmarked(enc_store_t *st, const char *dir,
-                                          char *errstr, size_t errstr_size) {
+/* The first value of family @p cf: *ver its first byte, -1 if the family
+ * is empty, 256 if the value is. */
+static enc_err_t enc_store_first_byte(enc_store_t *st, int cf, int *ver,
+                                      char *errstr, size_t errstr_size) {
         rocksdb_iterator_t *it =
-                rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[CF_USERS]);
+                rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[cf]);
         rocksdb_iter_seek_to_first(it);
-        int ver = -1; /* -1: no record; 256: an empty one */
+        *ver = -1;
         if (rocksdb_iter_valid(it)) {
                 size_t vlen = 0;
                 const char *v = rocksdb_iter_value(it, &vlen);
-                ver = vlen ? (uint8_t)v[0] : 256;
+                *ver = vlen ? (uint8_t)v[0] : 256;
         }
         char *rerr = NULL;
         rocksdb_iter_get_error(it, &rerr);
         rocksdb_iter_destroy(it);
         if (rerr)
                 return enc_store_err(rerr, errstr, errstr_size,
-                                     "reading a users record");
+                                     "reading the first record of a family");
+        return ENC_OK;
+}
+
+/* A store with no marker was written before the marker existed, in the
+ * layout of format 1, or it is new. Its default family must be empty (no
+ * release wrote there) and its first users record, if any, of the version
+ * format 1 holds: one record read, not a scan (a store of another layout
+ * would not have version 2 records under it). */
+static enc_err_t enc_store_check_unmarked(enc_store_t *st, const char *dir,
+                                          char *errstr, size_t errstr_size) {
+        int dflt, ver;
+        enc_err_t err = enc_store_first_byte(st, CF_DEFAULT, &dflt, errstr,
+                                             errstr_size);
+        if (!err)
+                err = enc_store_first_byte(st, CF_USERS, &ver, errstr,
+                                           errstr_size);
+        if (err)
+                return err;
+        if (dflt != -1)
+                return enc_store_refuse(dir,
+                                        "no format marker and keys in the "
+                                        "default column family found",
+                                        errstr, errstr_size);
         if (ver == -1 || ver == ENC_USER_RECORD_VERSION)
                 return ENC_OK;
         char found_s[128];

@@ -25,14 +25,15 @@ typedef struct enc_store_s enc_store_t;
 /*
  * The on-disk format of the whole store: its key layout and the encodings
  * of its records. Any change to either bumps ENC_STORE_FORMAT and adds a
- * migration step from the old number (enc_store_migrate in store.c) or
+ * migration step from the old number (enc_store_migrate_step in store.c) or
  * leaves older stores refused at open, never misread.
  *
  * The marker is one key of the default family, ENC_STORE_FORMAT_KEY, whose
  * value is the 8 bytes ENC_STORE_FORMAT_MAGIC and the format as a u32be.
  *   (none) a store written before the marker existed: the layout of
- *          format 1. Accepted once a users record, if any, is seen to be
- *          version 2; the marker is then written (the step 0 -> 1).
+ *          format 1. Accepted once the default family is seen to be
+ *          empty and the first users record, if any, to be version 2;
+ *          the marker is then written (the step 0 -> 1).
  *   1      users records [u8 version=2] (ENC_USER_RECORD_VERSION), timer
  *          keys with sign-flipped big-endian times, position records
  *          [u8 3] (version 2 read), the families above. Optionally the

@@ -235,10 +235,12 @@ static void test_other_formats_are_refused_with_the_rebuild_steps(void **st) {
         free(dir);
 }
 
-/* No marker and a users record of version 9: not the previous release's
- * layout, refused; the marker is not written, so a second open refuses
- * again. A marked store is trusted: the same record there opens (a record
- * that does not decode is then the cache's business: counted corrupt). */
+/* No marker and a users record of version 9 (or an empty one, or a key in
+ * the default family): not the previous release's layout, refused; the
+ * marker is not written, so a second open refuses again; with the store
+ * put right it opens and is marked. A marked store is trusted: the same record
+ * there opens (a record that does not decode is then the cache's business:
+ * counted corrupt). */
 static void
 test_unmarked_store_with_unknown_user_records_is_refused(void **st) {
         (void)st;
@@ -270,6 +272,21 @@ test_unmarked_store_with_unknown_user_records_is_refused(void **st) {
         t_raw_close(&r);
         t_assert_refused(dir, "no format marker and an empty users record "
                               "found");
+        /* a good record again, and a key in the default family, where no
+         * release wrote: not a store of the previous release either */
+        t_raw_open(&r, dir);
+        t_raw_put(&r, 1, (const char *)k, sizeof(k), t_rec, sizeof(t_rec));
+        t_raw_put(&r, 0, "other", 5, "x", 1);
+        t_raw_close(&r);
+        t_assert_refused(dir, "no format marker and keys in the default "
+                              "column family found");
+        t_raw_open(&r, dir);
+        t_raw_del(&r, 0, "other", 5);
+        t_raw_close(&r);
+        enc_store_t *s2 = t_open(dir, err, sizeof(err));
+        assert_non_null(s2);
+        enc_store_close(s2);
+        t_assert_marker1(dir);
         t_rmtree(dir);
         free(dir);
 }
