@@ -79,8 +79,9 @@ int64_t enc_idfilter_complete_from(const enc_idfilter_t *f, int32_t partition);
 /* ---- persistence (written with checkpoints) ---------------------------
  * A partition's filter is stored as keys under the partition in the store's
  * meta family: ENC_IDFILTER_KEY alone, the header (a tag, F, and each
- * generation's number, size, count, time range and table checksum), and
- * ENC_IDFILTER_KEY + u64be generation number, that generation's table. */
+ * generation's number, size, count, time range, table checksum and count
+ * of deltas); ENC_IDFILTER_KEY + u64be generation number, that
+ * generation's base table; and that + u32be n, its delta n (idfilter.c). */
 #define ENC_IDFILTER_KEY 'I'
 
 /* Where the filter is kept; keys are relative to the partition. */
@@ -102,9 +103,10 @@ typedef struct enc_idfilter_io_s {
 /**
  * Stages the partition's filter through @p io, tagged with @p tag (at most
  * 256 bytes, copied; the engine's: the position it is written with).
- * Writes the header, every generation's table that changed since it was
- * last saved durably (so a generation that filled is written once more,
- * then never), and deletes the tables of generations dropped since. Nothing
+ * Writes the header and, for every generation that changed since it was
+ * last saved durably, a delta of the entries added since (or its whole
+ * table, when its deltas grow too many or too large); deletes the keys of
+ * generations dropped since. Nothing
  * if the partition is not active. Returns the bytes staged (keys and
  * values). Call enc_idfilter_saved once the batch is written or dropped,
  * before anything else touches the filter. Processing thread only.

@@ -8,7 +8,9 @@
 
 #include <xxhash.h>
 
+#include "dedup.h"
 #include "gen.h"
+#include "idfilter.h"
 
 typedef struct t_eng_s {
         char *dir;
@@ -848,10 +850,11 @@ static void t_tamper(const char *dir, t_tamper_t how) {
  * restart, whatever happened to the saved filter: cut short, a table byte
  * changed, or saved at another position than the stored one, it is
  * ignored and the run goes on as without it.
- * Bytes saved at the checkpoint: a delete of every table key (nothing
- * known stored, 2), the table ("I" + u64 0 and 256 x 4 bytes, 1033) and the
- * header ("I" and 2 + 22 (the position: version, C 1, E 2, stream time and
- * W 6 each, changelog end 1, stream time at C 6) + 17 + 37 + 8): 1122.
+ * Bytes saved at the checkpoint: a delete of every key of the filter
+ * (nothing known stored, 2), the table ("I" + u64 0 and 256 x 4 bytes,
+ * 1033) and the header ("I" and 2 + 22 (the position: version, C 1, E 2,
+ * stream time and W 6 each, changelog end 1, stream time at C 6) + 17 +
+ * 39 + 8): 1124.
  */
 static void t_dedup_filter_resume(t_tamper_t how) {
         char err[512];
@@ -884,8 +887,8 @@ static void t_dedup_filter_resume(t_tamper_t how) {
         assert_int_equal(enc_engine_checkpoint(t->eng, err, sizeof(err)),
                          ENC_OK);
         enc_engine_stats(t->eng, &s);
-        assert_int_equal(s.idfilter_saved_bytes, 1122);
-        assert_true(s.checkpoint_bytes > 1122);
+        assert_int_equal(s.idfilter_saved_bytes, 1124);
+        assert_true(s.checkpoint_bytes > 1124);
         size_t outs_at_checkpoint = t->sink.n;
         t_eng_close(t);
         t_sink_free(&t->sink);
@@ -909,14 +912,31 @@ static void t_dedup_filter_resume(t_tamper_t how) {
         assert_int_equal(s.accepted, 4); /* y again, w, v, z */
         t_assert_outputs_from(t, ref, outs_at_checkpoint);
         if (how == T_KEEP) {
-                /* The next checkpoint writes the one table, changed, and
-                 * the header (position C 5, E 6, stream time at C 11:00:
-                 * as long): 1033 + 87, no delete. */
+                /* The next checkpoint writes a delta of the one table
+                 * ("I" + u64 0 + u32 0, 13 bytes): for each of the B
+                 * buckets the four entries added since (y again, w, v, z)
+                 * went to, [skip < 16][n], then 4 bytes an entry; and the
+                 * header (position C 5, E 6, stream time at C 11:00: as
+                 * long, 89). The buckets: key & 15 (16 buckets of 16). */
+                const char *const add[4][2] = {{"bob", "y"},
+                                               {"carol", "w"},
+                                               {"dave", "v"},
+                                               {"bob", "z"}};
+                bool used[16] = {false};
+                uint64_t buckets = 0;
+                for (int i = 0; i < 4; i++) {
+                        uint64_t key =
+                                enc_idfilter_key(add[i][0], strlen(add[i][0]),
+                                                 enc_dedup_hash(add[i][1]));
+                        buckets += !used[key & 15];
+                        used[key & 15] = true;
+                }
                 assert_int_equal(
                         enc_engine_checkpoint(t->eng, err, sizeof(err)),
                         ENC_OK);
                 enc_engine_stats(t->eng, &s);
-                assert_int_equal(s.idfilter_saved_bytes, 1120);
+                assert_int_equal(s.idfilter_saved_bytes,
+                                 13 + 2 * buckets + 16 + 89);
         }
         t_eng_free(ref);
         t_eng_free(t);
