@@ -88,19 +88,6 @@ struct enc_changelog_s {
         size_t held_bytes; /* keys and values held */
 };
 
-/* A restore reads a partition from its start as fast as it can. encore's
- * main consumer caps a fetch at 1 MiB (consumer/pipeline.c); the restore
- * consumer does not take that cap, and asks for up to 8 MiB of each
- * partition per fetch (librdkafka's default is 1 MiB, so a restore of one
- * partition waited for a round trip per MiB); the whole fetch
- * (fetch.max.bytes) and the prefetch queue (queued.max.messages.kbytes,
- * 64 MiB) keep librdkafka's defaults. */
-const char *const *enc_changelog_restore_fetch_conf(void) {
-        static const char *const kv[] = {"max.partition.fetch.bytes",
-                                         "8388608", NULL};
-        return kv;
-}
-
 /* CPU seconds of the whole process (every thread: the restore consumer's
  * fetchers and RocksDB's flushes and compactions too). */
 static double enc_cl_process_cpu_s(void) {
@@ -435,7 +422,12 @@ static enc_err_t enc_cl_restorer(enc_changelog_t *cl, char *errstr,
          * put them in env.restorer_conf: security, timeouts, like the main
          * consumer's), and then what a restore relies on is set whatever
          * the user's consumer keys say: it reads every committed record to
-         * the end of the partition and commits nothing. */
+         * the end of the partition and commits nothing. Fetch sizes keep
+         * librdkafka's defaults (fetch.max.bytes 50 MiB, 1 MiB a
+         * partition, a 64 MiB prefetch queue): the main consumer's 1 MiB
+         * cap is not applied here, and 256 KiB, 1 MiB and 8 MiB a
+         * partition restored at the same CPU per record in b3 (LIMITS.md,
+         * B3). */
         static const char *const need[] = {
                 "enable.auto.commit", "false",
                 "enable.partition.eof", "true",
@@ -447,22 +439,6 @@ static enc_err_t enc_cl_restorer(enc_changelog_t *cl, char *errstr,
                 return enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
                                   "restore consumer: no configuration");
         cl->env.restorer_conf = NULL; /* rd_kafka_new or we free it */
-        const char *const *bulk = enc_changelog_restore_fetch_conf();
-        for (int i = 0; bulk[i]; i += 2) {
-                char k1[128], k2[128];
-                snprintf(k1, sizeof(k1), "kafka.consumer.%s", bulk[i]);
-                snprintf(k2, sizeof(k2), "kafka.%s", bulk[i]);
-                if (enc_conf_get_raw(cl->env.conf, k1) ||
-                    enc_conf_get_raw(cl->env.conf, k2))
-                        continue; /* the user's */
-                if (rd_kafka_conf_set(kc, bulk[i], bulk[i + 1], rerr,
-                                      sizeof(rerr)) != RD_KAFKA_CONF_OK) {
-                        rd_kafka_conf_destroy(kc);
-                        return enc_seterr(errstr, errstr_size,
-                                          ENC_ERR_CONFIG,
-                                          "restore consumer: %s", rerr);
-                }
-        }
         for (int i = 0; need[i]; i += 2)
                 if (rd_kafka_conf_set(kc, need[i], need[i + 1], rerr,
                                       sizeof(rerr)) != RD_KAFKA_CONF_OK) {

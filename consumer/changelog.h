@@ -57,12 +57,6 @@ enc_changelog_t *enc_changelog_new(const enc_changelog_env_t *env,
                                    bool enabled, char *errstr,
                                    size_t errstr_size);
 
-/** The restore consumer's bulk-read settings, as librdkafka key/value
- *  pairs ending in NULL (static; see changelog.c): each applies unless the
- *  user set the key (kafka.consumer.KEY or kafka.KEY). encore-bench b3
- *  reads the changelog with the same ones for its ceiling. */
-const char *const *enc_changelog_restore_fetch_conf(void);
-
 /** True if the changelog is written and restored from. */
 bool enc_changelog_enabled(const enc_changelog_t *cl);
 

@@ -28,7 +28,8 @@
  *     writes the rest at the end.
  * Writing without the WAL (and marking completion after a flush) was
  * measured and rejected: the flush each finished partition then needs cost
- * more than the WAL saves (ops/bench/LIMITS.md, B3).
+ * more than the WAL saves (ops/bench/LIMITS.md, "B3: the changelog
+ * restore").
  *
  * Each chunk is written sorted by key, one operation per user (the last of
  * the chunk: the same user appears in many commits of a changelog that is
@@ -59,8 +60,11 @@
 #include "users.h"
 
 /* Staged bytes (user ids and records) after which a full restore writes
- * the whole commits it holds, at the next position record. */
-#define ENC_RESTORE_CHUNK_BYTES ((size_t)4 << 20)
+ * the whole commits it holds, at the next position record. Several
+ * commits a write; 128 KiB and 4 MiB restored at the same CPU per record
+ * in b3 (1M users), so the memory a restoring partition holds (this, the
+ * WriteBatch copy and the sort keys) stays small. */
+#define ENC_RESTORE_CHUNK_BYTES ((size_t)1 << 20)
 /* Cap on the staged bytes: a single commit larger than this is refused
  * (commits are bounded by the writer's budget far below it). */
 #define ENC_RESTORE_MAX_STAGED ((size_t)1 << 30)

@@ -42,6 +42,7 @@
  * still.
  */
 #include <inttypes.h>
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,6 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "changelog.h"
 #include "store.h"
 
 typedef struct b3_env_s {
@@ -142,8 +142,8 @@ static double b3_log_max(const char *log_path, const char *event,
 
 /*
  * The ceiling of a restore on this machine: a plain librdkafka consumer, with
- * the restore consumer's settings (enc_changelog_restore_fetch_conf and what
- * consumer/changelog.c forces), reading every partition of the changelog
+ * the restore consumer's settings (librdkafka's defaults and what
+ * consumer/changelog.c sets), reading every partition of the changelog
  * from its low to its high watermark and doing nothing with the records.
  * Timed like encore's restore: from the assignment to the last partition's
  * end. Fills *records and returns the seconds, or -1. It runs in this
@@ -161,12 +161,8 @@ static double b3_ceiling(const char *bootstrap, const char *topic, int parts,
                             "enable.partition.eof", "true",
                             "isolation.level", "read_committed",
                             NULL};
-        const char *const *fetch = enc_changelog_restore_fetch_conf();
         for (int i = 0; kv[i]; i += 2)
                 rd_kafka_conf_set(kc, kv[i], kv[i + 1], err, sizeof(err));
-        for (int i = 0; fetch[i]; i += 2)
-                rd_kafka_conf_set(kc, fetch[i], fetch[i + 1], err,
-                                  sizeof(err));
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err));
         if (!rk) {
                 rd_kafka_conf_destroy(kc);
@@ -335,6 +331,8 @@ int enc_bench_b3(int argc, char **argv) {
                  1, NULL},
                 {"pin", "input.partitions=all: no group membership (1)", 0,
                  NULL},
+                {"set", "extra encore configuration, \"key=value;key=value\"",
+                 0, ""},
                 {NULL, NULL, 0, NULL}};
         if (!enc_bench_parse(argc, argv, o, "encore-bench b3: recovery"))
                 return 2;
@@ -377,6 +375,11 @@ int enc_bench_b3(int argc, char **argv) {
                 env.sets[ns++] = env.gi;
         if (o[11].num)
                 env.sets[ns++] = "input.partitions=all";
+        char *extra = strdup(o[12].str ? o[12].str : "");
+        char *save = NULL;
+        for (char *kv = extra ? strtok_r(extra, ";", &save) : NULL;
+             kv && ns < 31; kv = strtok_r(NULL, ";", &save))
+                env.sets[ns++] = kv;
         env.sets[ns] = NULL;
 
         enc_bench_watch_t *w = enc_bench_watch_new(enc_embedded_bootstraps(emb),
@@ -533,5 +536,6 @@ done:
         enc_bench_rmtree(env.dir);
         free(env.dir);
         free(env.logdir);
+        free(extra);
         return rc;
 }
