@@ -571,6 +571,7 @@ size_t enc_idfilter_save(enc_idfilter_t *f, int32_t partition, const void *tag,
                         /* a delta, unless it would make the deltas as
                          * large as the table or too many to read back */
                         base = g->ndelta >= ENC_IDF_DELTAS_MAX ||
+                               g->delta_bytes >= tb ||
                                !enc_idf_delta(g, tb - g->delta_bytes, sb);
                         if (!base && sb->len) {
                                 kl = enc_idf_key(k, g->serial, g->ndelta);
