@@ -53,6 +53,7 @@
 
 #define ENC_RESTORE_SLICE_MS 50
 #define ENC_RESTORE_SLICE_RECORDS 20000
+#define ENC_RESTORE_WAIT_MS 10
 
 /* A partition being rebuilt from its changelog before it is processed. */
 typedef struct enc_restoring_s {
@@ -71,6 +72,8 @@ struct enc_changelog_s {
         rd_kafka_t *restorer; /* assign-only consumer of the changelog */
         enc_restoring_t *restoring;
         int nrestoring;
+        double cpu_busy_start; /* process CPU s when restores last went
+                                  from none to some */
         enc_changelog_stats_t st;
         /* records held back (enc_changelog_hold), in order; copies,
          * owned here */
@@ -84,6 +87,14 @@ struct enc_changelog_s {
         int nheld, held_cap;
         size_t held_bytes; /* keys and values held */
 };
+
+/* CPU seconds of the whole process (every thread: the restore consumer's
+ * fetchers and RocksDB's flushes and compactions too). */
+static double enc_cl_process_cpu_s(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int64_t enc_cl_now_ms(void) {
         struct timespec ts;
@@ -411,7 +422,12 @@ static enc_err_t enc_cl_restorer(enc_changelog_t *cl, char *errstr,
          * put them in env.restorer_conf: security, timeouts, like the main
          * consumer's), and then what a restore relies on is set whatever
          * the user's consumer keys say: it reads every committed record to
-         * the end of the partition and commits nothing. */
+         * the end of the partition and commits nothing. Fetch sizes keep
+         * librdkafka's defaults (fetch.max.bytes 50 MiB, 1 MiB a
+         * partition, a 64 MiB prefetch queue): the main consumer's 1 MiB
+         * cap is not applied here, and 256 KiB, 1 MiB and 8 MiB a
+         * partition restored at the same CPU per record in b3 (LIMITS.md,
+         * B3). */
         static const char *const need[] = {
                 "enable.auto.commit", "false",
                 "enable.partition.eof", "true",
@@ -565,6 +581,8 @@ enc_cl_plan_t enc_changelog_plan(enc_changelog_t *cl, int32_t partition,
         rs->next = from;
         rs->target = hi;
         rs->started_ms = enc_cl_now_ms();
+        if (cl->nrestoring == 1)
+                cl->cpu_busy_start = enc_cl_process_cpu_s();
         if (!cl->st.restore_first_ms)
                 cl->st.restore_first_ms = rs->started_ms;
         enc_log_info("restore_start",
@@ -593,16 +611,27 @@ static enc_err_t enc_cl_finish(enc_changelog_t *cl, int idx, char *errstr,
         enc_restoring_t *rs = &cl->restoring[idx];
         int32_t p = rs->partition;
         enc_restore_stats_t st;
+        char rerr[400];
+        if (enc_restore_complete(rs->r, rerr, sizeof(rerr))) {
+                enc_restore_finish(rs->r, &st);
+                return enc_seterr(errstr, errstr_size, ENC_ERR_STATE,
+                                  "restore of partition %d: %s", p, rerr);
+        }
         enc_restore_finish(rs->r, &st);
         double secs = (double)(enc_cl_now_ms() - rs->started_ms) / 1000.0;
+        /* process_cpu_seconds: the process's CPU since restores last
+         * began (a rate on a shared machine depends on its load; CPU per
+         * record much less) */
         enc_log_info("restore_done",
                      "partition=%d records=%llu users=%llu positions=%llu "
-                     "discarded=%llu seconds=%.3f records_per_second=%.0f",
+                     "discarded=%llu seconds=%.3f records_per_second=%.0f "
+                     "process_cpu_seconds=%.3f",
                      p, (unsigned long long)st.records,
                      (unsigned long long)st.users,
                      (unsigned long long)st.positions,
                      (unsigned long long)st.discarded, secs,
-                     secs > 0 ? (double)st.records / secs : 0.0);
+                     secs > 0 ? (double)st.records / secs : 0.0,
+                     enc_cl_process_cpu_s() - cl->cpu_busy_start);
         cl->st.restores++;
         cl->st.restore_last_ms = enc_cl_now_ms();
         cl->st.restore_users += st.users;
@@ -631,13 +660,15 @@ enc_err_t enc_changelog_poll(enc_changelog_t *cl, char *errstr,
         int64_t deadline = enc_cl_now_ms() + ENC_RESTORE_SLICE_MS;
         for (int n = 0; n < ENC_RESTORE_SLICE_RECORDS && cl->nrestoring;
              n++) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(cl->restorer,
-                                                               n ? 0 : 10);
-                if (!m) {
-                        if (enc_cl_now_ms() >= deadline)
-                                break;
-                        continue;
-                }
+                /* The loop's one wait while restoring (the owner polls its
+                 * own consumer without waiting then): at most
+                 * ENC_RESTORE_WAIT_MS for the fetcher, and the slice ends
+                 * as soon as the queue is empty rather than spinning on
+                 * it. */
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(
+                        cl->restorer, n ? 0 : ENC_RESTORE_WAIT_MS);
+                if (!m)
+                        break;
                 int idx = enc_cl_find(cl, m->partition);
                 if (idx < 0) {
                         rd_kafka_message_destroy(m);

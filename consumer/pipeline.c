@@ -1598,8 +1598,11 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
 
         while (!(opts->stop && *opts->stop) && !pl->fatal) {
                 double tp = enc_now_s();
-                rd_kafka_message_t *m =
-                        rd_kafka_consumer_poll(pl->consumer, 100);
+                /* While a restore runs, the loop waits in the restore
+                 * consumer's poll (enc_changelog_poll) instead: 100 ms here
+                 * per 50 ms slice held a restore to a third of the loop. */
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(
+                        pl->consumer, enc_changelog_active(pl->cl) ? 0 : 100);
                 pl->stats.wait_poll_s += enc_now_s() - tp;
                 if (m) {
                         enc_pipeline_handle_msg(pl, m);

@@ -255,6 +255,91 @@ static enc_part_t *enc_engine_part(enc_engine_t *e, int32_t partition) {
 static void enc_part_meta(const enc_engine_t *e, int32_t partition,
                           enc_store_meta_t *m);
 
+/* The id filter is kept in the store's meta family, beside the position
+ * it was written with (state/idfilter.h). */
+static void enc_idf_io_put(void *opaque, int32_t partition, const void *key,
+                           size_t klen, const void *val, size_t vlen) {
+        enc_store_put_meta_key(opaque, partition, key, klen, val, vlen);
+}
+
+static void enc_idf_io_del(void *opaque, int32_t partition, const void *key,
+                           size_t klen) {
+        enc_store_del_meta_key(opaque, partition, key, klen);
+}
+
+static void enc_idf_io_del_range(void *opaque, int32_t partition,
+                                 const void *lo, size_t lolen, const void *hi,
+                                 size_t hilen) {
+        enc_store_del_meta_keys(opaque, partition, lo, lolen, hi, hilen);
+}
+
+static enc_err_t enc_idf_io_get(void *opaque, int32_t partition,
+                                const void *key, size_t klen, enc_buf_t *out,
+                                bool *found) {
+        char err[256];
+        enc_err_t e = enc_store_get_meta_key(opaque, partition, key, klen, out,
+                                             found, err, sizeof(err));
+        if (e)
+                enc_log_warn("idfilter_read", "partition=%d error=\"%s\"",
+                             partition, err);
+        return e;
+}
+
+static void enc_idf_io(enc_engine_t *e, enc_idfilter_io_t *io) {
+        io->put = enc_idf_io_put;
+        io->del = enc_idf_io_del;
+        io->del_range = enc_idf_io_del_range;
+        io->get = enc_idf_io_get;
+        io->opaque = e->store;
+}
+
+/* The tag a saved id filter carries: the position record it was committed
+ * with, as encoded. A filter is used only by the position it describes. */
+static void enc_idf_tag(const enc_store_meta_t *m, enc_buf_t *b) {
+        enc_buf_reset(b);
+        enc_store_meta_encode(m, b);
+}
+
+/* Resumes the partition's id filter from the one committed with its stored
+ * position @p m, if there is one and it reads back whole. Any other
+ * outcome (none, another position's, damaged) says why in the log and
+ * leaves the partition to start as it did before filters were saved. */
+static bool enc_engine_idf_load(enc_engine_t *e, int32_t partition,
+                                const enc_store_meta_t *m) {
+        enc_idfilter_io_t io;
+        enc_idf_io(e, &io);
+        enc_buf_t tag;
+        enc_buf_init(&tag, 256);
+        enc_idf_tag(m, &tag);
+        int64_t horizon = INT64_MIN;
+        if (m->watermark != ENC_TIME_NONE &&
+            m->watermark >= INT64_MIN + e->dedup_window)
+                horizon = m->watermark - e->dedup_window;
+        char why[160];
+        enc_err_t err =
+                tag.failed ? ENC_ERR_TOO_LARGE
+                           : enc_idfilter_load(e->idf, partition, tag.data,
+                                               tag.len, m->watermark, horizon,
+                                               &io, why, sizeof(why));
+        enc_buf_free(&tag);
+        if (!err) {
+                e->stats.idfilter_loaded++;
+                enc_log_info("idfilter_resume",
+                             "partition=%d complete_from=%lld", partition,
+                             (long long)enc_idfilter_complete_from(e->idf,
+                                                                   partition));
+                return true;
+        }
+        if (err == ENC_ERR_NOT_FOUND)
+                enc_log_info("idfilter_not_resumed",
+                             "partition=%d reason=\"%s\"", partition, why);
+        else
+                enc_log_warn("idfilter_not_resumed",
+                             "partition=%d error=%s reason=\"%s\"", partition,
+                             enc_err2str(err), why);
+        return false;
+}
+
 /* Starts the partition's id filter complete from where the state's history
  * is known (state/idfilter.c): a resumed checkpoint's user records hold
  * only events applied before its watermark W, and every event at or after
@@ -267,6 +352,8 @@ static enc_err_t enc_engine_idf_assign(enc_engine_t *e, int32_t partition,
                                        const enc_store_meta_t *m,
                                        char *errstr, size_t errstr_size) {
         if (!e->idf)
+                return ENC_OK;
+        if (m && !was_owned && enc_engine_idf_load(e, partition, m))
                 return ENC_OK;
         int64_t from = m ? m->watermark : INT64_MIN;
         if (!m && !was_owned) {
@@ -1104,6 +1191,11 @@ enc_err_t enc_engine_checkpoint_commit(enc_engine_t *e,
         if (!e->staged)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
                                   "checkpoint commit without stage");
+        enc_idfilter_io_t io;
+        enc_idf_io(e, &io);
+        enc_buf_t tag;
+        enc_buf_init(&tag, 256);
+        size_t idf_bytes = 0;
         for (int i = 0; i < e->nparts; i++) {
                 enc_part_t *p = &e->parts[i];
                 if (!p->owned || p->next_offset < 0)
@@ -1112,14 +1204,27 @@ enc_err_t enc_engine_checkpoint_commit(enc_engine_t *e,
                 enc_part_meta(e, i, &m);
                 if (changelog_end && i < changelog_end_cnt)
                         m.changelog_end = changelog_end[i];
+                if (e->idf) {
+                        /* the filter with the position it describes, in
+                         * the same batch: it is used only by that one */
+                        enc_idf_tag(&m, &tag);
+                        if (!tag.failed)
+                                idf_bytes += enc_idfilter_save(
+                                        e->idf, i, tag.data, tag.len, &io);
+                }
                 enc_store_put_meta(e->store, i, &m);
         }
+        enc_buf_free(&tag);
         e->staged = false;
+        size_t bytes = enc_store_pending_bytes(e->store);
         enc_err_t err = enc_store_commit(e->store, errstr, errstr_size);
+        enc_idfilter_saved(e->idf, !err);
         if (err) {
                 enc_store_discard(e->store);
                 return err;
         }
+        e->stats.checkpoint_bytes += bytes;
+        e->stats.idfilter_saved_bytes += idf_bytes;
         e->since_commit = 0;
         e->cache_full = false;
         enc_engine_evict(e);

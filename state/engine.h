@@ -179,6 +179,10 @@ typedef struct enc_engine_stats_s {
         uint64_t dedup_checks;    /* duplicate checks past the buffer */
         uint64_t dedup_filter_no; /* of which the id filter answered
                                      without loading the user */
+        uint64_t checkpoint_bytes;     /* committed checkpoint batches, bytes */
+        uint64_t idfilter_saved_bytes; /* of which the id filter's */
+        uint64_t idfilter_loaded;      /* partitions resumed with a saved
+                                          id filter */
 } enc_engine_stats_t;
 
 void enc_engine_stats(const enc_engine_t *e, enc_engine_stats_t *stats);

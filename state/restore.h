@@ -5,10 +5,10 @@
  * record per user written (key 'U' + user id, value = the user record, null
  * = deleted) and then one position record (key "M", value =
  * enc_store_meta_t). A restore applies a
- * changelog partition in log order and makes its work durable only at
- * position records, so the local store always holds a state that was
- * committed as a whole; records after the last position record (a commit
- * cut short by a crash) are discarded.
+ * changelog partition in log order and makes its work durable only up to
+ * position records, so the local store's position always covers a state
+ * that was committed as a whole; records after the last position record (a
+ * commit cut short by a crash) are discarded.
  */
 #ifndef ENC_RESTORE_H
 #define ENC_RESTORE_H
@@ -16,8 +16,8 @@
 #include "enc.h"
 #include "store.h"
 
-#define ENC_CHANGELOG_KEY_USER 'U'
-#define ENC_CHANGELOG_KEY_META 'M'
+#define ENC_CHANGELOG_KEY_USER  'U'
+#define ENC_CHANGELOG_KEY_META  'M'
 #define ENC_CHANGELOG_KEY_RESET 'R' /* `encore reset`: drop all before */
 #define ENC_CHANGELOG_KEY_BEGIN 'B' /* a commit starts: drop unfinished */
 
@@ -25,10 +25,11 @@ typedef struct enc_restore_s enc_restore_t;
 
 /**
  * Starts restoring @p partition into @p st (borrowed). @p full drops every
- * local key of the partition first (nothing usable locally); otherwise the
- * local position is deleted first, so an interrupted incremental restore is
- * never mistaken for a complete state. Returns NULL and fills errstr on
- * failure. Free with enc_restore_destroy.
+ * local key of the partition first (nothing usable locally) and then
+ * writes whole commits in large batches; otherwise (incremental) the local
+ * position stands until a whole commit of the changelog replaces it, and
+ * each commit is written at its position record. Returns NULL and fills errstr
+ * on failure. Free with enc_restore_destroy.
  */
 enc_restore_t *enc_restore_new(enc_store_t *st, int32_t partition, bool full,
                                char *errstr, size_t errstr_size);
@@ -41,13 +42,21 @@ enc_err_t enc_restore_record(enc_restore_t *r, const void *key, size_t klen,
 
 typedef struct enc_restore_stats_s {
         uint64_t records;   /* changelog records read */
-        uint64_t users;     /* user records made durable */
+        uint64_t users;     /* user records covered by a position */
         uint64_t positions; /* position records (consistent points) */
         uint64_t discarded; /* records after the last position, dropped */
         bool has_position;  /* a position was restored */
 } enc_restore_stats_t;
 
-/** Ends the restore: drops what follows the last position record. */
+/** The restore reached its end: writes the whole commits still staged
+ *  (a full restore's last batch) with their position. Call before
+ *  enc_restore_finish; without it (a cancelled restore) the store keeps
+ *  the last position written, a whole commit's. */
+enc_err_t enc_restore_complete(enc_restore_t *r, char *errstr,
+                               size_t errstr_size) ENC_WUR;
+
+/** Ends the restore: drops what follows the last position record (and
+ *  whatever enc_restore_complete did not write). */
 void enc_restore_finish(enc_restore_t *r, enc_restore_stats_t *stats);
 
 void enc_restore_destroy(enc_restore_t *r);

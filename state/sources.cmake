@@ -14,6 +14,8 @@ target_link_libraries(enc_state PUBLIC enc_signals enc_schemas enc_base
 
 enc_add_test(NAME test_state SOURCES tests/test_state.c
   LIBS enc_state LABELS unit)
+enc_add_test(NAME test_format SOURCES tests/test_format.c
+  LIBS enc_state LABELS unit)
 enc_add_test(NAME test_idfilter SOURCES tests/test_idfilter.c
   LIBS enc_state LABELS unit)
 enc_add_test(NAME test_engine SOURCES tests/test_engine.c

@@ -34,12 +34,50 @@
  * Smaller write buffers mean more flushes and more compactions of L0 into
  * L1, on the cores the processing thread shares.
  * The WAL is capped (ENC_STORE_MAX_WAL_BYTES) so a restart replays little
- * of it. LZ4 where the build has it.
+ * of it.
+ *
+ * Background work: every commit rewrites each touched user's whole
+ * record, so the users family is rewritten again and again while the state
+ * on disk stays small; RocksDB's flushes and compactions ran on the same
+ * cores as the processing thread and took 43% of the process's CPU in a
+ * cold B1 (`encore-bench b1 --users 200000 --days 2 --cache-mb 16 --cpu
+ * 1`, timed phase: process 79.1 s, processing thread 45.3 s; compaction
+ * read 3.5 GB and wrote 3.0 GB to keep 34 MiB of tables, write
+ * amplification 5.1, 41 s of compaction CPU over the run). With RocksDB's
+ * trigger of 4, each L0->L1 compaction merged 4 small L0 files with all of
+ * L1, which holds nearly the whole state. So, for every family:
+ *   - L0 is merged after ENC_STORE_L0_TRIGGER (12) files, not 4: each
+ *     merge rewrites L1 once for three times the new data. 24 cut
+ *     compaction further but made the processing thread slower (a lookup
+ *     probes every L0 file's filter; 56 to 59 s instead of 36 in the run
+ *     above), so 12;
+ *   - no compression: the state lives in the OS page cache, the block
+ *     cache holds uncompressed blocks either way, and LZ4 was paid on
+ *     every byte each compaction wrote and read back, and on every block
+ *     a cache miss read. The tables take about twice the disk (34 -> 88
+ *     MiB above).
+ * Together, in the same run: background CPU 33.8 -> 9.5 s (43% -> 20% of
+ * the process), compaction CPU 41 -> 11 s, processing thread 45.3 ->
+ * 36.8 s, 18 011 -> 30 804 events/CPU-s, the same digest. Universal
+ * compaction (25 002) and either change alone (LZ4 with 12: 29 283; no
+ * compression with 4: 24 566) did less (one run each; the machine is
+ * shared, so take single figures to +-15%).
  *
  * Reads use committed data only: the engine never re-reads a key whose
  * change is still staged (dirty users stay in its cache until the commit).
  * The iterators kept for timer scans are dropped before every write, so a
  * scan never sees an older store than a fresh iterator would.
+ *
+ * The store carries its format (store.h, ENC_STORE_FORMAT) as one marker
+ * key in the default family, checked at every open before anything else
+ * reads the store: a new store gets it, an older format is migrated, any
+ * other is refused with a message that says how to rebuild the state.
+ * A migration is one WriteBatch that also writes the new marker, so a
+ * crash part-way leaves the old format whole and the next open starts the
+ * step again; never write a record of a format before its marker.
+ * The families are checked first, from the list RocksDB keeps: a store
+ * with another family or without one of ours is of another format and is
+ * refused before the open creates anything in it.
  *
  * This module converts RocksDB's char **errptr to enc_err_t at its edge and
  * never lets a RocksDB error string escape unowned.
@@ -209,6 +247,30 @@ enc_store_table_options(rocksdb_cache_t *cache, bool bloom,
         return t;
 }
 
+/* Compaction, for every family (see DESIGN, "Background work"): no
+ * compression, and L0 files merged into L1 ENC_STORE_L0_TRIGGER at a time
+ * instead of RocksDB's 4. The stall triggers keep RocksDB's distance
+ * above it (20 and 36 over a trigger of 4). */
+#define ENC_STORE_L0_TRIGGER  12
+#define ENC_STORE_L0_SLOWDOWN (ENC_STORE_L0_TRIGGER + 16)
+#define ENC_STORE_L0_STOP     (ENC_STORE_L0_TRIGGER + 32)
+
+static void enc_store_compaction_options(rocksdb_options_t *o) {
+        rocksdb_options_set_compression(o, rocksdb_no_compression);
+        rocksdb_options_set_level0_file_num_compaction_trigger(
+                o, ENC_STORE_L0_TRIGGER);
+        rocksdb_options_set_level0_slowdown_writes_trigger(
+                o, ENC_STORE_L0_SLOWDOWN);
+        rocksdb_options_set_level0_stop_writes_trigger(o, ENC_STORE_L0_STOP);
+}
+
+static enc_err_t enc_store_families_check(const rocksdb_options_t *opts,
+                                          const char *dir, char *errstr,
+                                          size_t errstr_size) ENC_WUR;
+static enc_err_t enc_store_format_open(enc_store_t *st, const char *dir,
+                                       char *errstr,
+                                       size_t errstr_size) ENC_WUR;
+
 enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
                             char *errstr, size_t errstr_size) {
         enc_store_t *st = calloc(1, sizeof(*st));
@@ -256,8 +318,7 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
         rocksdb_options_set_db_write_buffer_size(st->opts, memtables);
         for (int i = 0; i < CF__CNT; i++) {
                 st->cf_opts[i] = rocksdb_options_create_copy(st->opts);
-                rocksdb_options_set_compression(st->cf_opts[i],
-                                                rocksdb_lz4_compression);
+                enc_store_compaction_options(st->cf_opts[i]);
                 rocksdb_options_set_block_based_table_factory(
                         st->cf_opts[i],
                         i == CF_USERS ? st->bbto : st->bbto_plain);
@@ -274,6 +335,8 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
                 }
         }
 
+        if (enc_store_families_check(st->opts, dir, errstr, errstr_size))
+                goto fail;
         const rocksdb_options_t *cfo[CF__CNT];
         for (int i = 0; i < CF__CNT; i++)
                 cfo[i] = st->cf_opts[i];
@@ -294,6 +357,8 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
         rocksdb_writeoptions_set_sync(st->wopts, conf && conf->sync);
         st->ropts = rocksdb_readoptions_create();
         st->batch = rocksdb_writebatch_create();
+        if (enc_store_format_open(st, dir, errstr, errstr_size))
+                goto fail;
         return st;
 
 fail:
@@ -362,6 +427,239 @@ static enc_err_t enc_store_get(enc_store_t *st, int cf, const char *k,
                                   vlen);
         *found = true;
         return ENC_OK;
+}
+
+/* ---- the format marker and migrations (store.h, ENC_STORE_FORMAT) ---- */
+
+/* What rebuilds a store this encore cannot read: with no local state, each
+ * partition is restored in full from the changelog topic when it is
+ * assigned (README, "Recovery and scale-out"). */
+#define ENC_STORE_REBUILD                                                   \
+        "to rebuild it, stop encore, delete the state directory and start " \
+        "encore again: each partition is restored from the changelog "      \
+        "topic on assignment (changelog.enable=true, the default)"
+
+#define ENC_STORE_FORMAT_MAGIC_LEN (sizeof(ENC_STORE_FORMAT_MAGIC) - 1)
+
+/* Fails with the one-line refusal: @p found says what the store holds. */
+static enc_err_t enc_store_refuse(const char *dir, const char *found,
+                                  char *errstr, size_t errstr_size) {
+        return enc_seterr(errstr, errstr_size, ENC_ERR_STATE,
+                          "state store %s: %s, this encore reads format %d; "
+                          ENC_STORE_REBUILD,
+                          dir, found, ENC_STORE_FORMAT);
+}
+
+/* Reads the marker into *format; *found false if the store has none. */
+static enc_err_t enc_store_format_read(enc_store_t *st, const char *dir,
+                                       uint32_t *format, bool *found,
+                                       char *errstr, size_t errstr_size) {
+        char *rerr = NULL;
+        size_t vlen = 0;
+        rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(
+                st->db, st->ropts, st->cf[CF_DEFAULT], ENC_STORE_FORMAT_KEY,
+                sizeof(ENC_STORE_FORMAT_KEY) - 1, &rerr);
+        if (rerr)
+                return enc_store_err(rerr, errstr, errstr_size,
+                                     "reading the format marker");
+        *found = ps != NULL;
+        if (!ps)
+                return ENC_OK;
+        const char *v = rocksdb_pinnableslice_value(ps, &vlen);
+        bool ok = vlen == ENC_STORE_FORMAT_MAGIC_LEN + 4 &&
+                  !memcmp(v, ENC_STORE_FORMAT_MAGIC,
+                          ENC_STORE_FORMAT_MAGIC_LEN);
+        if (ok)
+                *format = enc_read_u32be(
+                        (const uint8_t *)v + ENC_STORE_FORMAT_MAGIC_LEN);
+        rocksdb_pinnableslice_destroy(ps);
+        if (!ok) {
+                char found_s[64];
+                snprintf(found_s, sizeof(found_s),
+                         "an unreadable format marker (%zu bytes) found",
+                         vlen);
+                return enc_store_refuse(dir, found_s, errstr, errstr_size);
+        }
+        return ENC_OK;
+}
+
+/* Before the open, which would create missing families: an existing store
+ * must have exactly this encore's families. One with another family, or
+ * without one of ours, is of another format (RocksDB cannot open the
+ * first, and creating a family in the second would change a store that
+ * is then refused). A store of "default" alone is one whose creation was
+ * cut short before any family was made: the open completes it. (Cut
+ * short between two families, a new store is refused too: it holds
+ * nothing, and deleting it, as the message says, is the remedy.) No store
+ * yet: the open creates one (or says why it cannot). */
+static enc_err_t enc_store_families_check(const rocksdb_options_t *opts,
+                                          const char *dir, char *errstr,
+                                          size_t errstr_size) {
+        char *rerr = NULL;
+        size_t n = 0;
+        char **names = rocksdb_list_column_families(opts, dir, &n, &rerr);
+        if (rerr) {
+                /* the (empty) list is allocated even then */
+                rocksdb_list_column_families_destroy(names, n);
+                rocksdb_free(rerr);
+                return ENC_OK;
+        }
+        char found_s[128] = "";
+        bool ours[CF__CNT] = {false};
+        for (size_t i = 0; i < n && !found_s[0]; i++) {
+                int j = 0;
+                while (j < CF__CNT && strcmp(names[i], enc_cf_names[j]))
+                        j++;
+                if (j < CF__CNT)
+                        ours[j] = true;
+                else
+                        snprintf(found_s, sizeof(found_s),
+                                 "a store with a column family \"%.40s\" "
+                                 "found",
+                                 names[i]);
+        }
+        for (int j = 0; j < CF__CNT && !found_s[0] && n > 1; j++)
+                if (!ours[j])
+                        snprintf(found_s, sizeof(found_s),
+                                 "a store without the column family "
+                                 "\"%s\" found",
+                                 enc_cf_names[j]);
+        rocksdb_list_column_families_destroy(names, n);
+        return found_s[0] ? enc_store_refuse(dir, found_s, errstr,
+                                             errstr_size)
+                          : ENC_OK;
+}
+
+/* The first value of family @p cf: *ver its first byte, -1 if the family
+ * is empty, 256 if the value is. */
+static enc_err_t enc_store_first_byte(enc_store_t *st, int cf, int *ver,
+                                      char *errstr, size_t errstr_size) {
+        rocksdb_iterator_t *it =
+                rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[cf]);
+        rocksdb_iter_seek_to_first(it);
+        *ver = -1;
+        if (rocksdb_iter_valid(it)) {
+                size_t vlen = 0;
+                const char *v = rocksdb_iter_value(it, &vlen);
+                *ver = vlen ? (uint8_t)v[0] : 256;
+        }
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        rocksdb_iter_destroy(it);
+        if (rerr)
+                return enc_store_err(rerr, errstr, errstr_size,
+                                     "reading the first record of a family");
+        return ENC_OK;
+}
+
+/* A store with no marker was written before the marker existed, in the
+ * layout of format 1, or it is new. Its default family must be empty (no
+ * release wrote there) and its first users record, if any, of the version
+ * format 1 holds: one record read, not a scan (a store of another layout
+ * would not have version 2 records under it). */
+static enc_err_t enc_store_check_unmarked(enc_store_t *st, const char *dir,
+                                          char *errstr, size_t errstr_size) {
+        int dflt, ver;
+        enc_err_t err = enc_store_first_byte(st, CF_DEFAULT, &dflt, errstr,
+                                             errstr_size);
+        if (!err)
+                err = enc_store_first_byte(st, CF_USERS, &ver, errstr,
+                                           errstr_size);
+        if (err)
+                return err;
+        if (dflt != -1)
+                return enc_store_refuse(dir,
+                                        "no format marker and keys in the "
+                                        "default column family found",
+                                        errstr, errstr_size);
+        if (ver == -1 || ver == ENC_USER_RECORD_VERSION)
+                return ENC_OK;
+        char found_s[128];
+        if (ver == 256)
+                snprintf(found_s, sizeof(found_s),
+                         "no format marker and an empty users record found");
+        else
+                snprintf(found_s, sizeof(found_s),
+                         "no format marker and users records of version %d "
+                         "found (format %d holds version %d)",
+                         ver, ENC_STORE_FORMAT, ENC_USER_RECORD_VERSION);
+        return enc_store_refuse(dir, found_s, errstr, errstr_size);
+}
+
+/*
+ * One migration step, format @p from to @p from + 1: stages every change
+ * into @p wb and writes nothing itself; the caller adds the marker of
+ * from + 1 to the same batch and writes it atomically. Invariant: a store
+ * is always wholly in one format, the one its marker names; a crash before
+ * the batch is written leaves format @p from intact and the next open runs
+ * the step again. A step may read the store (it is unchanged until the
+ * write). A format with no step is refused. Add a step as a case here.
+ */
+static enc_err_t enc_store_migrate_step(enc_store_t *st, uint32_t from,
+                                        rocksdb_writebatch_t *wb,
+                                        const char *dir, char *errstr,
+                                        size_t errstr_size) {
+        switch (from) {
+        case 0: /* no marker: format 1's layout, only the marker to add */
+                (void)wb;
+                return enc_store_check_unmarked(st, dir, errstr, errstr_size);
+        default: {
+                char found_s[64];
+                snprintf(found_s, sizeof(found_s), "format %u found", from);
+                return enc_store_refuse(dir, found_s, errstr, errstr_size);
+        }
+        }
+}
+
+/* At open: reads the marker, refuses a format it does not know, and
+ * migrates an older one step by step (a new store is "no marker" with
+ * nothing in it: it gets the marker). */
+static enc_err_t enc_store_format_open(enc_store_t *st, const char *dir,
+                                       char *errstr, size_t errstr_size) {
+        uint32_t format = 0;
+        bool found = false;
+        enc_err_t err = enc_store_format_read(st, dir, &format, &found,
+                                              errstr, errstr_size);
+        if (err)
+                return err;
+        if (found && (format == 0 || format > ENC_STORE_FORMAT)) {
+                char found_s[64];
+                snprintf(found_s, sizeof(found_s), "format %u found",
+                         format);
+                return enc_store_refuse(dir, found_s, errstr, errstr_size);
+        }
+        while (!err && format < ENC_STORE_FORMAT) {
+                rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+                err = enc_store_migrate_step(st, format, wb, dir, errstr,
+                                             errstr_size);
+                if (!err) {
+                        uint8_t v[ENC_STORE_FORMAT_MAGIC_LEN + 4];
+                        memcpy(v, ENC_STORE_FORMAT_MAGIC,
+                               ENC_STORE_FORMAT_MAGIC_LEN);
+                        enc_put_u32be(v + ENC_STORE_FORMAT_MAGIC_LEN,
+                                      format + 1);
+                        rocksdb_writebatch_put_cf(
+                                wb, st->cf[CF_DEFAULT], ENC_STORE_FORMAT_KEY,
+                                sizeof(ENC_STORE_FORMAT_KEY) - 1,
+                                (const char *)v, sizeof(v));
+                        /* synced: it is written once per store */
+                        rocksdb_writeoptions_t *wo =
+                                rocksdb_writeoptions_create();
+                        rocksdb_writeoptions_set_sync(wo, 1);
+                        char *rerr = NULL;
+                        rocksdb_write(st->db, wo, wb, &rerr);
+                        rocksdb_writeoptions_destroy(wo);
+                        if (rerr)
+                                err = enc_store_err(rerr, errstr,
+                                                    errstr_size,
+                                                    "writing the format "
+                                                    "marker");
+                        else
+                                format++;
+                }
+                rocksdb_writebatch_destroy(wb);
+        }
+        return err;
 }
 
 enc_err_t enc_store_get_user(enc_store_t *st, int32_t partition,
@@ -790,4 +1088,70 @@ enc_err_t enc_store_has_users(enc_store_t *st, int32_t partition, bool *any,
                 return enc_store_err(rerr, errstr, errstr_size,
                                      "scanning users of a partition");
         return ENC_OK;
+}
+
+/* ---- a partition's other meta keys ---------------------------------- */
+
+/* [u32be partition][suffix] into the key scratch; NULL past its cap. */
+static const char *enc_store_key_meta(enc_store_t *st, int32_t partition,
+                                      const void *suffix, size_t slen,
+                                      size_t *klen) {
+        enc_buf_reset(&st->key);
+        enc_buf_put_u32be(&st->key, (uint32_t)partition);
+        if (enc_buf_append(&st->key, suffix, slen) != ENC_OK || st->key.failed)
+                return NULL;
+        *klen = st->key.len;
+        return (const char *)st->key.data;
+}
+
+void enc_store_put_meta_key(enc_store_t *st, int32_t partition,
+                            const void *suffix, size_t slen, const void *val,
+                            size_t vlen) {
+        size_t klen;
+        const char *k = enc_store_key_meta(st, partition, suffix, slen, &klen);
+        if (k && slen)
+                rocksdb_writebatch_put_cf(st->batch, st->cf[CF_META], k, klen,
+                                          val, vlen);
+}
+
+void enc_store_del_meta_key(enc_store_t *st, int32_t partition,
+                            const void *suffix, size_t slen) {
+        size_t klen;
+        const char *k = enc_store_key_meta(st, partition, suffix, slen, &klen);
+        if (k && slen)
+                rocksdb_writebatch_delete_cf(st->batch, st->cf[CF_META], k,
+                                             klen);
+}
+
+void enc_store_del_meta_keys(enc_store_t *st, int32_t partition, const void *lo,
+                             size_t lolen, const void *hi, size_t hilen) {
+        uint8_t a[4 + 16], b[4 + 16];
+        if (!lolen || !hilen || lolen > 16 || hilen > 16)
+                return;
+        enc_put_u32be(a, (uint32_t)partition);
+        enc_put_u32be(b, (uint32_t)partition);
+        memcpy(a + 4, lo, lolen);
+        memcpy(b + 4, hi, hilen);
+        rocksdb_writebatch_delete_range_cf(st->batch, st->cf[CF_META],
+                                           (const char *)a, 4 + lolen,
+                                           (const char *)b, 4 + hilen);
+}
+
+enc_err_t enc_store_get_meta_key(enc_store_t *st, int32_t partition,
+                                 const void *suffix, size_t slen,
+                                 enc_buf_t *out, bool *found, char *errstr,
+                                 size_t errstr_size) {
+        size_t klen;
+        const char *k = enc_store_key_meta(st, partition, suffix, slen, &klen);
+        if (!k || !slen)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_INVALID_ARG,
+                                  "meta key suffix of %zu bytes", slen);
+        return enc_store_get(st, CF_META, k, klen, out, found, errstr,
+                             errstr_size);
+}
+
+size_t enc_store_pending_bytes(const enc_store_t *st) {
+        size_t n = 0;
+        (void)rocksdb_writebatch_data(st->batch, &n);
+        return n;
 }

@@ -6,6 +6,9 @@
  *   users   [u32be partition][user id]              -> user record
  *   timers  [u32be partition][u64be time][user id]  -> (empty)
  *   meta    [u32be partition]                       -> partition position
+ *           [u32be partition][suffix]               -> the partition's other
+ *                                                      records (id filter)
+ *   default "encore.store.format"                    -> the format marker
  *
  * Writes are staged in one pending WriteBatch and become durable together in
  * enc_store_commit(): state and the input offsets that produced it are never
@@ -18,6 +21,35 @@
 #include "enc.h"
 
 typedef struct enc_store_s enc_store_t;
+
+/*
+ * The on-disk format of the whole store: its key layout and the encodings
+ * of its records. Any change to either bumps ENC_STORE_FORMAT and adds a
+ * migration step from the old number (enc_store_migrate_step in store.c) or
+ * leaves older stores refused at open, never misread.
+ *
+ * The marker is one key of the default family, ENC_STORE_FORMAT_KEY, whose
+ * value is the 8 bytes ENC_STORE_FORMAT_MAGIC and the format as a u32be.
+ *   (none) a store written before the marker existed: the layout of
+ *          format 1. Accepted once the default family is seen to be
+ *          empty and the first users record, if any, to be version 2;
+ *          the marker is then written (the step 0 -> 1).
+ *   1      users records [u8 version=2] (ENC_USER_RECORD_VERSION), timer
+ *          keys with sign-flipped big-endian times, position records
+ *          [u8 3] (version 2 read), the families above. Optionally the
+ *          duplicate check's id filter in the meta family
+ *          ([partition]['I'...], state/idfilter.h): a reader that does not
+ *          know those keys never reads them, and encore uses them only
+ *          with the exact position they were saved with, so they need no
+ *          format number of their own.
+ * A store naming another format is refused at open with ENC_ERR_STATE.
+ */
+#define ENC_STORE_FORMAT 1
+#define ENC_STORE_FORMAT_KEY "encore.store.format"
+#define ENC_STORE_FORMAT_MAGIC "ENCSTORE"
+
+/* The user record version format 1 holds (its encoding: state/users.h). */
+#define ENC_USER_RECORD_VERSION 2
 
 /* RocksDB's memory is the block cache plus the memtables; both are shares
  * of cache.max.bytes (state/budget.h). 0 = the share of the default
@@ -33,7 +65,10 @@ typedef struct enc_store_conf_s {
  *  block cache and memtable shares of cache.max.bytes. */
 void enc_store_conf_from(const enc_conf_t *conf, enc_store_conf_t *sc);
 
-/** Opens (creating if missing) the store in @p dir.
+/** Opens (creating if missing) the store in @p dir, checks its format
+ *  marker (writing it into a new store, or migrating an older format) and
+ *  refuses a store of any other format with a message naming the format
+ *  found and how to rebuild the state.
  *  Returns NULL and fills errstr on failure. Close with enc_store_close. */
 enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
                             char *errstr, size_t errstr_size);
@@ -100,6 +135,31 @@ void enc_store_del_timer(enc_store_t *st, int32_t partition, int64_t time,
                          const char *user, size_t ulen);
 void enc_store_put_meta(enc_store_t *st, int32_t partition,
                         const enc_store_meta_t *m);
+
+/*
+ * Keys of a partition's own beside its position in the meta family:
+ * [u32be partition][suffix], @p slen >= 1 (the position record is the
+ * partition alone). The duplicate check's id filter is kept there
+ * (state/idfilter.h). Staged into the pending batch (bytes copied); a
+ * range delete covers [partition][lo] .. [partition][hi). Dropping a
+ * partition drops them with the rest.
+ */
+void enc_store_put_meta_key(enc_store_t *st, int32_t partition,
+                            const void *suffix, size_t slen, const void *val,
+                            size_t vlen);
+void enc_store_del_meta_key(enc_store_t *st, int32_t partition,
+                            const void *suffix, size_t slen);
+void enc_store_del_meta_keys(enc_store_t *st, int32_t partition, const void *lo,
+                             size_t lolen, const void *hi, size_t hilen);
+/** Reads a committed meta key into @p out (reset first; a value over
+ *  @p out's max is ENC_ERR_TOO_LARGE). */
+enc_err_t enc_store_get_meta_key(enc_store_t *st, int32_t partition,
+                                 const void *suffix, size_t slen,
+                                 enc_buf_t *out, bool *found, char *errstr,
+                                 size_t errstr_size) ENC_WUR;
+
+/** Bytes of the pending batch (RocksDB's serialised WriteBatch). */
+size_t enc_store_pending_bytes(const enc_store_t *st);
 
 /*
  * Batches of one's own, written apart from the pending batch: a restore

@@ -153,7 +153,8 @@ void enc_users_stats(const enc_users_t *c, enc_users_stats_t *stats);
  * Sections of instances not configured any more are skipped. wake is the
  * earliest next_timer of the states when encoded (INT64_MAX: none), kept so
  * a restore can rebuild the timer index without decoding any state. */
-#define ENC_USER_RECORD_VERSION 2
+/* ENC_USER_RECORD_VERSION (store.h): part of the store's format; a new
+ * version bumps ENC_STORE_FORMAT. */
 enc_err_t enc_user_record_encode(const enc_sig_instance_t *insts, int cnt,
                                  void *const *states,
                                  enc_buf_t *out) ENC_WUR;

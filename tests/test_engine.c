@@ -8,7 +8,9 @@
 
 #include <xxhash.h>
 
+#include "dedup.h"
 #include "gen.h"
+#include "idfilter.h"
 
 typedef struct t_eng_s {
         char *dir;
@@ -696,13 +698,13 @@ static void test_state_of_a_user_who_stopped_is_deleted(void **st) {
         t_eng_free(t);
 }
 
-/* A commit is due once a checkpoint would stage 1/8 of cache.max.bytes,
+/* A commit is due once a checkpoint would stage 1/16 of cache.max.bytes,
  * before commit.records and, here, before the cache is full. 16 MiB: bound
- * 2 MiB, users share 8 MiB. Each new user (32-byte id) counts 128 (its
+ * 1 MiB, users share 8 MiB. Each new user (32-byte id) counts 128 (its
  * first guessed record) + 40 (key) + 96 (a timer key moved) = 264 bytes
- * and is charged 200 + 32 + 640 = 872 to the cache: 7943 x 264 = 2 096 952
- * is under 2 MiB, 7944 users are over it, while the cache holds 6.6 MiB of
- * 8. Grace 0, one second apart: the k-th record applies the k users
+ * and is charged 200 + 32 + 640 = 872 to the cache: 3971 x 264 = 1 048 344
+ * is under 1 MiB (1 048 576), 3972 users (1 048 608) are over it, while
+ * the cache holds 3.3 MiB of 8. Grace 0, one second apart: the k-th record applies the k users
  * before it. */
 static void test_commit_is_due_when_a_checkpoint_would_stage_too_much(
         void **st) {
@@ -714,18 +716,18 @@ static void test_commit_is_due_when_a_checkpoint_would_stage_too_much(
                                       "commit.records=1000000", NULL),
                                1);
         char id[40];
-        for (int k = 0; k <= 7944; k++) {
+        for (int k = 0; k <= 3972; k++) {
                 snprintf(id, sizeof(id), "user-%027d", k);
                 enc_event_t e = t_play(id, id, T_AT(0, 10, 0) + k * 1000,
                                        60000);
                 t_feed(t, 0, &e);
-                if (k < 7944 && enc_engine_commit_due(t->eng))
+                if (k < 3972 && enc_engine_commit_due(t->eng))
                         fail_msg("commit due after %d users", k);
         }
         assert_true(enc_engine_commit_due(t->eng));
         enc_engine_stats_t s;
         enc_engine_stats(t->eng, &s);
-        assert_int_equal(s.applied, 7944);
+        assert_int_equal(s.applied, 3972);
         assert_int_equal(enc_engine_checkpoint(t->eng, err, sizeof(err)), 0);
         assert_false(enc_engine_commit_due(t->eng));
         t_eng_free(t);
@@ -777,65 +779,294 @@ static void test_duplicate_event_ids_within_window_are_dead_lettered(
         t_eng_free(t);
 }
 
+/* What happens to the store between a checkpoint and the restart. */
+typedef enum t_tamper_e {
+        T_KEEP,         /* nothing */
+        T_TRUNC_HEADER, /* the id filter's header cut to 10 bytes */
+        T_FLIP_TABLE,   /* a byte of its table changed */
+        T_MOVED,        /* the position rewritten (changelog end 7, as an
+                           incremental restore records it): the filter was
+                           saved at another position */
+} t_tamper_t;
+
+static void t_tamper(const char *dir, t_tamper_t how) {
+        char err[512];
+        enc_store_conf_t sc = {0};
+        enc_store_t *st = enc_store_open(dir, &sc, err, sizeof(err));
+        assert_non_null(st);
+        enc_buf_t v;
+        enc_buf_init(&v, 1 << 20);
+        bool found = false;
+        const uint8_t hdr[1] = {'I'}, tab[9] = {'I', 0, 0, 0, 0, 0, 0, 0, 0};
+        if (how == T_TRUNC_HEADER) {
+                assert_int_equal(enc_store_get_meta_key(st, 0, hdr, 1, &v,
+                                                        &found, err,
+                                                        sizeof(err)),
+                                 ENC_OK);
+                assert_true(found && v.len > 10);
+                enc_store_put_meta_key(st, 0, hdr, 1, v.data, 10);
+        } else if (how == T_FLIP_TABLE) {
+                assert_int_equal(enc_store_get_meta_key(st, 0, tab, 9, &v,
+                                                        &found, err,
+                                                        sizeof(err)),
+                                 ENC_OK);
+                assert_true(found);
+                assert_int_equal(v.len, 1024);
+                v.data[0] ^= 0x40;
+                enc_store_put_meta_key(st, 0, tab, 9, v.data, v.len);
+        } else if (how == T_MOVED) {
+                enc_store_meta_t m;
+                assert_int_equal(
+                        enc_store_get_meta(st, 0, &m, &found, err, sizeof(err)),
+                        ENC_OK);
+                assert_true(found);
+                assert_int_equal(m.changelog_end, -1);
+                m.changelog_end = 7;
+                enc_store_put_meta(st, 0, &m);
+        }
+        assert_int_equal(enc_store_commit(st, err, sizeof(err)), ENC_OK);
+        enc_buf_free(&v);
+        enc_store_close(st);
+}
+
 /*
- * The id filter answers most duplicate checks without loading the user; it
- * knows only what it saw, so after a restart it is complete from the
- * checkpoint's watermark W and checks reaching before W load the user as
- * before (dedup.window.ms = 1 h, grace 0, no signals but dedup), worked by
- * hand (checks = those past the buffer; "no" = the filter's, no load):
+ * The id filter is saved with each checkpoint and resumed with it, so the
+ * checks of the first window after a restart need not load the user
+ * (dedup.window.ms = 1 h, grace 0, active_days:1), worked by hand (checks
+ * = those past the buffer; "no" = the filter's, no load):
  *   0 x alice 10:00  accepted; filter empty: no
  *   1 y bob   10:30  accepted; no; W 10:30 applies x
- *   checkpoint: C = 1 (y waits), W = 10:30; crash; resume at 1
- *   1 y bob   10:30  re-read: since 09:30 < W: user loaded; buffered
- *   2 x alice 10:40  since 09:40 < W: user loaded, her applied ids hold
- *                    x@10:00: duplicate (a filter complete from the start
- *                    would have said no: it never saw x)
- *   3 w carol 11:31  since 10:31 >= W: no; W 11:31 applies y
- *   4 y bob   11:31  since 10:31: the filter holds y (re-read, 10:30, in a
- *                    generation whose newest time is 11:31): maybe; bob's
- *                    ids hold y@10:30 < 10:31: accepted
- *   5 z bob   11:32  no
+ *   checkpoint: C = 1 (y waits), W = 10:30, the filter (x, y; complete
+ *   from the start) in the same batch; crash; resume at 1
+ *                     saved filter              none (before it was saved)
+ *   1 y bob   10:30  re-read, since 09:30:     since < F = W:
+ *                    holds y: maybe, loaded    maybe, loaded
+ *   2 x alice 10:40  holds x: maybe; alice's applied ids hold x@10:00:
+ *                    duplicate either way
+ *   3 w carol 10:50  since 09:50: no           < W: maybe
+ *   4 v dave  11:00  since 10:00: no           < W: maybe
+ *   5 z bob   11:31  since 10:31: no           no
+ * Outputs after the checkpoint are byte for byte those of a run without the
+ * restart, whatever happened to the saved filter: cut short, a table byte
+ * changed, or saved at another position than the stored one, it is
+ * ignored and the run goes on as without it.
+ * Bytes saved at the checkpoint: a delete of every key of the filter
+ * (nothing known stored, 2), the table ("I" + u64 0 and 256 x 4 bytes,
+ * 1033) and the header ("I" and 2 + 22 (the position: version, C 1, E 2,
+ * stream time and W 6 each, changelog end 1, stream time at C 6) + 17 +
+ * 39 + 8): 1124.
  */
-static void test_dedup_filter_falls_back_before_the_resumed_watermark(
-        void **st) {
-        (void)st;
+static void t_dedup_filter_resume(t_tamper_t how) {
         char err[512];
-        t_eng_t *t = t_eng_new(t_conf("signals=", "window.grace.ms=0",
-                                      "dedup.window.ms=3600000", NULL),
-                               1);
         enc_event_t evs[] = {
                 t_play("x", "alice", T_AT(0, 10, 0), 60000),
                 t_play("y", "bob", T_AT(0, 10, 30), 60000),
                 t_play("x", "alice", T_AT(0, 10, 40), 60000),
-                t_play("w", "carol", T_AT(0, 11, 31), 60000),
-                t_play("y", "bob", T_AT(0, 11, 31), 60000),
-                t_play("z", "bob", T_AT(0, 11, 32), 60000),
+                t_play("w", "carol", T_AT(0, 10, 50), 60000),
+                t_play("v", "dave", T_AT(0, 11, 0), 60000),
+                t_play("z", "bob", T_AT(0, 11, 31), 60000),
         };
+        t_eng_t *ref =
+                t_eng_new(t_conf("signals=active_days:1", "window.grace.ms=0",
+                                 "dedup.window.ms=3600000", NULL),
+                          1);
+        for (int i = 0; i < 6; i++)
+                t_feed(ref, 0, &evs[i]);
+        assert_int_equal(ref->sink.dlq_total, 1);
+        t_eng_t *t =
+                t_eng_new(t_conf("signals=active_days:1", "window.grace.ms=0",
+                                 "dedup.window.ms=3600000", NULL),
+                          1);
         t_feed(t, 0, &evs[0]);
         t_feed(t, 0, &evs[1]);
         enc_engine_stats_t s;
         enc_engine_stats(t->eng, &s);
         assert_int_equal(s.dedup_checks, 2);
         assert_int_equal(s.dedup_filter_no, 2);
+        assert_int_equal(s.idfilter_saved_bytes, 0);
         assert_int_equal(enc_engine_checkpoint(t->eng, err, sizeof(err)),
                          ENC_OK);
+        enc_engine_stats(t->eng, &s);
+        assert_int_equal(s.idfilter_saved_bytes, 1124);
+        assert_true(s.checkpoint_bytes > 1124);
+        size_t outs_at_checkpoint = t->sink.n;
         t_eng_close(t);
+        t_sink_free(&t->sink);
+        t_tamper(t->dir, how);
         t_eng_open(t, 1);
         assert_int_equal(t->next_offset[0], 1);
-        uint64_t want_checks[] = {1, 2, 3, 4, 5};
-        uint64_t want_no[] = {0, 0, 1, 1, 2};
+        enc_engine_stats(t->eng, &s);
+        assert_int_equal(s.idfilter_loaded, how == T_KEEP);
+        uint64_t want_no[2][5] = {{0, 0, 1, 2, 3}, {0, 0, 0, 0, 1}};
         uint64_t want_dlq[] = {0, 1, 1, 1, 1};
         for (int i = 1; i < 6; i++) {
                 t_feed(t, 0, &evs[i]);
                 enc_engine_stats(t->eng, &s);
-                assert_int_equal(s.dedup_checks, want_checks[i - 1]);
-                assert_int_equal(s.dedup_filter_no, want_no[i - 1]);
+                assert_int_equal(s.dedup_checks, (uint64_t)i);
+                assert_int_equal(s.dedup_filter_no,
+                                 want_no[how != T_KEEP][i - 1]);
                 assert_int_equal(t->sink.dlq_total, want_dlq[i - 1]);
         }
         assert_int_equal(t->sink.last_dlq_reason, ENC_DLQ_DUPLICATE);
         assert_int_equal(t->sink.last_dlq_offset, 2);
-        assert_int_equal(s.accepted, 4); /* y again, w, y, z */
+        assert_int_equal(s.accepted, 4); /* y again, w, v, z */
+        t_assert_outputs_from(t, ref, outs_at_checkpoint);
+        if (how == T_KEEP) {
+                /* The next checkpoint writes a delta of the one table
+                 * ("I" + u64 0 + u32 0, 13 bytes): for each of the B
+                 * buckets the four entries added since (y again, w, v, z)
+                 * went to, [skip < 16][n], then 4 bytes an entry; and the
+                 * header (position C 5, E 6, stream time at C 11:00: as
+                 * long, 89). The buckets: key & 15 (16 buckets of 16). */
+                const char *const add[4][2] = {{"bob", "y"},
+                                               {"carol", "w"},
+                                               {"dave", "v"},
+                                               {"bob", "z"}};
+                bool used[16] = {false};
+                uint64_t buckets = 0;
+                for (int i = 0; i < 4; i++) {
+                        uint64_t key =
+                                enc_idfilter_key(add[i][0], strlen(add[i][0]),
+                                                 enc_dedup_hash(add[i][1]));
+                        buckets += !used[key & 15];
+                        used[key & 15] = true;
+                }
+                assert_int_equal(
+                        enc_engine_checkpoint(t->eng, err, sizeof(err)),
+                        ENC_OK);
+                enc_engine_stats(t->eng, &s);
+                assert_int_equal(s.idfilter_saved_bytes,
+                                 13 + 2 * buckets + 16 + 89);
+        }
+        t_eng_free(ref);
         t_eng_free(t);
+}
+
+/*
+ * A generated stream (2000 listeners, 2 days, 12 000 plays, 2 minutes of
+ * disorder) with every 40th record sent again 15 records later: a reference
+ * run straight through, and runs that checkpoint after record 5000, go on
+ * to 8000 and crash, then resume with the saved filter kept or damaged.
+ * Each resumed run's outputs and dead letters are exactly the reference's
+ * from the checkpoint on; with the filter kept more of the resumed checks
+ * are answered without loading the user than with it damaged (where F is
+ * the stored watermark), and as many duplicates are found.
+ */
+static void test_dedup_filter_resume_keeps_generated_outputs(void **st) {
+        (void)st;
+        const uint64_t n = 12000, k = 5000, m = 8000;
+        enc_gen_conf_t gc;
+        enc_gen_conf_defaults(&gc);
+        gc.seed = 5;
+        gc.users = 2000;
+        gc.days = 2;
+        gc.count = n;
+        gc.disorder_ms = 120000;
+        char err[512];
+        enc_codec_conf_t cc;
+        enc_codec_conf_defaults(&cc);
+        enc_codec_t *codec = enc_codec_new(&cc, err, sizeof(err));
+        enc_gen_t *g = enc_gen_new(&gc, err, sizeof(err));
+        assert_non_null(g);
+        enc_buf_t *recs = calloc(n, sizeof(*recs));
+        char(*keys)[32] = calloc(n, 32);
+        enc_event_t ev;
+        uint64_t gen_n = 0;
+        while (gen_n < n && enc_gen_next(g, &ev) == ENC_OK) {
+                enc_buf_init(&recs[gen_n], 4096);
+                assert_int_equal(
+                        enc_codec_encode_event(codec, &ev, &recs[gen_n]),
+                        ENC_OK);
+                snprintf(keys[gen_n], 32, "%s", ev.user_id);
+                gen_n++;
+        }
+        enc_gen_destroy(g);
+        assert_int_equal(gen_n, n);
+        /* the input: each record, and after record i the one 15 back if
+         * that was a 40th */
+        uint64_t *ord = calloc(n + n / 40 + 1, sizeof(*ord)), cnt = 0;
+        for (uint64_t i = 0; i < n; i++) {
+                ord[cnt++] = i;
+                if (i >= 15 && (i - 15) % 40 == 0)
+                        ord[cnt++] = i - 15;
+        }
+        assert_int_equal(cnt, n + (n - 15 + 39) / 40);
+
+        t_eng_t *ref = t_eng_new(t_conf("window.grace.ms=300000", NULL), 1);
+        for (uint64_t i = 0; i < cnt; i++)
+                t_feed_raw(ref, 0, keys[ord[i]], recs[ord[i]].data,
+                           recs[ord[i]].len);
+        enc_engine_stats_t rs;
+        enc_engine_stats(ref->eng, &rs);
+        assert_true(rs.dead_lettered[ENC_DLQ_DUPLICATE] > 250);
+
+        uint64_t filter_no[2], dups[2];
+        for (int damaged = 0; damaged < 2; damaged++) {
+                t_eng_t *run =
+                        t_eng_new(t_conf("window.grace.ms=300000", NULL), 1);
+                size_t outs_at = 0;
+                uint64_t dlq_at = 0;
+                for (uint64_t i = 0; i < m; i++) {
+                        t_feed_raw(run, 0, keys[ord[i]], recs[ord[i]].data,
+                                   recs[ord[i]].len);
+                        if (i + 1 == k) {
+                                assert_int_equal(
+                                        enc_engine_checkpoint(run->eng, err,
+                                                              sizeof(err)),
+                                        ENC_OK);
+                                outs_at = run->sink.n;
+                                dlq_at = run->sink.dlq_total;
+                        }
+                }
+                t_eng_close(run);
+                t_sink_free(&run->sink);
+                t_tamper(run->dir, damaged ? T_TRUNC_HEADER : T_KEEP);
+                t_eng_open(run, 1);
+                for (uint64_t i = (uint64_t)run->next_offset[0]; i < cnt; i++)
+                        t_feed_raw(run, 0, keys[ord[i]], recs[ord[i]].data,
+                                   recs[ord[i]].len);
+                t_assert_outputs_from(run, ref, outs_at);
+                assert_int_equal(run->sink.dlq_total + dlq_at,
+                                 ref->sink.dlq_total);
+                enc_engine_stats_t s;
+                enc_engine_stats(run->eng, &s);
+                assert_int_equal(s.idfilter_loaded, damaged ? 0 : 1);
+                filter_no[damaged] = s.dedup_filter_no;
+                dups[damaged] = s.dead_lettered[ENC_DLQ_DUPLICATE];
+                t_eng_free(run);
+        }
+        assert_int_equal(dups[0], dups[1]);
+        assert_true(dups[0] > 0);
+        assert_true(filter_no[0] > filter_no[1]);
+        fprintf(stderr,
+                "resumed checks the filter answered: %llu saved, "
+                "%llu damaged\n",
+                (unsigned long long)filter_no[0],
+                (unsigned long long)filter_no[1]);
+
+        for (uint64_t i = 0; i < n; i++)
+                enc_buf_free(&recs[i]);
+        free(recs);
+        free(keys);
+        free(ord);
+        enc_codec_destroy(codec);
+        t_eng_free(ref);
+}
+
+static void test_dedup_filter_resumes_from_the_checkpoint(void **st) {
+        (void)st;
+        t_dedup_filter_resume(T_KEEP);
+}
+
+static void test_dedup_filter_damaged_falls_back_to_the_watermark(void **st) {
+        (void)st;
+        t_dedup_filter_resume(T_TRUNC_HEADER);
+        t_dedup_filter_resume(T_FLIP_TABLE);
+}
+
+static void test_dedup_filter_of_another_position_is_ignored(void **st) {
+        (void)st;
+        t_dedup_filter_resume(T_MOVED);
 }
 
 /*
@@ -890,14 +1121,15 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
                         test_active_days_scripted_sequence_gives_hand_worked_updates),
-                cmocka_unit_test(test_out_of_order_within_grace_equals_in_order),
+                cmocka_unit_test(
+                        test_out_of_order_within_grace_equals_in_order),
                 cmocka_unit_test(
                         test_resume_after_crash_reproduces_reference_outputs),
-                cmocka_unit_test(
-                        test_resume_rereads_as_the_first_pass_decided),
+                cmocka_unit_test(test_resume_rereads_as_the_first_pass_decided),
                 cmocka_unit_test(
                         test_checkpoint_before_the_reread_keeps_its_start),
-                cmocka_unit_test(test_bad_records_are_dead_lettered_with_reason),
+                cmocka_unit_test(
+                        test_bad_records_are_dead_lettered_with_reason),
                 cmocka_unit_test(test_state_of_a_user_who_stopped_is_deleted),
                 cmocka_unit_test(
                         test_commit_is_due_when_a_checkpoint_would_stage_too_much),
@@ -905,8 +1137,13 @@ int main(void) {
                         test_duplicate_event_ids_within_window_are_dead_lettered),
                 cmocka_unit_test(
                         test_dedup_prunes_on_write_and_fires_once_when_idle),
+                cmocka_unit_test(test_dedup_filter_resumes_from_the_checkpoint),
                 cmocka_unit_test(
-                        test_dedup_filter_falls_back_before_the_resumed_watermark),
+                        test_dedup_filter_damaged_falls_back_to_the_watermark),
+                cmocka_unit_test(
+                        test_dedup_filter_of_another_position_is_ignored),
+                cmocka_unit_test(
+                        test_dedup_filter_resume_keeps_generated_outputs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,8 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
+
 #include "budget.h"
 #include "reorder.h"
 #include "restore.h"
@@ -439,7 +441,7 @@ static void test_cache_counts_what_a_flush_would_stage(void **st) {
 }
 
 /* cache.max.bytes is split 1/2 users cache, 1/4 block cache, 1/4
- * memtables, commits bounded at 1/8; the RocksDB shares have 4 MiB
+ * memtables, commits bounded at 1/16; the RocksDB shares have 4 MiB
  * floors and the commit bound 1 MiB. The id filter takes 1/16 of the total
  * from the users share, at least 1 MiB, at most a quarter of the share. */
 static void test_budget_shares(void **st) {
@@ -450,13 +452,13 @@ static void test_budget_shares(void **st) {
         assert_int_equal(b.users, 33554432);
         assert_int_equal(b.block_cache, 16777216);
         assert_int_equal(b.memtables, 16777216);
-        assert_int_equal(b.commit_bytes, 8388608);
+        assert_int_equal(b.commit_bytes, 4194304);
         assert_int_equal(b.idfilter, 4194304);
         enc_budget_split(100000001, &b);
         assert_int_equal(b.users, 50000000);
         assert_int_equal(b.block_cache, 25000000);
         assert_int_equal(b.memtables, 25000000);
-        assert_int_equal(b.commit_bytes, 12500000);
+        assert_int_equal(b.commit_bytes, 6250000);
         assert_int_equal(b.idfilter, 6250000);
         enc_budget_split((size_t)4 << 20, &b);
         assert_int_equal(b.users, 2097152);
@@ -487,6 +489,78 @@ static void test_store_conf_from_budget(void **st) {
         assert_int_equal(sc.block_cache_bytes, 67108864);
         assert_int_equal(sc.memtable_bytes, 67108864);
         enc_conf_destroy(conf);
+}
+
+/* The value of @p key in section [CFOptions "@p cf"] of the newest
+ * OPTIONS-* file RocksDB wrote in @p dir, into @p out ("" if absent). */
+static void t_cf_option(const char *dir, const char *cf, const char *key,
+                        char *out, size_t out_size) {
+        char path[600], best[256] = "", sect[64], line[512];
+        DIR *d = opendir(dir);
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));)
+                if (!strncmp(de->d_name, "OPTIONS-", 8) &&
+                    !strstr(de->d_name, ".dbtmp") &&
+                    (strlen(de->d_name) > strlen(best) ||
+                     (strlen(de->d_name) == strlen(best) &&
+                      strcmp(de->d_name, best) > 0)))
+                        snprintf(best, sizeof(best), "%s", de->d_name);
+        closedir(d);
+        assert_true(best[0]);
+        snprintf(path, sizeof(path), "%s/%s", dir, best);
+        snprintf(sect, sizeof(sect), "[CFOptions \"%s\"]", cf);
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        bool in = false;
+        size_t klen = strlen(key);
+        out[0] = 0;
+        while (fgets(line, sizeof(line), f)) {
+                line[strcspn(line, "\n")] = 0;
+                if (line[0] == '[') {
+                        in = !strcmp(line, sect);
+                        continue;
+                }
+                const char *p = line + strspn(line, " ");
+                if (in && !strncmp(p, key, klen) && p[klen] == '=') {
+                        snprintf(out, out_size, "%s", p + klen + 1);
+                        break;
+                }
+        }
+        fclose(f);
+}
+
+/* What the store asks of RocksDB, read back from the OPTIONS file RocksDB
+ * writes: no compression and a 12-file L0 trigger in every family (see
+ * state/store.c, "Background work"), the users family's write buffer
+ * half of the memtable share (the default budget's 16 MiB: 8 MiB), and
+ * RocksDB's cap over all memtables the whole share. */
+static void test_store_options_reach_rocksdb(void **st) {
+        (void)st;
+        char *dir = t_tmpdir("store");
+        enc_store_t *s = t_store(dir);
+        char v[128];
+        static const char *const cfs[] = {"default", "users", "timers",
+                                          "meta"};
+        for (int i = 0; i < 4; i++) {
+                t_cf_option(dir, cfs[i], "compression", v, sizeof(v));
+                assert_string_equal(v, "kNoCompression");
+                t_cf_option(dir, cfs[i], "level0_file_num_compaction_trigger",
+                            v, sizeof(v));
+                assert_string_equal(v, "12");
+                t_cf_option(dir, cfs[i], "level0_slowdown_writes_trigger", v,
+                            sizeof(v));
+                assert_string_equal(v, "28");
+                t_cf_option(dir, cfs[i], "level0_stop_writes_trigger", v,
+                            sizeof(v));
+                assert_string_equal(v, "44");
+        }
+        t_cf_option(dir, "users", "write_buffer_size", v, sizeof(v));
+        assert_string_equal(v, "8388608");
+        t_cf_option(dir, "timers", "write_buffer_size", v, sizeof(v));
+        assert_string_equal(v, "4194304");
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
 }
 
 /* Every truncation of a valid record is rejected without a crash, and so
@@ -623,6 +697,241 @@ static void test_incremental_restore_keeps_position_until_a_whole_commit(
         free(dir);
 }
 
+/* A user record of version ENC_USER_RECORD_VERSION with wake @p wake (or
+ * none: INT64_MAX) and no sections, padded with @p pad bytes of @p fill
+ * (a restore reads only the header). */
+static void t_user_rec(enc_buf_t *b, int64_t wake, size_t pad, uint8_t fill) {
+        enc_buf_reset(b);
+        enc_buf_put_u8(b, ENC_USER_RECORD_VERSION);
+        enc_buf_put_svarint(b, wake);
+        enc_buf_put_u8(b, 0);
+        for (size_t i = 0; i < pad; i++)
+                enc_buf_put_u8(b, fill);
+        assert_false(b->failed);
+}
+
+/* Feeds one changelog record to @p r at offset (*off)++. */
+static void t_feed(enc_restore_t *r, int64_t *off, const char *key,
+                   const void *val, size_t vlen) {
+        char err[512];
+        enc_err_t e = enc_restore_record(r, key, strlen(key), val, vlen,
+                                         (*off)++, err, sizeof(err));
+        if (e)
+                fprintf(stderr, "%s\n", err);
+        assert_int_equal(e, ENC_OK);
+}
+
+/* The changelog of the full-restore test, from offset @p from (records
+ * before it are skipped, as a restore that starts there would):
+ *   0      B
+ *   1..    3000 users u0000..u2999, 2 KiB each, no wake (6 MiB: more than
+ *          one batch of a full restore), with "dup" put at wake 100 and
+ *          again at wake 300, and "gone" put then deleted, in between
+ *   3005   M (position 1: C=100)
+ *   3006   B, 3007 U ann (wake 500), 3008 U u0001 again (wake 700, 'b's)
+ *   3009   M (position 2: C=200)
+ *   3010   B, 3011 U cut: a commit cut short
+ * Returns the offset past the last record. */
+static int64_t t_full_changelog(enc_restore_t *r, int64_t from) {
+        enc_buf_t v, mb;
+        enc_buf_init(&v, 1 << 16);
+        enc_buf_init(&mb, 64);
+        int64_t off = 0;
+        char key[32];
+#define T_FEED(k, val, len)                                                   \
+        do {                                                                  \
+                if (off >= from)                                              \
+                        t_feed(r, &off, k, val, len);                         \
+                else                                                          \
+                        off++;                                                \
+        } while (0)
+        T_FEED("B", NULL, 0);
+        t_user_rec(&v, INT64_MAX, 2048, 'a');
+        for (int i = 0; i < 3000; i++) {
+                snprintf(key, sizeof(key), "Uu%04d", i);
+                T_FEED(key, v.data, v.len);
+                if (i == 10) {
+                        enc_buf_t d;
+                        enc_buf_init(&d, 64);
+                        t_user_rec(&d, 100, 0, 0);
+                        T_FEED("Udup", d.data, d.len);
+                        T_FEED("Ugone", d.data, d.len);
+                        t_user_rec(&d, 300, 0, 0);
+                        T_FEED("Udup", d.data, d.len);
+                        T_FEED("Ugone", NULL, 0);
+                        enc_buf_free(&d);
+                }
+        }
+        assert_int_equal(off, 3005);
+        enc_store_meta_t m1 = {100, 110, 9000, 8000, -1, 8500};
+        enc_store_meta_encode(&m1, &mb);
+        T_FEED("M", mb.data, mb.len); /* 3005 */
+        T_FEED("B", NULL, 0);
+        t_user_rec(&v, 500, 0, 0);
+        T_FEED("Uann", v.data, v.len);
+        t_user_rec(&v, 700, 16, 'b');
+        T_FEED("Uu0001", v.data, v.len);
+        enc_store_meta_t m2 = {200, 210, 9900, 8900, -1, 9400};
+        enc_buf_reset(&mb);
+        enc_store_meta_encode(&m2, &mb);
+        T_FEED("M", mb.data, mb.len); /* 3009 */
+        T_FEED("B", NULL, 0);
+        t_user_rec(&v, 900, 0, 0);
+        T_FEED("Ucut", v.data, v.len);
+#undef T_FEED
+        enc_buf_free(&v);
+        enc_buf_free(&mb);
+        return off;
+}
+
+/* The state of partition 3 after the whole changelog above, checked
+ * against values worked out from it by hand. */
+static void t_check_full_state(enc_store_t *s) {
+        char err[512], timers[512] = "";
+        enc_buf_t v;
+        bool found;
+        enc_store_meta_t d;
+        enc_buf_init(&v, 1 << 16);
+        assert_int_equal(enc_store_get_meta(s, 3, &d, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        assert_int_equal(d.commit_offset, 200);
+        assert_int_equal(d.next_offset, 210);
+        assert_int_equal(d.watermark, 8900);
+        assert_int_equal(d.changelog_end, 3010); /* position 2 at 3009 */
+        /* the last record of each user: u0001 from commit 2 */
+        assert_int_equal(enc_store_get_user(s, 3, "u0001", 5, &v, &found,
+                                            err, sizeof(err)),
+                         0);
+        assert_true(found);
+        assert_int_equal(v.len, 1 + 2 + 1 + 16); /* wake 700: 2 bytes */
+        assert_int_equal(v.data[v.len - 1], 'b');
+        assert_int_equal(enc_store_get_user(s, 3, "u2999", 5, &v, &found,
+                                            err, sizeof(err)),
+                         0);
+        assert_true(found);
+        assert_int_equal(v.len, 1 + 10 + 1 + 2048); /* INT64_MAX: 10 */
+        assert_int_equal(v.data[v.len - 1], 'a');
+        assert_int_equal(enc_store_get_user(s, 3, "dup", 3, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        assert_int_equal(v.data[1], 0xd8); /* zigzag(300) = 600 = d8 04 */
+        assert_int_equal(v.data[2], 0x04);
+        static const char *const absent[] = {"gone", "cut", "old"};
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(enc_store_get_user(s, 3, absent[i],
+                                                    strlen(absent[i]), &v,
+                                                    &found, err, sizeof(err)),
+                                 0);
+                assert_false(found);
+        }
+        /* one timer per kept record with a wake; "dup" at 100 was
+         * superseded within its batch, "old"'s went with the drop */
+        assert_int_equal(enc_store_scan_timers(s, 3, INT64_MIN, INT64_MAX,
+                                               t_collect_timer, timers, err,
+                                               sizeof(err)),
+                         0);
+        assert_string_equal(timers, "300:dup;500:ann;700:u0001;");
+        /* partition 4 untouched */
+        assert_int_equal(enc_store_get_user(s, 4, "keep", 4, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        enc_buf_free(&v);
+}
+
+/* A full restore writes whole commits in large batches, one operation per
+ * user (the last) in key order, each batch with the position of its last
+ * commit. Interrupted after its first batch (a crash, a revoke), the store
+ * holds exactly that batch's commits and position -- never a part of a
+ * commit -- and the incremental restore the next assignment makes from
+ * that position ends in the same state as one uninterrupted restore. */
+static void test_full_restore_batches_whole_commits_and_resumes(void **st) {
+        (void)st;
+        char err[512];
+        bool found;
+        enc_buf_t v;
+        enc_buf_init(&v, 1 << 16);
+        enc_restore_stats_t rs;
+        for (int interrupted = 0; interrupted < 2; interrupted++) {
+                char *dir = t_tmpdir("fullrestore");
+                enc_store_t *s = t_store(dir);
+                /* local leftovers of partition 3 (dropped by a full
+                 * restore) and partition 4's state (kept) */
+                t_user_rec(&v, 50, 0, 0);
+                enc_store_put_user(s, 3, "old", 3, v.data, v.len);
+                enc_store_put_timer(s, 3, 50, "old", 3);
+                enc_store_put_user(s, 4, "keep", 4, v.data, v.len);
+                enc_store_put_timer(s, 4, 50, "keep", 4);
+                enc_store_meta_t m0 = {1, 2, 3, 4, -1, 3};
+                enc_store_put_meta(s, 4, &m0);
+                assert_int_equal(enc_store_commit(s, err, sizeof(err)), 0);
+
+                enc_restore_t *r = enc_restore_new(s, 3, true, err,
+                                                   sizeof(err));
+                assert_non_null(r);
+                if (!interrupted) {
+                        assert_int_equal(t_full_changelog(r, 0), 3012);
+                        assert_int_equal(enc_restore_complete(r, err,
+                                                              sizeof(err)),
+                                         0);
+                        enc_restore_finish(r, &rs);
+                        enc_restore_destroy(r);
+                        assert_int_equal(rs.records, 3012);
+                        assert_int_equal(rs.positions, 2);
+                        assert_int_equal(rs.users, 3004 + 2);
+                        assert_int_equal(rs.discarded, 1);
+                        t_check_full_state(s);
+                        enc_store_close(s);
+                        t_rmtree(dir);
+                        free(dir);
+                        continue;
+                }
+                /* the first batch is written at position 1 (6 MiB
+                 * staged); commit 2 is staged when the restore stops */
+                assert_int_equal(t_full_changelog(r, 0), 3012);
+                enc_restore_finish(r, &rs); /* no complete: interrupted */
+                enc_restore_destroy(r);
+                enc_store_meta_t d;
+                assert_int_equal(enc_store_get_meta(s, 3, &d, &found, err,
+                                                    sizeof(err)),
+                                 0);
+                assert_true(found);
+                assert_int_equal(d.commit_offset, 100);
+                assert_int_equal(d.changelog_end, 3006);
+                assert_int_equal(enc_store_get_user(s, 3, "ann", 3, &v,
+                                                    &found, err, sizeof(err)),
+                                 0);
+                assert_false(found);
+                assert_int_equal(enc_store_get_user(s, 3, "u0001", 5, &v,
+                                                    &found, err, sizeof(err)),
+                                 0);
+                assert_true(found);
+                assert_int_equal(v.data[v.len - 1], 'a'); /* commit 1's */
+                enc_store_close(s); /* the crash; reopened below */
+                s = t_store(dir);
+                /* the next assignment: incremental from changelog end */
+                r = enc_restore_new(s, 3, false, err, sizeof(err));
+                assert_non_null(r);
+                assert_int_equal(t_full_changelog(r, 3006), 3012);
+                assert_int_equal(enc_restore_complete(r, err, sizeof(err)),
+                                 0);
+                enc_restore_finish(r, &rs);
+                enc_restore_destroy(r);
+                assert_int_equal(rs.records, 6);
+                assert_int_equal(rs.positions, 1);
+                assert_int_equal(rs.users, 2);
+                assert_int_equal(rs.discarded, 1);
+                t_check_full_state(s);
+                enc_store_close(s);
+                t_rmtree(dir);
+                free(dir);
+        }
+        enc_buf_free(&v);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
@@ -631,6 +940,8 @@ int main(void) {
                 cmocka_unit_test(test_position_record_versions),
                 cmocka_unit_test(
                         test_incremental_restore_keeps_position_until_a_whole_commit),
+                cmocka_unit_test(
+                        test_full_restore_batches_whole_commits_and_resumes),
                 cmocka_unit_test(test_reorder_marks_and_windowed_contains),
                 cmocka_unit_test(test_reorder_contains_matches_a_naive_list),
                 cmocka_unit_test(
@@ -639,6 +950,7 @@ int main(void) {
                 cmocka_unit_test(test_cache_counts_what_a_flush_would_stage),
                 cmocka_unit_test(test_budget_shares),
                 cmocka_unit_test(test_store_conf_from_budget),
+                cmocka_unit_test(test_store_options_reach_rocksdb),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

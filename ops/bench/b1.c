@@ -556,6 +556,20 @@ static int b1_engine_run(const enc_bench_log_t *log, size_t warm,
                                            (double)dchecks
                                  : 0,
                          "ratio");
+        /* Bytes each checkpoint wrote (the RocksDB batch), and the id
+         * filter's part of them: it is saved with every checkpoint, only
+         * the tables that changed (state/idfilter.c). */
+        uint64_t cks = run.checkpoints - ck0;
+        uint64_t ckb = s1.checkpoint_bytes - s0.checkpoint_bytes;
+        uint64_t idfb = s1.idfilter_saved_bytes - s0.idfilter_saved_bytes;
+        enc_bench_result(B1_NAME("checkpoint_bytes"),
+                         cks ? (double)ckb / (double)cks : 0,
+                         "bytes/checkpoint");
+        enc_bench_result(B1_NAME("idfilter_saved_bytes"),
+                         cks ? (double)idfb / (double)cks : 0,
+                         "bytes/checkpoint");
+        enc_bench_result(B1_NAME("idfilter_saved_share"),
+                         ckb ? (double)idfb / (double)ckb : 0, "ratio");
         /* Users read ahead in batched MultiGets while their events wait
          * for the watermark: a lookup they serve counts as a hit above. */
         enc_bench_result(B1_NAME("cache_prefetched"),

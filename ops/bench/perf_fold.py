@@ -5,9 +5,10 @@
         build-prof/encore-bench b1 --users 100000 --days 2 --cache-mb 8
     ops/bench/perf_fold.py cold.data b1_timed
 
-Counts, over the samples of the main thread (comm encore-bench) whose stack
-contains ROOT (b1_timed is B1's timed phase), each function's inclusive and
-self share. Needs a build with frame pointers (cmake -DCMAKE_C_FLAGS=
+Counts, over the samples of the main thread (comm encore-bench, or COMM:
+`encore` for the child process b3 runs, whose restore is under
+enc_changelog_poll) whose stack contains ROOT (b1_timed is B1's timed
+phase), each function's inclusive and self share. Needs a build with frame pointers (cmake -DCMAKE_C_FLAGS=
 "-fno-omit-frame-pointer -g"); shared libraries without them show as
 [unknown] frames under their caller. ops/bench/LIMITS.md's profiles come
 from it.
@@ -18,11 +19,12 @@ import sys
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: perf_fold.py PERF_DATA ROOT_FUNCTION")
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: perf_fold.py PERF_DATA ROOT_FUNCTION [COMM]")
     data, root = sys.argv[1], sys.argv[2]
+    comm = sys.argv[3] if len(sys.argv) == 4 else "encore-bench"
     out = subprocess.run(["perf", "script", "-i", data, "--comm",
-                          "encore-bench", "-F", "ip,sym"],
+                          comm, "-F", "ip,sym"],
                          capture_output=True, text=True, check=True).stdout
     self_c, incl = collections.Counter(), collections.Counter()
     total = 0

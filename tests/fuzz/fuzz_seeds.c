@@ -17,6 +17,9 @@
  *                compose file's encore.ini) in INI and key=value form;
  *   DIR/prior/   the built-in default prior, one as enc_prior_to_json
  *                writes it, and small hand-checked ones;
+ *   DIR/idfilter/ id filters as enc_idfilter_save writes them (whole
+ *                tables, a base and a delta, deltas only, none), in the
+ *                input form of fuzz_idfilter.c;
  *   FUZZ_DIR/config.dict  a libFuzzer dictionary of every configuration
  *                key, signal name and enumerated value, from the same
  *                tables the configuration is checked against;
@@ -38,6 +41,7 @@
 #include "config.h"
 #include "fuzz_engine.h"
 #include "gen.h"
+#include "idfilter.h"
 #include "plugin.h"
 #include "prior.h"
 #include "users.h"
@@ -377,6 +381,181 @@ static void seed_priors(void) {
         enc_prior_destroy(p);
 }
 
+/* ---- id filters ----------------------------------------------------- */
+
+/* What saves leave stored: keys and values (the seeds are small). */
+typedef struct seed_kv_s {
+        uint8_t key[13];
+        size_t klen;
+        uint8_t *val;
+        size_t vlen;
+} seed_kv_t;
+
+static seed_kv_t idf_kv[64];
+static int idf_n;
+
+static seed_kv_t *idf_find(const void *k, size_t klen) {
+        for (int i = 0; i < idf_n; i++)
+                if (idf_kv[i].klen == klen && !memcmp(idf_kv[i].key, k, klen))
+                        return &idf_kv[i];
+        return NULL;
+}
+
+static void idf_put(void *o, int32_t part, const void *k, size_t klen,
+                    const void *v, size_t vlen) {
+        (void)o;
+        (void)part;
+        seed_kv_t *kv = idf_find(k, klen);
+        if (!kv) {
+                if (idf_n == 64 || klen > 13)
+                        die("idfilter", "too many keys");
+                kv = &idf_kv[idf_n++];
+                memcpy(kv->key, k, klen);
+                kv->klen = klen;
+                kv->val = NULL;
+        }
+        free(kv->val);
+        kv->val = malloc(vlen ? vlen : 1);
+        if (!kv->val)
+                die("idfilter", "out of memory");
+        memcpy(kv->val, v, vlen);
+        kv->vlen = vlen;
+}
+
+static void idf_drop(seed_kv_t *kv) {
+        free(kv->val);
+        *kv = idf_kv[--idf_n];
+}
+
+static void idf_del(void *o, int32_t part, const void *k, size_t klen) {
+        (void)o;
+        (void)part;
+        seed_kv_t *kv = idf_find(k, klen);
+        if (kv)
+                idf_drop(kv);
+}
+
+static int idf_cmp(const void *a, size_t al, const void *b, size_t bl) {
+        int c = memcmp(a, b, al < bl ? al : bl);
+        return c ? c : (al > bl) - (al < bl);
+}
+
+static void idf_del_range(void *o, int32_t part, const void *lo, size_t ll,
+                          const void *hi, size_t hl) {
+        (void)o;
+        (void)part;
+        for (int i = 0; i < idf_n;) {
+                if (idf_cmp(idf_kv[i].key, idf_kv[i].klen, lo, ll) >= 0 &&
+                    idf_cmp(idf_kv[i].key, idf_kv[i].klen, hi, hl) < 0)
+                        idf_drop(&idf_kv[i]);
+                else
+                        i++;
+        }
+}
+
+static enc_err_t idf_get(void *o, int32_t part, const void *k, size_t klen,
+                         enc_buf_t *out, bool *found) {
+        (void)o;
+        (void)part;
+        enc_buf_reset(out);
+        seed_kv_t *kv = idf_find(k, klen);
+        *found = kv != NULL;
+        return kv ? enc_buf_append(out, kv->val, kv->vlen) : ENC_OK;
+}
+
+static void idf_u16(enc_buf_t *b, size_t n) {
+        enc_buf_put_u8(b, (uint8_t)(n >> 8));
+        enc_buf_put_u8(b, (uint8_t)n);
+}
+
+/* The stored filter as fuzz_idfilter.c reads its input: flags, the header,
+ * then per generation its base and deltas. */
+static void idf_write(const char *name, uint8_t flags) {
+        seed_kv_t *h = idf_find("I", 1);
+        if (!h)
+                die("idfilter", "no header");
+        enc_buf_t b;
+        enc_buf_init(&b, 1 << 20);
+        enc_buf_put_u8(&b, flags);
+        idf_u16(&b, h->vlen);
+        if (enc_buf_append(&b, h->val, h->vlen))
+                die("idfilter", "too large");
+        size_t hl = 2 + (size_t)h->val[1] + 17;
+        int ngen = h->val[hl - 1];
+        for (int i = 0; i < ngen; i++) {
+                const uint8_t *r = h->val + hl + (size_t)i * 39;
+                uint8_t k[13] = {'I'};
+                memcpy(k + 1, r, 8);
+                for (int j = r[9] ? -1 : 0; j < r[38]; j++) {
+                        size_t kl = 9;
+                        if (j >= 0) {
+                                k[9] = k[10] = k[11] = 0;
+                                k[12] = (uint8_t)j;
+                                kl = 13;
+                        }
+                        seed_kv_t *kv = idf_find(k, kl);
+                        if (!kv)
+                                die("idfilter", "a key is missing");
+                        idf_u16(&b, kv->vlen);
+                        if (enc_buf_append(&b, kv->val, kv->vlen))
+                                die("idfilter", "too large");
+                }
+        }
+        write_file("idfilter", name, b.data, b.len);
+        enc_buf_free(&b);
+}
+
+static enc_idfilter_t *idf_new(void) {
+        enc_idfilter_t *f = enc_idfilter_new(3600000, 1 << 20);
+        if (!f || enc_idfilter_assign(f, 0, INT64_MIN))
+                die("idfilter", "out of memory");
+        return f;
+}
+
+static void idf_fill(enc_idfilter_t *f) {
+        for (uint64_t i = 0; i < 192; i++)
+                enc_idfilter_add(f, 0, (i + 1) << 32 | i, 1000 + (int64_t)i,
+                                 INT64_MIN);
+        enc_idfilter_add(f, 0, 0xABCDEF0100000000ULL, 2000, INT64_MIN);
+}
+
+static void idf_save(enc_idfilter_t *f, const enc_idfilter_io_t *io) {
+        (void)enc_idfilter_save(f, 0, "T1", 2, io);
+        enc_idfilter_saved(f, true);
+}
+
+static void seed_idfilters(void) {
+        enc_idfilter_io_t io = {idf_put, idf_del, idf_del_range, idf_get, NULL};
+        /* the first save of a partition: every table whole */
+        enc_idfilter_t *f = idf_new();
+        idf_fill(f);
+        idf_save(f, &io);
+        idf_write("whole-tables", 0);
+        idf_write("whole-tables-cap", 2);
+        idf_write("whole-tables-horizon", 4);
+        idf_write("whole-tables-lowered", 8);
+        enc_idfilter_add(f, 0, 0x5555555500000001ULL, 2001, INT64_MIN);
+        idf_save(f, &io);
+        idf_write("base-and-delta", 0);
+        enc_idfilter_destroy(f);
+        while (idf_n)
+                idf_drop(&idf_kv[0]);
+        /* generations started after a save: deltas over empty tables */
+        f = idf_new();
+        idf_save(f, &io);
+        idf_write("empty", 0);
+        idf_fill(f);
+        idf_save(f, &io);
+        for (uint64_t n = 0; n < 20; n++)
+                enc_idfilter_add(f, 0, (0x9000 + n) << 32 | n,
+                                 5000 + (int64_t)n, INT64_MIN);
+        idf_save(f, &io);
+        idf_write("deltas-only", 0);
+        enc_idfilter_destroy(f);
+        while (idf_n)
+                idf_drop(&idf_kv[0]);
+}
+
 /* ---- the configuration dictionary ----------------------------------- */
 
 static void dict_word(FILE *fp, const char *w, size_t len) {
@@ -510,6 +689,7 @@ int main(int argc, char **argv) {
         seed_history();
         seed_configs(argv[2]);
         seed_priors();
+        seed_idfilters();
         char dict[512];
         snprintf(dict, sizeof(dict), "%s/config.dict", argv[1]);
         write_dict(dict);
