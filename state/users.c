@@ -621,7 +621,8 @@ static enc_err_t enc_users_prefetch_cb(void *opaque, size_t i,
                 x->errstr, x->errstr_size);
         if (err || u->dirty)
                 return err;
-        if (c->pinned_bytes + u->charge <= c->max_bytes / ENC_USERS_PIN_SHARE) {
+        if (c->pinned_bytes + u->charge <=
+            c->max_bytes / ENC_USERS_PIN_SHARE) {
                 enc_lru_unlink(u);
                 u->lru_next = c->pinned.lru_next;
                 u->lru_prev = &c->pinned;

@@ -223,6 +223,40 @@ static void test_reorder_marks_and_windowed_contains(void **st) {
         enc_reorder_destroy(r);
 }
 
+/* The read-ahead cursor hands out held events in arrival order while their
+ * times are before the bound, waits at the first that is not (even if a
+ * later arrival is earlier), skips events already popped and restarts after
+ * a clear. */
+static void test_reorder_read_ahead_in_arrival_order(void **st) {
+        (void)st;
+        enc_reorder_t *r = enc_reorder_new();
+        enc_event_t a = t_play("a", "u1", 100, 1);
+        enc_event_t b = t_play("b", "u2", 300, 1);
+        enc_event_t c = t_play("c", "u3", 200, 1);
+        enc_event_t d = t_play("d", "u4", 50, 1);
+        assert_null(enc_reorder_next_arrival(r, INT64_MAX));
+        assert_int_equal(enc_reorder_push(r, &a, 1, 0), 0);
+        assert_int_equal(enc_reorder_push(r, &b, 2, 0), 0);
+        assert_int_equal(enc_reorder_push(r, &c, 3, 0), 0);
+        assert_int_equal(enc_reorder_push(r, &d, 4, 0), 0);
+        assert_string_equal(enc_reorder_next_arrival(r, 250)->event_id, "a");
+        assert_null(enc_reorder_next_arrival(r, 250)); /* b@300 waits */
+        assert_null(enc_reorder_next_arrival(r, 300));
+        assert_string_equal(enc_reorder_next_arrival(r, 301)->event_id, "b");
+        assert_string_equal(enc_reorder_next_arrival(r, 301)->event_id, "c");
+        enc_reorder_pop(r); /* d@50 leaves before the cursor reaches it */
+        assert_null(enc_reorder_next_arrival(r, INT64_MAX));
+        enc_event_t e = t_play("e", "u5", 400, 1);
+        assert_int_equal(enc_reorder_push(r, &e, 5, 0), 0);
+        assert_string_equal(enc_reorder_next_arrival(r, 401)->event_id, "e");
+        assert_null(enc_reorder_next_arrival(r, INT64_MAX));
+        enc_reorder_clear(r);
+        assert_int_equal(enc_reorder_push(r, &b, 6, 0), 0);
+        assert_string_equal(
+                enc_reorder_next_arrival(r, INT64_MAX)->event_id, "b");
+        enc_reorder_destroy(r);
+}
+
 /* contains() agrees with a plain list of what is held, through growth and
  * removals (the id set deletes by shifting clusters back). */
 static void test_reorder_contains_matches_a_naive_list(void **st) {
@@ -402,6 +436,76 @@ static void test_cache_writes_back_evicts_clean_and_orders_timers(void **st) {
         assert_int_equal(us.deleted, 1);
 
         enc_buf_free(&v);
+        enc_users_destroy(c);
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
+}
+
+/* Users read ahead are pinned until used: eviction takes only the others,
+ * however far over budget; a lookup unpins (then evictable); a read-ahead
+ * past the pinned share (1/4 of the budget) is an ordinary entry, and
+ * evicting it unused is counted as wasted. Dropping the partition frees
+ * pinned entries too. */
+static void test_cache_pins_users_read_ahead_until_used(void **st) {
+        (void)st;
+        char err[512];
+        char *dir = t_tmpdir("users");
+        enc_store_t *s = t_store(dir);
+        enc_sig_instance_t in = {.plugin = &cnt_plugin, .version = 1,
+                                 .id = 7};
+        enc_users_t *c = enc_users_new(&in, 1, s, (size_t)1 << 20);
+        t_bump(c, &in, "abe", 1);
+        t_bump(c, &in, "bea", 1);
+        t_bump(c, &in, "cal", 1);
+        assert_int_equal(enc_users_flush(c, err, sizeof(err)), 0);
+        assert_int_equal(enc_store_commit(s, err, sizeof(err)), 0);
+        enc_users_destroy(c);
+
+        c = enc_users_new(&in, 1, s, (size_t)1 << 20);
+        const int32_t parts[2] = {0, 0};
+        const char *ids[2] = {"abe", "bea"};
+        const size_t lens[2] = {3, 3};
+        assert_int_equal(enc_users_prefetch(c, parts, ids, lens, NULL, 2, err,
+                                            sizeof(err)),
+                         0);
+        enc_user_t *u;
+        assert_int_equal(enc_users_get(c, 0, "cal", 3, ENC_NO_TIMER, &u, err,
+                                       sizeof(err)),
+                         0); /* a miss: an ordinary entry */
+        enc_users_set_max_bytes(c, 1);
+        assert_false(enc_users_evict(c)); /* over only by what is pinned */
+        enc_users_stats_t us;
+        enc_users_stats(c, &us);
+        assert_int_equal(us.entries, 2);
+        assert_int_equal(us.evictions, 1);
+        assert_int_equal(us.prefetched, 2);
+        assert_false(enc_users_cached(c, 0, "cal", 3));
+        assert_int_equal(enc_users_get(c, 0, "abe", 3, ENC_NO_TIMER, &u, err,
+                                       sizeof(err)),
+                         0);
+        assert_int_equal(u->states[0] != NULL, 1);
+        assert_false(enc_users_evict(c)); /* abe, used, goes */
+        enc_users_stats(c, &us);
+        assert_int_equal(us.entries, 1);
+        assert_int_equal(us.hits, 1);
+        assert_int_equal(us.prefetch_wasted, 0);
+        assert_true(enc_users_cached(c, 0, "bea", 3));
+        enc_users_drop_partition(c, 0); /* bea, still pinned */
+        enc_users_stats(c, &us);
+        assert_int_equal(us.entries, 0);
+        assert_int_equal(us.bytes, 0);
+
+        /* a budget of 1 byte has no room to pin: read ahead, evicted
+         * unused, counted */
+        assert_int_equal(enc_users_prefetch(c, parts, ids, lens, NULL, 1, err,
+                                            sizeof(err)),
+                         0);
+        assert_false(enc_users_evict(c));
+        enc_users_stats(c, &us);
+        assert_int_equal(us.entries, 0);
+        assert_int_equal(us.prefetch_wasted, 1);
+
         enc_users_destroy(c);
         enc_store_close(s);
         t_rmtree(dir);
@@ -944,6 +1048,8 @@ int main(void) {
                         test_full_restore_batches_whole_commits_and_resumes),
                 cmocka_unit_test(test_reorder_marks_and_windowed_contains),
                 cmocka_unit_test(test_reorder_contains_matches_a_naive_list),
+                cmocka_unit_test(test_reorder_read_ahead_in_arrival_order),
+                cmocka_unit_test(test_cache_pins_users_read_ahead_until_used),
                 cmocka_unit_test(
                         test_cache_writes_back_evicts_clean_and_orders_timers),
                 cmocka_unit_test(test_user_record_rejects_every_truncation),
