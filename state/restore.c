@@ -41,8 +41,8 @@
  * Timers are not in the changelog: each user record carries its wake time,
  * and the timer key is rebuilt from it without decoding any signal state.
  * A stale timer key (an older wake of a user: local state an incremental
- * restore overwrites, or an earlier batch of a full one) is harmless: when it fires, the engine loads the
- * user, finds the true wake and moves the key.
+ * restore overwrites, or an earlier batch of a full one) is harmless: when it
+ * fires, the engine loads the user, finds the true wake and moves the key.
  *
  * A user record of a version this encore does not read stops the restore
  * with an error naming the version: it is never stored, decoded or
@@ -70,10 +70,9 @@
 #define ENC_RESTORE_MAX_STAGED ((size_t)1 << 30)
 
 /* One staged user record (or tombstone): the user id at arena + off, then
- * the record. */
+ * the record. Entries stay in log order: of a user's, the last wins. */
 typedef struct enc_rs_ent_s {
         uint32_t off, ulen, vlen;
-        uint32_t seq; /* arrival order: the last of a user wins */
         int64_t wake; /* INT64_MAX: no timer */
         bool del;
 } enc_rs_ent_t;
@@ -90,12 +89,12 @@ struct enc_restore_s {
         int32_t partition;
         bool full;
         enc_store_batch_t *batch;
-        enc_buf_t arena;     /* staged user ids and records */
-        enc_rs_ent_t *ents;  /* staged entries, in log order */
+        enc_buf_t arena;    /* staged user ids and records */
+        enc_rs_ent_t *ents; /* staged entries, in log order */
         size_t nents, ents_cap;
-        enc_rs_key_t *keys;  /* sort scratch, reused */
+        enc_rs_key_t *keys; /* sort scratch, reused */
         size_t keys_cap;
-        size_t ncommitted;   /* entries covered by a position record */
+        size_t ncommitted; /* entries covered by a position record */
         size_t arena_committed;
         bool drop_committed; /* a reset covered by a position: drop first */
         bool drop_pending;   /* a reset not yet covered */
@@ -103,7 +102,6 @@ struct enc_restore_s {
                                 than the store's */
         enc_store_meta_t meta;
         bool completed;
-        uint32_t seq;
         uint64_t pending; /* user records staged, not yet covered */
         enc_restore_stats_t stats;
 };
@@ -113,8 +111,7 @@ enc_restore_t *enc_restore_new(enc_store_t *st, int32_t partition, bool full,
         enc_restore_t *r = calloc(1, sizeof(*r));
         if (!r || !(r->batch = enc_store_batch_new())) {
                 free(r);
-                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
-                           "out of memory");
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM, "out of memory");
                 return NULL;
         }
         r->st = st;
@@ -215,10 +212,9 @@ static enc_err_t enc_rs_write(enc_restore_t *r, char *errstr,
         }
         qsort(r->keys, ntimers, sizeof(*r->keys), enc_rs_cmp_timer);
         for (size_t i = 0; i < ntimers; i++)
-                enc_store_batch_put_timer(r->st, r->batch, r->partition,
-                                          r->keys[i].wake,
-                                          (const char *)r->keys[i].user,
-                                          r->keys[i].ulen);
+                enc_store_batch_put_timer(
+                        r->st, r->batch, r->partition, r->keys[i].wake,
+                        (const char *)r->keys[i].user, r->keys[i].ulen);
         enc_store_batch_put_meta(r->st, r->batch, r->partition, &r->meta);
         enc_err_t err =
                 enc_store_batch_write(r->st, r->batch, errstr, errstr_size);
@@ -263,8 +259,7 @@ static enc_err_t enc_rs_stage(enc_restore_t *r, const char *user, size_t ulen,
                                   (size_t)ENC_RESTORE_MAX_STAGED);
         }
         r->ents[r->nents++] = (enc_rs_ent_t){(uint32_t)off, (uint32_t)ulen,
-                                             (uint32_t)vlen, r->seq++, wake,
-                                             val == NULL};
+                                             (uint32_t)vlen, wake, val == NULL};
         return ENC_OK;
 }
 
@@ -288,8 +283,7 @@ enc_err_t enc_restore_record(enc_restore_t *r, const void *key, size_t klen,
                                 "version %d (was the changelog written by a "
                                 "newer encore?)",
                                 r->partition, (long long)offset,
-                                *(const uint8_t *)val,
-                                ENC_USER_RECORD_VERSION);
+                                *(const uint8_t *)val, ENC_USER_RECORD_VERSION);
                 if (val && enc_user_record_wake(val, vlen, &wake))
                         return enc_seterr(errstr, errstr_size, ENC_ERR_CORRUPT,
                                           "changelog partition %d offset "
@@ -334,8 +328,7 @@ enc_err_t enc_restore_record(enc_restore_t *r, const void *key, size_t klen,
         if (klen == 1 && k[0] == ENC_CHANGELOG_KEY_META && val) {
                 enc_store_meta_t m;
                 if (enc_store_meta_decode(val, vlen, &m))
-                        return enc_seterr(errstr, errstr_size,
-                                          ENC_ERR_CORRUPT,
+                        return enc_seterr(errstr, errstr_size, ENC_ERR_CORRUPT,
                                           "changelog partition %d offset "
                                           "%lld: position record does not "
                                           "parse",

@@ -16,8 +16,8 @@
 #include "enc.h"
 #include "store.h"
 
-#define ENC_CHANGELOG_KEY_USER 'U'
-#define ENC_CHANGELOG_KEY_META 'M'
+#define ENC_CHANGELOG_KEY_USER  'U'
+#define ENC_CHANGELOG_KEY_META  'M'
 #define ENC_CHANGELOG_KEY_RESET 'R' /* `encore reset`: drop all before */
 #define ENC_CHANGELOG_KEY_BEGIN 'B' /* a commit starts: drop unfinished */
 
@@ -28,8 +28,8 @@ typedef struct enc_restore_s enc_restore_t;
  * local key of the partition first (nothing usable locally) and then
  * writes whole commits in large batches; otherwise (incremental) the local
  * position stands until a whole commit of the changelog replaces it, and
- * each commit is written at its position record. Returns NULL and fills errstr on failure. Free with
- * enc_restore_destroy.
+ * each commit is written at its position record. Returns NULL and fills errstr
+ * on failure. Free with enc_restore_destroy.
  */
 enc_restore_t *enc_restore_new(enc_store_t *st, int32_t partition, bool full,
                                char *errstr, size_t errstr_size);
