@@ -39,33 +39,38 @@
  * One more bound comes from the budget without being a share: the bytes a
  * checkpoint stages (every dirty user's record, key and timer move, in one
  * WriteBatch and again in the changelog producer's queue) are kept under
- * 1/16 of it by committing early (enc_engine_commit_due). Dirty users
+ * 1/8 of it by committing early (enc_engine_commit_due). Dirty users
  * themselves are inside the users share; this bounds the copies a commit
- * makes of them, which live outside the budget, in the fixed part. Each
- * copy counts about three times: the batch itself, and RocksDB writes a
- * whole batch into one memtable, so a batch larger than the users write
- * buffer (M/2) lands in full in the memtable being filled while the one
- * before it, which took the last commit, is still being flushed. At 1/8
- * (8 MiB at the default 64) the staged batches of `encore-bench mem
- * --users 1000000 --live 300000 --in-process 1` were 10.9 to 11.3 MiB
- * (the estimate is made when a user turns dirty; it grows after) and
- * heaptrack (with --live 200000) put the memtables' peak at 33.4 MiB for
- * a 16 MiB share and the batch at 22 MiB allocated; at 1/16, 20.9 and
- * 11.0 MiB, and the same command's peak RSS went from 152 to 134 MiB
- * (one run each), while B1 (`encore-bench b1 --users 200000 --days 2
- * --cache-mb 16`, the two builds side by side, one per CPU) took 877
- * checkpoints instead of 398 at the same events per CPU-second (23 297
- * and 22 539) and the same digest: since RocksDB's compactions were made
- * cheaper (state/store.c), a commit costs little more than the records it
- * writes. A dirty user is charged about five times its record, so a users
- * cache full of
- * dirty state stages about 1/10 of the budget; the bound is what holds
- * when records are charged less than that (new users, state grown since
- * it was loaded). Before the compaction settings of state/store.c a lower
- * bound cost speed: at 1/16 (and a users write buffer of 3/8 of the
- * memtable share instead of 1/2) B1 took 467 checkpoints instead of 193
- * and ran at 14 000 events/s instead of 19 400: a user touched again after
- * a commit is written again, and every write was compacted five times.
+ * makes of them, which live outside the budget, in the fixed part. A dirty
+ * user is charged about five times its record, so a users cache full of
+ * dirty state stages about 1/10 of the budget and usually forces the
+ * commit first; the bound is what holds when records are charged less
+ * than that (new users, state grown since it was loaded). A lower bound
+ * costs speed: at 1/16 (and a users write buffer of 3/8 of the memtable
+ * share instead of 1/2) B1 took 467 checkpoints instead of 193 and ran at
+ * 14 000 events/s instead of 19 400: a user touched again after a commit
+ * is written again.
+ *
+ * Each staged byte is held about three times at a commit, not once: the
+ * batch, and RocksDB writes a batch into one memtable whole, so a batch
+ * larger than the users write buffer lands in full in the memtable being
+ * filled while the one that took the previous commit is still being
+ * flushed. In `encore-bench mem --users 1000000 --live 300000
+ * --in-process 1` (64 MiB) the batches were 10.9 to 11.3 MiB for the 8
+ * MiB bound (the estimate is taken when a user turns dirty; it grows
+ * after) and heaptrack put the memtables at 33.4 MiB for their 16 MiB
+ * share. At 1/16 the memtables took 20.9 MiB and the peak RSS fell from
+ * 152 to 134 MiB, but after RocksDB's compactions were made cheap
+ * (state/store.c) B1 (`encore-bench b1 --users 200000 --days 2
+ * --cache-mb 16`, each build beside the old one, on the same CPU, two
+ * runs minutes apart on a quiet machine) took 877 checkpoints instead of
+ * 390, its processing thread 40.7 s instead of 36.0, and gave 27 626
+ * events per CPU-second against 32 087 at 1/8 (under a load of 10 the
+ * two had been even). encore itself
+ * commits every commit.interval.ms, far below the bound, so its peak
+ * (`encore-bench mem`, 10M users: 189 MiB) does not move with it. So the
+ * bound stays at 1/8; an estimate that follows the user as it grows
+ * (state/users.c) would keep batches at their bound.
  *
  * What the split costs: B1 (300 000 users, a 64 MiB budget) ran at 19 400
  * events/s against 52 500 when the users cache alone had 64 MiB and RocksDB
@@ -93,7 +98,7 @@ void enc_budget_split(size_t total, enc_budget_t *b) {
         b->memtables = total / 4;
         if (b->memtables < ENC_BUDGET_MIN_MEMTABLES)
                 b->memtables = ENC_BUDGET_MIN_MEMTABLES;
-        b->commit_bytes = total / 16;
+        b->commit_bytes = total / 8;
         if (b->commit_bytes < ENC_BUDGET_MIN_COMMIT)
                 b->commit_bytes = ENC_BUDGET_MIN_COMMIT;
 }

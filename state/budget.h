@@ -39,7 +39,7 @@ typedef struct enc_budget_s {
                                 counting one being flushed: 1/4 */
         size_t commit_bytes; /* estimated bytes a checkpoint would stage
                                 (records, keys, timer moves) past which a
-                                commit is due: 1/16, outside the shares */
+                                commit is due: 1/8, outside the shares */
 } enc_budget_t;
 
 /** Splits @p total bytes (cache.max.bytes) into @p b. */

@@ -26,7 +26,12 @@
  * M is divided among the families: users 1/2 (nearly every byte written),
  * timers 1/4, meta and default 1/16 each (a few hundred bytes). A memtable
  * being flushed stays in memory until written, so the users family's
- * peak, one full and one filling, is M; the timers family fills about ten
+ * peak, one full and one filling, is M -- as long as a commit's batch is
+ * smaller than the write buffer: RocksDB writes a batch into one memtable
+ * whole, so each memtable can overshoot by a batch (33 MiB of memtables
+ * for a 16 MiB share with 11 MiB batches in `encore-bench mem
+ * --in-process 1`; state/budget.c says what a lower commit bound would
+ * cost); the timers family fills about ten
  * times more slowly, and RocksDB's own cap over all memtables
  * (db_write_buffer_size = M) flushes the oldest when the ones being
  * written pass 7/8 of it. RocksDB 7.8's C API cannot charge memtables to
@@ -56,12 +61,15 @@
  *     every byte each compaction wrote and read back, and on every block
  *     a cache miss read. The tables take about twice the disk (34 -> 88
  *     MiB above).
- * Together, in the same run: background CPU 33.8 -> 9.5 s (43% -> 20% of
- * the process), compaction CPU 41 -> 11 s, processing thread 45.3 ->
- * 36.8 s, 18 011 -> 30 804 events/CPU-s, the same digest. Universal
+ * Together, with the same command: background CPU 33.8 -> 9.5 s (43% ->
+ * 20% of the process), compaction CPU 41 -> 11 s, processing thread 45.3
+ * -> 36.8 s, 18 011 -> 30 804 events/CPU-s, the same digest. Universal
  * compaction (25 002) and either change alone (LZ4 with 12: 29 283; no
  * compression with 4: 24 566) did less (one run each; the machine is
- * shared, so take single figures to +-15%).
+ * shared, so take single figures to +-15%). At B1's defaults (1M users,
+ * 64 MiB), the old and new builds side by side: background 172.5 ->
+ * 46.4 s (34% -> 10% of the process), 13 978 -> 16 087 events/CPU-s, the
+ * same digest; tables 150 -> 461 MiB (ops/bench/LIMITS.md, Memory).
  *
  * Reads use committed data only: the engine never re-reads a key whose
  * change is still staged (dirty users stay in its cache until the commit).

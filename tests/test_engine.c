@@ -698,13 +698,13 @@ static void test_state_of_a_user_who_stopped_is_deleted(void **st) {
         t_eng_free(t);
 }
 
-/* A commit is due once a checkpoint would stage 1/16 of cache.max.bytes,
+/* A commit is due once a checkpoint would stage 1/8 of cache.max.bytes,
  * before commit.records and, here, before the cache is full. 16 MiB: bound
- * 1 MiB, users share 8 MiB. Each new user (32-byte id) counts 128 (its
+ * 2 MiB, users share 8 MiB. Each new user (32-byte id) counts 128 (its
  * first guessed record) + 40 (key) + 96 (a timer key moved) = 264 bytes
- * and is charged 200 + 32 + 640 = 872 to the cache: 3971 x 264 = 1 048 344
- * is under 1 MiB (1 048 576), 3972 users (1 048 608) are over it, while
- * the cache holds 3.3 MiB of 8. Grace 0, one second apart: the k-th record applies the k users
+ * and is charged 200 + 32 + 640 = 872 to the cache: 7943 x 264 = 2 096 952
+ * is under 2 MiB, 7944 users are over it, while the cache holds 6.6 MiB of
+ * 8. Grace 0, one second apart: the k-th record applies the k users
  * before it. */
 static void test_commit_is_due_when_a_checkpoint_would_stage_too_much(
         void **st) {
@@ -716,18 +716,18 @@ static void test_commit_is_due_when_a_checkpoint_would_stage_too_much(
                                       "commit.records=1000000", NULL),
                                1);
         char id[40];
-        for (int k = 0; k <= 3972; k++) {
+        for (int k = 0; k <= 7944; k++) {
                 snprintf(id, sizeof(id), "user-%027d", k);
                 enc_event_t e = t_play(id, id, T_AT(0, 10, 0) + k * 1000,
                                        60000);
                 t_feed(t, 0, &e);
-                if (k < 3972 && enc_engine_commit_due(t->eng))
+                if (k < 7944 && enc_engine_commit_due(t->eng))
                         fail_msg("commit due after %d users", k);
         }
         assert_true(enc_engine_commit_due(t->eng));
         enc_engine_stats_t s;
         enc_engine_stats(t->eng, &s);
-        assert_int_equal(s.applied, 3972);
+        assert_int_equal(s.applied, 7944);
         assert_int_equal(enc_engine_checkpoint(t->eng, err, sizeof(err)), 0);
         assert_false(enc_engine_commit_due(t->eng));
         t_eng_free(t);

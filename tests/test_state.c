@@ -545,7 +545,7 @@ static void test_cache_counts_what_a_flush_would_stage(void **st) {
 }
 
 /* cache.max.bytes is split 1/2 users cache, 1/4 block cache, 1/4
- * memtables, commits bounded at 1/16; the RocksDB shares have 4 MiB
+ * memtables, commits bounded at 1/8; the RocksDB shares have 4 MiB
  * floors and the commit bound 1 MiB. The id filter takes 1/16 of the total
  * from the users share, at least 1 MiB, at most a quarter of the share. */
 static void test_budget_shares(void **st) {
@@ -556,13 +556,13 @@ static void test_budget_shares(void **st) {
         assert_int_equal(b.users, 33554432);
         assert_int_equal(b.block_cache, 16777216);
         assert_int_equal(b.memtables, 16777216);
-        assert_int_equal(b.commit_bytes, 4194304);
+        assert_int_equal(b.commit_bytes, 8388608);
         assert_int_equal(b.idfilter, 4194304);
         enc_budget_split(100000001, &b);
         assert_int_equal(b.users, 50000000);
         assert_int_equal(b.block_cache, 25000000);
         assert_int_equal(b.memtables, 25000000);
-        assert_int_equal(b.commit_bytes, 6250000);
+        assert_int_equal(b.commit_bytes, 12500000);
         assert_int_equal(b.idfilter, 6250000);
         enc_budget_split((size_t)4 << 20, &b);
         assert_int_equal(b.users, 2097152);
