@@ -189,7 +189,8 @@ static enc_err_t enc_rs_write(enc_restore_t *r, char *errstr,
                 r->keys[i] = (enc_rs_key_t){r->arena.data + e->off, e->ulen,
                                             (uint32_t)i, e->wake};
         }
-        qsort(r->keys, n, sizeof(*r->keys), enc_rs_cmp_user);
+        if (n > 1) /* keys is NULL before the first commit */
+                qsort(r->keys, n, sizeof(*r->keys), enc_rs_cmp_user);
         /* The last entry of each user, in key order; the kept user records
          * with a wake are gathered at the front of keys for the timers. */
         size_t ntimers = 0;
@@ -210,7 +211,8 @@ static enc_err_t enc_rs_write(enc_restore_t *r, char *errstr,
                 if (e->wake != INT64_MAX)
                         r->keys[ntimers++] = r->keys[i];
         }
-        qsort(r->keys, ntimers, sizeof(*r->keys), enc_rs_cmp_timer);
+        if (ntimers > 1)
+                qsort(r->keys, ntimers, sizeof(*r->keys), enc_rs_cmp_timer);
         for (size_t i = 0; i < ntimers; i++)
                 enc_store_batch_put_timer(
                         r->st, r->batch, r->partition, r->keys[i].wake,
@@ -224,10 +226,13 @@ static enc_err_t enc_rs_write(enc_restore_t *r, char *errstr,
         r->meta_unwritten = false;
         /* what follows the last position moves to the front */
         size_t rest = r->nents - n, base = r->arena_committed;
-        memmove(r->ents, r->ents + n, rest * sizeof(*r->ents));
+        if (rest) /* ents and the arena are NULL before the first record */
+                memmove(r->ents, r->ents + n, rest * sizeof(*r->ents));
         for (size_t i = 0; i < rest; i++)
                 r->ents[i].off -= (uint32_t)base;
-        memmove(r->arena.data, r->arena.data + base, r->arena.len - base);
+        if (r->arena.len > base)
+                memmove(r->arena.data, r->arena.data + base,
+                        r->arena.len - base);
         enc_rs_truncate(r, rest, r->arena.len - base);
         r->ncommitted = 0;
         r->arena_committed = 0;
