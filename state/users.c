@@ -389,11 +389,17 @@ static void enc_lru_unlink(enc_user_t *u) {
         u->lru_next = u->lru_prev = NULL;
 }
 
+/* Puts @p u at the front of the list whose sentinel is @p head (the LRU
+ * or the pinned list). */
+static void enc_list_push_front(enc_user_t *head, enc_user_t *u) {
+        u->lru_next = head->lru_next;
+        u->lru_prev = head;
+        head->lru_next->lru_prev = u;
+        head->lru_next = u;
+}
+
 static void enc_lru_push_front(enc_users_t *c, enc_user_t *u) {
-        u->lru_next = c->lru.lru_next;
-        u->lru_prev = &c->lru;
-        c->lru.lru_next->lru_prev = u;
-        c->lru.lru_next = u;
+        enc_list_push_front(&c->lru, u);
 }
 
 enc_users_t *enc_users_new(const enc_sig_instance_t *insts, int inst_cnt,
@@ -624,10 +630,7 @@ static enc_err_t enc_users_prefetch_cb(void *opaque, size_t i,
         if (c->pinned_bytes + u->charge <=
             c->max_bytes / ENC_USERS_PIN_SHARE) {
                 enc_lru_unlink(u);
-                u->lru_next = c->pinned.lru_next;
-                u->lru_prev = &c->pinned;
-                c->pinned.lru_next->lru_prev = u;
-                c->pinned.lru_next = u;
+                enc_list_push_front(&c->pinned, u);
                 c->pinned_bytes += u->charge;
                 u->unused = 1;
         } else {

@@ -38,9 +38,9 @@ typedef struct enc_user_s {
         int64_t stored_wake; /* timer key in the store; ENC_NO_TIMER none */
         bool dirty;
         bool on_disk; /* a record exists in the store */
-        uint8_t unused; /* read ahead (enc_users_prefetch), not yet got:
-                           1, or 2 once given a second chance by
-                           enc_users_evict */
+        uint8_t unused; /* read ahead (enc_users_prefetch), not yet
+                           used: 1 pinned (on the pinned list), 2 past
+                           the pinned share (on the LRU); else 0 */
         void **states; /* [instance count]; NULL = no state */
         char user_id[]; /* NUL-terminated, ulen bytes */
 } enc_user_t;
