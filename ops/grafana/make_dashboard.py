@@ -214,6 +214,26 @@ ts("State disk", "The file system holding state.dir: space free to encore, its s
     (f'sum by (instance) (encore_state_size_bytes{{{SEL}}})', "RocksDB state {{instance}}")], w=24, minv=0)
 endrow()
 
+# ---- cache read-ahead, duplicate check, checkpoints
+row("Read-ahead, duplicate check and checkpoints")
+ts("Cache read-ahead", "Users read ahead from RocksDB in batched reads (MultiGet) shortly before their events or timers are due, and those evicted before a lookup used them (read twice), per second.", "ops",
+   [(rate("encore_cache_prefetched_users_total"), "read ahead"),
+    (rate("encore_cache_prefetch_wasted_users_total"), "evicted unused")], w=8, minv=0)
+ts("Read-ahead waste share", "Users read ahead that were evicted before any lookup used them / users read ahead, over the interval. Near 0 is healthy; a high share means the cache (cache.max.bytes) is too small for the users the grace period holds.", "percentunit",
+   [(f'{rate("encore_cache_prefetch_wasted_users_total")} / {rate("encore_cache_prefetched_users_total")}', "wasted")], w=8, minv=0)
+ts("Duplicate checks per second", "Accepted events checked against the ids their user already applied (dedup.window.ms), and those the id filter answered without loading the user's state.", "ops",
+   [(rate("encore_dedup_checks_total"), "checks"),
+    (rate("encore_dedup_checks_filtered_total"), "answered by the id filter")], w=8, minv=0)
+ts("Checkpoint bytes per second", "Bytes of the committed state checkpoint batches (RocksDB: users, timers, positions, id filter), and the id filter's part of them.", "Bps",
+   [(rate("encore_checkpoint_bytes_total"), "checkpoint"),
+    (rate("encore_checkpoint_idfilter_bytes_total"), "of which id filter")], w=8, minv=0)
+ts("Bytes per checkpoint", "Mean size of a checkpoint batch over the interval (checkpoint bytes / checkpoints written).", "bytes",
+   [(f'{rate("encore_checkpoint_bytes_total")} / {rate("encore_checkpoints_total")}', "bytes per checkpoint")], w=8, minv=0)
+ts("Id filter share", "Of the duplicate checks (dedup.window.ms), the share the id filter answered without loading the user's state; and the id filter's share of the checkpoint bytes.", "percentunit",
+   [(f'{rate("encore_dedup_checks_filtered_total")} / {rate("encore_dedup_checks_total")}', "duplicate checks answered by the filter"),
+    (f'{rate("encore_checkpoint_idfilter_bytes_total")} / {rate("encore_checkpoint_bytes_total")}', "of checkpoint bytes")], w=8, minv=0)
+endrow()
+
 # ---- kafka
 row("Kafka")
 ts("Producer queue", "Messages (reward updates and dead letters) waiting in librdkafka's producer queue.", "short",
