@@ -369,9 +369,10 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                     "filter)",
                     (double)es.checkpoint_bytes);
         enc_metric1(b, "encore_checkpoint_idfilter_bytes_total", "counter",
-                    "Bytes of the id filter saved with the checkpoints "
-                    "(part of encore_checkpoint_bytes_total; only changed "
-                    "tables are written)",
+                    "Bytes of the id filter's records in the committed "
+                    "checkpoints (keys after the partition, and values; "
+                    "the batch framing, a few bytes a record, is not "
+                    "counted), a part of encore_checkpoint_bytes_total",
                     (double)es.idfilter_saved_bytes);
 
         /* producer */
