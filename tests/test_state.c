@@ -548,7 +548,9 @@ static void test_cache_counts_what_a_flush_would_stage(void **st) {
 /* cache.max.bytes is split 1/2 users cache, 1/4 block cache, 1/4
  * memtables, commits bounded at 1/8; the RocksDB shares have 4 MiB
  * floors and the commit bound 1 MiB. The id filter takes 1/16 of the total
- * from the users share, at least 1 MiB, at most a quarter of the share. */
+ * from the users share, at least 1 MiB, at most a quarter of the share.
+ * The Kafka consumer's prefetch is bounded at 1/16 of the total, outside
+ * the shares: at least 1 MiB, at most 16 MiB and at most 1/8 of the total. */
 static void test_budget_shares(void **st) {
         (void)st;
         enc_budget_t b;
@@ -559,22 +561,29 @@ static void test_budget_shares(void **st) {
         assert_int_equal(b.memtables, 16777216);
         assert_int_equal(b.commit_bytes, 8388608);
         assert_int_equal(b.idfilter, 4194304);
+        assert_int_equal(b.prefetch, 4194304);
         enc_budget_split(100000001, &b);
         assert_int_equal(b.users, 50000000);
         assert_int_equal(b.block_cache, 25000000);
         assert_int_equal(b.memtables, 25000000);
         assert_int_equal(b.commit_bytes, 12500000);
         assert_int_equal(b.idfilter, 6250000);
+        assert_int_equal(b.prefetch, 6250000);
         enc_budget_split((size_t)4 << 20, &b);
         assert_int_equal(b.users, 2097152);
         assert_int_equal(b.commit_bytes, 1048576);
         assert_int_equal(b.idfilter, 524288); /* a quarter of 2 MiB */
+        assert_int_equal(b.prefetch, 524288); /* the floor, capped at 1/8 */
         enc_budget_split((size_t)8 << 20, &b);
         assert_int_equal(b.users, 4194304);
         assert_int_equal(b.block_cache, 4194304);
         assert_int_equal(b.memtables, 4194304);
         assert_int_equal(b.commit_bytes, 1048576);
         assert_int_equal(b.idfilter, 1048576); /* the floor */
+        assert_int_equal(b.prefetch, 1048576); /* the floor */
+        enc_budget_split((size_t)1 << 30, &b);
+        assert_int_equal(b.users, 536870912);
+        assert_int_equal(b.prefetch, 16777216); /* the cap, not 64 MiB */
 }
 
 /* The store sizes its RocksDB parts from the configuration's budget. */
