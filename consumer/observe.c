@@ -318,7 +318,9 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                     "Bytes charged to the write-back cache",
                     (double)es.cache_bytes);
         enc_metric1(b, "encore_cache_hits_total", "counter",
-                    "User state found in the cache", (double)es.cache_hits);
+                    "User state found in the cache (a user read ahead "
+                    "counts as a hit)",
+                    (double)es.cache_hits);
         enc_metric1(b, "encore_cache_misses_total", "counter",
                     "User state read from RocksDB", (double)es.cache_misses);
         enc_metric1(b, "encore_cache_evictions_total", "counter",
