@@ -318,7 +318,9 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                     "Bytes charged to the write-back cache",
                     (double)es.cache_bytes);
         enc_metric1(b, "encore_cache_hits_total", "counter",
-                    "User state found in the cache", (double)es.cache_hits);
+                    "User state found in the cache (a user read ahead "
+                    "counts as a hit)",
+                    (double)es.cache_hits);
         enc_metric1(b, "encore_cache_misses_total", "counter",
                     "User state read from RocksDB", (double)es.cache_misses);
         enc_metric1(b, "encore_cache_evictions_total", "counter",
@@ -330,6 +332,50 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                     "lookup); for a recent ratio use rate() of "
                     "encore_cache_hits_total and encore_cache_misses_total",
                     lookups ? (double)es.cache_hits / (double)lookups : 1.0);
+        /* read-ahead (state/engine.c, enc_engine_read_ahead): a user read
+         * ahead and then looked up is a hit above, one evicted first is
+         * read twice */
+        enc_metric1(b, "encore_cache_prefetched_users_total", "counter",
+                    "Users read ahead from RocksDB in batched reads "
+                    "(MultiGet) shortly before their events or timers are "
+                    "due; the lookup that then finds one counts as a hit",
+                    (double)es.cache_prefetched);
+        enc_metric1(b, "encore_cache_prefetch_wasted_users_total", "counter",
+                    "Users read ahead that were evicted before any lookup "
+                    "used them (read from RocksDB twice)",
+                    (double)es.cache_prefetch_wasted);
+        /* the duplicate check (dedup.window.ms) and its id filter */
+        enc_metric1(b, "encore_dedup_checks_total", "counter",
+                    "Accepted events checked against the event ids their "
+                    "user already applied within dedup.window.ms (a copy "
+                    "still in the reorder buffer is found without a check)",
+                    (double)es.dedup_checks);
+        enc_metric1(b, "encore_dedup_checks_filtered_total", "counter",
+                    "Duplicate checks the id filter answered (no copy "
+                    "possible) without loading the user's state",
+                    (double)es.dedup_filter_no);
+        enc_metric1(b, "encore_idfilter_resumed_partitions_total", "counter",
+                    "Partitions assigned whose id filter was read back from "
+                    "the checkpoint they resume from (otherwise its "
+                    "duplicate checks load users until the filter has seen "
+                    "dedup.window.ms of events)",
+                    (double)es.idfilter_loaded);
+        /* checkpoints: what each committed RocksDB batch wrote */
+        enc_metric1(b, "encore_checkpoints_total", "counter",
+                    "State checkpoints written to RocksDB, one atomic batch "
+                    "each (a checkpoint with nothing to write is skipped)",
+                    (double)ss.commits);
+        enc_metric1(b, "encore_checkpoint_bytes_total", "counter",
+                    "Bytes of the committed state checkpoint batches "
+                    "(RocksDB WriteBatch size: users, timers, positions, id "
+                    "filter)",
+                    (double)es.checkpoint_bytes);
+        enc_metric1(b, "encore_checkpoint_idfilter_bytes_total", "counter",
+                    "Bytes of the id filter's records in the committed "
+                    "checkpoints (keys after the partition, and values; "
+                    "the batch framing, a few bytes a record, is not "
+                    "counted), a part of encore_checkpoint_bytes_total",
+                    (double)es.idfilter_saved_bytes);
 
         /* producer */
         enc_metric1(b, "encore_producer_queue_messages", "gauge",

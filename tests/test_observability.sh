@@ -489,6 +489,27 @@ EOF
         expect 'encore_delivery_errors_total{job="encore"}' 0
         expect 'encore_partitions_assigned{job="encore"}' 4
         expect 'count(encore_records_consumed_total{job="encore"})' 4
+        # The engine's own statistics. encore-gen's event ids never repeat
+        # and the state starts empty, so the id filter is complete from the
+        # first event: every valid event gets one duplicate check (a copy
+        # in the reorder buffer would be found before it), and the filter
+        # answers each without loading the user. Then the only cache
+        # lookups are the applied events' (timers fire from the cache's own
+        # heap), and 300 users fit the 64 MiB cache: nothing is evicted, so
+        # no user read ahead is wasted. No checkpoint was resumed.
+        expect 'encore_dedup_checks_total{job="encore"}' $N_GOOD
+        expect 'encore_dedup_checks_filtered_total{job="encore"}' $N_GOOD
+        expect 'encore_cache_hits_total{job="encore"} + encore_cache_misses_total{job="encore"} - encore_records_applied_total{job="encore"}' 0
+        expect 'encore_cache_evictions_total{job="encore"}' 0
+        expect 'encore_cache_prefetch_wasted_users_total{job="encore"}' 0
+        expect 'encore_idfilter_resumed_partitions_total{job="encore"}' 0
+        # Checkpoints: at most one per commit (one with nothing to write is
+        # skipped), at least one once records were consumed; the id
+        # filter's bytes are a part of the checkpoint bytes.
+        expect 'encore_checkpoints_total{job="encore"} >= bool 1' 1
+        expect 'encore_checkpoints_total{job="encore"} <= bool encore_commits_total{job="encore"}' 1
+        expect 'encore_checkpoint_idfilter_bytes_total{job="encore"} > bool 0' 1
+        expect 'encore_checkpoint_idfilter_bytes_total{job="encore"} < bool encore_checkpoint_bytes_total{job="encore"}' 1
         local ver
         ver=$("$bin/encore" version | awk '{print $2}')
         expect "encore_build_info{job=\"encore\",version=\"$ver\"}" 1

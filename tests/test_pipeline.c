@@ -9,11 +9,15 @@
  *    and their original bytes;
  *  - SIGKILL mid-stream, then restart: every update of an uninterrupted run
  *    appears, and any repeat is byte-identical (same id, same content);
- *  - SIGTERM drains and commits: a restart repeats nothing.
+ *  - SIGTERM drains and commits: a restart repeats nothing;
+ *  - /metrics' engine statistics (cache, read-ahead, duplicate checks, id
+ *    filter, checkpoints) have the hand-worked values for a scripted run
+ *    and its restart.
  */
 #include "kafka_harness.h"
 
 #include <pthread.h>
+#include <rocksdb/c.h>
 
 /* ---- tests ---------------------------------------------------------- */
 
@@ -933,6 +937,271 @@ static void test_reset_repositions_group_and_clears_state(void **st) {
         t_input_free(&in);
 }
 
+/* ---- metrics -------------------------------------------------------- */
+
+/* Runs encore in this process until idle, then renders /metrics' text
+ * into @p out on this thread (the processing thread of the run), as the
+ * loop does before it publishes. */
+static void t_run_metrics(enc_conf_t *conf, enc_buf_t *out) {
+        char err[512];
+        enc_pipeline_t *pl = enc_pipeline_new(conf, err, sizeof(err));
+        if (!pl)
+                fprintf(stderr, "%s\n", err);
+        assert_non_null(pl);
+        enc_pipeline_opts_t opts = {.exit_idle_ms = 300};
+        enc_err_t e = enc_pipeline_run(pl, &opts, err, sizeof(err));
+        if (e)
+                fprintf(stderr, "%s\n", err);
+        assert_int_equal(e, 0);
+        enc_pipeline_metrics_text(pl, out);
+        assert_false(out->failed);
+        enc_pipeline_destroy(pl);
+}
+
+/* The value of the unlabelled sample of @p name in an exposition, after
+ * checking its family is declared with @p type. Fails the test if either
+ * is missing. */
+static double t_metric(const enc_buf_t *b, const char *name,
+                       const char *type) {
+        char *text = strndup((const char *)b->data, b->len);
+        assert_non_null(text);
+        char want[160];
+        snprintf(want, sizeof(want), "\n# TYPE %s %s\n", name, type);
+        if (!strstr(text, want)) {
+                fprintf(stderr, "no \"# TYPE %s %s\" line\n", name, type);
+                fail();
+        }
+        snprintf(want, sizeof(want), "\n%s ", name);
+        const char *at = strstr(text, want);
+        if (!at) {
+                fprintf(stderr, "no unlabelled sample of %s\n", name);
+                fail();
+        }
+        double v = strtod(at + strlen(want), NULL);
+        free(text);
+        return v;
+}
+
+static size_t t_varint_len(size_t v) {
+        size_t n = 1;
+        while (v >= 128) {
+                v >>= 7;
+                n++;
+        }
+        return n;
+}
+
+/*
+ * What one RocksDB WriteBatch holding a Put of every key now in the
+ * store's column families other than "default" measures, in RocksDB's
+ * documented batch encoding (db/write_batch.cc): a 12-byte header
+ * (sequence, count), then per Put the tag 0x05 (a value in a column
+ * family), the family id, the key and the value, each length a varint32.
+ * *idf gets the id filter's records as encore counts them (state/
+ * idfilter.c, enc_idfilter_save): the bytes of the keys after the 4-byte
+ * partition, and of the values, of its keys [u32 partition]['I'...] in
+ * the "meta" family, without the batch's framing. Computed from what the
+ * store holds, not from encore's counters: after a single checkpoint that
+ * only added keys it is that checkpoint's size. ("default" holds the
+ * format marker, written at open, not by a checkpoint.)
+ */
+static size_t t_store_batch_bytes(const char *dir, size_t *idf) {
+        char *rerr = NULL;
+        rocksdb_options_t *o = rocksdb_options_create();
+        size_t n = 0;
+        char **names = rocksdb_list_column_families(o, dir, &n, &rerr);
+        assert_null(rerr);
+        assert_true(n > 0 && n <= 16);
+        const rocksdb_options_t *cfo[16];
+        rocksdb_column_family_handle_t *cf[16];
+        for (size_t i = 0; i < n; i++)
+                cfo[i] = o;
+        rocksdb_t *db = rocksdb_open_for_read_only_column_families(
+                o, dir, (int)n, (const char *const *)names, cfo, cf, 0, &rerr);
+        if (rerr)
+                fprintf(stderr, "%s\n", rerr);
+        assert_null(rerr);
+        size_t bytes = 12;
+        *idf = 0;
+        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+        for (size_t i = 0; i < n; i++) {
+                if (!strcmp(names[i], "default"))
+                        continue;
+                bool meta = !strcmp(names[i], "meta");
+                uint32_t id = rocksdb_column_family_handle_get_id(cf[i]);
+                rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, ro,
+                                                                    cf[i]);
+                for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+                     rocksdb_iter_next(it)) {
+                        size_t kl, vl;
+                        const char *k = rocksdb_iter_key(it, &kl);
+                        rocksdb_iter_value(it, &vl);
+                        size_t put = 1 + t_varint_len(id) + t_varint_len(kl) +
+                                     kl + t_varint_len(vl) + vl;
+                        bytes += put;
+                        if (meta && kl > 4 && k[4] == 'I')
+                                *idf += kl - 4 + vl;
+                }
+                rocksdb_iter_destroy(it);
+        }
+        rocksdb_readoptions_destroy(ro);
+        for (size_t i = 0; i < n; i++)
+                rocksdb_column_family_handle_destroy(cf[i]);
+        rocksdb_close(db);
+        rocksdb_list_column_families_destroy(names, n);
+        rocksdb_options_destroy(o);
+        return bytes;
+}
+
+#define T_METRIC_EQ(b, name, type, want)                                      \
+        do {                                                                  \
+                double got_ = t_metric((b), (name), (type));                  \
+                if (got_ != (double)(want)) {                                 \
+                        fprintf(stderr, "%s = %.17g, expected %.17g\n",       \
+                                (name), got_, (double)(want));                \
+                        fail();                                               \
+                }                                                             \
+        } while (0)
+
+/*
+ * The engine's statistics as /metrics shows them, worked out by hand for
+ * the scripted plays of the first test (one partition, grace 0, so the
+ * watermark is the newest event time and an event applies when a later one
+ * arrives; dedup.window.ms 1 h, the default), then for a restart.
+ *
+ * Run 1: e1..e6 arrive in time order. Every one is valid, new and not in
+ * the reorder buffer, so each gets one duplicate check, and with no state
+ * the id filter is complete from the start: it answers all 6 without
+ * loading a user. e1..e5 apply (e6, carol, waits for a later event): 5
+ * lookups, each served by the cache, because every user is read ahead
+ * first. The read-ahead collects the users of held events not cached, and
+ * reads them in one batch when an event whose user is not cached is due:
+ *   e1 arrives: held alice -> batch [alice]
+ *   e2 arrives: held alice (not cached yet) -> [alice, alice]; e1 due,
+ *               alice not cached: the batch is read, alice once
+ *               (read ahead: 1); e1 hit
+ *   e3, e4 arrive: alice cached; e2, e3 hit
+ *   e5 arrives: bob -> [bob]; e4 due, alice cached: hit
+ *   e6 arrives: carol -> [bob, carol]; e5 due, bob not cached: the batch
+ *               is read (read ahead: 3); e5 hit
+ * hits 5, misses 0, read ahead 3 (carol is read, pinned, and waits
+ * unused), none evicted in a 64 MiB cache, so none wasted. alice's last
+ * day leaves her 3-day window at day 4, 00:00: her state is empty and is
+ * deleted at the checkpoint (1 user expired).
+ *
+ * Run 2, same state and group, one more play e7 (carol, day 5 11:00): the
+ * partition resumes from its checkpoint with the id filter saved with it
+ * (resumed: 1). e6, held at the checkpoint, is read again and buffered
+ * again: its duplicate check finds its own id in the resumed filter
+ * (it was added when first buffered), so the filter answers "maybe" and
+ * carol is loaded (a miss: a new process, nothing cached). e7's id is not
+ * in the filter, and e7 is after the checkpoint's watermark, from where
+ * the filter is complete: answered without a load. Checks 2, filtered 1.
+ * e6 applies when e7 arrives: carol is cached (a hit). Nothing read
+ * ahead: carol was cached before any event of hers was held.
+ */
+static void test_metrics_show_engine_statistics_worked_by_hand(void **st) {
+        (void)st;
+        char err[256];
+        assert_int_equal(
+                enc_embedded_create_topic(emb, "m-plays", 1, err, sizeof(err)),
+                0);
+        assert_int_equal(enc_embedded_create_topic(emb, "m-group-changelog", 1,
+                                                   err, sizeof(err)),
+                         0);
+        assert_int_equal(enc_embedded_create_topic(emb, "m-rewards", 1, err,
+                                                   sizeof(err)),
+                         0);
+        enc_codec_t *codec = t_codec();
+        rd_kafka_t *rk = t_producer();
+        enc_event_t evs[] = {
+                t_play("e1", "alice", T_AT(0, 10, 0), 60000),
+                t_play("e2", "alice", T_AT(0, 11, 0), 60000),
+                t_play("e3", "alice", T_AT(0, 12, 0), 10000),
+                t_play("e4", "alice", T_AT(1, 9, 0), 45000),
+                t_play("e5", "bob", T_AT(3, 8, 0), 60000),
+                t_play("e6", "carol", T_AT(5, 10, 0), 60000),
+        };
+        for (size_t i = 0; i < 6; i++)
+                t_produce_event(rk, codec, "m-plays", &evs[i]);
+        assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+
+        char *dir = t_tmpdir("pipe-m");
+        char sd[160];
+        snprintf(sd, sizeof(sd), "state.dir=%s", dir);
+        char bs[256];
+        snprintf(bs, sizeof(bs), "kafka.bootstrap.servers=%s", bootstrap);
+        /* commits only when the run drains: a checkpoint count that does
+         * not depend on the machine's speed */
+        enc_conf_t *conf = t_conf(
+                bs, sd, "input.topic=m-plays", "output.topic=m-rewards",
+                "dlq.topic=m-dlq", "group.id=m-group", "signals=active_days:1",
+                "signal.active_days.1.windows=3", "window.grace.ms=0",
+                "commit.interval.ms=3600000", "metrics.address=127.0.0.1:0",
+                NULL);
+        enc_buf_t m;
+        enc_buf_init(&m, 1 << 16);
+        t_run_metrics(conf, &m);
+        T_METRIC_EQ(&m, "encore_records_accepted_total", "counter", 6);
+        T_METRIC_EQ(&m, "encore_records_applied_total", "counter", 5);
+        T_METRIC_EQ(&m, "encore_dedup_checks_total", "counter", 6);
+        T_METRIC_EQ(&m, "encore_dedup_checks_filtered_total", "counter", 6);
+        T_METRIC_EQ(&m, "encore_cache_hits_total", "counter", 5);
+        T_METRIC_EQ(&m, "encore_cache_misses_total", "counter", 0);
+        T_METRIC_EQ(&m, "encore_cache_prefetched_users_total", "counter", 3);
+        T_METRIC_EQ(&m, "encore_cache_prefetch_wasted_users_total", "counter",
+                    0);
+        T_METRIC_EQ(&m, "encore_cache_evictions_total", "counter", 0);
+        T_METRIC_EQ(&m, "encore_state_users_expired_total", "counter", 1);
+        T_METRIC_EQ(&m, "encore_idfilter_resumed_partitions_total", "counter",
+                    0);
+        /* One checkpoint, at the drain (the interval is an hour; the
+         * revocation at close has nothing left to write). It only added
+         * keys, and deleted the id filter's key range: a partition
+         * started without a saved filter clears [p]['I'] up to [p]['J']
+         * at its first save (state/idfilter.c), one DeleteRange of two
+         * 5-byte bounds in "meta": tag, family id (< 128), and each bound
+         * with its length, 1 + 1 + 6 + 6 = 14 bytes in the batch, of which
+         * the filter counts its two 1-byte bounds after the partition. */
+        T_METRIC_EQ(&m, "encore_commits_total", "counter", 1);
+        T_METRIC_EQ(&m, "encore_checkpoints_total", "counter", 1);
+        size_t idf_bytes;
+        size_t ck_bytes = t_store_batch_bytes(dir, &idf_bytes) + 14;
+        T_METRIC_EQ(&m, "encore_checkpoint_bytes_total", "counter", ck_bytes);
+        T_METRIC_EQ(&m, "encore_checkpoint_idfilter_bytes_total", "counter",
+                    idf_bytes + 2);
+
+        /* run 2: a restart with one more play */
+        enc_event_t e7 = t_play("e7", "carol", T_AT(5, 11, 0), 60000);
+        t_produce_event(rk, codec, "m-plays", &e7);
+        assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+        rd_kafka_destroy(rk);
+        t_run_metrics(conf, &m);
+        T_METRIC_EQ(&m, "encore_idfilter_resumed_partitions_total", "counter",
+                    1);
+        T_METRIC_EQ(&m, "encore_records_accepted_total", "counter", 2);
+        T_METRIC_EQ(&m, "encore_records_applied_total", "counter", 1);
+        T_METRIC_EQ(&m, "encore_records_reread_total", "counter", 0);
+        T_METRIC_EQ(&m, "encore_dedup_checks_total", "counter", 2);
+        T_METRIC_EQ(&m, "encore_dedup_checks_filtered_total", "counter", 1);
+        T_METRIC_EQ(&m, "encore_cache_hits_total", "counter", 1);
+        T_METRIC_EQ(&m, "encore_cache_misses_total", "counter", 1);
+        T_METRIC_EQ(&m, "encore_cache_prefetched_users_total", "counter", 0);
+        T_METRIC_EQ(&m, "encore_checkpoints_total", "counter", 1);
+        /* It rewrote keys, so the store cannot give its size; the id
+         * filter's delta is a part of it. */
+        double ck = t_metric(&m, "encore_checkpoint_bytes_total", "counter");
+        double idf = t_metric(&m, "encore_checkpoint_idfilter_bytes_total",
+                              "counter");
+        assert_true(idf > 0 && idf < ck);
+
+        enc_buf_free(&m);
+        enc_conf_destroy(conf);
+        enc_codec_destroy(codec);
+        t_rmtree(dir);
+        free(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
@@ -955,6 +1224,8 @@ int main(void) {
                 cmocka_unit_test(test_replay_is_byte_identical_to_the_live_run),
                 cmocka_unit_test(
                         test_reset_repositions_group_and_clears_state),
+                cmocka_unit_test(
+                        test_metrics_show_engine_statistics_worked_by_hand),
 
         };
         /* ENC_TEST_FILTER=test_exactly* runs a subset (development). */

@@ -203,8 +203,9 @@ ts("State keys", "Users with stored state (RocksDB estimate), pending timers, an
 ts("State size", "RocksDB SST files plus memtables, and the bytes charged to the write-back cache (cache.max.bytes).", "bytes",
    [(f'sum by (instance) (encore_state_size_bytes{{{SEL}}})', "RocksDB {{instance}}"),
     (f'sum by (instance) (encore_cache_size_bytes{{{SEL}}})', "cache {{instance}}")], minv=0)
-ts("Cache hit ratio", "Share of user-state lookups served by the write-back cache over the interval.", "percentunit",
-   [(f'{rate("encore_cache_hits_total")} / ({rate("encore_cache_hits_total")} + {rate("encore_cache_misses_total")})', "hit ratio")], minv=0)
+ts("Cache hit ratio", "Share of user-state lookups served by the write-back cache over the interval. A user read ahead (in a batch, before its event is due) counts as a hit when looked up, so the second series, users read from RocksDB by a miss or a read-ahead per lookup, is the share of lookups the cache itself did not save.", "percentunit",
+   [(f'{rate("encore_cache_hits_total")} / ({rate("encore_cache_hits_total")} + {rate("encore_cache_misses_total")})', "hit ratio"),
+    (f'({rate("encore_cache_misses_total")} + {rate("encore_cache_prefetched_users_total")}) / ({rate("encore_cache_hits_total")} + {rate("encore_cache_misses_total")})', "read from RocksDB per lookup")], minv=0)
 ts("State churn", "Users whose state expired (nothing can change it any more) and clean users evicted from the cache, per second.", "ops",
    [(rate("encore_state_users_expired_total"), "users expired"),
     (rate("encore_cache_evictions_total"), "cache evictions")])
@@ -212,6 +213,26 @@ ts("State disk", "The file system holding state.dir: space free to encore, its s
    [(f'sum by (instance) (encore_state_disk_free_bytes{{{SEL}}})', "free {{instance}}"),
     (f'sum by (instance) (encore_state_disk_total_bytes{{{SEL}}})', "size {{instance}}"),
     (f'sum by (instance) (encore_state_size_bytes{{{SEL}}})', "RocksDB state {{instance}}")], w=24, minv=0)
+endrow()
+
+# ---- cache read-ahead, duplicate check, checkpoints
+row("Read-ahead, duplicate check and checkpoints")
+ts("Cache read-ahead", "Users read ahead from RocksDB in batched reads (MultiGet) shortly before their events or timers are due, and those evicted before a lookup used them (read twice), per second.", "ops",
+   [(rate("encore_cache_prefetched_users_total"), "read ahead"),
+    (rate("encore_cache_prefetch_wasted_users_total"), "evicted unused")], w=8, minv=0)
+ts("Read-ahead waste share", "Users read ahead that were evicted before any lookup used them / users read ahead, over the interval. Near 0 is healthy; a high share means the cache (cache.max.bytes) is too small for the users the grace period holds.", "percentunit",
+   [(f'{rate("encore_cache_prefetch_wasted_users_total")} / {rate("encore_cache_prefetched_users_total")}', "wasted")], w=8, minv=0)
+ts("Duplicate checks per second", "Accepted events checked against the ids their user already applied (dedup.window.ms), and those the id filter answered without loading the user's state.", "ops",
+   [(rate("encore_dedup_checks_total"), "checks"),
+    (rate("encore_dedup_checks_filtered_total"), "answered by the id filter")], w=8, minv=0)
+ts("Checkpoint bytes per second", "Bytes of the committed state checkpoint batches (RocksDB: users, timers, positions, id filter), and the id filter's part of them.", "Bps",
+   [(rate("encore_checkpoint_bytes_total"), "checkpoint"),
+    (rate("encore_checkpoint_idfilter_bytes_total"), "of which id filter")], w=8, minv=0)
+ts("Bytes per checkpoint", "Mean size of a checkpoint batch over the interval (checkpoint bytes / checkpoints written).", "bytes",
+   [(f'{rate("encore_checkpoint_bytes_total")} / {rate("encore_checkpoints_total")}', "bytes per checkpoint")], w=8, minv=0)
+ts("Id filter share", "Of the duplicate checks (dedup.window.ms), the share the id filter answered without loading the user's state; and the id filter's share of the checkpoint bytes.", "percentunit",
+   [(f'{rate("encore_dedup_checks_filtered_total")} / {rate("encore_dedup_checks_total")}', "duplicate checks answered by the filter"),
+    (f'{rate("encore_checkpoint_idfilter_bytes_total")} / {rate("encore_checkpoint_bytes_total")}', "of checkpoint bytes")], w=8, minv=0)
 endrow()
 
 # ---- kafka
