@@ -9,6 +9,7 @@
 #include "budget.h"
 #include "reorder.h"
 #include "restore.h"
+#include "timers.h"
 #include "users.h"
 
 /* ---- store ---------------------------------------------------------- */
@@ -547,7 +548,9 @@ static void test_cache_counts_what_a_flush_would_stage(void **st) {
 /* cache.max.bytes is split 1/2 users cache, 1/4 block cache, 1/4
  * memtables, commits bounded at 1/8; the RocksDB shares have 4 MiB
  * floors and the commit bound 1 MiB. The id filter takes 1/16 of the total
- * from the users share, at least 1 MiB, at most a quarter of the share. */
+ * from the users share, at least 1 MiB, at most a quarter of the share.
+ * The Kafka consumer's prefetch is bounded at 1/16 of the total, outside
+ * the shares: at least 1 MiB, at most 16 MiB and at most 1/8 of the total. */
 static void test_budget_shares(void **st) {
         (void)st;
         enc_budget_t b;
@@ -558,22 +561,29 @@ static void test_budget_shares(void **st) {
         assert_int_equal(b.memtables, 16777216);
         assert_int_equal(b.commit_bytes, 8388608);
         assert_int_equal(b.idfilter, 4194304);
+        assert_int_equal(b.prefetch, 4194304);
         enc_budget_split(100000001, &b);
         assert_int_equal(b.users, 50000000);
         assert_int_equal(b.block_cache, 25000000);
         assert_int_equal(b.memtables, 25000000);
         assert_int_equal(b.commit_bytes, 12500000);
         assert_int_equal(b.idfilter, 6250000);
+        assert_int_equal(b.prefetch, 6250000);
         enc_budget_split((size_t)4 << 20, &b);
         assert_int_equal(b.users, 2097152);
         assert_int_equal(b.commit_bytes, 1048576);
         assert_int_equal(b.idfilter, 524288); /* a quarter of 2 MiB */
+        assert_int_equal(b.prefetch, 524288); /* the floor, capped at 1/8 */
         enc_budget_split((size_t)8 << 20, &b);
         assert_int_equal(b.users, 4194304);
         assert_int_equal(b.block_cache, 4194304);
         assert_int_equal(b.memtables, 4194304);
         assert_int_equal(b.commit_bytes, 1048576);
         assert_int_equal(b.idfilter, 1048576); /* the floor */
+        assert_int_equal(b.prefetch, 1048576); /* the floor */
+        enc_budget_split((size_t)1 << 30, &b);
+        assert_int_equal(b.users, 536870912);
+        assert_int_equal(b.prefetch, 16777216); /* the cap, not 64 MiB */
 }
 
 /* The store sizes its RocksDB parts from the configuration's budget. */
@@ -1203,6 +1213,103 @@ static void test_full_restore_reset_drops_what_was_ingested(void **st) {
         enc_buf_free(&mb);
 }
 
+/* ---- timer windows (state/timers.c) --------------------------------- */
+
+/* Pops every key of partition 0's window up to @p upto as "time:id;". */
+static void t_pop_all(enc_timers_t *tm, int64_t upto, char *out, size_t cap) {
+        out[0] = 0;
+        int64_t t;
+        const char *id;
+        size_t ulen;
+        while (enc_timers_pop(tm, 0, upto, &t, &id, &ulen)) {
+                size_t n = strlen(out);
+                snprintf(out + n, cap - n, "%lld:%.*s;", (long long)t,
+                         (int)ulen, id);
+        }
+}
+
+/*
+ * Stored keys of partition 0, in key order: 100:b 200:a 200:c 300:a 400:d.
+ * A scan from 150 with room for 3 keys fills 200:a 200:c 300:a; hi =
+ * 300:a. Then a flush stages, in this order: put 250:z (inside), put 300:b
+ * (past hi: not held), put 120:q (not after lo), delete 200:c, the move
+ * of a's timer 300:a -> 210:a, and put 260:y then delete 260:y (the last
+ * change of a key decides). The window is then 200:a 210:a 250:z: what the
+ * store holds in (150, 300:a].
+ */
+static void test_timer_window_mirrors_the_store_keys_it_covers(void **st) {
+        (void)st;
+        char out[256];
+        enc_timers_t *tm = enc_timers_new(3);
+        assert_non_null(tm);
+        assert_false(enc_timers_covers(tm, 0, 150, 250)); /* never filled */
+        enc_timers_refill_begin(tm, 0, 150);
+        assert_false(enc_timers_refill_add(tm, 0, 200, "a", 1));
+        assert_false(enc_timers_refill_add(tm, 0, 200, "c", 1));
+        assert_true(enc_timers_refill_add(tm, 0, 300, "a", 1)); /* full */
+        enc_timers_refill_end(tm, 0, false);
+        assert_true(enc_timers_covers(tm, 0, 150, 299));
+        assert_false(enc_timers_covers(tm, 0, 150, 300)); /* 300:b unseen */
+        assert_false(enc_timers_covers(tm, 0, 100, 250)); /* not its start */
+        assert_false(enc_timers_covers(tm, 1, 150, 250)); /* other partition */
+
+        enc_timers_note(tm, 0, true, 250, "z", 1);
+        enc_timers_note(tm, 0, true, 300, "b", 1);
+        enc_timers_note(tm, 0, true, 120, "q", 1);
+        enc_timers_note(tm, 0, false, 200, "c", 1);
+        enc_timers_note(tm, 0, false, 300, "a", 1);
+        enc_timers_note(tm, 0, true, 210, "a", 1);
+        enc_timers_note(tm, 0, true, 260, "y", 1);
+        enc_timers_note(tm, 0, false, 260, "y", 1);
+        assert_true(enc_timers_covers(tm, 0, 150, 250));
+        t_pop_all(tm, 250, out, sizeof(out));
+        assert_string_equal(out, "200:a;210:a;250:z;");
+        /* popped through 250: the window starts there now */
+        assert_false(enc_timers_covers(tm, 0, 150, 260));
+        assert_true(enc_timers_covers(tm, 0, 250, 299));
+        t_pop_all(tm, 299, out, sizeof(out));
+        assert_string_equal(out, "");
+        assert_false(enc_timers_covers(tm, 0, 299, 300)); /* past hi: scan */
+        assert_true(enc_timers_bytes(tm) > 0);
+
+        /* a complete window (the scan reached the partition's end) holds
+         * every later put; a discarded batch drops it */
+        enc_timers_refill_begin(tm, 0, 299);
+        assert_false(enc_timers_refill_add(tm, 0, 400, "d", 1));
+        enc_timers_refill_end(tm, 0, true);
+        enc_timers_note(tm, 0, true, 9000, "w", 1);
+        assert_true(enc_timers_covers(tm, 0, 299, INT64_MAX - 1));
+        t_pop_all(tm, INT64_MAX - 1, out, sizeof(out));
+        assert_string_equal(out, "400:d;9000:w;");
+        enc_timers_drop_all(tm);
+        assert_false(enc_timers_covers(tm, 0, INT64_MAX - 1, INT64_MAX - 1));
+        enc_timers_destroy(tm);
+}
+
+/* Room for 2: a complete window that mirrored 5 puts (more than 2 x 2)
+ * is cut back to the first 2, 10:e 20:d (hi = 20:d), and no longer covers
+ * beyond it. */
+static void test_timer_window_cuts_back_past_twice_its_size(void **st) {
+        (void)st;
+        char out[256];
+        enc_timers_t *tm = enc_timers_new(2);
+        assert_non_null(tm);
+        enc_timers_refill_begin(tm, 0, 0);
+        enc_timers_refill_end(tm, 0, true); /* the store has none */
+        const char *ids[5] = {"e", "d", "c", "b", "a"};
+        for (int i = 0; i < 5; i++)
+                enc_timers_note(tm, 0, true, 10 * (i + 1), ids[i], 1);
+        assert_true(enc_timers_covers(tm, 0, 0, 19));
+        assert_false(enc_timers_covers(tm, 0, 0, 20)); /* 30:c was cut */
+        /* puts before hi are held, past it (25:g) are not */
+        enc_timers_note(tm, 0, true, 15, "f", 1);
+        enc_timers_note(tm, 0, true, 25, "g", 1);
+        assert_true(enc_timers_covers(tm, 0, 0, 19));
+        t_pop_all(tm, 19, out, sizeof(out));
+        assert_string_equal(out, "10:e;15:f;");
+        enc_timers_destroy(tm);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
@@ -1226,6 +1333,10 @@ int main(void) {
                 cmocka_unit_test(test_user_record_rejects_every_truncation),
                 cmocka_unit_test(test_cache_counts_what_a_flush_would_stage),
                 cmocka_unit_test(test_budget_shares),
+                cmocka_unit_test(
+                        test_timer_window_mirrors_the_store_keys_it_covers),
+                cmocka_unit_test(
+                        test_timer_window_cuts_back_past_twice_its_size),
                 cmocka_unit_test(test_store_conf_from_budget),
                 cmocka_unit_test(test_store_options_reach_rocksdb),
         };
