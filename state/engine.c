@@ -7,7 +7,8 @@
  *   watermark W  stream time - window.grace.ms (it never goes back);
  *   a reorder buffer of accepted events not yet applied;
  *   timers       each user's wake time (cached users in a heap, the rest in
- *                the store's timers family).
+ *                the store's timers family, of which a window of the next
+ *                few thousand keys is held in memory: state/timers.c).
  * An event with time < W is late and goes to the dead-letter topic. Every
  * other event is buffered, and W advances. Then everything due is applied in
  * one merged order: timers with time <= W and events with time < W, by time,
@@ -46,6 +47,7 @@
 #include "log.h"
 #include "reorder.h"
 #include "plugin.h"
+#include "timers.h"
 #include "users.h"
 
 #define ENC_TIME_NONE INT64_MIN
@@ -54,6 +56,12 @@
  * enc_engine_prefetch_add): large enough to amortise a MultiGet, small
  * next to the events the grace holds, which apply long after. */
 #define ENC_PREFETCH_BATCH 128
+
+/* Stored timers read ahead of the watermark per partition by one store
+ * scan (state/timers.c): a scan per this many timers of users not cached,
+ * instead of one per timer; ~30 bytes each, charged to the cache budget
+ * (enc_engine_evict). */
+#define ENC_TIMERS_WINDOW 4096
 
 /* Users to read in one batch: their ids copied in (the callers' are
  * borrowed), with the partition and the stored timer key each was found
@@ -97,7 +105,6 @@ typedef struct enc_part_s {
         int64_t restore_st;   /* stream time as the first pass had it at
                                  restore_pos (re-read pass) */
         int64_t scanned;      /* store timers <= this were loaded */
-        int64_t store_next;   /* no uncached store timer is below this */
         int64_t last_time;    /* time of the last applied item */
         uint64_t consumed;
         uint64_t accepted;
@@ -118,6 +125,7 @@ struct enc_engine_s {
         enc_idfilter_t *idf;  /* in front of the exact check; NULL if off */
         size_t users_share;   /* users cache + what idf holds */
         enc_users_t *users;
+        enc_timers_t *timers; /* windows of the store's timer index */
         enc_part_t *parts;
         int nparts;
         int64_t grace;
@@ -147,6 +155,13 @@ static void enc_engine_on_flush(void *opaque, int32_t partition,
                                 const void *rec, size_t rec_len);
 
 static struct enc_scan_ctx_s *enc_scan_new(void);
+
+/* The users cache stages a timer key: the window follows the store. */
+static void enc_engine_on_timer_key(void *opaque, int32_t partition, bool put,
+                                    int64_t time, const char *user,
+                                    size_t ulen) {
+        enc_timers_note(opaque, partition, put, time, user, ulen);
+}
 
 enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
                              const enc_engine_sink_t *sink, char *errstr,
@@ -214,6 +229,13 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
                 goto fail;
         }
         enc_users_set_flush_cb(e->users, enc_engine_on_flush, e);
+        e->timers = enc_timers_new(ENC_TIMERS_WINDOW);
+        if (!e->timers) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                goto fail;
+        }
+        enc_users_set_timer_cb(e->users, enc_engine_on_timer_key, e->timers);
         return e;
 fail:
         enc_engine_destroy(e);
@@ -229,6 +251,7 @@ void enc_engine_destroy(enc_engine_t *e) {
         if (!e)
                 return;
         enc_users_destroy(e->users);
+        enc_timers_destroy(e->timers);
         enc_idfilter_destroy(e->idf);
         if (e->insts && e->dedup_window > 0)
                 enc_dedup_instance_free(&e->insts[0]);
@@ -401,7 +424,9 @@ enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
         p->next_offset = p->restore_pos = -1;
         p->restore_wm = p->restore_st = ENC_TIME_NONE;
         p->scanned = ENC_TIME_NONE;
-        p->store_next = ENC_TIME_NONE; /* unknown: scan on first advance */
+        /* the store may have been written while not owned (a restore):
+         * the first advance reads the timers from it */
+        enc_timers_drop(e->timers, partition);
         p->last_time = ENC_TIME_NONE;
         p->consumed = p->accepted = p->applied = p->dead_lettered = 0;
         *resume = -1;
@@ -449,6 +474,7 @@ void enc_engine_revoke(enc_engine_t *e, int32_t partition) {
         e->pf.n = 0; /* never load a user of a partition given up */
         e->pf.bytes = 0;
         enc_users_drop_partition(e->users, partition);
+        enc_timers_drop(e->timers, partition);
         enc_idfilter_revoke(e->idf, partition);
         p->owned = false;
 }
@@ -613,7 +639,6 @@ typedef struct enc_scan_ctx_s {
         enc_engine_t *e;
         int32_t partition;
         int64_t upto;
-        int64_t first_after; /* first timer time > upto, if seen */
         /* due users not cached, read in batches: a burst of timers (a day
          * ending for every user at once) costs a share of a MultiGet per
          * user instead of a Get each */
@@ -624,24 +649,12 @@ static enc_scan_ctx_t *enc_scan_new(void) {
         return malloc(sizeof(enc_scan_ctx_t));
 }
 
-static enc_err_t enc_scan_cb(void *opaque, int64_t t, const char *user,
-                             size_t ulen) {
-        enc_scan_ctx_t *sc = opaque;
-        enc_err_t err;
-        if (t > sc->upto) {
-                /* Whether this user is cached must be judged with every
-                 * due user before it loaded. */
-                if (sc->due.n && (err = enc_idbatch_load(sc->e, &sc->due)))
-                        return err;
-                if (!enc_users_cached(sc->e->users, sc->partition, user,
-                                      ulen)) {
-                        sc->first_after = t;
-                        return ENC_ERR_ABORTED; /* stop: found the next one */
-                }
-                return ENC_OK;
-        }
+/* A stored timer at @p t <= upto: its user is loaded unless cached (then
+ * the heap is authoritative for it), in the scan's batches. */
+static enc_err_t enc_scan_due(enc_scan_ctx_t *sc, int64_t t, const char *user,
+                              size_t ulen) {
         if (enc_users_cached(sc->e->users, sc->partition, user, ulen))
-                return ENC_OK; /* the heap is authoritative for it */
+                return ENC_OK;
         if (ulen > ENC_ID_MAX) { /* not from encore: load it alone */
                 enc_user_t *u;
                 return enc_users_get(sc->e->users, sc->partition, user, ulen,
@@ -652,37 +665,61 @@ static enc_err_t enc_scan_cb(void *opaque, int64_t t, const char *user,
         return ENC_OK;
 }
 
+static enc_err_t enc_scan_cb(void *opaque, int64_t t, const char *user,
+                             size_t ulen) {
+        enc_scan_ctx_t *sc = opaque;
+        if (t > sc->upto) /* the window; stop when it is full */
+                return enc_timers_refill_add(sc->e->timers, sc->partition, t,
+                                             user, ulen)
+                               ? ENC_ERR_ABORTED
+                               : ENC_OK;
+        return enc_scan_due(sc, t, user, ulen);
+}
+
 /* Loads users whose stored timers fall in (scanned, W] into the cache, where
- * the heap orders them with everyone else. */
+ * the heap orders them with everyone else. They come from the partition's
+ * window of the store's timer index when it reaches past W (no RocksDB
+ * read at all), else from a store scan that also refills the window with
+ * the next ENC_TIMERS_WINDOW keys. */
 static enc_err_t enc_engine_load_due(enc_engine_t *e, int32_t partition,
                                      enc_part_t *p) {
         int64_t w = p->watermark;
         if (w <= p->scanned)
                 return ENC_OK;
-        if (p->store_next != ENC_TIME_NONE && w < p->store_next) {
-                p->scanned = w;
-                return ENC_OK;
-        }
         /* the context holds a batch of ids: too big for the stack */
         enc_scan_ctx_t *sc = e->scan;
         sc->e = e;
         sc->partition = partition;
         sc->upto = w;
-        sc->first_after = ENC_NO_TIMER;
         sc->due.n = 0;
         sc->due.bytes = 0;
-        enc_err_t err = enc_store_scan_timers(e->store, partition, p->scanned,
-                                              INT64_MAX, enc_scan_cb, sc,
-                                              e->errstr, e->errstr_size);
-        if ((!err || err == ENC_ERR_ABORTED) && sc->due.n) {
-                enc_err_t ferr = enc_idbatch_load(e, &sc->due);
-                if (ferr)
-                        err = ferr;
+        enc_err_t err = ENC_OK;
+        if (enc_timers_covers(e->timers, partition, p->scanned, w)) {
+                int64_t t;
+                const char *id;
+                size_t ulen;
+                while (!err && enc_timers_pop(e->timers, partition, w, &t, &id,
+                                              &ulen))
+                        err = enc_scan_due(sc, t, id, ulen);
+        } else {
+                e->stats.timer_scans++;
+                enc_timers_refill_begin(e->timers, partition, w);
+                err = enc_store_scan_timers(e->store, partition, p->scanned,
+                                            INT64_MAX, enc_scan_cb, sc,
+                                            e->errstr, e->errstr_size);
+                if (!err || err == ENC_ERR_ABORTED)
+                        enc_timers_refill_end(e->timers, partition, !err);
+                if (err == ENC_ERR_ABORTED)
+                        err = ENC_OK;
         }
-        if (err && err != ENC_ERR_ABORTED)
+        if (!err && sc->due.n)
+                err = enc_idbatch_load(e, &sc->due);
+        if (err) {
+                /* what it read is not known to be in the cache */
+                enc_timers_drop(e->timers, partition);
                 return err;
+        }
         p->scanned = w;
-        p->store_next = sc->first_after;
         return ENC_OK;
 }
 
@@ -725,27 +762,21 @@ static enc_err_t enc_engine_advance(enc_engine_t *e, int32_t partition,
 }
 
 /* Evicts clean users over the cache budget (the users share less what the
- * id filter holds). An evicted user's timer lives in the store only from
- * now on, so the partition's "no uncached store timer below" bound must
- * come down to it. */
+ * id filter and the timer windows hold). An evicted user is clean, so its
+ * timer key is in the store's batch already, and in its partition's timer
+ * window if the window reaches that far (state/timers.c): nothing to do
+ * for its timer. */
 static void enc_engine_evict(enc_engine_t *e) {
-        if (e->idf) {
-                /* a table per partition at least: many partitions can pass
-                 * the filter's cap; the cache keeps half the share */
-                size_t fb = enc_idfilter_bytes(e->idf);
-                if (fb > e->users_share / 2)
-                        fb = e->users_share / 2;
-                enc_users_set_max_bytes(e->users, e->users_share - fb);
-        }
+        /* a table per partition at least: many partitions can pass the
+         * filter's cap; the cache keeps half the share */
+        size_t fb = enc_timers_bytes(e->timers);
+        if (e->idf)
+                fb += enc_idfilter_bytes(e->idf);
+        if (fb > e->users_share / 2)
+                fb = e->users_share / 2;
+        enc_users_set_max_bytes(e->users, e->users_share - fb);
         if (enc_users_evict(e->users))
                 e->cache_full = true;
-        for (int i = 0; i < e->nparts; i++) {
-                int64_t m = enc_users_evicted_min(e->users, i);
-                enc_part_t *p = &e->parts[i];
-                if (m != ENC_NO_TIMER && p->store_next != ENC_TIME_NONE &&
-                    m < p->store_next)
-                        p->store_next = m;
-        }
 }
 
 /* ---- records -------------------------------------------------------- */
@@ -1177,6 +1208,7 @@ enc_err_t enc_engine_checkpoint_stage(enc_engine_t *e, char *errstr,
         }
         if (err) {
                 enc_store_discard(e->store);
+                enc_timers_drop_all(e->timers); /* they mirrored the batch */
                 return enc_seterr(errstr, errstr_size, err,
                                   "checkpoint: %s", enc_err2str(err));
         }
@@ -1221,6 +1253,7 @@ enc_err_t enc_engine_checkpoint_commit(enc_engine_t *e,
         enc_idfilter_saved(e->idf, !err);
         if (err) {
                 enc_store_discard(e->store);
+                enc_timers_drop_all(e->timers);
                 return err;
         }
         e->stats.checkpoint_bytes += bytes;
@@ -1233,6 +1266,7 @@ enc_err_t enc_engine_checkpoint_commit(enc_engine_t *e,
 
 void enc_engine_checkpoint_abort(enc_engine_t *e) {
         enc_store_discard(e->store);
+        enc_timers_drop_all(e->timers); /* they mirrored the batch */
         e->staged = false;
 }
 

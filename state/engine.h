@@ -170,6 +170,8 @@ typedef struct enc_engine_stats_s {
         uint64_t dead_lettered[ENC_DLQ__CNT];
         uint64_t updates;
         uint64_t timers_fired;
+        uint64_t timer_scans; /* RocksDB iterator seeks over the timers
+                                 family (enc_engine_load_due) */
         uint64_t buffered; /* events waiting for the watermark now */
         uint64_t forced_watermark; /* reorder.max.events overruns */
         uint64_t cache_entries, cache_bytes, cache_hits, cache_misses;

@@ -3,6 +3,7 @@ add_library(enc_state STATIC
   state/budget.c
   state/store.c
   state/users.c
+  state/timers.c
   state/reorder.c
   state/restore.c
   state/dedup.c

@@ -96,6 +96,8 @@ struct enc_users_s {
         struct enc_timer_op_s *tops;
         size_t ntops, captops;
         enc_buf_t tids; /* their user ids */
+        enc_users_timer_cb_t on_timer; /* every timer key staged */
+        void *on_timer_opaque;
 };
 
 typedef struct enc_timer_op_s {
@@ -725,6 +727,9 @@ static void enc_users_apply_timer_op(enc_users_t *c, int32_t partition,
                 enc_store_put_timer(c->store, partition, time, id, ulen);
         else
                 enc_store_del_timer(c->store, partition, time, id, ulen);
+        if (c->on_timer)
+                c->on_timer(c->on_timer_opaque, partition, put, time, id,
+                            ulen);
 }
 
 /* Stages a timer key change for enc_users_stage_timers, or at once if
@@ -868,6 +873,12 @@ void enc_users_set_flush_cb(enc_users_t *c, enc_users_flush_cb_t cb,
                             void *opaque) {
         c->on_flush = cb;
         c->on_flush_opaque = opaque;
+}
+
+void enc_users_set_timer_cb(enc_users_t *c, enc_users_timer_cb_t cb,
+                            void *opaque) {
+        c->on_timer = cb;
+        c->on_timer_opaque = opaque;
 }
 
 int64_t enc_users_evicted_min(enc_users_t *c, int32_t partition) {

@@ -128,6 +128,18 @@ typedef void (*enc_users_flush_cb_t)(void *opaque, int32_t partition,
 void enc_users_set_flush_cb(enc_users_t *c, enc_users_flush_cb_t cb,
                             void *opaque);
 
+/**
+ * Called for every timer key enc_users_flush stages into the store's batch
+ * (@p put, else a delete), in key order within a flush. @p user is borrowed
+ * for the call. The engine keeps its in-memory window of the store's timer
+ * index (state/timers.h) equal to the store with it.
+ */
+typedef void (*enc_users_timer_cb_t)(void *opaque, int32_t partition,
+                                     bool put, int64_t time, const char *user,
+                                     size_t ulen);
+void enc_users_set_timer_cb(enc_users_t *c, enc_users_timer_cb_t cb,
+                            void *opaque);
+
 /** Forgets every entry of @p partition (revocation). Dirty entries of it
  *  are discarded, so flush and commit first. */
 void enc_users_drop_partition(enc_users_t *c, int32_t partition);

@@ -1117,8 +1117,184 @@ static void test_dedup_prunes_on_write_and_fires_once_when_idle(void **st) {
         t_eng_free(t);
 }
 
+/* ---- the timer windows (state/timers.c) ------------------------------ */
+
+static uint64_t t_timer_scans(const t_eng_t *t) {
+        enc_engine_stats_t s;
+        enc_engine_stats(t->eng, &s);
+        return s.timer_scans;
+}
+
+/* Asserts outputs [from, from + n) are u0000.. in id order, each an
+ * active_days update at @p etime of @p value. */
+static void t_check_timer_run(t_eng_t *t, size_t from, int n, int64_t etime,
+                              double value) {
+        char id[16];
+        for (int k = 0; k < n; k++) {
+                enc_update_t up;
+                t_decode(t, from + (size_t)k, &up);
+                snprintf(id, sizeof(id), "u%04d", k);
+                assert_string_equal(up.user_id, id);
+                assert_int_equal(up.event_time, etime);
+                assert_true(up.value == value);
+        }
+}
+
+/*
+ * 3000 users u0000..u2999 play on d0 and on d1 (one second apart, grace 0,
+ * 2-day windows), so each has a timer at d2 00:00 (d0 leaves: value 1) and
+ * then at d3 00:00 (d1 leaves: value 0). With a 1 MiB budget most of them
+ * are evicted after each checkpoint, and their timers are found only
+ * through the partition's window: at d2 every user's timer fires, in id
+ * order (same wake), and the checkpoint after moves each timer to d3, a put
+ * inside the window, which fires in id order again. Only the first advance
+ * reads the store's timers (the window starts empty and complete); the
+ * outputs are byte for byte those of a cache that holds everyone.
+ */
+static void t_two_days_of_users(t_eng_t *t, int n) {
+        char err[512];
+        char id[16];
+        for (int d = 0; d < 2; d++)
+                for (int k = 0; k < n; k++) {
+                        snprintf(id, sizeof(id), "u%04d", k);
+                        enc_event_t e = t_play(id, id,
+                                               T_AT(d, 10, 0) + k * 1000,
+                                               60000);
+                        t_feed(t, 0, &e);
+                }
+        assert_int_equal(enc_engine_checkpoint(t->eng, err, sizeof(err)), 0);
+        enc_event_t z = t_play("z1", "zed", T_AT(2, 12, 0), 60000);
+        t_feed(t, 0, &z);
+        assert_int_equal(enc_engine_checkpoint(t->eng, err, sizeof(err)), 0);
+        enc_event_t y = t_play("z2", "zoe", T_AT(3, 12, 0), 60000);
+        t_feed(t, 0, &y);
+}
+
+static void test_evicted_users_timers_fire_from_the_window_in_order(
+        void **st) {
+        (void)st;
+        const int n = 3000;
+        t_eng_t *ref = t_eng_new(t_conf("signals=active_days:1",
+                                        "signal.active_days.1.windows=2",
+                                        "window.grace.ms=0",
+                                        "dedup.window.ms=0", NULL),
+                                 1);
+        t_eng_t *t = t_eng_new(t_conf("signals=active_days:1",
+                                      "signal.active_days.1.windows=2",
+                                      "window.grace.ms=0", "dedup.window.ms=0",
+                                      "cache.max.bytes=1048576", NULL),
+                               1);
+        t_two_days_of_users(ref, n);
+        t_two_days_of_users(t, n);
+        /* d0 plays, d1 plays, d2 timers, zed's play, d3 timers */
+        assert_int_equal(t->sink.n, (size_t)(4 * n + 1));
+        t_check_timer_run(t, (size_t)(2 * n), n, T_DAY(2), 1);
+        t_check_timer_run(t, (size_t)(3 * n) + 1, n, T_DAY(3), 0);
+        t_assert_outputs_from(t, ref, 0);
+        enc_engine_stats_t s, rs;
+        enc_engine_stats(t->eng, &s);
+        enc_engine_stats(ref->eng, &rs);
+        assert_true(s.cache_evictions >= (uint64_t)n); /* most, twice */
+        assert_int_equal(rs.cache_evictions, 0);
+        assert_int_equal(s.timers_fired, 2 * n);
+        assert_int_equal(s.timer_scans, 1);
+        assert_int_equal(rs.timer_scans, 1);
+        t_eng_free(t);
+        t_eng_free(ref);
+}
+
+/* A discarded checkpoint batch takes the timer keys the window mirrored
+ * with it: the window is dropped, and the next advance reads the store's
+ * timers once (then the refilled window serves again). */
+static void test_checkpoint_abort_drops_the_timer_window(void **st) {
+        (void)st;
+        char err[512];
+        t_eng_t *t = t_eng_new(t_conf("signals=active_days:1",
+                                      "signal.active_days.1.windows=2",
+                                      "window.grace.ms=0", NULL),
+                               1);
+        enc_event_t a = t_play("a1", "amy", T_AT(0, 10, 0), 60000);
+        enc_event_t b = t_play("b1", "bob", T_AT(0, 11, 0), 60000);
+        enc_event_t c = t_play("c1", "cal", T_AT(0, 12, 0), 60000);
+        enc_event_t d = t_play("d1", "dan", T_AT(0, 13, 0), 60000);
+        enc_event_t z = t_play("z1", "zed", T_AT(3, 10, 0), 60000);
+        t_feed(t, 0, &a);
+        t_feed(t, 0, &b);
+        assert_int_equal(t_timer_scans(t), 1);
+        assert_int_equal(enc_engine_checkpoint_stage(t->eng, err, sizeof(err)),
+                         0);
+        enc_engine_checkpoint_abort(t->eng);
+        t_feed(t, 0, &c);
+        assert_int_equal(t_timer_scans(t), 2);
+        t_feed(t, 0, &d);
+        assert_int_equal(t_timer_scans(t), 2);
+        /* amy, bob, cal applied; dan's play at W = d3 10:00, then the
+         * four d2 00:00 timers in id order */
+        t_feed(t, 0, &z);
+        assert_int_equal(t_timer_scans(t), 2);
+        assert_int_equal(t->sink.n, 8);
+        const char *order[4] = {"amy", "bob", "cal", "dan"};
+        for (int k = 0; k < 4; k++) {
+                enc_update_t up;
+                t_decode(t, 4 + (size_t)k, &up);
+                assert_string_equal(up.user_id, order[k]);
+                assert_int_equal(up.event_time, T_DAY(2));
+                assert_true(up.value == 0);
+        }
+        t_eng_free(t);
+}
+
+/* After a restart the window is rebuilt from the store: amy's and bob's
+ * timers (committed; cal's play was still buffered, re-read on resume)
+ * fire at d2 00:00 in id order with cal's, after one store scan. */
+static void test_restart_rebuilds_the_timer_window(void **st) {
+        (void)st;
+        char err[512];
+        t_eng_t *t = t_eng_new(t_conf("signals=active_days:1",
+                                      "signal.active_days.1.windows=2",
+                                      "window.grace.ms=0", NULL),
+                               1);
+        enc_event_t a = t_play("a1", "amy", T_AT(0, 10, 0), 60000);
+        enc_event_t b = t_play("b1", "bob", T_AT(0, 11, 0), 60000);
+        enc_event_t c = t_play("c1", "cal", T_AT(0, 12, 0), 60000);
+        enc_event_t z = t_play("z1", "zed", T_AT(3, 10, 0), 60000);
+        enc_event_t y = t_play("y1", "zoe", T_AT(4, 10, 0), 60000);
+        t_feed(t, 0, &a);
+        t_feed(t, 0, &b);
+        t_feed(t, 0, &c);
+        assert_int_equal(enc_engine_checkpoint(t->eng, err, sizeof(err)), 0);
+        assert_int_equal(t->sink.n, 2);
+        t_eng_close(t);
+        t_eng_open(t, 1);
+        assert_int_equal(t->next_offset[0], 2); /* cal's, buffered */
+        t_feed(t, 0, &c);
+        assert_int_equal(t_timer_scans(t), 0);
+        t_feed(t, 0, &z);
+        assert_int_equal(t_timer_scans(t), 1);
+        assert_int_equal(t->sink.n, 6);
+        const char *order[3] = {"amy", "bob", "cal"};
+        enc_update_t up;
+        t_decode(t, 2, &up);
+        assert_string_equal(up.user_id, "cal");
+        assert_true(up.value == 1);
+        for (int k = 0; k < 3; k++) {
+                t_decode(t, 3 + (size_t)k, &up);
+                assert_string_equal(up.user_id, order[k]);
+                assert_int_equal(up.event_time, T_DAY(2));
+                assert_true(up.value == 0);
+        }
+        t_feed(t, 0, &y); /* zed's play: no timer due, no scan */
+        assert_int_equal(t->sink.n, 7);
+        assert_int_equal(t_timer_scans(t), 1);
+        t_eng_free(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(
+                        test_evicted_users_timers_fire_from_the_window_in_order),
+                cmocka_unit_test(test_checkpoint_abort_drops_the_timer_window),
+                cmocka_unit_test(test_restart_rebuilds_the_timer_window),
                 cmocka_unit_test(
                         test_active_days_scripted_sequence_gives_hand_worked_updates),
                 cmocka_unit_test(
