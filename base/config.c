@@ -58,7 +58,9 @@ static const enc_cfg_key_t enc_core_keys[] = {
      "total), 1/4 for the RocksDB block cache, 1/4 for RocksDB "
      "memtables "
      "(at least 4 MiB each); a commit is also forced when it would write "
-     "more than 1/8 of it",
+     "more than 1/8 of it, and the input consumer's prefetch queue is "
+     "bounded at 1/16 of it (1 to 16 MiB; kafka.consumer.queued.* keys "
+     "override)",
      1 << 20, ENC_I64MAX},
     {"window.grace.ms", ENC_CFG_INT, "60000",
      "Watermark = stream time - grace; events behind it are late", 0,

@@ -45,12 +45,19 @@
  * default is 1 GiB): a full producer queue only makes a produce wait for
  * deliveries (enc_produce), and a checkpoint's changelog records are
  * bounded by the budget's commit bound; at most ENC_CHANGELOG_HOLD_BYTES
- * of them are held outside the queue while the outputs are confirmed. The consumer's prefetch queue
- * keeps librdkafka's defaults: with librdkafka 2.0.2, a bound of 10 000
- * records / 8 MiB (queued.min.messages, queued.max.messages.kbytes) cut
- * encore's end-to-end rate from 67 000 to 15 000 records/s (encore-bench
- * b2 --days 1) and the changelog restore from 90 000 to 15 000 records/s
- * (b3), far more than the records it saved could explain.
+ * of them are held outside the queue while the outputs are confirmed. The
+ * consumer's prefetch queue is bounded by the budget's prefetch bound
+ * (state/budget.c; 4 MiB at the default 64 MiB): queued.min.messages at
+ * ENC_PREFETCH_RECORD_BYTES a record and queued.max.messages.kbytes at
+ * half of it (librdkafka counts payloads only), and a partition's fetch
+ * at 1/32 of it (max.partition.fetch.bytes). librdkafka 2.0.2 stops
+ * fetching at either bound and looks again only when its broker thread
+ * next wakes, up to a second later, so a bounded queue used to cost far
+ * more than the records it saved (10 000 records / 8 MiB cut B2 from
+ * 67 000 to 15 000 records/s, the restore from 90 000 to 15 000): the
+ * loop now wakes the fetchers itself when the queue runs empty
+ * (enc_pipeline_refill). The changelog restore consumer keeps
+ * librdkafka's defaults: it runs only while a restore does.
  */
 #include "pipeline.h"
 
@@ -63,6 +70,7 @@
 
 #include <jansson.h>
 
+#include "budget.h"
 #include "changelog.h"
 #include "log.h"
 #include "metrics.h"
@@ -71,26 +79,45 @@
 #include "readend.h"
 #include "seek.h"
 
+/* Makes room for @p partition in the by-partition arrays; false if out
+ * of memory (the arrays stay as they were). */
+static bool enc_pipeline_grow(enc_pipeline_t *pl, int32_t partition) {
+        if (partition < pl->at_eof_cnt)
+                return true;
+        int n = partition + 64, o = pl->at_eof_cnt;
+        bool *nv = realloc(pl->at_eof, (size_t)n * sizeof(*nv));
+        if (!nv)
+                return false;
+        pl->at_eof = nv;
+        int64_t *no = realloc(pl->eof_offset, (size_t)n * sizeof(*no));
+        if (!no)
+                return false;
+        pl->eof_offset = no;
+        int64_t *nx = realloc(pl->next_offset, (size_t)n * sizeof(*nx));
+        if (!nx)
+                return false;
+        pl->next_offset = nx;
+        memset(nv + o, 0, (size_t)(n - o) * sizeof(*nv));
+        for (int i = o; i < n; i++)
+                no[i] = nx[i] = -1;
+        pl->at_eof_cnt = n;
+        return true;
+}
+
+/* encore positioned @p partition itself (assigned, revoked, rewound,
+ * restored): the next record polled is its new position, and no refill
+ * may seek it before one has arrived. */
+static void enc_pipeline_forget_pos(enc_pipeline_t *pl, int32_t partition) {
+        if (partition >= 0 && partition < pl->at_eof_cnt)
+                pl->next_offset[partition] = -1;
+}
+
 static void enc_pipeline_mark_eof_at(enc_pipeline_t *pl, int32_t partition,
                                      bool eof, int64_t offset) {
         if (partition < 0)
                 return;
-        if (partition >= pl->at_eof_cnt) {
-                int n = partition + 64;
-                bool *nv = realloc(pl->at_eof, (size_t)n * sizeof(*nv));
-                if (!nv)
-                        return;
-                pl->at_eof = nv;
-                int64_t *no = realloc(pl->eof_offset, (size_t)n * sizeof(*no));
-                if (!no)
-                        return;
-                pl->eof_offset = no;
-                memset(nv + pl->at_eof_cnt, 0,
-                       (size_t)(n - pl->at_eof_cnt) * sizeof(*nv));
-                for (int i = pl->at_eof_cnt; i < n; i++)
-                        no[i] = -1;
-                pl->at_eof_cnt = n;
-        }
+        if (!enc_pipeline_grow(pl, partition))
+                return;
         pl->at_eof[partition] = eof;
         pl->eof_offset[partition] = eof ? offset : -1;
 }
@@ -212,6 +239,15 @@ static enc_err_t enc_kconf_set(rd_kafka_conf_t *kc, const char *k,
         return ENC_OK;
 }
 
+/* A numeric librdkafka property of @p kc, or 0. */
+static long long enc_kconf_num(const rd_kafka_conf_t *kc, const char *prop) {
+        char v[64];
+        size_t n = sizeof(v);
+        if (rd_kafka_conf_get(kc, prop, v, &n) != RD_KAFKA_CONF_OK)
+                return 0;
+        return strtoll(v, NULL, 10);
+}
+
 rd_kafka_conf_t *enc_kconf_new(const enc_conf_t *conf, const char *scope,
                                const char *const *defaults,
                                const char *const *forced, char *errstr,
@@ -249,6 +285,75 @@ rd_kafka_conf_t *enc_kconf_new(const enc_conf_t *conf, const char *scope,
 fail:
         rd_kafka_conf_destroy(kc);
         return NULL;
+}
+
+void enc_pipeline_prefetch_bounds(size_t bytes, long long *kbytes,
+                                  long long *records,
+                                  long long *partition_bytes) {
+        /* librdkafka's ranges: 1..2097151 KiB and 1..10 000 000 */
+        size_t kb = bytes / 2 / 1024, recs = bytes / ENC_PREFETCH_RECORD_BYTES;
+        size_t pb = bytes / 32;
+        *kbytes = kb < 1 ? 1 : kb > 2097151 ? 2097151 : (long long)kb;
+        *records = recs < 1          ? 1
+                   : recs > 10000000 ? 10000000
+                                     : (long long)recs;
+        *partition_bytes = pb < ENC_PREFETCH_PART_MIN   ? ENC_PREFETCH_PART_MIN
+                           : pb > ENC_FETCH_MAX_BYTES ? ENC_FETCH_MAX_BYTES
+                                                      : (long long)pb;
+}
+
+/* Consumer: group member, cooperative, offsets managed by encore, a
+ * bounded prefetch. librdkafka refuses a fetch.max.bytes below
+ * message.max.bytes, so a larger message.max.bytes raises it. */
+rd_kafka_conf_t *enc_pipeline_consumer_conf(const enc_conf_t *conf,
+                                            char *errstr,
+                                            size_t errstr_size) {
+        char fetch_max[32];
+        const char *mmb = enc_conf_get_raw(conf,
+                                           "kafka.consumer.message.max.bytes");
+        if (!mmb)
+                mmb = enc_conf_get_raw(conf, "kafka.message.max.bytes");
+        long long fm = mmb ? strtoll(mmb, NULL, 10) : 0;
+        snprintf(fetch_max, sizeof(fetch_max), "%lld",
+                 fm > ENC_FETCH_MAX_BYTES ? fm : (long long)ENC_FETCH_MAX_BYTES);
+        /* The prefetch queue's bounds, from the budget's prefetch share
+         * (see DESIGN, Memory); kafka.consumer.queued.* override them. */
+        enc_budget_t budget;
+        enc_budget_split((size_t)enc_conf_get_int(conf, "cache.max.bytes"),
+                         &budget);
+        long long pf_kb, pf_recs, pf_part;
+        enc_pipeline_prefetch_bounds(budget.prefetch, &pf_kb, &pf_recs,
+                                     &pf_part);
+        char queued_kb[32], queued_min[32], part_max[32];
+        snprintf(queued_kb, sizeof(queued_kb), "%lld", pf_kb);
+        snprintf(queued_min, sizeof(queued_min), "%lld", pf_recs);
+        snprintf(part_max, sizeof(part_max), "%lld", pf_part);
+        const char *cdef[] = {"group.id",
+                              enc_conf_get(conf, "group.id"),
+                              "partition.assignment.strategy",
+                              "cooperative-sticky",
+                              "auto.offset.reset",
+                              "earliest",
+                              "enable.partition.eof",
+                              "true",
+                              "statistics.interval.ms",
+                              "1000",
+                              "client.id",
+                              "encore-consumer",
+                              "fetch.max.bytes",
+                              fetch_max,
+                              "queued.max.messages.kbytes",
+                              queued_kb,
+                              "queued.min.messages",
+                              queued_min,
+                              "max.partition.fetch.bytes",
+                              part_max,
+                              NULL};
+        static const char *const cforce[] = {"enable.auto.commit", "false",
+                                             "enable.auto.offset.store",
+                                             "false", NULL};
+        return enc_kconf_new(conf, "consumer", cdef, cforce, errstr,
+                             errstr_size);
 }
 
 /* ---- producing ------------------------------------------------------ */
@@ -440,6 +545,7 @@ static enc_err_t enc_pipeline_restored(void *opaque, int32_t p, char *errstr,
                 rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, topic, p)->offset =
                 resume >= 0 ? resume : RD_KAFKA_OFFSET_STORED;
+        enc_pipeline_forget_pos(pl, p);
         /* Asynchronous, and queued before the resume below, so the first
          * record fetched is the one at the restored position; a seek
          * timeout never stops the process (consumer/seek.c). */
@@ -492,6 +598,7 @@ static void enc_pipeline_rewind(enc_pipeline_t *pl) {
                 rd_kafka_topic_partition_list_add(l, tp->topic, tp->partition)
                         ->offset = resume >= 0 ? resume
                                                : RD_KAFKA_OFFSET_BEGINNING;
+                enc_pipeline_forget_pos(pl, tp->partition);
         }
         /* Asynchronous: records fetched before it are discarded, and a
          * seek timeout never stops the process (consumer/seek.c). */
@@ -829,6 +936,7 @@ static void enc_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void enc_owned_remove(enc_pipeline_t *pl, const char *topic,
                              int32_t partition) {
         rd_kafka_topic_partition_list_del(pl->owned, topic, partition);
+        enc_pipeline_forget_pos(pl, partition);
 }
 
 /* Takes @p parts: plans each one's restore, resumes the engine's partition
@@ -853,6 +961,7 @@ static void enc_pipeline_take(enc_pipeline_t *pl,
                 }
                 rd_kafka_topic_partition_list_add(pl->owned, tp->topic,
                                                   tp->partition);
+                enc_pipeline_forget_pos(pl, tp->partition);
                 if (plan == ENC_CL_RESTORING) {
                         /* Fetch nothing until the restore is done
                          * and the position is known. */
@@ -1395,37 +1504,7 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
         if (!pl->cl)
                 goto fail;
 
-        /* Consumer: group member, cooperative, offsets managed by encore,
-         * a bounded prefetch. librdkafka refuses a fetch.max.bytes below
-         * message.max.bytes, so a larger message.max.bytes raises it. */
-        char fetch_max[32];
-        const char *mmb = enc_conf_get_raw(conf,
-                                           "kafka.consumer.message.max.bytes");
-        if (!mmb)
-                mmb = enc_conf_get_raw(conf, "kafka.message.max.bytes");
-        long long fm = mmb ? strtoll(mmb, NULL, 10) : 0;
-        snprintf(fetch_max, sizeof(fetch_max), "%lld",
-                 fm > ENC_FETCH_MAX_BYTES ? fm : (long long)ENC_FETCH_MAX_BYTES);
-        const char *cdef[] = {"group.id",
-                              enc_conf_get(conf, "group.id"),
-                              "partition.assignment.strategy",
-                              "cooperative-sticky",
-                              "auto.offset.reset",
-                              "earliest",
-                              "enable.partition.eof",
-                              "true",
-                              "statistics.interval.ms",
-                              "1000",
-                              "client.id",
-                              "encore-consumer",
-                              "fetch.max.bytes",
-                              fetch_max,
-                              NULL};
-        static const char *const cforce[] = {"enable.auto.commit", "false",
-                                             "enable.auto.offset.store",
-                                             "false", NULL};
-        kc = enc_kconf_new(conf, "consumer", cdef, cforce, errstr,
-                           errstr_size);
+        kc = enc_pipeline_consumer_conf(conf, errstr, errstr_size);
         if (!kc)
                 goto fail;
         char strategy[256];
@@ -1446,6 +1525,12 @@ static enc_pipeline_t *enc_pipeline_create(const enc_conf_t *conf,
                 goto fail;
         }
         rd_kafka_poll_set_consumer(pl->consumer);
+        pl->cq = rd_kafka_queue_get_consumer(pl->consumer);
+        pl->pf_msgs = enc_kconf_num(rd_kafka_conf(pl->consumer),
+                                    "queued.min.messages");
+        pl->pf_bytes = enc_kconf_num(rd_kafka_conf(pl->consumer),
+                                     "queued.max.messages.kbytes") *
+                       1024;
         if (pl->bounded) {
                 if (enc_pipeline_assign_ranges(pl, errstr, errstr_size))
                         goto fail;
@@ -1480,6 +1565,8 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
         if (!pl)
                 return;
         enc_changelog_destroy(pl->cl);
+        if (pl->cq)
+                rd_kafka_queue_destroy(pl->cq);
         if (pl->consumer)
                 rd_kafka_destroy(pl->consumer);
         if (pl->producer) {
@@ -1494,6 +1581,7 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
         enc_http_stop(pl->http);
         free(pl->at_eof);
         free(pl->eof_offset);
+        free(pl->next_offset);
         free(pl->ranges);
         enc_rstats_destroy(pl->rstats);
         free(pl->lag);
@@ -1547,6 +1635,94 @@ static bool enc_pipeline_group_busy(enc_pipeline_t *pl, int64_t now) {
         return false;
 }
 
+/* ---- the prefetch refill -------------------------------------------- */
+
+/* Every ENC_REFILL_SAMPLE records polled, whether the prefetch queue is
+ * within a sample of either bound: the fetchers stop there. */
+#define ENC_REFILL_SAMPLE 256
+
+static void enc_pipeline_refill_sample(enc_pipeline_t *pl,
+                                       const rd_kafka_message_t *m) {
+        pl->pf_avg_len += ((double)(m->len + m->key_len) - pl->pf_avg_len) /
+                          ENC_REFILL_SAMPLE;
+        if (++pl->pf_polls % ENC_REFILL_SAMPLE || !pl->cq)
+                return;
+        long long q = (long long)rd_kafka_queue_length(pl->cq);
+        if (q + 2 * ENC_REFILL_SAMPLE >= pl->pf_msgs ||
+            (double)(q + 2 * ENC_REFILL_SAMPLE) * pl->pf_avg_len >=
+                    (double)pl->pf_bytes)
+                pl->pf_full = true;
+}
+
+/*
+ * librdkafka 2.0.2 stops fetching a partition once the prefetch queue
+ * passes queued.min.messages or queued.max.messages.kbytes, and looks
+ * again only when its broker thread next wakes: up to a second later
+ * (rd_kafka_max_block_ms; 2.4 added fetch.queue.backoff.ms for this). With
+ * a bounded prefetch the processing thread then drained the queue and
+ * waited: `encore-bench b2 --users 100000 --days 1 --rounds 1` with a
+ * 16 384-record bound spent 14.1 s of 29.3 s in the consumer poll, at
+ * half the rate of librdkafka's default bound (0.5 s of 13 s). So when
+ * the queue has run empty after being seen near a bound, every partition
+ * that has a backlog (no end-of-partition since its last record) is
+ * sought to the offset after its last record polled: the seek wakes its broker thread, which fetches at
+ * once. Nothing is lost or repeated: the queue is empty and records fetched
+ * before the seek are discarded by librdkafka (an older fetch version);
+ * the offset is the one encore would read next anyway. Partitions that
+ * encore positioned itself since their last record (assignment, rewind,
+ * restore) are left alone, as are those still restoring.
+ *
+ * Fairness: the queue bound is shared by all partitions, so each refill
+ * is about one fetch per broker, and a fetch was capped at 1 MiB a
+ * request (fetch.max.bytes) before any per-partition cap: a broker leading
+ * three partitions gave each a third of it, one leading two a half. In
+ * `encore-bench b2` (8 partitions on 3 brokers) partition 7 fell behind
+ * at every refill until the mock broker had dropped the records at its
+ * position (offset out of range). So a partition's fetch is capped at
+ * 1/32 of the prefetch bound (max.partition.fetch.bytes, 128 KiB at the
+ * default budget), below the request's cap for up to 8 partitions a
+ * broker, and every partition with a backlog is sought at each refill,
+ * not only those that delivered since the last one. One refill per time
+ * the queue is seen near its bound, so a fetch still on its way is
+ * restarted at most once.
+ */
+static void enc_pipeline_refill(enc_pipeline_t *pl) {
+        if (!pl->pf_full)
+                return;
+        pl->pf_full = false;
+        rd_kafka_topic_partition_list_t *l = NULL;
+        for (int i = 0; i < pl->owned->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &pl->owned->elems[i];
+                int32_t p = tp->partition;
+                if (p >= pl->at_eof_cnt || pl->at_eof[p] ||
+                    pl->next_offset[p] < 0 ||
+                    enc_changelog_restoring(pl->cl, p))
+                        continue;
+                if (pl->bounded) {
+                        bool open = false;
+                        for (int r = 0; r < pl->nranges; r++)
+                                if (pl->ranges[r].partition == p)
+                                        open = pl->ranges[r].start <
+                                               pl->ranges[r].end;
+                        if (!open)
+                                continue;
+                }
+                if (!l)
+                        l = rd_kafka_topic_partition_list_new(pl->owned->cnt);
+                rd_kafka_topic_partition_list_add(l, tp->topic, p)->offset =
+                        pl->next_offset[p];
+        }
+        if (!l)
+                return;
+        char errstr[256];
+        /* A seek that fails (a partition revoked meanwhile) costs only the
+         * wait librdkafka would have had anyway. */
+        if (enc_seek(pl->consumer, l, errstr, sizeof(errstr)))
+                enc_log_debug("prefetch_refill", "error=\"%s\"", errstr);
+        pl->stats.prefetch_refills++;
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void enc_pipeline_handle_msg(enc_pipeline_t *pl,
                                     rd_kafka_message_t *m) {
         char errstr[512];
@@ -1569,6 +1745,9 @@ static void enc_pipeline_handle_msg(enc_pipeline_t *pl,
                 return; /* past the end bound: not ours to process */
         pl->last_record_ms = enc_now_ms();
         enc_pipeline_mark_eof(pl, m->partition, false);
+        if (m->partition < pl->at_eof_cnt)
+                pl->next_offset[m->partition] = m->offset + 1;
+        enc_pipeline_refill_sample(pl, m);
         enc_record_t rec = {
                 .topic = rd_kafka_topic_name(m->rkt),
                 .partition = m->partition,
@@ -1601,8 +1780,12 @@ enc_err_t enc_pipeline_run(enc_pipeline_t *pl, const enc_pipeline_opts_t *opts,
                 /* While a restore runs, the loop waits in the restore
                  * consumer's poll (enc_changelog_poll) instead: 100 ms here
                  * per 50 ms slice held a restore to a third of the loop. */
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(
-                        pl->consumer, enc_changelog_active(pl->cl) ? 0 : 100);
+                rd_kafka_message_t *m =
+                        rd_kafka_consumer_poll(pl->consumer, 0);
+                if (!m && !enc_changelog_active(pl->cl)) {
+                        enc_pipeline_refill(pl);
+                        m = rd_kafka_consumer_poll(pl->consumer, 100);
+                }
                 pl->stats.wait_poll_s += enc_now_s() - tp;
                 if (m) {
                         enc_pipeline_handle_msg(pl, m);

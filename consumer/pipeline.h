@@ -102,6 +102,9 @@ typedef struct enc_pipeline_stats_s {
                                  producer queue */
         double checkpoint_s;  /* commit: staging and writing the state
                                  checkpoint (RocksDB) */
+        uint64_t prefetch_refills; /* seeks that woke librdkafka's fetchers
+                                      after the prefetch queue ran empty
+                                      (consumer/pipeline.c) */
 } enc_pipeline_stats_t;
 
 void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats);

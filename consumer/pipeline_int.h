@@ -39,7 +39,17 @@ struct enc_pipeline_s {
         int64_t last_record_ms;
         bool *at_eof; /* by partition: consumed up to the end */
         int64_t *eof_offset; /* by partition: the end offset it reported */
+        int64_t *next_offset; /* by partition: after the last record polled
+                                 since encore last positioned it, or -1 */
         int at_eof_cnt;
+        /* the prefetch refill (enc_pipeline_refill in pipeline.c) */
+        rd_kafka_queue_t *cq;    /* the consumer queue, for its length */
+        long long pf_msgs;       /* queued.min.messages in effect */
+        long long pf_bytes;      /* queued.max.messages.kbytes, in bytes */
+        double pf_avg_len;       /* running mean of a record's payload */
+        bool pf_full;            /* the queue was seen near a bound: the
+                                    fetchers may have stopped */
+        uint64_t pf_polls;       /* records polled, for sampling */
         /* observability (processing thread only; published as text) */
         enc_http_t *http;
         int64_t cur_record_ts; /* broker timestamp of the record in hand */
@@ -96,6 +106,38 @@ rd_kafka_conf_t *enc_kconf_new(const enc_conf_t *conf, const char *scope,
                                const char *const *defaults,
                                const char *const *forced, char *errstr,
                                size_t errstr_size);
+
+/* What one record in librdkafka's prefetch queue takes, about: its
+ * payload, the message op (about 100 bytes, heaptrack) and its share of
+ * the fetch buffer it was read into. `encore-bench mem --users 2000000`
+ * peaked 29 MiB lower with the queue bounded at 20 000 records than at
+ * librdkafka's 100 000: about 380 bytes a record of a 100-byte play. */
+#define ENC_PREFETCH_RECORD_BYTES 384
+
+/* The smallest per-partition fetch encore asks for by default. */
+#define ENC_PREFETCH_PART_MIN 65536
+
+/** librdkafka's bounds on the input consumer's prefetch queue for a
+ * prefetch bound of @p bytes of cache.max.bytes (state/budget.c):
+ * *kbytes for queued.max.messages.kbytes (which counts payloads only:
+ * half the bound), *records for queued.min.messages (the bound over
+ * ENC_PREFETCH_RECORD_BYTES), each at least 1 and at most librdkafka's
+ * maximum (2097151 KiB, 10 000 000), and *partition_bytes for
+ * max.partition.fetch.bytes (1/32 of the bound, at least
+ * ENC_PREFETCH_PART_MIN, at most ENC_FETCH_MAX_BYTES). Pure; any thread. */
+void enc_pipeline_prefetch_bounds(size_t bytes, long long *kbytes,
+                                  long long *records,
+                                  long long *partition_bytes);
+
+/** The input consumer's librdkafka configuration: encore's defaults
+ * (among them the prefetch bounds of enc_pipeline_prefetch_bounds for
+ * cache.max.bytes' prefetch share), the user's kafka.* and
+ * kafka.consumer.* keys over them, then the settings encore needs. NULL
+ * with @p errstr naming the key on a bad value; the caller owns the
+ * result (rd_kafka_new takes it). Any thread. */
+rd_kafka_conf_t *enc_pipeline_consumer_conf(const enc_conf_t *conf,
+                                            char *errstr,
+                                            size_t errstr_size);
 
 /* The largest fetch the consumer asks for (consumer/pipeline.c). */
 #define ENC_FETCH_MAX_BYTES 1048576

@@ -72,6 +72,22 @@
  * bound stays at 1/8; an estimate that follows the user as it grows
  * (state/users.c) would keep batches at their bound.
  *
+ * A second bound from the budget without being a share: the input
+ * consumer's prefetch queue, records fetched from Kafka and not yet
+ * processed, is bounded at 1/16 of it (at least 1 MiB, at most 16 MiB and
+ * 1/8 of the total; consumer/pipeline.c turns it into librdkafka's
+ * queued.min.messages and queued.max.messages.kbytes). librdkafka's own
+ * bounds (100 000 records, 64 MiB) held about 50 MiB of the 188 MiB peak
+ * of `encore-bench mem` (10M users, 64 MiB budget; heaptrack); with this
+ * bound the peak was 156 MiB instead of 193 in the same session. It is
+ * not taken from the users share, whose every MiB is hit ratio (B1, B2);
+ * one B2 run with it taken from there was slower, but on a loaded machine
+ * and with other changes, so that was not isolated. It is capped because
+ * a larger queue
+ * buys no speed: encore wakes librdkafka's fetchers when the queue runs
+ * empty (consumer/pipeline.c, enc_pipeline_refill), so a bound costs one
+ * fetch round trip per queueful, not a second.
+ *
  * What the split costs: B1 (300 000 users, a 64 MiB budget) ran at 19 400
  * events/s against 52 500 when the users cache alone had 64 MiB and RocksDB
  * another 80 on top; its users cache hit ratio fell from 0.90 to 0.64, as
@@ -80,13 +96,20 @@
  * says (ops/bench/LIMITS.md).
  *
  * Never: look at the state, the clock or anything else than the number; a
- * share changes speed only, never an output.
+ * share or a bound changes speed only, never an output.
  */
 #include "budget.h"
 
 void enc_budget_split(size_t total, enc_budget_t *b) {
         b->total = total;
         b->users = total / 2;
+        b->prefetch = total / 16;
+        if (b->prefetch < ENC_BUDGET_MIN_PREFETCH)
+                b->prefetch = ENC_BUDGET_MIN_PREFETCH;
+        if (b->prefetch > ENC_BUDGET_MAX_PREFETCH)
+                b->prefetch = ENC_BUDGET_MAX_PREFETCH;
+        if (b->prefetch > total / 8)
+                b->prefetch = total / 8;
         b->idfilter = total / 16;
         if (b->idfilter < ENC_BUDGET_MIN_IDFILTER)
                 b->idfilter = ENC_BUDGET_MIN_IDFILTER;

@@ -4,7 +4,8 @@
  * cache.max.bytes is the one memory budget of encore's state: the
  * write-back cache of decoded users (state/users.c), RocksDB's block cache
  * and RocksDB's memtables (state/store.c) are each given a share of it, and
- * the bytes one commit may stage are bounded by it. state/budget.c says how
+ * the bytes one commit may stage and the records the input consumer may
+ * prefetch (consumer/pipeline.c) are bounded by it. state/budget.c says how
  * the shares were chosen. Pure arithmetic: no I/O, any thread.
  */
 #ifndef ENC_BUDGET_H
@@ -23,6 +24,8 @@
 #define ENC_BUDGET_MIN_MEMTABLES   ((size_t)4 << 20)
 #define ENC_BUDGET_MIN_COMMIT      ((size_t)1 << 20)
 #define ENC_BUDGET_MIN_IDFILTER    ((size_t)1 << 20)
+#define ENC_BUDGET_MIN_PREFETCH    ((size_t)1 << 20)
+#define ENC_BUDGET_MAX_PREFETCH    ((size_t)16 << 20)
 
 typedef struct enc_budget_s {
         size_t total;        /* cache.max.bytes */
@@ -37,6 +40,12 @@ typedef struct enc_budget_s {
                                 1/4 */
         size_t memtables;    /* RocksDB write buffers of all families,
                                 counting one being flushed: 1/4 */
+        size_t prefetch;     /* records fetched from Kafka and not yet
+                                processed (the input consumer's prefetch
+                                queue; consumer/pipeline.c sets
+                                librdkafka's bounds from it): 1/16 of the
+                                total, at least 1 MiB and at most 16 MiB
+                                or 1/8 of the total, outside the shares */
         size_t commit_bytes; /* estimated bytes a checkpoint would stage
                                 (records, keys, timer moves) past which a
                                 commit is due: 1/8, outside the shares */

@@ -17,6 +17,9 @@
 #include "kafka_harness.h"
 
 #include <pthread.h>
+
+#include "budget.h"
+#include "pipeline_int.h"
 #include <rocksdb/c.h>
 
 /* ---- tests ---------------------------------------------------------- */
@@ -1202,6 +1205,146 @@ static void test_metrics_show_engine_statistics_worked_by_hand(void **st) {
         free(dir);
 }
 
+/* With a prefetch bound far below the backlog (queued.min.messages 50,
+ * fetches of 4 KiB a partition), librdkafka's fetchers stop at the bound
+ * again and again and encore wakes them when the queue runs empty (a seek
+ * to the offset after the last record it polled): the run still gives
+ * exactly the reference's updates, none missing, none repeated, and it
+ * did refill. */
+static void test_small_prefetch_refills_and_changes_no_output(void **st) {
+        (void)st;
+        char err[512];
+        enc_codec_t *codec = t_codec();
+        t_input_t in;
+        t_input_make(&in, 6000, 29);
+        t_recs_t rr;
+        t_entry_t *ir;
+        t_reference(&in, "pf-ref", 4, &rr, &ir, codec);
+        assert_int_equal(
+                enc_embedded_create_topic(emb, "pf-small", 4, err, sizeof(err)),
+                0);
+        assert_int_equal(enc_embedded_create_topic(emb, "g-pf-small-changelog",
+                                                   4, err, sizeof(err)),
+                         0);
+        char *dir = t_tmpdir("pf-small");
+        char sd[200], bs[256];
+        snprintf(sd, sizeof(sd), "state.dir=%s", dir);
+        snprintf(bs, sizeof(bs), "kafka.bootstrap.servers=%s", bootstrap);
+        enc_conf_t *conf = t_conf(
+                bs, sd, "input.topic=pf-ref-in", "output.topic=pf-small",
+                "group.id=g-pf-small", "commit.interval.ms=200",
+                "kafka.consumer.session.timeout.ms=6000",
+                "kafka.consumer.heartbeat.interval.ms=1000",
+                "kafka.consumer.queued.min.messages=50",
+                "kafka.consumer.max.partition.fetch.bytes=4096",
+                "metrics.address=127.0.0.1:0", NULL);
+        enc_pipeline_t *pl = enc_pipeline_new(conf, err, sizeof(err));
+        if (!pl)
+                fprintf(stderr, "%s\n", err);
+        assert_non_null(pl);
+        enc_pipeline_opts_t opts = {.exit_idle_ms = 1000};
+        assert_int_equal(enc_pipeline_run(pl, &opts, err, sizeof(err)), 0);
+        enc_pipeline_stats_t ps;
+        enc_pipeline_stats(pl, &ps);
+        assert_true(ps.prefetch_refills > 0);
+        assert_int_equal(ps.engine.consumed, in.n);
+        enc_pipeline_destroy(pl);
+        assert_int_equal(t_assert_same_updates(codec, &rr, ir, "pf-small"), 0);
+        free(ir);
+        t_recs_free(&rr);
+        enc_conf_destroy(conf);
+        t_rmtree(dir);
+        free(dir);
+        enc_codec_destroy(codec);
+        t_input_free(&in);
+}
+
+/* The value of librdkafka property @p prop in @p kc, as a number. */
+static long long t_kconf_num(rd_kafka_conf_t *kc, const char *prop) {
+        char v[64];
+        size_t n = sizeof(v);
+        assert_int_equal(rd_kafka_conf_get(kc, prop, v, &n), RD_KAFKA_CONF_OK);
+        return strtoll(v, NULL, 10);
+}
+
+/* The input consumer's prefetch queue is bounded from cache.max.bytes:
+ * its prefetch share is 1/16 of the budget (64 MiB: 4 194 304 bytes),
+ * half of it for payloads (queued.max.messages.kbytes 2048) and a record
+ * counted at 384 bytes (queued.min.messages 10 922), fetches of 1/32 of
+ * it a partition (max.partition.fetch.bytes 131 072); at 1 GiB, the cap
+ * of 16 MiB: 8192 KiB, 43 690 records and 524 288 bytes; a budget of 1 MiB
+ * has the floor of 1 MiB capped at 1/8 (131 072 bytes: 64 KiB, 341
+ * records, and the 64 KiB floor of a partition's fetch). A user's
+ * kafka.consumer.* key wins over the derived bound, a bad one is an
+ * error naming the key. */
+static void test_consumer_prefetch_is_bounded_by_the_budget(void **st) {
+        (void)st;
+        char err[256];
+        long long kb, recs, part;
+        enc_pipeline_prefetch_bounds(4194304, &kb, &recs, &part);
+        assert_int_equal(kb, 2048);
+        assert_int_equal(recs, 10922); /* 4 194 304 / 384, rounded down */
+        assert_int_equal(part, 131072); /* 4 MiB / 32 */
+        enc_pipeline_prefetch_bounds(100, &kb, &recs, &part); /* floors */
+        assert_int_equal(kb, 1);
+        assert_int_equal(recs, 1);
+        assert_int_equal(part, 65536);
+        enc_pipeline_prefetch_bounds((size_t)1 << 40, &kb, &recs, &part);
+        assert_int_equal(kb, 2097151); /* librdkafka's maxima */
+        assert_int_equal(recs, 10000000);
+        assert_int_equal(part, 1048576); /* encore's fetch size */
+
+        enc_conf_t *conf = enc_conf_new();
+        rd_kafka_conf_t *kc = enc_pipeline_consumer_conf(conf, err,
+                                                         sizeof(err));
+        assert_non_null(kc);
+        assert_int_equal(t_kconf_num(kc, "queued.max.messages.kbytes"), 2048);
+        assert_int_equal(t_kconf_num(kc, "queued.min.messages"), 10922);
+        assert_int_equal(t_kconf_num(kc, "max.partition.fetch.bytes"), 131072);
+        assert_int_equal(t_kconf_num(kc, "fetch.max.bytes"), 1048576);
+        rd_kafka_conf_destroy(kc);
+
+        assert_int_equal(enc_conf_set(conf, "cache.max.bytes", "1073741824",
+                                      err, sizeof(err)),
+                         ENC_OK);
+        kc = enc_pipeline_consumer_conf(conf, err, sizeof(err));
+        assert_non_null(kc);
+        assert_int_equal(t_kconf_num(kc, "queued.max.messages.kbytes"), 8192);
+        assert_int_equal(t_kconf_num(kc, "queued.min.messages"), 43690);
+        assert_int_equal(t_kconf_num(kc, "max.partition.fetch.bytes"), 524288);
+        rd_kafka_conf_destroy(kc);
+
+        assert_int_equal(enc_conf_set(conf, "cache.max.bytes", "1048576", err,
+                                      sizeof(err)),
+                         ENC_OK);
+        kc = enc_pipeline_consumer_conf(conf, err, sizeof(err));
+        assert_non_null(kc);
+        assert_int_equal(t_kconf_num(kc, "queued.max.messages.kbytes"), 64);
+        assert_int_equal(t_kconf_num(kc, "queued.min.messages"), 341);
+        assert_int_equal(t_kconf_num(kc, "max.partition.fetch.bytes"), 65536);
+        rd_kafka_conf_destroy(kc);
+
+        assert_int_equal(enc_conf_set(conf,
+                                      "kafka.consumer.queued.min.messages",
+                                      "777", err, sizeof(err)),
+                         ENC_OK);
+        kc = enc_pipeline_consumer_conf(conf, err, sizeof(err));
+        assert_non_null(kc);
+        assert_int_equal(t_kconf_num(kc, "queued.min.messages"), 777);
+        assert_int_equal(t_kconf_num(kc, "queued.max.messages.kbytes"), 64);
+        rd_kafka_conf_destroy(kc);
+
+        assert_int_equal(enc_conf_set(conf,
+                                      "kafka.consumer.queued.max.messages."
+                                      "kbytes",
+                                      "-5", err, sizeof(err)),
+                         ENC_OK);
+        assert_null(enc_pipeline_consumer_conf(conf, err, sizeof(err)));
+        assert_non_null(strstr(err, "kafka.consumer.queued.max.messages."
+                                    "kbytes"));
+        enc_conf_destroy(conf);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
@@ -1226,6 +1369,10 @@ int main(void) {
                         test_reset_repositions_group_and_clears_state),
                 cmocka_unit_test(
                         test_metrics_show_engine_statistics_worked_by_hand),
+                cmocka_unit_test(
+                        test_consumer_prefetch_is_bounded_by_the_budget),
+                cmocka_unit_test(
+                        test_small_prefetch_refills_and_changes_no_output),
 
         };
         /* ENC_TEST_FILTER=test_exactly* runs a subset (development). */

@@ -469,11 +469,12 @@ static b2_result_t b2_round(const char *bootstrap, const enc_bench_log_t *log,
                               "processing thread was in consumer poll "
                               "%.2f s, commit flushes %.2f s, waits for the "
                               "producer queue %.2f s, checkpoints %.2f s; "
-                              "%" PRIu64 " commits; runnable without a CPU "
-                              "%.2f s",
+                              "%" PRIu64 " commits, %" PRIu64 " prefetch "
+                              "refills; runnable without a CPU %.2f s",
                               round, e->busy_wall1 - e->busy_wall0,
                               res.wait_poll, res.wait_flush, res.wait_queue,
                               res.checkpoint, w1->commits - w0->commits,
+                              w1->prefetch_refills - w0->prefetch_refills,
                               e->busy_runq1 - e->busy_runq0);
                 if (e->failed || s->consumed != log->n ||
                     s->accepted + dlq_n != s->consumed ||

@@ -113,15 +113,19 @@ static enc_err_t mem_sink_dlq(void *opaque, const enc_dead_letter_t *dl) {
 
 /* The engine alone, fed the live plays directly. */
 static int mem_in_process(const char *dir, uint64_t users, uint64_t live,
-                          int parts, long cache_bytes) {
+                          int parts, long cache_bytes, const char *extra) {
         char errstr[512], v[32];
         enc_malloc_tune(); /* as encore's main: no thread has started yet */
         int rc = 1;
         long base = enc_bench_rss_kib(0);
         enc_conf_t *conf = enc_conf_new();
         snprintf(v, sizeof(v), "%ld", cache_bytes);
-        if (enc_conf_set(conf, "cache.max.bytes", v, errstr, sizeof(errstr)))
+        if (enc_conf_set(conf, "cache.max.bytes", v, errstr, sizeof(errstr)) ||
+            !enc_bench_conf_extra(conf, extra, errstr, sizeof(errstr))) {
+                enc_bench_log("in-process: %s", errstr);
+                enc_conf_destroy(conf);
                 return 1;
+        }
         enc_store_conf_t stc;
         enc_store_conf_from(conf, &stc); /* sized as encore sizes it */
         enc_store_t *st = enc_store_open(dir, &stc, errstr, sizeof(errstr));
@@ -224,8 +228,9 @@ done:
 /* The encore binary in a child process, fed through the embedded broker. */
 static int mem_child(const char *dir, const char *encore, uint64_t users,
                      uint64_t live, int parts, long cache_bytes,
-                     uint64_t lead) {
+                     uint64_t lead, const char *extra) {
         char log_path[700], bs[256], sd[600], cm[64];
+        char extra_kv[16][512];
         /* The changelog is made here: the mock does not answer
          * CreateTopics. */
         const char *topics[] = {"mem-in", "mem-out", "mem-dlq",
@@ -240,16 +245,27 @@ static int mem_child(const char *dir, const char *encore, uint64_t users,
                  enc_embedded_bootstraps(emb));
         snprintf(sd, sizeof(sd), "state.dir=%s", dir);
         snprintf(cm, sizeof(cm), "cache.max.bytes=%ld", cache_bytes);
-        const char *sets[] = {bs,
-                              sd,
-                              cm,
-                              "input.topic=mem-in",
-                              "output.topic=mem-out",
-                              "dlq.topic=mem-dlq",
-                              "group.id=encore-mem",
-                              "metrics.address=127.0.0.1:0",
-                              "log.level=info",
-                              NULL};
+        const char *sets[32] = {bs,
+                                sd,
+                                cm,
+                                "input.topic=mem-in",
+                                "output.topic=mem-out",
+                                "dlq.topic=mem-dlq",
+                                "group.id=encore-mem",
+                                "metrics.address=127.0.0.1:0",
+                                "log.level=info",
+                                NULL};
+        /* --set "k=v;k=v": appended, so a key given twice takes the
+         * later value, as encore's --set does. */
+        int ns = 9, nx = 0;
+        for (const char *p = extra; p && *p && nx < 16;) {
+                size_t n = strcspn(p, ";");
+                snprintf(extra_kv[nx], sizeof(extra_kv[nx]), "%.*s", (int)n,
+                         p);
+                sets[ns++] = extra_kv[nx++];
+                p += n + (p[n] == ';');
+        }
+        sets[ns] = NULL;
         enc_bench_group_t *g = enc_bench_group_new(
                 enc_embedded_bootstraps(emb), "encore-mem", "mem-in", parts);
         enc_bench_feeder_t f = {.bootstrap = enc_embedded_bootstraps(emb),
@@ -331,6 +347,8 @@ int enc_bench_mem(int argc, char **argv) {
                 {"lead", "max plays produced ahead of commits", 200000, NULL},
                 {"in-process", "the engine alone in this process (1)", 0, NULL},
                 {"encore", "encore binary", 0, ""},
+                {"set", "extra encore configuration, \"key=value;key=value\"",
+                 0, ""},
                 {NULL, NULL, 0, NULL}};
         if (!enc_bench_parse(argc, argv, o, "encore-bench mem: peak RSS"))
                 return 2;
@@ -345,12 +363,13 @@ int enc_bench_mem(int argc, char **argv) {
                 free(dir);
                 return 1;
         }
-        int rc = o[5].num ? mem_in_process(dir, users, live, parts, cache_bytes)
+        int rc = o[5].num ? mem_in_process(dir, users, live, parts, cache_bytes,
+                                           o[7].str)
                           : mem_child(dir,
                                       enc_bench_encore_path(o[6].str, pathbuf,
                                                             sizeof(pathbuf)),
                                       users, live, parts, cache_bytes,
-                                      (uint64_t)o[4].num);
+                                      (uint64_t)o[4].num, o[7].str);
         enc_bench_rmtree(dir);
         free(dir);
         return rc;
