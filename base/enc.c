@@ -17,6 +17,15 @@
  * freed. In `encore-bench mem` (10M users, cache.max.bytes 64 MiB) two
  * arenas alone took encore's peak RSS from 169 to 144 MiB; malloc_trim
  * after every commit was tried as well and changed nothing measurable.
+ *
+ * enc_malloc_bulk: the fixed threshold has a price in a changelog restore,
+ * where every fetch buffer, memtable block, WriteBatch and table-file
+ * buffer above 256 KiB was a fresh mapping faulted in page by page: about
+ * a quarter of the restore's CPU, in the processing thread and in
+ * librdkafka's fetchers alike (ops/bench/LIMITS.md, B3). While restores
+ * run, the threshold is raised (big buffers are reused from the heap) and
+ * set back after, with malloc_trim giving the freed heap back, so the
+ * resident set of steady processing is what enc_malloc_tune makes it.
  */
 #include "enc.h"
 
@@ -82,12 +91,37 @@ void enc_fmt_time(int64_t ms, char *buf, size_t size) {
 
 /* ---- bounded buffer ------------------------------------------------- */
 
+/* enc_malloc_tune's threshold, and glibc's default trim threshold (which a
+ * fixed mmap threshold leaves as it is). */
+#define ENC_MALLOC_MMAP_THRESHOLD (256 * 1024)
+#define ENC_MALLOC_TRIM_THRESHOLD (128 * 1024)
+/* While a restore runs: glibc's largest mmap threshold (32 MiB on 64-bit
+ * hosts), and a trim threshold above it so the heap's top is not given
+ * back and faulted in again between one batch and the next. */
+#define ENC_MALLOC_BULK_MMAP_THRESHOLD (4 * 1024 * 1024)
+#define ENC_MALLOC_BULK_TRIM_THRESHOLD (8 * 1024 * 1024)
+
 void enc_malloc_tune(void) {
 #ifdef __GLIBC__
         /* Allocations of 256 KiB or more are mapped and unmapped on their
          * own, so freeing one returns it at once. */
         mallopt(M_ARENA_MAX, 2);
-        mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+        mallopt(M_MMAP_THRESHOLD, ENC_MALLOC_MMAP_THRESHOLD);
+#endif
+}
+
+void enc_malloc_bulk(bool on) {
+#ifdef __GLIBC__
+        if (on) {
+                mallopt(M_MMAP_THRESHOLD, ENC_MALLOC_BULK_MMAP_THRESHOLD);
+                mallopt(M_TRIM_THRESHOLD, ENC_MALLOC_BULK_TRIM_THRESHOLD);
+                return;
+        }
+        mallopt(M_MMAP_THRESHOLD, ENC_MALLOC_MMAP_THRESHOLD);
+        mallopt(M_TRIM_THRESHOLD, ENC_MALLOC_TRIM_THRESHOLD);
+        malloc_trim(0);
+#else
+        (void)on;
 #endif
 }
 

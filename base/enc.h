@@ -146,6 +146,13 @@ static inline uint64_t enc_read_u64be(const uint8_t *p) {
  *  before any other thread starts (encore's main, the benchmarks). */
 void enc_malloc_tune(void);
 
+/** @p on: raises glibc's mmap and trim thresholds for a bulk load (a
+ *  changelog restore), so its large buffers are reused instead of mapped
+ *  and faulted in anew each time; off: sets back enc_malloc_tune's
+ *  thresholds and returns the free heap to the system (malloc_trim).
+ *  Process-wide; any thread (glibc locks). No-op elsewhere. */
+void enc_malloc_bulk(bool on);
+
 /** strdup that returns NULL for NULL. Caller frees. */
 char *enc_strdup0(const char *s);
 

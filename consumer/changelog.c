@@ -509,8 +509,10 @@ static void enc_cl_release_one(enc_changelog_t *cl, int32_t partition) {
         rd_kafka_topic_partition_list_add(l, cl->topic, partition);
         rd_kafka_pause_partitions(cl->restorer, l);
         rd_kafka_topic_partition_list_destroy(l);
-        if (cl->nrestoring == 0)
+        if (cl->nrestoring == 0) {
                 rd_kafka_assign(cl->restorer, NULL);
+                enc_malloc_bulk(false);
+        }
 }
 
 enc_cl_plan_t enc_changelog_plan(enc_changelog_t *cl, int32_t partition,
@@ -581,8 +583,10 @@ enc_cl_plan_t enc_changelog_plan(enc_changelog_t *cl, int32_t partition,
         rs->next = from;
         rs->target = hi;
         rs->started_ms = enc_cl_now_ms();
-        if (cl->nrestoring == 1)
+        if (cl->nrestoring == 1) {
                 cl->cpu_busy_start = enc_cl_process_cpu_s();
+                enc_malloc_bulk(true); /* base/enc.c says why */
+        }
         if (!cl->st.restore_first_ms)
                 cl->st.restore_first_ms = rs->started_ms;
         enc_log_info("restore_start",
@@ -591,7 +595,8 @@ enc_cl_plan_t enc_changelog_plan(enc_changelog_t *cl, int32_t partition,
                      (long long)from, (long long)hi, (long long)(hi - from));
         if (enc_cl_assign_one(cl, partition, from, errstr, errstr_size)) {
                 enc_restore_destroy(r);
-                cl->nrestoring--;
+                if (--cl->nrestoring == 0)
+                        enc_malloc_bulk(false);
                 return ENC_CL_ERROR;
         }
         return ENC_CL_RESTORING;
@@ -624,12 +629,13 @@ static enc_err_t enc_cl_finish(enc_changelog_t *cl, int idx, char *errstr,
          * record much less) */
         enc_log_info("restore_done",
                      "partition=%d records=%llu users=%llu positions=%llu "
-                     "discarded=%llu seconds=%.3f records_per_second=%.0f "
-                     "process_cpu_seconds=%.3f",
+                     "discarded=%llu table_files=%llu seconds=%.3f "
+                     "records_per_second=%.0f process_cpu_seconds=%.3f",
                      p, (unsigned long long)st.records,
                      (unsigned long long)st.users,
                      (unsigned long long)st.positions,
-                     (unsigned long long)st.discarded, secs,
+                     (unsigned long long)st.discarded,
+                     (unsigned long long)st.ingested, secs,
                      secs > 0 ? (double)st.records / secs : 0.0,
                      enc_cl_process_cpu_s() - cl->cpu_busy_start);
         cl->st.restores++;
@@ -756,6 +762,8 @@ void enc_changelog_destroy(enc_changelog_t *cl) {
         free(cl->held);
         for (int i = 0; i < cl->nrestoring; i++)
                 enc_restore_destroy(cl->restoring[i].r);
+        if (cl->nrestoring)
+                enc_malloc_bulk(false);
         free(cl->restoring);
         if (cl->restorer) {
                 rd_kafka_consumer_close(cl->restorer);

@@ -12,20 +12,38 @@
  * after any crash).
  *
  * Each write is whole commits and the position of the last of them, in one
- * RocksDB write through the WAL, as the commits themselves were written:
- * at every moment the store holds a state that some commit produced as a
- * whole, with the position that says where the input resumes, so a crash
- * or a revoke at any point of a restore leaves a store the next assignment
- * resumes from (incrementally, from that position). How many commits a
- * write takes:
+ * RocksDB write through the WAL, as the commits themselves were written
+ * (a full restore's table files: below): at every moment a store with a
+ * position holds the state that some commit produced as a whole, with the
+ * position that says where the input resumes, so a crash or a revoke at
+ * any point of a restore leaves a store the next assignment resumes from
+ * (incrementally, from that position) or, with no position, restores in
+ * full. How many commits a write takes:
  *   - incremental (the store has a position): one, at each position
  *     record. Until one arrives the store's own last commit and its
  *     position stand; the local position is never deleted first. Such a
  *     restore reads what other processes wrote since, usually little.
  *   - full (nothing usable locally: the partition is dropped first): the
- *     bulk load. Whole commits are staged until ENC_RESTORE_CHUNK_BYTES,
- *     then written at the next position record; enc_restore_complete
- *     writes the rest at the end.
+ *     bulk load. Whole commits are staged until ENC_RESTORE_INGEST_BYTES,
+ *     then loaded at the next position record; enc_restore_complete
+ *     loads the rest at the end. A full restore loads table files
+ *     instead of writing batches (below).
+ *
+ * A full restore's batches are table files (store.h, enc_store_ingest_t):
+ * the sorted records go into a users and a timers file that RocksDB
+ * ingests, with no WAL, memtable insert or flush (those were most of a
+ * restore's CPU: ops/bench/LIMITS.md, B3). An ingestion cannot share a
+ * write with the position, so each load is three steps: (1) one write
+ * deletes the position (and drops the partition if a reset is covered),
+ * (2) the files are ingested, (3) one write puts the new position. A
+ * crash in (2) or before (3) leaves user records and no position: the
+ * next assignment restores the partition in full again (dropping them
+ * first), never from a position that does not cover the store; a crash
+ * after (3) resumes incrementally from that position. Ingested files take
+ * sequence numbers above the drop of step 1, so they overlay it exactly
+ * as a batch of the same records would. An incremental restore writes
+ * batches: its commits are few, and an ingestion into a range the
+ * memtables hold forces a flush.
  * Writing without the WAL (and marking completion after a flush) was
  * measured and rejected: the flush each finished partition then needs cost
  * more than the WAL saves (ops/bench/LIMITS.md, "B3: the changelog
@@ -33,9 +51,10 @@
  *
  * Each chunk is written sorted by key, one operation per user (the last of
  * the chunk: the same user appears in many commits of a changelog that is
- * not compacted yet) and one timer per user record kept: RocksDB inserts
- * keys in order into its memtable far faster than in changelog order (the
- * skip list reuses its last position). The staged bytes live in one buffer
+ * not compacted yet) and one timer per user record kept: a table file
+ * takes keys only in order, and RocksDB inserts keys in order into its
+ * memtable far faster than in changelog order (the skip list reuses its
+ * last position). The staged bytes live in one buffer
  * and one entry array, both reused: no allocation per record.
  *
  * Timers are not in the changelog: each user record carries its wake time,
@@ -49,7 +68,9 @@
  * skipped (skipping would lose that user's state without a word).
  *
  * Never: write a user record without the position that covers it, in the
- * same write; trust a length or a position read from the topic.
+ * same write, or (table files) with no position at all until it is
+ * written; leave a position in place while loading records it does not
+ * cover; trust a length or a position read from the topic.
  */
 #include "restore.h"
 
@@ -65,6 +86,9 @@
  * in b3 (1M users), so the memory a restoring partition holds (this, the
  * WriteBatch copy and the sort keys) stays small. */
 #define ENC_RESTORE_CHUNK_BYTES ((size_t)1 << 20)
+/* The same for a full restore's table files: each ingestion costs a few
+ * file syncs and a MANIFEST write whatever its size, so larger. */
+#define ENC_RESTORE_INGEST_BYTES ((size_t)4 << 20)
 /* Cap on the staged bytes: a single commit larger than this is refused
  * (commits are bounded by the writer's budget far below it). */
 #define ENC_RESTORE_MAX_STAGED ((size_t)1 << 30)
@@ -89,6 +113,7 @@ struct enc_restore_s {
         int32_t partition;
         bool full;
         enc_store_batch_t *batch;
+        enc_store_ingest_t *ing; /* full: table files; NULL: batches */
         enc_buf_t arena;    /* staged user ids and records */
         enc_rs_ent_t *ents; /* staged entries, in log order */
         size_t nents, ents_cap;
@@ -126,9 +151,13 @@ enc_restore_t *enc_restore_new(enc_store_t *st, int32_t partition, bool full,
          * offset and events the store had applied were applied again.) A
          * full restore drops everything of the partition first. */
         enc_err_t err = ENC_OK;
-        if (full)
+        if (full) {
                 err = enc_store_drop_partition(st, partition, errstr,
                                                errstr_size);
+                if (!err && !(r->ing = enc_store_ingest_new(
+                                      st, partition, errstr, errstr_size)))
+                        err = ENC_ERR_NOMEM;
+        }
         if (err) {
                 enc_restore_destroy(r);
                 return NULL;
@@ -170,9 +199,19 @@ static void enc_rs_truncate(enc_restore_t *r, size_t n, size_t bytes) {
 static enc_err_t enc_rs_write(enc_restore_t *r, char *errstr,
                               size_t errstr_size) {
         size_t n = r->ncommitted;
+        enc_err_t err = ENC_OK;
         enc_store_batch_clear(r->batch);
         if (r->drop_committed)
                 enc_store_batch_drop_partition(r->st, r->batch, r->partition);
+        if (r->ing) {
+                /* The position goes first, with the drop: no moment has a
+                 * position that does not cover the store's users. */
+                enc_store_batch_del_meta(r->st, r->batch, r->partition);
+                if ((err = enc_store_batch_write(r->st, r->batch, errstr,
+                                                 errstr_size)))
+                        return err;
+                r->drop_committed = false;
+        }
         if (n > r->keys_cap) {
                 size_t cap = r->keys_cap ? r->keys_cap : 1024;
                 while (cap < n)
@@ -201,25 +240,46 @@ static enc_err_t enc_rs_write(enc_restore_t *r, char *errstr,
                         continue; /* a later record of the same user */
                 const enc_rs_ent_t *e = &r->ents[r->keys[i].idx];
                 const char *user = (const char *)r->arena.data + e->off;
-                if (e->del) {
+                if (r->ing)
+                        err = e->del ? enc_store_ingest_del_user(
+                                               r->ing, user, e->ulen, errstr,
+                                               errstr_size)
+                                     : enc_store_ingest_put_user(
+                                               r->ing, user, e->ulen,
+                                               user + e->ulen, e->vlen,
+                                               errstr, errstr_size);
+                else if (e->del)
                         enc_store_batch_del_user(r->st, r->batch, r->partition,
                                                  user, e->ulen);
-                        continue;
-                }
-                enc_store_batch_put_user(r->st, r->batch, r->partition, user,
-                                         e->ulen, user + e->ulen, e->vlen);
-                if (e->wake != INT64_MAX)
+                else
+                        enc_store_batch_put_user(r->st, r->batch, r->partition,
+                                                 user, e->ulen, user + e->ulen,
+                                                 e->vlen);
+                if (err)
+                        return err;
+                if (!e->del && e->wake != INT64_MAX)
                         r->keys[ntimers++] = r->keys[i];
         }
         if (ntimers > 1)
                 qsort(r->keys, ntimers, sizeof(*r->keys), enc_rs_cmp_timer);
-        for (size_t i = 0; i < ntimers; i++)
-                enc_store_batch_put_timer(
-                        r->st, r->batch, r->partition, r->keys[i].wake,
-                        (const char *)r->keys[i].user, r->keys[i].ulen);
+        for (size_t i = 0; i < ntimers && !err; i++) {
+                const char *user = (const char *)r->keys[i].user;
+                if (r->ing)
+                        err = enc_store_ingest_put_timer(
+                                r->ing, r->keys[i].wake, user,
+                                r->keys[i].ulen, errstr, errstr_size);
+                else
+                        enc_store_batch_put_timer(r->st, r->batch,
+                                                  r->partition,
+                                                  r->keys[i].wake, user,
+                                                  r->keys[i].ulen);
+        }
+        if (!err && r->ing)
+                err = enc_store_ingest_write(r->ing, errstr, errstr_size);
+        if (err)
+                return err;
         enc_store_batch_put_meta(r->st, r->batch, r->partition, &r->meta);
-        enc_err_t err =
-                enc_store_batch_write(r->st, r->batch, errstr, errstr_size);
+        err = enc_store_batch_write(r->st, r->batch, errstr, errstr_size);
         if (err)
                 return err;
         r->drop_committed = false;
@@ -354,7 +414,9 @@ enc_err_t enc_restore_record(enc_restore_t *r, const void *key, size_t klen,
                  * end (enc_restore_complete) */
                 if (!r->full)
                         return enc_rs_write(r, errstr, errstr_size);
-                if (r->arena_committed >= ENC_RESTORE_CHUNK_BYTES)
+                if (r->arena_committed >= (r->ing
+                                                   ? ENC_RESTORE_INGEST_BYTES
+                                                   : ENC_RESTORE_CHUNK_BYTES))
                         return enc_rs_write(r, errstr, errstr_size);
                 return ENC_OK;
         }
@@ -391,6 +453,7 @@ void enc_restore_finish(enc_restore_t *r, enc_restore_stats_t *stats) {
                              "before enc_restore_complete: the store keeps "
                              "the last position written\"",
                              r->partition, r->ncommitted);
+        r->stats.ingested = enc_store_ingest_files(r->ing);
         enc_store_batch_clear(r->batch);
         enc_rs_truncate(r, 0, 0);
         r->ncommitted = 0;
@@ -403,6 +466,7 @@ void enc_restore_destroy(enc_restore_t *r) {
         if (!r)
                 return;
         enc_store_batch_destroy(r->batch);
+        enc_store_ingest_destroy(r->ing);
         enc_buf_free(&r->arena);
         free(r->ents);
         free(r->keys);

@@ -26,7 +26,8 @@ typedef struct enc_restore_s enc_restore_t;
 /**
  * Starts restoring @p partition into @p st (borrowed). @p full drops every
  * local key of the partition first (nothing usable locally) and then
- * writes whole commits in large batches; otherwise (incremental) the local
+ * loads whole commits in large batches as table files (RocksDB ingestion;
+ * restore.c says how a crash midway ends); otherwise (incremental) the local
  * position stands until a whole commit of the changelog replaces it, and
  * each commit is written at its position record. Returns NULL and fills errstr
  * on failure. Free with enc_restore_destroy.
@@ -45,6 +46,7 @@ typedef struct enc_restore_stats_s {
         uint64_t users;     /* user records covered by a position */
         uint64_t positions; /* position records (consistent points) */
         uint64_t discarded; /* records after the last position, dropped */
+        uint64_t ingested;  /* table files ingested (a full restore) */
         bool has_position;  /* a position was restored */
 } enc_restore_stats_t;
 

@@ -138,6 +138,7 @@ struct enc_store_s {
          * enc_store_scan_timers). */
         struct enc_timer_it_s **tit;
         int ntit;
+        char *dir; /* the state directory (table files for ingestion) */
 };
 
 typedef struct enc_timer_it_s {
@@ -289,6 +290,12 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
                 return NULL;
         }
         enc_buf_init(&st->key, 4096);
+        if (!(st->dir = strdup(dir))) {
+                free(st);
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                return NULL;
+        }
 
         st->opts = rocksdb_options_create();
         rocksdb_options_set_create_if_missing(st->opts, 1);
@@ -407,6 +414,7 @@ void enc_store_close(enc_store_t *st) {
         if (st->opts)
                 rocksdb_options_destroy(st->opts);
         enc_buf_free(&st->key);
+        free(st->dir);
         free(st);
 }
 
@@ -1162,4 +1170,197 @@ size_t enc_store_pending_bytes(const enc_store_t *st) {
         size_t n = 0;
         (void)rocksdb_writebatch_data(st->batch, &n);
         return n;
+}
+
+/* ---- table files for a bulk load ------------------------------------ */
+
+/* The users and the timers file of one ingestion. */
+enum { ENC_INGEST_USERS = 0, ENC_INGEST_TIMERS, ENC_INGEST__CNT };
+
+struct enc_store_ingest_s {
+        enc_store_t *st;
+        int32_t partition;
+        rocksdb_envoptions_t *env;
+        rocksdb_ingestexternalfileoptions_t *io;
+        struct {
+                rocksdb_sstfilewriter_t *w; /* NULL: no file open */
+                char *path;
+                uint64_t entries;
+        } f[ENC_INGEST__CNT];
+        uint64_t files; /* table files ingested */
+};
+
+enc_store_ingest_t *enc_store_ingest_new(enc_store_t *st, int32_t partition,
+                                         char *errstr, size_t errstr_size) {
+        static const char *const what[ENC_INGEST__CNT] = {"users", "timers"};
+        enc_store_ingest_t *in = calloc(1, sizeof(*in));
+        if (!in)
+                goto nomem;
+        in->st = st;
+        in->partition = partition;
+        in->env = rocksdb_envoptions_create();
+        in->io = rocksdb_ingestexternalfileoptions_create();
+        if (!in->env || !in->io)
+                goto nomem;
+        /* The files are in the state directory, so RocksDB links them
+         * into the store instead of copying them. */
+        rocksdb_ingestexternalfileoptions_set_move_files(in->io, 1);
+        for (int i = 0; i < ENC_INGEST__CNT; i++) {
+                size_t n = strlen(st->dir) + 64;
+                if (!(in->f[i].path = malloc(n)))
+                        goto nomem;
+                snprintf(in->f[i].path, n, "%s/restore-%d-%s.sst.tmp",
+                         st->dir, (int)partition, what[i]);
+        }
+        return in;
+nomem:
+        enc_store_ingest_destroy(in);
+        enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM, "out of memory");
+        return NULL;
+}
+
+/* The open file of @p i, opened (truncating a leftover) on first use. */
+static enc_err_t enc_store_ingest_file(enc_store_ingest_t *in, int i,
+                                       char *errstr, size_t errstr_size) {
+        if (in->f[i].w)
+                return ENC_OK;
+        int cf = i == ENC_INGEST_USERS ? CF_USERS : CF_TIMERS;
+        rocksdb_sstfilewriter_t *w =
+                rocksdb_sstfilewriter_create(in->env, in->st->cf_opts[cf]);
+        if (!w)
+                return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                                  "out of memory");
+        char *rerr = NULL;
+        rocksdb_sstfilewriter_open(w, in->f[i].path, &rerr);
+        if (rerr) {
+                rocksdb_sstfilewriter_destroy(w);
+                return enc_store_err(rerr, errstr, errstr_size,
+                                     "table file open");
+        }
+        in->f[i].w = w;
+        in->f[i].entries = 0;
+        return ENC_OK;
+}
+
+static enc_err_t enc_store_ingest_add(enc_store_ingest_t *in, int i,
+                                      const char *k, size_t klen,
+                                      const void *val, size_t vlen, bool del,
+                                      char *errstr, size_t errstr_size) {
+        if (in->st->key.failed) {
+                in->st->key.failed = false;
+                return enc_seterr(errstr, errstr_size, ENC_ERR_TOO_LARGE,
+                                  "table file: key over %zu bytes",
+                                  in->st->key.max);
+        }
+        enc_err_t err = enc_store_ingest_file(in, i, errstr, errstr_size);
+        if (err)
+                return err;
+        char *rerr = NULL;
+        if (del)
+                rocksdb_sstfilewriter_delete(in->f[i].w, k, klen, &rerr);
+        else
+                rocksdb_sstfilewriter_put(in->f[i].w, k, klen,
+                                          (const char *)val, vlen, &rerr);
+        if (rerr)
+                return enc_store_err(rerr, errstr, errstr_size,
+                                     "table file add");
+        in->f[i].entries++;
+        return ENC_OK;
+}
+
+enc_err_t enc_store_ingest_put_user(enc_store_ingest_t *in, const char *user,
+                                    size_t ulen, const void *val, size_t vlen,
+                                    char *errstr, size_t errstr_size) {
+        size_t klen;
+        const char *k =
+                enc_store_key_user(in->st, in->partition, user, ulen, &klen);
+        return enc_store_ingest_add(in, ENC_INGEST_USERS, k, klen, val, vlen,
+                                    false, errstr, errstr_size);
+}
+
+enc_err_t enc_store_ingest_del_user(enc_store_ingest_t *in, const char *user,
+                                    size_t ulen, char *errstr,
+                                    size_t errstr_size) {
+        size_t klen;
+        const char *k =
+                enc_store_key_user(in->st, in->partition, user, ulen, &klen);
+        return enc_store_ingest_add(in, ENC_INGEST_USERS, k, klen, NULL, 0,
+                                    true, errstr, errstr_size);
+}
+
+enc_err_t enc_store_ingest_put_timer(enc_store_ingest_t *in, int64_t time,
+                                     const char *user, size_t ulen,
+                                     char *errstr, size_t errstr_size) {
+        size_t klen;
+        const char *k = enc_store_key_timer(in->st, in->partition, time, user,
+                                            ulen, &klen);
+        return enc_store_ingest_add(in, ENC_INGEST_TIMERS, k, klen, "", 0,
+                                    false, errstr, errstr_size);
+}
+
+/* Closes every open file without ingesting it and removes it. */
+static void enc_store_ingest_abandon(enc_store_ingest_t *in) {
+        for (int i = 0; i < ENC_INGEST__CNT; i++) {
+                if (!in->f[i].w)
+                        continue;
+                rocksdb_sstfilewriter_destroy(in->f[i].w);
+                in->f[i].w = NULL;
+                remove(in->f[i].path);
+        }
+}
+
+enc_err_t enc_store_ingest_write(enc_store_ingest_t *in, char *errstr,
+                                 size_t errstr_size) {
+        enc_err_t err = ENC_OK;
+        for (int i = 0; i < ENC_INGEST__CNT && !err; i++) {
+                if (!in->f[i].w)
+                        continue;
+                char *rerr = NULL;
+                rocksdb_sstfilewriter_finish(in->f[i].w, &rerr);
+                rocksdb_sstfilewriter_destroy(in->f[i].w);
+                in->f[i].w = NULL;
+                if (rerr) {
+                        err = enc_store_err(rerr, errstr, errstr_size,
+                                            "table file finish");
+                        break;
+                }
+                const char *files[1] = {in->f[i].path};
+                enc_store_timer_its_drop(in->st);
+                rocksdb_ingest_external_file_cf(
+                        in->st->db,
+                        in->st->cf[i == ENC_INGEST_USERS ? CF_USERS
+                                                         : CF_TIMERS],
+                        files, 1, in->io, &rerr);
+                if (rerr) {
+                        err = enc_store_err(rerr, errstr, errstr_size,
+                                            "ingest table file");
+                        break;
+                }
+                in->files++;
+                /* moved: RocksDB removed this name; an error left it */
+                remove(in->f[i].path);
+        }
+        if (err) {
+                for (int i = 0; i < ENC_INGEST__CNT; i++)
+                        remove(in->f[i].path);
+                enc_store_ingest_abandon(in);
+        }
+        return err;
+}
+
+uint64_t enc_store_ingest_files(const enc_store_ingest_t *in) {
+        return in ? in->files : 0;
+}
+
+void enc_store_ingest_destroy(enc_store_ingest_t *in) {
+        if (!in)
+                return;
+        enc_store_ingest_abandon(in);
+        for (int i = 0; i < ENC_INGEST__CNT; i++)
+                free(in->f[i].path);
+        if (in->io)
+                rocksdb_ingestexternalfileoptions_destroy(in->io);
+        if (in->env)
+                rocksdb_envoptions_destroy(in->env);
+        free(in);
 }

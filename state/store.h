@@ -220,6 +220,44 @@ enc_err_t enc_store_scan_timers(enc_store_t *st, int32_t partition,
 enc_err_t enc_store_drop_partition(enc_store_t *st, int32_t partition,
                                    char *errstr, size_t errstr_size) ENC_WUR;
 
+/*
+ * Table files for a bulk load: a full restore (state/restore.c) writes the
+ * sorted records of a batch of whole commits into a users and a timers
+ * table file (RocksDB's SstFileWriter, the families' own table options)
+ * and ingests them, instead of writing them through the WAL and the
+ * memtables. Ingested files take sequence numbers above everything the
+ * store holds, so they overlay it as a write of the same records would.
+ * Within one file keys must come in strictly increasing order (users by
+ * id bytes, timers by time then id: the store's key order); out of order
+ * is an error from RocksDB. The files are written in the state directory
+ * (restore-<partition>-{users,timers}.sst.tmp, a leftover of a crash is
+ * truncated by the next use) and moved into the store. Nothing is
+ * written to the WAL: a caller that needs a record of what was loaded
+ * writes it after enc_store_ingest_write returns.
+ * Processing thread only (the store's owner). Free with
+ * enc_store_ingest_destroy, which drops files not yet ingested.
+ */
+typedef struct enc_store_ingest_s enc_store_ingest_t;
+enc_store_ingest_t *enc_store_ingest_new(enc_store_t *st, int32_t partition,
+                                         char *errstr, size_t errstr_size);
+enc_err_t enc_store_ingest_put_user(enc_store_ingest_t *in, const char *user,
+                                    size_t ulen, const void *val, size_t vlen,
+                                    char *errstr, size_t errstr_size) ENC_WUR;
+enc_err_t enc_store_ingest_del_user(enc_store_ingest_t *in, const char *user,
+                                    size_t ulen, char *errstr,
+                                    size_t errstr_size) ENC_WUR;
+enc_err_t enc_store_ingest_put_timer(enc_store_ingest_t *in, int64_t time,
+                                     const char *user, size_t ulen,
+                                     char *errstr, size_t errstr_size) ENC_WUR;
+/** Finishes the files written since the last call and ingests them (the
+ *  users file first); on error, drops what was not ingested. A family
+ *  with nothing added makes no file. */
+enc_err_t enc_store_ingest_write(enc_store_ingest_t *in, char *errstr,
+                                 size_t errstr_size) ENC_WUR;
+/** Table files ingested so far. */
+uint64_t enc_store_ingest_files(const enc_store_ingest_t *in);
+void enc_store_ingest_destroy(enc_store_ingest_t *in);
+
 typedef struct enc_store_stats_s {
         uint64_t user_keys;  /* estimate (rocksdb.estimate-num-keys) */
         uint64_t timer_keys; /* estimate */

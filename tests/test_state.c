@@ -1046,6 +1046,173 @@ static void test_full_restore_batches_whole_commits_and_resumes(void **st) {
         enc_buf_free(&v);
 }
 
+/* A full restore loads its batches as table files (RocksDB ingestion)
+ * and ends with exactly the records the changelog's whole commits hold:
+ * every one of the 3000 users of commit 1 compared byte for byte with the
+ * record written, u0001 and ann from commit 2, nothing of the cut commit,
+ * the deleted user or the dropped local leftovers, and exactly 3002 + 1
+ * user keys in the store (partition 4's "keep"). Two ingestions of a
+ * users and a timers file each: at position 1 (6 MiB staged) and at the
+ * end. The incremental restore that follows (the store has a position)
+ * writes through batches: no table file. */
+static void test_full_restore_ingests_exactly_the_committed_records(void **st) {
+        (void)st;
+        char err[512];
+        bool found;
+        enc_buf_t v, want;
+        enc_buf_init(&v, 1 << 16);
+        enc_buf_init(&want, 1 << 16);
+        enc_restore_stats_t rs;
+        char *dir = t_tmpdir("ingest");
+        enc_store_t *s = t_store(dir);
+        t_user_rec(&v, 50, 0, 0);
+        enc_store_put_user(s, 3, "old", 3, v.data, v.len);
+        enc_store_put_timer(s, 3, 50, "old", 3);
+        enc_store_put_user(s, 4, "keep", 4, v.data, v.len);
+        assert_int_equal(enc_store_commit(s, err, sizeof(err)), 0);
+
+        enc_restore_t *r = enc_restore_new(s, 3, true, err, sizeof(err));
+        assert_non_null(r);
+        assert_int_equal(t_full_changelog(r, 0), 3012);
+        assert_int_equal(enc_restore_complete(r, err, sizeof(err)), 0);
+        enc_restore_finish(r, &rs);
+        enc_restore_destroy(r);
+        assert_int_equal(rs.ingested, 4);
+        assert_int_equal(rs.positions, 2);
+        t_check_full_state(s);
+        t_user_rec(&want, INT64_MAX, 2048, 'a');
+        for (int i = 0; i < 3000; i++) {
+                char id[16];
+                snprintf(id, sizeof(id), "u%04d", i);
+                assert_int_equal(enc_store_get_user(s, 3, id, 5, &v, &found,
+                                                    err, sizeof(err)),
+                                 0);
+                assert_true(found);
+                if (i == 1)
+                        continue; /* commit 2's, checked above */
+                assert_int_equal(v.len, want.len);
+                assert_memory_equal(v.data, want.data, want.len);
+        }
+        enc_store_compact(s);
+        enc_store_stats_t ss;
+        enc_store_stats(s, &ss);
+        assert_int_equal(ss.user_keys, 3000 + 2 + 1);
+        assert_int_equal(ss.timer_keys, 3);
+
+        /* The next restore is incremental: from position 2, the cut
+         * commit and one more whole one. */
+        r = enc_restore_new(s, 3, false, err, sizeof(err));
+        assert_non_null(r);
+        int64_t off = 3012;
+        enc_buf_t mb;
+        enc_buf_init(&mb, 64);
+        t_feed(r, &off, "B", NULL, 0);
+        t_user_rec(&v, 1100, 0, 0);
+        t_feed(r, &off, "Unew", v.data, v.len);
+        enc_store_meta_t m3 = {300, 310, 9950, 9000, -1, 9500};
+        enc_store_meta_encode(&m3, &mb);
+        t_feed(r, &off, "M", mb.data, mb.len);
+        assert_int_equal(enc_restore_complete(r, err, sizeof(err)), 0);
+        enc_restore_finish(r, &rs);
+        enc_restore_destroy(r);
+        assert_int_equal(rs.ingested, 0);
+        assert_int_equal(rs.users, 1);
+        assert_int_equal(enc_store_get_user(s, 3, "new", 3, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        enc_store_meta_t d;
+        assert_int_equal(enc_store_get_meta(s, 3, &d, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        assert_int_equal(d.commit_offset, 300);
+        assert_int_equal(d.changelog_end, 3015);
+        enc_buf_free(&mb);
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
+        enc_buf_free(&v);
+        enc_buf_free(&want);
+}
+
+/* `encore reset` in the changelog of a full restore (R then its
+ * position): the users loaded before it (a file already ingested at the
+ * reset) are dropped by the write that precedes the next ingestion, so
+ * only what follows the reset is left: "c" and its timer. */
+static void test_full_restore_reset_drops_what_was_ingested(void **st) {
+        (void)st;
+        char err[512], timers[256] = "";
+        bool found;
+        enc_buf_t v, mb;
+        enc_buf_init(&v, 1 << 16);
+        enc_buf_init(&mb, 64);
+        enc_restore_stats_t rs;
+        char *dir = t_tmpdir("ingestreset");
+        enc_store_t *s = t_store(dir);
+        enc_restore_t *r = enc_restore_new(s, 0, true, err, sizeof(err));
+        assert_non_null(r);
+        int64_t off = 0;
+        enc_store_meta_t m1 = {10, 11, 100, 90, -1, 95};
+        enc_store_meta_t m2 = {20, 20, INT64_MIN, INT64_MIN, -1, INT64_MIN};
+        enc_store_meta_t m3 = {30, 31, 300, 290, -1, 295};
+        t_feed(r, &off, "B", NULL, 0);
+        t_user_rec(&v, 10, 0, 0);
+        t_feed(r, &off, "Ua", v.data, v.len);
+        t_user_rec(&v, INT64_MAX, 4, 'b');
+        t_feed(r, &off, "Ub", v.data, v.len);
+        enc_store_meta_encode(&m1, &mb);
+        t_feed(r, &off, "M", mb.data, mb.len);
+        t_feed(r, &off, "R", "", 0); /* writes a and b first */
+        enc_buf_reset(&mb);
+        enc_store_meta_encode(&m2, &mb);
+        t_feed(r, &off, "M", mb.data, mb.len);
+        t_feed(r, &off, "B", NULL, 0);
+        t_user_rec(&v, 30, 3, 'c');
+        t_feed(r, &off, "Uc", v.data, v.len);
+        enc_buf_reset(&mb);
+        enc_store_meta_encode(&m3, &mb);
+        t_feed(r, &off, "M", mb.data, mb.len); /* offset 8 */
+        assert_int_equal(enc_restore_complete(r, err, sizeof(err)), 0);
+        enc_restore_finish(r, &rs);
+        enc_restore_destroy(r);
+        assert_int_equal(rs.ingested, 4); /* a,b + a's timer; c + its */
+        assert_int_equal(rs.positions, 3);
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(enc_store_get_user(s, 0, i ? "b" : "a", 1,
+                                                    &v, &found, err,
+                                                    sizeof(err)),
+                                 0);
+                assert_false(found);
+        }
+        assert_int_equal(enc_store_get_user(s, 0, "c", 1, &v, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        /* [version 2][zigzag(30) = 60][no sections]['c' x 3] */
+        static const uint8_t c_rec[] = {ENC_USER_RECORD_VERSION, 60, 0,
+                                        'c', 'c', 'c'};
+        assert_int_equal(v.len, sizeof(c_rec));
+        assert_memory_equal(v.data, c_rec, sizeof(c_rec));
+        assert_int_equal(enc_store_scan_timers(s, 0, INT64_MIN, INT64_MAX,
+                                               t_collect_timer, timers, err,
+                                               sizeof(err)),
+                         0);
+        assert_string_equal(timers, "30:c;");
+        enc_store_meta_t d;
+        assert_int_equal(enc_store_get_meta(s, 0, &d, &found, err,
+                                            sizeof(err)),
+                         0);
+        assert_true(found);
+        assert_int_equal(d.commit_offset, 30);
+        assert_int_equal(d.changelog_end, 9);
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
+        enc_buf_free(&v);
+        enc_buf_free(&mb);
+}
+
 /* ---- timer windows (state/timers.c) --------------------------------- */
 
 /* Pops every key of partition 0's window up to @p upto as "time:id;". */
@@ -1119,9 +1286,9 @@ static void test_timer_window_mirrors_the_store_keys_it_covers(void **st) {
         enc_timers_destroy(tm);
 }
 
-/* Room for 2: a complete window that mirrored 5 puts (more than 2 x 2)
- * is cut back to the first 2, 10:e 20:d (hi = 20:d), and no longer covers
- * beyond it. */
+/* Room for 2: a complete window that mirrored 5 puts (more than 2 x 2, in
+ * two flushes) is cut back to the first 2, 10:e 20:d (hi = 20:d), and no
+ * longer covers beyond it; more than 2 x 2 notes in one flush drop it. */
 static void test_timer_window_cuts_back_past_twice_its_size(void **st) {
         (void)st;
         char out[256];
@@ -1130,8 +1297,11 @@ static void test_timer_window_cuts_back_past_twice_its_size(void **st) {
         enc_timers_refill_begin(tm, 0, 0);
         enc_timers_refill_end(tm, 0, true); /* the store has none */
         const char *ids[5] = {"e", "d", "c", "b", "a"};
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < 5; i++) {
                 enc_timers_note(tm, 0, true, 10 * (i + 1), ids[i], 1);
+                if (i == 2) /* merged: 3 keys, not cut */
+                        assert_true(enc_timers_covers(tm, 0, 0, 1000));
+        }
         assert_true(enc_timers_covers(tm, 0, 0, 19));
         assert_false(enc_timers_covers(tm, 0, 0, 20)); /* 30:c was cut */
         /* puts before hi are held, past it (25:g) are not */
@@ -1140,6 +1310,13 @@ static void test_timer_window_cuts_back_past_twice_its_size(void **st) {
         assert_true(enc_timers_covers(tm, 0, 0, 19));
         t_pop_all(tm, 19, out, sizeof(out));
         assert_string_equal(out, "10:e;15:f;");
+        /* more than 2 x 2 notes waiting for it: dropped, not held */
+        for (int i = 0; i < 4; i++)
+                enc_timers_note(tm, 0, false, 20, "d", 1);
+        assert_true(enc_timers_covers(tm, 0, 19, 19));
+        for (int i = 0; i < 5; i++)
+                enc_timers_note(tm, 0, false, 20, "d", 1);
+        assert_false(enc_timers_covers(tm, 0, 19, 19));
         enc_timers_destroy(tm);
 }
 
@@ -1153,6 +1330,10 @@ int main(void) {
                         test_incremental_restore_keeps_position_until_a_whole_commit),
                 cmocka_unit_test(
                         test_full_restore_batches_whole_commits_and_resumes),
+                cmocka_unit_test(
+                        test_full_restore_ingests_exactly_the_committed_records),
+                cmocka_unit_test(
+                        test_full_restore_reset_drops_what_was_ingested),
                 cmocka_unit_test(test_reorder_marks_and_windowed_contains),
                 cmocka_unit_test(test_reorder_contains_matches_a_naive_list),
                 cmocka_unit_test(test_reorder_read_ahead_in_arrival_order),

@@ -253,6 +253,10 @@ static int b3_lost_disk(b3_env_t *env, enc_bench_watch_t *w, pid_t *pid,
              i++)
                 usleep(100000);
         int64_t first = b3_observe(w, log_path, t_spawn, t_spawn, ph);
+        /* The restoring process's high-water mark: it started on an empty
+         * directory, so its peak is the restore's (or the processing's
+         * after it, whichever is higher). */
+        long peak_kib = enc_bench_rss_peak_kib(*pid);
         kill(*pid, SIGKILL);
         waitpid(*pid, NULL, 0);
         *pid = -1;
@@ -309,6 +313,11 @@ static int b3_lost_disk(b3_env_t *env, enc_bench_watch_t *w, pid_t *pid,
                          "restore rate / ceiling rate, same run");
         enc_bench_result("b3.lost_disk_restart_to_processing_ms", (double)first,
                          "ms");
+        if (peak_kib > 0)
+                enc_bench_result("b3.restore_peak_rss_mib",
+                                 (double)peak_kib / 1024.0,
+                                 "MiB (VmHWM of the process that restored, "
+                                 "at its first output)");
         return 0;
 }
 
