@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ENC_WUR __attribute__((warn_unused_result))
@@ -168,6 +169,56 @@ static inline size_t enc_heap_bytes(size_t n) {
 /** enc_heap_bytes of a copy of the string @p s (0 for NULL). */
 static inline size_t enc_heap_str(const char *s) {
         return s ? enc_heap_bytes(strlen(s) + 1) : 0;
+}
+
+/* Blocks kept per pool at most: what a burst of ending states leaves for
+ * the next ones, outside the cache budget (some hundred KiB in all). */
+#define ENC_POOL_MAX 512
+
+/** Freed blocks of one size, kept for reuse: the states of users come and
+ *  go many times a day, and allocating each anew was most of the
+ *  processing thread's heap calls. Zeroed = empty. Single-threaded: one
+ *  owner (a plug-in instance) uses it. */
+typedef struct enc_pool_s {
+        void *head; /* free list, linked through each block's start */
+        uint32_t n;
+} enc_pool_t;
+
+/** A zeroed block of @p size bytes (the pool's one size, at least a
+ *  pointer): a kept one, else calloc'ed. NULL when out of memory. */
+static inline void *enc_pool_get(enc_pool_t *p, size_t size) {
+        void *b = p->head;
+        if (!b)
+                return calloc(1, size);
+        p->head = *(void **)b;
+        p->n--;
+        memset(b, 0, size);
+        return b;
+}
+
+/** Gives back @p b (NULL allowed; what it owns already freed): kept for
+ *  the next enc_pool_get, or freed when the pool is full or @p p is NULL
+ *  (a state freed without its instance). */
+static inline void enc_pool_put(enc_pool_t *p, void *b) {
+        if (!b)
+                return;
+        if (!p || p->n >= ENC_POOL_MAX) {
+                free(b);
+                return;
+        }
+        *(void **)b = p->head;
+        p->head = b;
+        p->n++;
+}
+
+/** Frees every kept block. */
+static inline void enc_pool_clear(enc_pool_t *p) {
+        while (p->head) {
+                void *next = *(void **)p->head;
+                free(p->head);
+                p->head = next;
+        }
+        p->n = 0;
 }
 
 /** True if s[0..len) is valid UTF-8 (no overlongs, no surrogates). */

@@ -55,13 +55,14 @@ typedef struct ad_priv_s {
         char subject[AD_WINDOWS_MAX][16];
         int64_t maxn;
         int64_t qualified_ms;
+        enc_pool_t pool; /* freed states, for the next ones */
 } ad_priv_t;
 
 typedef struct ad_state_s {
         int64_t today;
         enc_daybits_t days; /* base = today - maxn + 1 */
         int64_t seq[AD_WINDOWS_MAX];
-        char *cohort;
+        enc_sig_str_t cohort;
 } ad_state_t;
 
 static const enc_cfg_key_t ad_keys[] = {
@@ -124,20 +125,23 @@ static enc_err_t ad_init(const enc_sigconf_t *sc, void **privp, char *errstr,
 }
 
 static void ad_destroy(void *priv) {
-        free(priv);
+        ad_priv_t *p = priv;
+        enc_pool_clear(&p->pool);
+        free(p);
 }
 
 static void ad_state_free(void *priv, void *state) {
+        ad_priv_t *p = priv;
         ad_state_t *st = state;
         if (!st)
                 return;
-        free(st->cohort);
-        free(st);
+        enc_sig_str_free(&st->cohort);
+        enc_pool_put(p ? &p->pool : NULL, st);
 }
 
 static size_t ad_state_bytes(void *priv, const void *state) {
         const ad_state_t *st = state;
-        return enc_heap_bytes(sizeof(*st)) + enc_heap_str(st->cohort);
+        return enc_heap_bytes(sizeof(*st)) + enc_sig_str_heap(&st->cohort);
 }
 
 /* The value of window @p i on st->today. */
@@ -189,7 +193,7 @@ static enc_err_t ad_emit_changes(const ad_priv_t *p, ad_state_t *st,
                 up.final = v == 0;
                 up.event_time = event_time;
                 up.sequence = ++st->seq[i];
-                up.cohort = st->cohort;
+                up.cohort = enc_sig_str(&st->cohort);
                 enc_err_t err = enc_emit(em, &up);
                 if (err)
                         return err;
@@ -199,7 +203,7 @@ static enc_err_t ad_emit_changes(const ad_priv_t *p, ad_state_t *st,
 
 /* Works through every boundary due at or before @p now, in time order, and
  * frees the state once every window is empty. */
-static enc_err_t ad_advance(const ad_priv_t *p, ad_state_t **stp, int64_t now,
+static enc_err_t ad_advance(ad_priv_t *p, ad_state_t **stp, int64_t now,
                             enc_emitter_t *em) {
         ad_state_t *st = *stp;
         int64_t t;
@@ -213,7 +217,7 @@ static enc_err_t ad_advance(const ad_priv_t *p, ad_state_t **stp, int64_t now,
                         return err;
         }
         if (enc_daybits_empty(&st->days)) {
-                ad_state_free(NULL, st);
+                ad_state_free(p, st);
                 *stp = NULL;
         }
         return ENC_OK;
@@ -242,8 +246,9 @@ static enc_err_t ad_on_event(void *priv, void **state, const enc_event_t *ev,
                 err = ad_advance(p, (ad_state_t **)state, ev->event_time, em);
                 if (err || !(st = *state))
                         return err;
-                return enc_sig_setstr(&st->cohort, ev->cohort) ? ENC_OK
-                                                               : ENC_ERR_NOMEM;
+                return enc_sig_str_set(&st->cohort, ev->cohort)
+                               ? ENC_OK
+                               : ENC_ERR_NOMEM;
         }
         if (st) {
                 /* The engine has delivered every timer due before this
@@ -255,14 +260,14 @@ static enc_err_t ad_on_event(void *priv, void **state, const enc_event_t *ev,
                 st = *state;
         }
         if (!st) {
-                st = calloc(1, sizeof(*st));
+                st = enc_pool_get(&p->pool, sizeof(*st));
                 if (!st)
                         return ENC_ERR_NOMEM;
                 st->today = day;
                 enc_daybits_init(&st->days, day - p->maxn + 1);
                 *state = st;
         }
-        if (!enc_sig_setstr(&st->cohort, ev->cohort))
+        if (!enc_sig_str_set(&st->cohort, ev->cohort))
                 return ENC_ERR_NOMEM;
         for (int i = 0; i < p->nwin; i++)
                 old[i] = ad_value(p, st, i);
@@ -292,17 +297,17 @@ static enc_err_t ad_state_encode(void *priv, const void *state,
                 enc_buf_put_varint(out, (uint64_t)st->seq[i]);
         }
         enc_daybits_put(&st->days, out);
-        enc_buf_put_str(out, st->cohort);
+        enc_buf_put_str(out, enc_sig_str(&st->cohort));
         return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
 }
 
 static enc_err_t ad_state_decode(void *priv, const uint8_t *buf, size_t len,
                                  void **statep) {
-        const ad_priv_t *p = priv;
+        ad_priv_t *p = priv;
         const uint8_t *q = buf, *end = buf + len;
         uint8_t ver;
         uint64_t nwin;
-        ad_state_t *st = calloc(1, sizeof(*st));
+        ad_state_t *st = enc_pool_get(&p->pool, sizeof(*st));
 
         *statep = NULL;
         if (!st)
@@ -325,13 +330,14 @@ static enc_err_t ad_state_decode(void *priv, const uint8_t *buf, size_t len,
         if (!enc_daybits_get(&q, end, &st->days) ||
             enc_daybits_empty(&st->days) ||
             enc_daybits_last(&st->days) > st->today ||
-            !enc_sig_get_str(&q, end, ENC_LABEL_MAX, &st->cohort) || q != end)
+            !enc_sig_str_read(&q, end, ENC_LABEL_MAX, &st->cohort) ||
+            q != end)
                 goto corrupt;
         *statep = st;
         return ENC_OK;
 
 corrupt:
-        ad_state_free(NULL, st);
+        ad_state_free(p, st);
         return ENC_ERR_CORRUPT;
 }
 

@@ -76,13 +76,15 @@ typedef struct co_priv_s {
         int n;
         co_comp_t comp[ENC_COMPONENTS_MAX];
         int64_t ttl_ms;
+        enc_pool_t pool; /* freed states (all of one size), for reuse */
 } co_priv_t;
 
 /* One component's current input. */
 typedef struct co_slot_s {
         double x;
         int64_t t;     /* event time it was taken at; CO_NEVER if not yet */
-        char *subject; /* of the update taken (any-subject entries only) */
+        enc_sig_str_t subject; /* of the update taken (any-subject entries
+                                  only) */
 } co_slot_t;
 
 #define CO_NEVER INT64_MIN
@@ -94,7 +96,7 @@ typedef struct co_state_s {
         int64_t seq;
         bool has_event;     /* an event applied within ttl */
         int64_t event_time; /* the user's latest applied event */
-        char *cohort;       /* its cohort (NULL allowed) */
+        enc_sig_str_t cohort; /* its cohort (absent allowed) */
         co_slot_t s[];      /* one per configured component (priv->n):
                                every cached user carries one, so not
                                ENC_COMPONENTS_MAX */
@@ -102,31 +104,32 @@ typedef struct co_state_s {
 
 static void co_clear_components(const co_priv_t *p, co_state_t *st) {
         for (int i = 0; i < p->n; i++) {
-                free(st->s[i].subject);
-                st->s[i] = (co_slot_t){0, CO_NEVER, NULL};
+                enc_sig_str_free(&st->s[i].subject);
+                st->s[i].x = 0;
+                st->s[i].t = CO_NEVER;
         }
         st->live = false;
         st->last_time = 0;
         st->seq = 0;
 }
 
-static co_state_t *co_state_new(const co_priv_t *p) {
-        co_state_t *st =
-                calloc(1, sizeof(co_state_t) + (size_t)p->n * sizeof(co_slot_t));
+static co_state_t *co_state_new(co_priv_t *p) {
+        co_state_t *st = enc_pool_get(
+                &p->pool, sizeof(co_state_t) + (size_t)p->n * sizeof(co_slot_t));
         if (st)
                 co_clear_components(p, st);
         return st;
 }
 
 static void co_state_free(void *priv, void *state) {
-        const co_priv_t *p = priv;
+        co_priv_t *p = priv;
         co_state_t *st = state;
         if (!st)
                 return;
         for (int i = 0; i < p->n; i++)
-                free(st->s[i].subject);
-        free(st->cohort);
-        free(st);
+                enc_sig_str_free(&st->s[i].subject);
+        enc_sig_str_free(&st->cohort);
+        enc_pool_put(&p->pool, st);
 }
 
 static size_t co_state_bytes(void *priv, const void *state) {
@@ -134,9 +137,9 @@ static size_t co_state_bytes(void *priv, const void *state) {
         const co_state_t *st = state;
         size_t n = enc_heap_bytes(sizeof(co_state_t) +
                                   (size_t)p->n * sizeof(co_slot_t)) +
-                   enc_heap_str(st->cohort);
+                   enc_sig_str_heap(&st->cohort);
         for (int i = 0; i < p->n; i++)
-                n += enc_heap_str(st->s[i].subject);
+                n += enc_sig_str_heap(&st->s[i].subject);
         return n;
 }
 
@@ -317,7 +320,9 @@ static enc_err_t co_init(const enc_sigconf_t *sc, void **privp, char *errstr,
 }
 
 static void co_destroy(void *priv) {
-        free(priv);
+        co_priv_t *p = priv;
+        enc_pool_clear(&p->pool);
+        free(p);
 }
 
 static int64_t co_next_timer(void *priv, const void *state) {
@@ -345,8 +350,7 @@ static enc_err_t co_on_timer(void *priv, void **state, int64_t now,
         if (st->has_event && now >= st->event_time + p->ttl_ms) {
                 st->has_event = false;
                 st->event_time = 0;
-                free(st->cohort);
-                st->cohort = NULL;
+                enc_sig_str_free(&st->cohort);
         }
         if (!st->live && !st->has_event) {
                 co_state_free(priv, st);
@@ -368,7 +372,7 @@ static enc_err_t co_on_event(void *priv, void **state, const enc_event_t *ev,
                         return ENC_ERR_NOMEM;
                 *state = st;
         }
-        if (!enc_sig_setstr(&st->cohort, ev->cohort))
+        if (!enc_sig_str_set(&st->cohort, ev->cohort))
                 return ENC_ERR_NOMEM;
         /* Never back: only a caller that breaks event-time order sends an
          * older event, and the timer must stay > now. */
@@ -421,9 +425,9 @@ static enc_err_t co_take(const co_priv_t *p, co_state_t *st, int i,
         if (c->any_subject && sl->t != CO_NEVER &&
             (up->event_time < sl->t ||
              (up->event_time == sl->t &&
-              co_subject_cmp(up->subject, sl->subject) < 0)))
+              co_subject_cmp(up->subject, enc_sig_str(&sl->subject)) < 0)))
                 return ENC_OK; /* an earlier one in the instant's order */
-        if (c->any_subject && !enc_sig_setstr(&sl->subject, up->subject))
+        if (c->any_subject && !enc_sig_str_set(&sl->subject, up->subject))
                 return ENC_ERR_NOMEM;
         sl->x = co_normalise(c->kind, up);
         sl->t = up->event_time;
@@ -432,7 +436,7 @@ static enc_err_t co_take(const co_priv_t *p, co_state_t *st, int i,
 
 static enc_err_t co_on_update(void *priv, void **state, const enc_update_t *up,
                               enc_emitter_t *em) {
-        const co_priv_t *p = priv;
+        co_priv_t *p = priv;
         co_state_t *st;
         bool match = false;
 
@@ -473,7 +477,9 @@ static enc_err_t co_on_update(void *priv, void **state, const enc_update_t *up,
         /* The user's cohort (DESIGN): the causing event's, else the
          * latest event's, else -- nothing remembered -- the component's. */
         const enc_event_t *ev = enc_emitter_event(em);
-        out.cohort = ev ? ev->cohort : st->has_event ? st->cohort : up->cohort;
+        out.cohort = ev                ? ev->cohort
+                     : st->has_event ? enc_sig_str(&st->cohort)
+                                     : up->cohort;
         out.sequence = ++st->seq;
         out.component_cnt = p->n;
         for (int i = 0; i < p->n; i++)
@@ -507,18 +513,18 @@ static enc_err_t co_state_encode(void *priv, const void *state,
         for (int i = 0; i < p->n; i++) {
                 enc_buf_put_double(out, st->s[i].x);
                 enc_buf_put_svarint(out, st->s[i].t);
-                enc_buf_put_str(out, st->s[i].subject);
+                enc_buf_put_str(out, enc_sig_str(&st->s[i].subject));
         }
         enc_buf_put_svarint(out, st->last_time);
         enc_buf_put_varint(out, (uint64_t)st->seq);
         enc_buf_put_svarint(out, st->event_time);
-        enc_buf_put_str(out, st->cohort);
+        enc_buf_put_str(out, enc_sig_str(&st->cohort));
         return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
 }
 
 static enc_err_t co_state_decode(void *priv, const uint8_t *buf, size_t len,
                                  void **statep) {
-        const co_priv_t *p = priv;
+        co_priv_t *p = priv;
         const uint8_t *q = buf, *end = buf + len;
         uint8_t ver, flags = 1;
         uint64_t n, seq;
@@ -546,8 +552,8 @@ static enc_err_t co_state_decode(void *priv, const uint8_t *buf, size_t len,
                 }
                 if (!enc_get_svarint(&q, end, &sl->t) ||
                     (sl->t != CO_NEVER && !co_time_ok(sl->t)) ||
-                    !enc_sig_get_str(&q, end, ENC_ID_MAX, &sl->subject) ||
-                    (sl->subject && !p->comp[i].any_subject))
+                    !enc_sig_str_read(&q, end, ENC_ID_MAX, &sl->subject) ||
+                    (enc_sig_str(&sl->subject) && !p->comp[i].any_subject))
                         goto corrupt;
         }
         if (!enc_get_svarint(&q, end, &st->last_time) ||
@@ -558,8 +564,9 @@ static enc_err_t co_state_decode(void *priv, const uint8_t *buf, size_t len,
         if (ver == CO_STATE_V2 &&
             (!enc_get_svarint(&q, end, &st->event_time) ||
              !co_time_ok(st->event_time) ||
-             !enc_sig_get_str(&q, end, ENC_LABEL_MAX, &st->cohort) ||
-             (!st->has_event && (st->cohort || st->event_time))))
+             !enc_sig_str_read(&q, end, ENC_LABEL_MAX, &st->cohort) ||
+             (!st->has_event &&
+              (enc_sig_str(&st->cohort) || st->event_time))))
                 goto corrupt;
         if (q != end)
                 goto corrupt;

@@ -55,6 +55,7 @@ typedef struct dh_priv_s {
         bool by_track;
         int64_t qualified_ms;
         int max_items;
+        enc_pool_t strs; /* discoveries' string blocks, for reuse */
 } dh_priv_t;
 
 /* A lookback entry: its item id lives in the state's pool, at off,
@@ -145,11 +146,19 @@ static enc_err_t dh_init(const enc_sigconf_t *sc, void **privp, char *errstr,
 }
 
 static void dh_destroy(void *priv) {
-        free(priv);
+        dh_priv_t *p = priv;
+        enc_pool_clear(&p->strs);
+        free(p);
 }
 
-static void dh_disc_clear(dh_disc_t *d) {
-        free(d->item); /* the block of all three */
+/* The pool of string blocks: the instance's, mutable through a const
+ * priv (which points to calloc'ed memory, never a const object). */
+static enc_pool_t *dh_strs(const dh_priv_t *p) {
+        return p ? (enc_pool_t *)&p->strs : NULL;
+}
+
+static void dh_disc_clear(const dh_priv_t *p, dh_disc_t *d) {
+        enc_sig_strs3_free(dh_strs(p), d->item, d->sbytes); /* all three */
         d->item = d->rec = d->cohort = NULL;
 }
 
@@ -158,7 +167,7 @@ static void dh_state_free(void *priv, void *state) {
         if (!st)
                 return;
         for (int i = 0; i < st->ndisc; i++)
-                dh_disc_clear(&st->disc[i]);
+                dh_disc_clear(priv, &st->disc[i]);
         free(st->look);
         free(st->pool);
         free(st->disc);
@@ -173,7 +182,7 @@ static size_t dh_state_bytes(void *priv, const void *state) {
                    enc_heap_bytes(st->pcap) +
                    enc_heap_bytes((size_t)st->cdisc * sizeof(*st->disc));
         for (int i = 0; i < st->ndisc; i++)
-                n += enc_heap_bytes(st->disc[i].sbytes);
+                n += enc_sig_strs3_heap(st->disc[i].sbytes);
         return n;
 }
 
@@ -403,13 +412,13 @@ static enc_err_t dh_advance(const dh_priv_t *p, void **state, int64_t now,
                 enc_err_t err = dh_emit(p, d, 0, p->horizon, t, true, em);
                 if (err)
                         return err;
-                dh_disc_clear(d);
+                dh_disc_clear(p, d);
                 memmove(d, d + 1, (size_t)(st->ndisc - best - 1) * sizeof(*d));
                 st->ndisc--;
         }
         dh_prune(st, enc_day_of(now) - p->lookback);
         if (st->ndisc == 0 && st->nlook == 0) {
-                dh_state_free(NULL, st);
+                dh_state_free((void *)p, st);
                 *state = NULL;
         }
         return ENC_OK;
@@ -468,11 +477,12 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
                 const char *sv[3] = {item, rec, co};
                 size_t sl[3] = {strlen(item), rec ? strlen(rec) : 0,
                                 co ? strlen(co) : 0};
-                if (!enc_sig_strs3(&d.item, &d.rec, &d.cohort, sv, sl, &d.sbytes))
+                if (!enc_sig_strs3(dh_strs(p), &d.item, &d.rec, &d.cohort, sv,
+                                   sl, &d.sbytes))
                         return ENC_ERR_NOMEM;
                 if (!dh_insert_slot((void **)&st->disc, &st->ndisc, &st->cdisc,
                                     sizeof(*st->disc), di)) {
-                        dh_disc_clear(&d);
+                        dh_disc_clear(p, &d);
                         return ENC_ERR_NOMEM;
                 }
                 st->disc[di] = d;
@@ -577,8 +587,8 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                     !enc_sig_strref_get(&q, end, ENC_ID_MAX, &s[1], &sl[1]) ||
                     !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &s[2], &sl[2]))
                         goto corrupt;
-                if (!enc_sig_strs3(&d->item, &d->rec, &d->cohort, s, sl,
-                                   &d->sbytes))
+                if (!enc_sig_strs3(dh_strs(p), &d->item, &d->rec, &d->cohort,
+                                   s, sl, &d->sbytes))
                         goto nomem;
                 if ((i && strcmp(st->disc[i - 1].item, d->item) >= 0) ||
                     !enc_get_svarint(&q, end, &d->d0) ||
@@ -599,10 +609,10 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
         return ENC_OK;
 
 corrupt:
-        dh_state_free(NULL, st);
+        dh_state_free(priv, st);
         return ENC_ERR_CORRUPT;
 nomem:
-        dh_state_free(NULL, st);
+        dh_state_free(priv, st);
         return ENC_ERR_NOMEM;
 }
 

@@ -48,6 +48,7 @@ typedef struct pr_priv_s {
         int32_t src_version;
         int max_open;
         enc_gfilter_t *filter;
+        enc_pool_t strs; /* discoveries' string blocks, for reuse */
 } pr_priv_t;
 
 typedef struct pr_disc_s {
@@ -97,6 +98,7 @@ static void pr_destroy(void *priv) {
         if (!p)
                 return;
         enc_gfilter_destroy(p->filter);
+        enc_pool_clear(&p->strs);
         free(p);
 }
 
@@ -148,8 +150,15 @@ fail:
         return err;
 }
 
-static void pr_disc_clear(pr_disc_t *d) {
-        free(d->item); /* one block with rec and cohort: enc_sig_strs3 */
+/* The pool of string blocks: the instance's, mutable through a const
+ * priv (which points to calloc'ed memory, never a const object). */
+static enc_pool_t *pr_strs(const pr_priv_t *p) {
+        return p ? (enc_pool_t *)&p->strs : NULL;
+}
+
+static void pr_disc_clear(const pr_priv_t *p, pr_disc_t *d) {
+        /* one block with rec and cohort: enc_sig_strs3 */
+        enc_sig_strs3_free(pr_strs(p), d->item, d->sbytes);
         d->item = d->rec = d->cohort = NULL;
 }
 
@@ -158,7 +167,7 @@ static void pr_state_free(void *priv, void *state) {
         if (!st)
                 return;
         for (int i = 0; i < st->n; i++)
-                pr_disc_clear(&st->d[i]);
+                pr_disc_clear(priv, &st->d[i]);
         free(st->d);
         free(st);
 }
@@ -168,7 +177,7 @@ static size_t pr_state_bytes(void *priv, const void *state) {
         size_t n = enc_heap_bytes(sizeof(*st)) +
                    enc_heap_bytes((size_t)st->cap * sizeof(*st->d));
         for (int i = 0; i < st->n; i++)
-                n += enc_heap_bytes(st->d[i].sbytes);
+                n += enc_sig_strs3_heap(st->d[i].sbytes);
         return n;
 }
 
@@ -265,14 +274,14 @@ static enc_err_t pr_advance(const pr_priv_t *p, void **state, int64_t now,
                 if (err)
                         return err;
                 if (++d->k_next > p->h) {
-                        pr_disc_clear(d);
+                        pr_disc_clear(p, d);
                         memmove(d, d + 1,
                                 (size_t)(st->n - best - 1) * sizeof(*d));
                         st->n--;
                 }
         }
         if (st->n == 0) {
-                pr_state_free(NULL, st);
+                pr_state_free((void *)p, st);
                 *state = NULL;
         }
         return ENC_OK;
@@ -345,7 +354,8 @@ static enc_err_t pr_on_update(void *priv, void **state, const enc_update_t *up,
                              up->cohort};
         size_t sl[3] = {strlen(up->subject),
                         sv[1] ? strlen(sv[1]) : 0, sv[2] ? strlen(sv[2]) : 0};
-        if (!enc_sig_strs3(&d.item, &d.rec, &d.cohort, sv, sl, &d.sbytes))
+        if (!enc_sig_strs3(pr_strs(p), &d.item, &d.rec, &d.cohort, sv, sl,
+                           &d.sbytes))
                 return ENC_ERR_NOMEM;
         d.d0 = d0;
         d.k_next = 1;
@@ -395,7 +405,7 @@ static enc_err_t pr_state_decode(void *priv, const uint8_t *buf, size_t len,
             n > (uint64_t)p->max_open || n > (uint64_t)(end - q) / 7)
                 goto corrupt;
         if (!(st->d = calloc((size_t)n, sizeof(*st->d)))) {
-                pr_state_free(NULL, st);
+                pr_state_free((void *)p, st);
                 return ENC_ERR_NOMEM;
         }
         st->cap = (int)n;
@@ -410,9 +420,9 @@ static enc_err_t pr_state_decode(void *priv, const uint8_t *buf, size_t len,
                     !enc_sig_strref_get(&q, end, ENC_ID_MAX, &sv[1], &sl[1]) ||
                     !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &sv[2], &sl[2]))
                         goto corrupt;
-                if (!enc_sig_strs3(&d->item, &d->rec, &d->cohort, sv, sl,
-                                   &d->sbytes)) {
-                        pr_state_free(NULL, st);
+                if (!enc_sig_strs3(pr_strs(p), &d->item, &d->rec, &d->cohort,
+                                   sv, sl, &d->sbytes)) {
+                        pr_state_free((void *)p, st);
                         return ENC_ERR_NOMEM;
                 }
                 if (!enc_get_svarint(&q, end, &d->d0) ||
@@ -433,7 +443,7 @@ static enc_err_t pr_state_decode(void *priv, const uint8_t *buf, size_t len,
         *statep = st;
         return ENC_OK;
 corrupt:
-        pr_state_free(NULL, st);
+        pr_state_free((void *)p, st);
         return ENC_ERR_CORRUPT;
 }
 

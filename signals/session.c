@@ -35,13 +35,14 @@ typedef struct se_priv_s {
         int64_t gap_ms;
         int64_t skip_ms;
         double complete_ratio;
+        enc_pool_t pool; /* freed states, for the next sessions */
 } se_priv_t;
 
 typedef struct se_state_s {
         int64_t first, last; /* event times of the first and last play */
         int64_t plays, skips, completed;
         int64_t ms_played; /* sum */
-        char *cohort;      /* of the last play */
+        enc_sig_str_t cohort; /* of the last play */
 } se_state_t;
 
 static const enc_cfg_key_t se_keys[] = {
@@ -80,20 +81,23 @@ static enc_err_t se_init(const enc_sigconf_t *sc, void **privp, char *errstr,
 }
 
 static void se_destroy(void *priv) {
-        free(priv);
+        se_priv_t *p = priv;
+        enc_pool_clear(&p->pool);
+        free(p);
 }
 
 static void se_state_free(void *priv, void *state) {
+        se_priv_t *p = priv;
         se_state_t *st = state;
         if (!st)
                 return;
-        free(st->cohort);
-        free(st);
+        enc_sig_str_free(&st->cohort);
+        enc_pool_put(p ? &p->pool : NULL, st);
 }
 
 static size_t se_state_bytes(void *priv, const void *state) {
         const se_state_t *st = state;
-        return enc_heap_bytes(sizeof(*st)) + enc_heap_str(st->cohort);
+        return enc_heap_bytes(sizeof(*st)) + enc_sig_str_heap(&st->cohort);
 }
 
 static int64_t se_next_timer(void *priv, const void *state) {
@@ -103,7 +107,7 @@ static int64_t se_next_timer(void *priv, const void *state) {
 }
 
 /* Emits the closing update and frees the state. */
-static enc_err_t se_close(const se_priv_t *p, void **state, enc_emitter_t *em) {
+static enc_err_t se_close(se_priv_t *p, void **state, enc_emitter_t *em) {
         se_state_t *st = *state;
         enc_update_t up;
         double plays = (double)st->plays;
@@ -116,7 +120,7 @@ static enc_err_t se_close(const se_priv_t *p, void **state, enc_emitter_t *em) {
         up.final = true;
         up.event_time = st->last + p->gap_ms;
         up.sequence = 1;
-        up.cohort = st->cohort;
+        up.cohort = enc_sig_str(&st->cohort);
         up.component_cnt = 5;
         up.components[0] = (enc_component_t){"listened_minutes",
                                              (double)st->ms_played / 60000.0};
@@ -127,7 +131,7 @@ static enc_err_t se_close(const se_priv_t *p, void **state, enc_emitter_t *em) {
         up.components[4] = (enc_component_t){
                 "duration_minutes", (double)(st->last - st->first) / 60000.0};
         enc_err_t err = enc_emit(em, &up);
-        se_state_free(NULL, st);
+        se_state_free(p, st);
         *state = NULL;
         return err;
 }
@@ -141,18 +145,18 @@ static enc_err_t se_on_timer(void *priv, void **state, int64_t now,
 
 static enc_err_t se_on_event(void *priv, void **state, const enc_event_t *ev,
                              enc_emitter_t *em) {
-        const se_priv_t *p = priv;
+        se_priv_t *p = priv;
         se_state_t *st;
         enc_err_t err = se_on_timer(priv, state, ev->event_time, em);
         if (err)
                 return err;
         if (!(st = *state)) {
-                if (!(st = calloc(1, sizeof(*st))))
+                if (!(st = enc_pool_get(&p->pool, sizeof(*st))))
                         return ENC_ERR_NOMEM;
                 st->first = st->last = ev->event_time;
                 *state = st;
         }
-        if (!enc_sig_setstr(&st->cohort, ev->cohort))
+        if (!enc_sig_str_set(&st->cohort, ev->cohort))
                 return ENC_ERR_NOMEM;
         /* An event before the session's last play (only a caller that
          * breaks event-time order sends one) joins it without moving it
@@ -189,7 +193,7 @@ static enc_err_t se_state_encode(void *priv, const void *state,
         enc_buf_put_varint(out, (uint64_t)st->skips);
         enc_buf_put_varint(out, (uint64_t)st->completed);
         enc_buf_put_varint(out, (uint64_t)st->ms_played);
-        enc_buf_put_str(out, st->cohort);
+        enc_buf_put_str(out, enc_sig_str(&st->cohort));
         return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
 }
 
@@ -202,7 +206,8 @@ static enc_err_t se_state_decode(void *priv, const uint8_t *buf, size_t len,
         const uint8_t *q = buf, *end = buf + len;
         uint8_t ver;
         uint64_t span, plays, skips, completed, ms;
-        se_state_t *st = calloc(1, sizeof(*st));
+        se_priv_t *p = priv;
+        se_state_t *st = enc_pool_get(&p->pool, sizeof(*st));
 
         *statep = NULL;
         if (!st)
@@ -215,8 +220,9 @@ static enc_err_t se_state_decode(void *priv, const uint8_t *buf, size_t len,
             !enc_get_varint(&q, end, &skips) || skips > plays ||
             !enc_get_varint(&q, end, &completed) || completed > plays ||
             !enc_get_varint(&q, end, &ms) || ms > (uint64_t)SE_TIME_MAX ||
-            !enc_sig_get_str(&q, end, ENC_LABEL_MAX, &st->cohort) || q != end) {
-                se_state_free(NULL, st);
+            !enc_sig_str_read(&q, end, ENC_LABEL_MAX, &st->cohort) ||
+            q != end) {
+                se_state_free(p, st);
                 return ENC_ERR_CORRUPT;
         }
         st->last = st->first + (int64_t)span;

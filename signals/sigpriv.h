@@ -34,36 +34,6 @@ static inline bool enc_sig_streq(const char *a, const char *b) {
         return !strcmp(a, b);
 }
 
-/** Replaces *dst (owned, may be NULL) with a copy of @p s (NULL allowed).
- *  Returns false on allocation failure, leaving *dst unchanged. */
-static inline bool enc_sig_setstr(char **dst, const char *s) {
-        if (enc_sig_streq(*dst, s))
-                return true;
-        char *n = NULL;
-        if (s && !(n = strdup(s)))
-                return false;
-        free(*dst);
-        *dst = n;
-        return true;
-}
-
-/** enc_get_str for stored state, which also refuses a string that is not
- *  valid UTF-8. Every string a signal stores ends up in an update, and the
- *  codec will not encode invalid UTF-8; the engine treats that failure as
- *  fatal, so a damaged record accepted here would stop the process on every
- *  restart. Refused, the record is corrupt and the user starts over. */
-static inline bool enc_sig_get_str(const uint8_t **p, const uint8_t *end,
-                                   size_t maxlen, char **s) {
-        if (!enc_get_str(p, end, maxlen, s))
-                return false;
-        if (*s && !enc_utf8_valid(*s, strlen(*s))) {
-                free(*s);
-                *s = NULL;
-                return false;
-        }
-        return true;
-}
-
 /** True if the @p n stored bytes at @p q may be a string of an update:
  *  valid UTF-8 and no NUL (the stored form never holds one). */
 static inline bool enc_sig_str_ok(const uint8_t *q, size_t n) {
@@ -94,19 +64,27 @@ static inline bool enc_sig_strref_get(const uint8_t **q, const uint8_t *end,
         return true;
 }
 
+/* A block of three strings up to this size comes from, and goes back to,
+ * the plug-in's pool of such blocks (see enc_sig_strs3). */
+#define ENC_SIG_STRS3_BLOCK 128
+
 /** Copies three strings (@p v[i] of length @p len[i]; v[1] and v[2] may be
- *  NULL, v[0] may not) into one allocation, NUL-terminated, and points
- *  *a, *b, *c at them (*b, *c NULL for NULL); *bytes is the block's size.
- *  *a owns the block: free(*a) frees all three. False, with nothing
- *  allocated, when out of memory. A discovery's item, recommendation id and
- *  cohort are kept this way. */
-static inline bool enc_sig_strs3(char **a, char **b, char **c,
-                                 const char *const v[3], const size_t len[3],
-                                 uint32_t *bytes) {
+ *  NULL, v[0] may not) into one block, NUL-terminated, and points *a, *b,
+ *  *c at them (*b, *c NULL for NULL); *bytes is what they take. *a owns
+ *  the block: enc_sig_strs3_free(@p pool, *a, *bytes) frees all three. A
+ *  block of up to ENC_SIG_STRS3_BLOCK bytes is a recycled one from
+ *  @p pool (a discovery's item, recommendation id and cohort usually fit):
+ *  no allocation per discovery in steady state. False, with nothing
+ *  allocated, when out of memory. */
+static inline bool enc_sig_strs3(enc_pool_t *pool, char **a, char **b,
+                                 char **c, const char *const v[3],
+                                 const size_t len[3], uint32_t *bytes) {
         size_t total = 0;
         for (int i = 0; i < 3; i++)
                 total += v[i] ? len[i] + 1 : 0;
-        char *w = malloc(total);
+        char *w = total <= ENC_SIG_STRS3_BLOCK
+                          ? enc_pool_get(pool, ENC_SIG_STRS3_BLOCK)
+                          : malloc(total);
         if (!w)
                 return false;
         *bytes = (uint32_t)total; /* ids are capped far below 4 GiB */
@@ -121,6 +99,108 @@ static inline bool enc_sig_strs3(char **a, char **b, char **c,
                 w += len[i] + 1;
         }
         return true;
+}
+
+/** Frees (or keeps in @p pool, which may be NULL) the block of
+ *  enc_sig_strs3 that @p a starts, of @p bytes. */
+static inline void enc_sig_strs3_free(enc_pool_t *pool, char *a,
+                                      uint32_t bytes) {
+        if (a && bytes <= ENC_SIG_STRS3_BLOCK)
+                enc_pool_put(pool, a);
+        else
+                free(a);
+}
+
+/** Heap bytes of an enc_sig_strs3 block of @p bytes (for state_bytes). */
+static inline size_t enc_sig_strs3_heap(uint32_t bytes) {
+        return enc_heap_bytes(bytes <= ENC_SIG_STRS3_BLOCK
+                                      ? ENC_SIG_STRS3_BLOCK
+                                      : bytes);
+}
+
+/* ---- no allocation per event ------------------------------------------
+ * A user's states come and go many times a day (a session closes, the last
+ * play leaves a window) and each used to cost a calloc, a strdup per kept
+ * string and the frees: most of the processing thread's heap calls in a
+ * hot run (ops/bench/LIMITS.md). So short strings live inside the state
+ * (enc_sig_str_t) and a plug-in keeps the blocks of its freed states for
+ * the next ones (enc_pool_t, base/enc.h): in steady state an event
+ * allocates nothing. Neither changes the stored form. */
+
+/* Longest string kept inline: cohorts (ENC_LABEL_MAX 64, in practice a
+ * word or two) and most item ids fit. */
+#define ENC_SIG_STR_INL 39
+
+/** A string a state owns: inline up to ENC_SIG_STR_INL bytes, else one
+ *  heap copy. It holds no pointer into itself, so a state may move
+ *  (realloc of an array of them). Zeroed = absent (NULL). */
+typedef struct enc_sig_str_s {
+        char *heap; /* owned, when longer than the inline room */
+        char inl[ENC_SIG_STR_INL + 1];
+} enc_sig_str_t;
+
+/** The string, borrowed from @p s; NULL when absent. */
+static inline const char *enc_sig_str(const enc_sig_str_t *s) {
+        return s->heap ? s->heap : s->inl[0] ? s->inl : NULL;
+}
+
+/* The empty string is kept on the heap so that inl[0] == 0 means absent. */
+static inline bool enc_sig_str_setn(enc_sig_str_t *s, const char *v,
+                                    size_t n) {
+        if (!v) {
+                free(s->heap);
+                s->heap = NULL;
+                s->inl[0] = '\0';
+                return true;
+        }
+        if (n && n <= ENC_SIG_STR_INL) {
+                free(s->heap);
+                s->heap = NULL;
+                memcpy(s->inl, v, n);
+                s->inl[n] = '\0';
+                return true;
+        }
+        char *h = malloc(n + 1);
+        if (!h)
+                return false;
+        memcpy(h, v, n);
+        h[n] = '\0';
+        free(s->heap);
+        s->heap = h;
+        s->inl[0] = '\0';
+        return true;
+}
+
+/** Sets @p s to a copy of @p v (NULL: absent). Allocates only for a
+ *  string longer than the inline room that differs from the one held.
+ *  False on allocation failure, leaving @p s unchanged. */
+static inline bool enc_sig_str_set(enc_sig_str_t *s, const char *v) {
+        const char *cur = enc_sig_str(s);
+        if (cur == v || (cur && v && !strcmp(cur, v)))
+                return true;
+        return enc_sig_str_setn(s, v, v ? strlen(v) : 0);
+}
+
+/** Frees what @p s holds; it is absent after. */
+static inline void enc_sig_str_free(enc_sig_str_t *s) {
+        free(s->heap);
+        s->heap = NULL;
+        s->inl[0] = '\0';
+}
+
+/** Heap bytes @p s holds beyond itself (for state_bytes). */
+static inline size_t enc_sig_str_heap(const enc_sig_str_t *s) {
+        return enc_heap_str(s->heap);
+}
+
+/** Reads a stored string (enc_buf_put_str's form, checked as
+ *  enc_sig_strref_get checks it) into @p s, which must be absent. */
+static inline bool enc_sig_str_read(const uint8_t **q, const uint8_t *end,
+                                    size_t maxlen, enc_sig_str_t *s) {
+        const char *v;
+        size_t n;
+        return enc_sig_strref_get(q, end, maxlen, &v, &n) &&
+               enc_sig_str_setn(s, v, n);
 }
 
 /** True if @p day (read from stored state) is within the sane range. */

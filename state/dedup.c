@@ -42,49 +42,85 @@
 #include <xxhash.h>
 
 #define ENC_DEDUP_MAX 4096
-
+/* Ids kept inside the state block before the arrays move to the heap: a
+ * user's plays within the window, for most windows and users. */
+#define ENC_DEDUP_INL 8
 typedef struct enc_dedup_priv_s {
         int64_t window;
+        enc_pool_t pool; /* freed state blocks, for the next users */
 } enc_dedup_priv_t;
 
 typedef struct enc_dedup_state_s {
-        int n, cap;
-        uint64_t *hash;
-        int64_t *time; /* non-decreasing: events arrive in event-time order */
+        int n, cap; /* cap 0: a new block, the arrays not yet set */
+        uint64_t *hash; /* hinl or owned */
+        int64_t *time;  /* tinl or owned; non-decreasing: events arrive in
+                           event-time order */
+        uint64_t hinl[ENC_DEDUP_INL];
+        int64_t tinl[ENC_DEDUP_INL];
 } enc_dedup_state_t;
 
 uint64_t enc_dedup_hash(const char *event_id) {
         return XXH3_64bits(event_id, strlen(event_id));
 }
 
+/* A user's ids come and go with their plays (the state is freed a window
+ * after the last one): a state is one block with room for ENC_DEDUP_INL
+ * ids, and freed blocks are kept for the next users, so in steady state
+ * no event allocates. */
+static enc_dedup_state_t *enc_dedup_state_new(enc_dedup_priv_t *p) {
+        enc_dedup_state_t *s = enc_pool_get(&p->pool, sizeof(*s));
+        if (!s)
+                return NULL;
+        s->cap = ENC_DEDUP_INL;
+        s->hash = s->hinl;
+        s->time = s->tinl;
+        return s;
+}
+
 static void enc_dedup_free(void *priv, void *state) {
-        (void)priv;
+        enc_dedup_priv_t *p = priv;
         enc_dedup_state_t *s = state;
         if (!s)
                 return;
-        free(s->hash);
-        free(s->time);
-        free(s);
+        if (s->hash != s->hinl) {
+                free(s->hash);
+                free(s->time);
+        }
+        enc_pool_put(p ? &p->pool : NULL, s);
 }
 
 static size_t enc_dedup_bytes(void *priv, const void *state) {
         (void)priv;
         const enc_dedup_state_t *s = state;
-        return enc_heap_bytes(sizeof(*s)) +
-               2 * enc_heap_bytes((size_t)s->cap * sizeof(uint64_t));
+        size_t n = enc_heap_bytes(sizeof(*s));
+        if (s->hash != s->hinl)
+                n += 2 * enc_heap_bytes((size_t)s->cap * sizeof(uint64_t));
+        return n;
 }
 
 static bool enc_dedup_grow(enc_dedup_state_t *s) {
         if (s->n < s->cap)
                 return true;
-        int ncap = s->cap ? s->cap * 2 : 8;
-        uint64_t *h = realloc(s->hash, (size_t)ncap * sizeof(*h));
+        int ncap = s->cap * 2;
+        bool inl = s->hash == s->hinl;
+        uint64_t *h = inl ? malloc((size_t)ncap * sizeof(*h))
+                          : realloc(s->hash, (size_t)ncap * sizeof(*h));
         if (!h)
                 return false;
+        if (inl)
+                memcpy(h, s->hinl, sizeof(s->hinl));
         s->hash = h;
-        int64_t *t = realloc(s->time, (size_t)ncap * sizeof(*t));
-        if (!t)
+        int64_t *t = inl ? malloc((size_t)ncap * sizeof(*t))
+                         : realloc(s->time, (size_t)ncap * sizeof(*t));
+        if (!t) {
+                if (inl) { /* stay inline, as before the call */
+                        free(h);
+                        s->hash = s->hinl;
+                }
                 return false;
+        }
+        if (inl)
+                memcpy(t, s->tinl, sizeof(s->tinl));
         s->time = t;
         s->cap = ncap;
         return true;
@@ -110,11 +146,11 @@ static enc_err_t enc_dedup_on_event(void *priv, void **state,
                                     const enc_event_t *ev,
                                     enc_emitter_t *em) {
         (void)em;
+        enc_dedup_priv_t *pv = priv;
         enc_dedup_state_t *s = *state;
-        if (!s && !(s = *state = calloc(1, sizeof(*s))))
+        if (!s && !(s = *state = enc_dedup_state_new(pv)))
                 return ENC_ERR_NOMEM;
         /* Forget what no later event can match (see DESIGN). */
-        const enc_dedup_priv_t *pv = priv;
         enc_dedup_forget_before(s, ev->event_time - pv->window);
         if (s->n == ENC_DEDUP_MAX)
                 enc_dedup_drop(s, 1);
@@ -179,14 +215,22 @@ static enc_err_t enc_dedup_decode(void *priv, const uint8_t *buf, size_t len,
             !enc_get_varint(&p, end, &n) || n == 0 || n > ENC_DEDUP_MAX ||
             n * 9 > (uint64_t)(end - p))
                 return ENC_ERR_CORRUPT;
-        enc_dedup_state_t *s = calloc(1, sizeof(*s));
+        enc_dedup_state_t *s = enc_dedup_state_new(priv);
         if (!s)
                 return ENC_ERR_NOMEM;
-        s->cap = (int)n;
-        s->hash = malloc(n * sizeof(*s->hash));
-        s->time = malloc(n * sizeof(*s->time));
-        if (!s->hash || !s->time)
-                goto corrupt;
+        if (n > ENC_DEDUP_INL) {
+                uint64_t *h = malloc(n * sizeof(*h));
+                int64_t *t = malloc(n * sizeof(*t));
+                if (!h || !t) {
+                        free(h);
+                        free(t);
+                        enc_dedup_free(priv, s);
+                        return ENC_ERR_NOMEM;
+                }
+                s->hash = h;
+                s->time = t;
+                s->cap = (int)n;
+        }
         int64_t prev = 0;
         for (uint64_t i = 0; i < n; i++) {
                 int64_t d;
@@ -231,6 +275,9 @@ enc_err_t enc_dedup_instance(int64_t window, enc_sig_instance_t *inst) {
 }
 
 void enc_dedup_instance_free(enc_sig_instance_t *inst) {
+        enc_dedup_priv_t *p = inst->priv;
+        if (p)
+                enc_pool_clear(&p->pool);
         free(inst->priv);
         inst->priv = NULL;
 }

@@ -58,10 +58,12 @@
 #define ENC_PREFETCH_BATCH 128
 
 /* Stored timers read ahead of the watermark per partition by one store
- * scan (state/timers.c): a scan per this many timers of users not cached,
- * instead of one per timer; ~30 bytes each, charged to the cache budget
- * (enc_engine_evict). */
-#define ENC_TIMERS_WINDOW 4096
+ * scan (state/timers.c): a scan per about this many timers of users not
+ * cached, instead of one per timer. A window holds up to twice this many
+ * keys (~28 bytes each, and as much again to merge into) and notes, all
+ * charged to the cache budget (enc_engine_evict): 256 keeps that near
+ * 100 KiB a partition while the scans stay under 1 in 1000 events. */
+#define ENC_TIMERS_WINDOW 256
 
 /* Users to read in one batch: their ids copied in (the callers' are
  * borrowed), with the partition and the stored timer key each was found

@@ -26,7 +26,10 @@
  *    is owned; restores write partitions not yet assigned, and assignment
  *    drops the window), and a discarded batch drops every window;
  *  - it holds at most 2 * max keys: past that it is cut back to max and hi
- *    comes down to the last key kept, which keeps the first invariant.
+ *    comes down to the last key kept, which keeps the first invariant;
+ *    and at most 2 * max notes wait for it: past that it is dropped. So
+ *    what it holds is bounded by max whatever a flush writes (and is
+ *    charged to the cache budget by the engine).
  * A key in the window may belong to a cached user: the caller skips those
  * (the users cache's heap is authoritative for cached users), exactly as
  * it skipped them in a store scan.
@@ -59,6 +62,7 @@ typedef struct enc_twin_s {
         int64_t hi_time; /* hi key when !complete */
         char *hi_id;
         size_t hi_len, hi_cap;
+        size_t pending; /* notes held for it, not merged yet */
 } enc_twin_t;
 
 typedef struct enc_tnote_s {
@@ -158,6 +162,7 @@ static void enc_twin_clear(enc_twin_t *w) {
         w->valid = w->complete = w->oom = false;
         w->head = w->n = 0;
         w->idlen = 0;
+        w->pending = 0;
 }
 
 static bool enc_twin_push(enc_twin_t *w, int64_t time, const char *id,
@@ -303,6 +308,8 @@ static void enc_timers_settle(enc_timers_t *t) {
                 enc_twin_t *w = enc_timers_win(t, t->notes[k].part, false);
                 if (w && w->valid)
                         enc_twin_merge(t, w, t->notes + k, end - k);
+                if (w)
+                        w->pending = 0;
                 k = end;
         }
         t->nnotes = 0;
@@ -314,6 +321,12 @@ void enc_timers_note(enc_timers_t *t, int32_t partition, bool put, int64_t time,
         enc_twin_t *w = enc_timers_win(t, partition, false);
         if (!w || !w->valid || !enc_twin_in(w, time, id, ulen))
                 return;
+        if (w->pending >= 2 * t->max) {
+                /* a flush that moves more keys into the window than it
+                 * holds: one scan refills it for less than holding them */
+                enc_twin_clear(w);
+                return;
+        }
         if (ulen > UINT32_MAX || t->nidlen + ulen > UINT32_MAX ||
             !enc_grow((void **)&t->notes, &t->capnotes, t->nnotes + 1,
                       sizeof(*t->notes)) ||
@@ -323,6 +336,7 @@ void enc_timers_note(enc_timers_t *t, int32_t partition, bool put, int64_t time,
                 return;
         }
         memcpy(t->nids + t->nidlen, id, ulen);
+        w->pending++;
         t->notes[t->nnotes++] = (enc_tnote_t){.part = partition,
                                               .put = put,
                                               .time = time,

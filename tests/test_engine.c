@@ -1141,15 +1141,16 @@ static void t_check_timer_run(t_eng_t *t, size_t from, int n, int64_t etime,
 }
 
 /*
- * 3000 users u0000..u2999 play on d0 and on d1 (one second apart, grace 0,
- * 2-day windows), so each has a timer at d2 00:00 (d0 leaves: value 1) and
- * then at d3 00:00 (d1 leaves: value 0). With a 1 MiB budget most of them
- * are evicted after each checkpoint, and their timers are found only
- * through the partition's window: at d2 every user's timer fires, in id
- * order (same wake), and the checkpoint after moves each timer to d3, a put
- * inside the window, which fires in id order again. Only the first advance
- * reads the store's timers (the window starts empty and complete); the
- * outputs are byte for byte those of a cache that holds everyone.
+ * A burst: 3000 users u0000..u2999 play on d0 and on d1 (one second apart,
+ * grace 0, 2-day windows), so each has a timer at d2 00:00 (d0 leaves:
+ * value 1) and then at d3 00:00 (d1 leaves: value 0). With a 1 MiB budget
+ * most of them are evicted after each checkpoint. Each checkpoint puts
+ * 3000 timer keys past W, more than a window takes in (2 x 256), so it is
+ * dropped and the next step reads the store: 3 scans (the first advance,
+ * then at d2 12:00 and at d3 12:00), each loading the due users in
+ * batches, as in a cache that holds everyone. At d2 every user's timer
+ * fires in id order (same wake), and at d3 again; the outputs are byte for
+ * byte those of the all-cached run.
  */
 static void t_two_days_of_users(t_eng_t *t, int n) {
         char err[512];
@@ -1170,7 +1171,7 @@ static void t_two_days_of_users(t_eng_t *t, int n) {
         t_feed(t, 0, &y);
 }
 
-static void test_evicted_users_timers_fire_from_the_window_in_order(
+static void test_a_burst_of_timers_fires_in_id_order_one_scan_each(
         void **st) {
         (void)st;
         const int n = 3000;
@@ -1197,8 +1198,100 @@ static void test_evicted_users_timers_fire_from_the_window_in_order(
         assert_true(s.cache_evictions >= (uint64_t)n); /* most, twice */
         assert_int_equal(rs.cache_evictions, 0);
         assert_int_equal(s.timers_fired, 2 * n);
-        assert_int_equal(s.timer_scans, 1);
-        assert_int_equal(rs.timer_scans, 1);
+        assert_int_equal(s.timer_scans, 3);
+        assert_int_equal(rs.timer_scans, 3);
+        t_eng_free(t);
+        t_eng_free(ref);
+}
+
+/* Sessions (gap 30 min) of 6000 users u0000..u5999, the k-th playing at
+ * T + 500k ms, and every tenth again 100 s later (its timer moves from
+ * first + gap to second + gap: a delete and a put, inside the window when
+ * it reaches there); a checkpoint every 200 records, grace 0, a 1 MiB
+ * budget, so users are evicted while their sessions are open and their
+ * close is found through the window. A last play a day later closes every
+ * session: 6000 updates in (close time, user id) order, worked out here
+ * from the plays alone, byte for byte those of a cache that holds
+ * everyone. The store is read about once per 256 timers, not once per
+ * timer: at most 6000 / 256 + a few scans (each refill reads 256 keys
+ * ahead; a flush never puts more than 200 into a window). */
+typedef struct t_play_at_s {
+        int64_t time;
+        int k;
+} t_play_at_t;
+
+static int t_play_at_cmp(const void *a, const void *b) {
+        const t_play_at_t *x = a, *y = b;
+        if (x->time != y->time)
+                return x->time < y->time ? -1 : 1;
+        return x->k - y->k;
+}
+
+static void t_sessions_of_users(t_eng_t *t, const t_play_at_t *plays,
+                                int nplays) {
+        char err[512];
+        char id[16], eid[24];
+        for (int i = 0; i < nplays; i++) {
+                snprintf(id, sizeof(id), "u%04d", plays[i].k);
+                snprintf(eid, sizeof(eid), "e%d", i);
+                enc_event_t e = t_play(eid, id, plays[i].time, 60000);
+                t_feed(t, 0, &e);
+                if (i % 200 == 199)
+                        assert_int_equal(
+                                enc_engine_checkpoint(t->eng, err, sizeof(err)),
+                                0);
+        }
+        enc_event_t z = t_play("z", "zed", T_AT(2, 0, 0), 60000);
+        t_feed(t, 0, &z);
+}
+
+static void test_evicted_users_timers_fire_from_the_window_in_order(
+        void **st) {
+        (void)st;
+        const int n = 6000;
+        const int64_t gap = 1800000;
+        t_play_at_t *plays = calloc((size_t)n + n / 10, sizeof(*plays));
+        t_play_at_t *closes = calloc((size_t)n, sizeof(*closes));
+        int np = 0;
+        for (int k = 0; k < n; k++) {
+                int64_t first = T_AT(0, 10, 0) + 500 * (int64_t)k;
+                int64_t last = k % 10 ? first : first + 100000;
+                plays[np++] = (t_play_at_t){first, k};
+                if (k % 10 == 0)
+                        plays[np++] = (t_play_at_t){last, k};
+                closes[k] = (t_play_at_t){last + gap, k};
+        }
+        qsort(plays, (size_t)np, sizeof(*plays), t_play_at_cmp);
+        /* ids u0000.. sort as k does */
+        qsort(closes, (size_t)n, sizeof(*closes), t_play_at_cmp);
+        t_eng_t *ref = t_eng_new(t_conf("signals=session:1", "window.grace.ms=0",
+                                        "dedup.window.ms=0", NULL),
+                                 1);
+        t_eng_t *t = t_eng_new(t_conf("signals=session:1", "window.grace.ms=0",
+                                      "dedup.window.ms=0",
+                                      "cache.max.bytes=1048576", NULL),
+                               1);
+        t_sessions_of_users(ref, plays, np);
+        t_sessions_of_users(t, plays, np);
+        assert_int_equal(t->sink.n, (size_t)n);
+        char id[16];
+        for (int i = 0; i < n; i++) {
+                enc_update_t up;
+                t_decode(t, (size_t)i, &up);
+                snprintf(id, sizeof(id), "u%04d", closes[i].k);
+                assert_string_equal(up.user_id, id);
+                assert_string_equal(up.signal, "session");
+                assert_int_equal(up.event_time, closes[i].time);
+        }
+        t_assert_outputs_from(t, ref, 0);
+        enc_engine_stats_t s;
+        enc_engine_stats(t->eng, &s);
+        assert_true(s.cache_evictions > 0);
+        assert_int_equal(s.timers_fired, n);
+        if (s.timer_scans > (uint64_t)n / 256 + 4)
+                fail_msg("%llu timer scans", (unsigned long long)s.timer_scans);
+        free(plays);
+        free(closes);
         t_eng_free(t);
         t_eng_free(ref);
 }
@@ -1291,6 +1384,8 @@ static void test_restart_rebuilds_the_timer_window(void **st) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(
+                        test_a_burst_of_timers_fires_in_id_order_one_scan_each),
                 cmocka_unit_test(
                         test_evicted_users_timers_fire_from_the_window_in_order),
                 cmocka_unit_test(test_checkpoint_abort_drops_the_timer_window),

@@ -190,6 +190,63 @@ static void test_zero_length_track(void **unused) {
         st_engine_destroy(eng);
 }
 
+/* The cohort a session keeps (the last play's), at the lengths where the
+ * state's copy changes form: absent, empty (kept apart from absent), 39
+ * bytes (the most kept inline, ENC_SIG_STR_INL), 40 (the first on the
+ * heap), 64 (ENC_LABEL_MAX), then back to a short one in the same session
+ * (heap to inline). Sessions 31 min apart; each is one play of 60 s that
+ * closes 30 min after it with value 0 (60000 < 0.9 * 200000) unless a
+ * later play of the same session replaced the cohort. The harness
+ * round-trips every state through its record after each step, so each
+ * form is also written and read back. */
+static void test_cohort_lengths(void **unused) {
+        st_engine_t *eng = se_engine(NULL, NULL, NULL);
+        st_user_t u = {.id = "u1"};
+        const enc_update_t *up[8];
+        enc_event_t ev;
+        char c39[40], c40[41], c64[65];
+        memset(c39, 'x', 39);
+        c39[39] = '\0';
+        memset(c40, 'y', 40);
+        c40[40] = '\0';
+        memset(c64, 'z', 64);
+        c64[64] = '\0';
+        const char *cohorts[5] = {NULL, "", c39, c40, c64};
+
+        for (int i = 0; i < 5; i++) {
+                ev = se_play(AT(0, 10, 0) + i * 31 * MIN, 60000, 200000,
+                             ENC_END_END_PLAY);
+                ev.cohort = cohorts[i];
+                st_event(eng, &u, &ev, true);
+        }
+        /* the sixth session: c64 then "s" one minute later */
+        ev = se_play(AT(0, 10, 0) + 5 * 31 * MIN, 60000, 200000,
+                     ENC_END_END_PLAY);
+        ev.cohort = c64;
+        st_event(eng, &u, &ev, true);
+        ev.event_time += MIN;
+        ev.cohort = "s";
+        st_event(eng, &u, &ev, true);
+        st_timers_upto(eng, &u, DAY(1), true);
+        assert_null(u.state[0]);
+
+        assert_int_equal(st_filter(&eng->out, "session", up, 8), 6);
+        for (int i = 0; i < 6; i++) {
+                int64_t t0 = AT(0, 10, 0) + i * 31 * MIN;
+                int64_t last = i < 5 ? t0 : t0 + MIN;
+                st_check(up[i], (st_exp_t){.cohort = i < 5 ? cohorts[i] : "s",
+                                           .ws = t0,
+                                           .we = last,
+                                           .t = last + 30 * MIN,
+                                           .value = 0,
+                                           .delta = 0,
+                                           .final = true,
+                                           .seq = 1,
+                                           .ncomp = 5});
+        }
+        st_engine_destroy(eng);
+}
+
 /* Records that are wrong in one place each, written field by field with
  * the layout in session.c: version, first, span, plays, skips, completed,
  * ms_played, cohort. */
@@ -242,6 +299,7 @@ int main(void) {
                 cmocka_unit_test(test_two_sessions_jumping_watermark),
                 cmocka_unit_test(test_configured_thresholds),
                 cmocka_unit_test(test_zero_length_track),
+                cmocka_unit_test(test_cohort_lengths),
                 cmocka_unit_test(test_corrupt_records),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

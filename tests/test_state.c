@@ -1321,9 +1321,9 @@ static void test_timer_window_mirrors_the_store_keys_it_covers(void **st) {
         enc_timers_destroy(tm);
 }
 
-/* Room for 2: a complete window that mirrored 5 puts (more than 2 x 2)
- * is cut back to the first 2, 10:e 20:d (hi = 20:d), and no longer covers
- * beyond it. */
+/* Room for 2: a complete window that mirrored 5 puts (more than 2 x 2, in
+ * two flushes) is cut back to the first 2, 10:e 20:d (hi = 20:d), and no
+ * longer covers beyond it; more than 2 x 2 notes in one flush drop it. */
 static void test_timer_window_cuts_back_past_twice_its_size(void **st) {
         (void)st;
         char out[256];
@@ -1332,8 +1332,11 @@ static void test_timer_window_cuts_back_past_twice_its_size(void **st) {
         enc_timers_refill_begin(tm, 0, 0);
         enc_timers_refill_end(tm, 0, true); /* the store has none */
         const char *ids[5] = {"e", "d", "c", "b", "a"};
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < 5; i++) {
                 enc_timers_note(tm, 0, true, 10 * (i + 1), ids[i], 1);
+                if (i == 2) /* merged: 3 keys, not cut */
+                        assert_true(enc_timers_covers(tm, 0, 0, 1000));
+        }
         assert_true(enc_timers_covers(tm, 0, 0, 19));
         assert_false(enc_timers_covers(tm, 0, 0, 20)); /* 30:c was cut */
         /* puts before hi are held, past it (25:g) are not */
@@ -1342,6 +1345,13 @@ static void test_timer_window_cuts_back_past_twice_its_size(void **st) {
         assert_true(enc_timers_covers(tm, 0, 0, 19));
         t_pop_all(tm, 19, out, sizeof(out));
         assert_string_equal(out, "10:e;15:f;");
+        /* more than 2 x 2 notes waiting for it: dropped, not held */
+        for (int i = 0; i < 4; i++)
+                enc_timers_note(tm, 0, false, 20, "d", 1);
+        assert_true(enc_timers_covers(tm, 0, 19, 19));
+        for (int i = 0; i < 5; i++)
+                enc_timers_note(tm, 0, false, 20, "d", 1);
+        assert_false(enc_timers_covers(tm, 0, 19, 19));
         enc_timers_destroy(tm);
 }
 
