@@ -23,7 +23,8 @@
  *     record. Until one arrives the store's own last commit and its
  *     position stand; the local position is never deleted first. Such a
  *     restore reads what other processes wrote since, usually little.
- *   - full (nothing usable locally: the partition is dropped first): the
+ *   - full (nothing usable locally: the partition is dropped first,
+ *     unless it holds no key at all, as after a lost disk): the
  *     bulk load. Whole commits are staged until ENC_RESTORE_INGEST_BYTES,
  *     then loaded at the next position record; enc_restore_complete
  *     loads the rest at the end. A full restore loads table files
@@ -151,9 +152,18 @@ enc_restore_t *enc_restore_new(enc_store_t *st, int32_t partition, bool full,
          * offset and events the store had applied were applied again.) A
          * full restore drops everything of the partition first. */
         enc_err_t err = ENC_OK;
-        if (full) {
-                err = enc_store_drop_partition(st, partition, errstr,
-                                               errstr_size);
+        bool empty = false;
+        if (full)
+                err = enc_store_partition_empty(st, partition, &empty, errstr,
+                                                errstr_size);
+        if (full && !err) {
+                /* Nothing to drop in an empty partition (a lost disk):
+                 * without the range deletions, the memtables need no
+                 * flush before the first ingestion and the table files
+                 * can go below level 0 (no compaction to undo them). */
+                if (!empty)
+                        err = enc_store_drop_partition(st, partition, errstr,
+                                                       errstr_size);
                 if (!err && !(r->ing = enc_store_ingest_new(
                                       st, partition, errstr, errstr_size)))
                         err = ENC_ERR_NOMEM;

@@ -1364,3 +1364,35 @@ void enc_store_ingest_destroy(enc_store_ingest_t *in) {
                 rocksdb_envoptions_destroy(in->env);
         free(in);
 }
+
+enc_err_t enc_store_partition_empty(enc_store_t *st, int32_t partition,
+                                    bool *empty, char *errstr,
+                                    size_t errstr_size) {
+        uint8_t lo[4], hi[4];
+        enc_put_u32be(lo, (uint32_t)partition);
+        enc_put_u32be(hi, (uint32_t)partition + 1);
+        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+        rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, 4);
+        char *rerr = NULL;
+        *empty = true;
+        for (int i = CF_USERS; i < CF__CNT && *empty && !rerr; i++) {
+                rocksdb_iterator_t *it =
+                        rocksdb_create_iterator_cf(st->db, ro, st->cf[i]);
+                rocksdb_iter_seek(it, (const char *)lo, 4);
+                *empty = !rocksdb_iter_valid(it);
+                rocksdb_iter_get_error(it, &rerr);
+                rocksdb_iter_destroy(it);
+        }
+        rocksdb_readoptions_destroy(ro);
+        if (rerr)
+                return enc_store_err(rerr, errstr, errstr_size,
+                                     "scanning a partition");
+        return ENC_OK;
+}
+
+uint64_t enc_store_l0_files(enc_store_t *st) {
+        uint64_t n = 0;
+        for (int i = 0; i < CF__CNT; i++)
+                n += enc_store_prop(st, i, "rocksdb.num-files-at-level0");
+        return n;
+}

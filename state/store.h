@@ -258,6 +258,14 @@ enc_err_t enc_store_ingest_write(enc_store_ingest_t *in, char *errstr,
 uint64_t enc_store_ingest_files(const enc_store_ingest_t *in);
 void enc_store_ingest_destroy(enc_store_ingest_t *in);
 
+/** Sets *empty to whether @p partition has no key in any family (a
+ *  seek in each): a full restore into it needs no drop first. */
+enc_err_t enc_store_partition_empty(enc_store_t *st, int32_t partition,
+                                    bool *empty, char *errstr,
+                                    size_t errstr_size) ENC_WUR;
+/** Table files in level 0, all families (tests, benchmarks). */
+uint64_t enc_store_l0_files(enc_store_t *st);
+
 typedef struct enc_store_stats_s {
         uint64_t user_keys;  /* estimate (rocksdb.estimate-num-keys) */
         uint64_t timer_keys; /* estimate */

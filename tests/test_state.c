@@ -1079,6 +1079,10 @@ static void test_full_restore_ingests_exactly_the_committed_records(void **st) {
         enc_restore_destroy(r);
         assert_int_equal(rs.ingested, 4);
         assert_int_equal(rs.positions, 2);
+        /* the drop's range deletions overlap every file: users and
+         * timers each hold the flush the first ingestion forced (the
+         * deletions, "old", "keep") and two ingested files in level 0 */
+        assert_int_equal(enc_store_l0_files(s), 2 * (1 + 2));
         t_check_full_state(s);
         t_user_rec(&want, INT64_MAX, 2048, 'a');
         for (int i = 0; i < 3000; i++) {
@@ -1134,6 +1138,37 @@ static void test_full_restore_ingests_exactly_the_committed_records(void **st) {
         free(dir);
         enc_buf_free(&v);
         enc_buf_free(&want);
+}
+
+/* A full restore into a partition with no key at all (a lost disk)
+ * drops nothing first, so no ingestion overlaps a range deletion or the
+ * memtables (partition 4's user is outside its range): every table file
+ * goes below level 0, where no compaction has to merge it, and the state
+ * is the same as the full-restore test's. */
+static void test_full_restore_into_an_empty_partition_skips_level0(void **st) {
+        (void)st;
+        char err[512];
+        enc_buf_t v;
+        enc_buf_init(&v, 1 << 16);
+        enc_restore_stats_t rs;
+        char *dir = t_tmpdir("ingestempty");
+        enc_store_t *s = t_store(dir);
+        t_user_rec(&v, 50, 0, 0);
+        enc_store_put_user(s, 4, "keep", 4, v.data, v.len);
+        assert_int_equal(enc_store_commit(s, err, sizeof(err)), 0);
+        enc_restore_t *r = enc_restore_new(s, 3, true, err, sizeof(err));
+        assert_non_null(r);
+        assert_int_equal(t_full_changelog(r, 0), 3012);
+        assert_int_equal(enc_restore_complete(r, err, sizeof(err)), 0);
+        enc_restore_finish(r, &rs);
+        enc_restore_destroy(r);
+        assert_int_equal(rs.ingested, 4);
+        assert_int_equal(enc_store_l0_files(s), 0);
+        t_check_full_state(s);
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
+        enc_buf_free(&v);
 }
 
 /* `encore reset` in the changelog of a full restore (R then its
@@ -1334,6 +1369,8 @@ int main(void) {
                         test_full_restore_ingests_exactly_the_committed_records),
                 cmocka_unit_test(
                         test_full_restore_reset_drops_what_was_ingested),
+                cmocka_unit_test(
+                        test_full_restore_into_an_empty_partition_skips_level0),
                 cmocka_unit_test(test_reorder_marks_and_windowed_contains),
                 cmocka_unit_test(test_reorder_contains_matches_a_naive_list),
                 cmocka_unit_test(test_reorder_read_ahead_in_arrival_order),
