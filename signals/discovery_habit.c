@@ -55,7 +55,7 @@ typedef struct dh_priv_s {
         bool by_track;
         int64_t qualified_ms;
         int max_items;
-        enc_pool_t strs; /* discoveries' string blocks, for reuse */
+        enc_sig_strs3_pools_t strs; /* discoveries' string blocks */
 } dh_priv_t;
 
 /* A lookback entry: its item id lives in the state's pool, at off,
@@ -147,14 +147,14 @@ static enc_err_t dh_init(const enc_sigconf_t *sc, void **privp, char *errstr,
 
 static void dh_destroy(void *priv) {
         dh_priv_t *p = priv;
-        enc_pool_clear(&p->strs);
+        enc_sig_strs3_clear(&p->strs);
         free(p);
 }
 
 /* The pool of string blocks: the instance's, mutable through a const
  * priv (which points to calloc'ed memory, never a const object). */
-static enc_pool_t *dh_strs(const dh_priv_t *p) {
-        return p ? (enc_pool_t *)&p->strs : NULL;
+static enc_sig_strs3_pools_t *dh_strs(const dh_priv_t *p) {
+        return p ? (enc_sig_strs3_pools_t *)&p->strs : NULL;
 }
 
 static void dh_disc_clear(const dh_priv_t *p, dh_disc_t *d) {

@@ -48,7 +48,7 @@ typedef struct pr_priv_s {
         int32_t src_version;
         int max_open;
         enc_gfilter_t *filter;
-        enc_pool_t strs; /* discoveries' string blocks, for reuse */
+        enc_sig_strs3_pools_t strs; /* discoveries' string blocks */
 } pr_priv_t;
 
 typedef struct pr_disc_s {
@@ -98,7 +98,7 @@ static void pr_destroy(void *priv) {
         if (!p)
                 return;
         enc_gfilter_destroy(p->filter);
-        enc_pool_clear(&p->strs);
+        enc_sig_strs3_clear(&p->strs);
         free(p);
 }
 
@@ -152,8 +152,8 @@ fail:
 
 /* The pool of string blocks: the instance's, mutable through a const
  * priv (which points to calloc'ed memory, never a const object). */
-static enc_pool_t *pr_strs(const pr_priv_t *p) {
-        return p ? (enc_pool_t *)&p->strs : NULL;
+static enc_sig_strs3_pools_t *pr_strs(const pr_priv_t *p) {
+        return p ? (enc_sig_strs3_pools_t *)&p->strs : NULL;
 }
 
 static void pr_disc_clear(const pr_priv_t *p, pr_disc_t *d) {

@@ -64,26 +64,49 @@ static inline bool enc_sig_strref_get(const uint8_t **q, const uint8_t *end,
         return true;
 }
 
-/* A block of three strings up to this size comes from, and goes back to,
- * the plug-in's pool of such blocks (see enc_sig_strs3). */
-#define ENC_SIG_STRS3_BLOCK 128
+/* A block of three strings up to ENC_SIG_STRS3_BLOCK bytes comes from,
+ * and goes back to, the plug-in's pool for its size class: 24, 40, 56, ...
+ * bytes, the sizes malloc rounds a request to (enc_heap_bytes), so a
+ * recycled block costs what an exact one did. Rounding every block up to
+ * the largest cost a cached user about three times its discoveries' bytes
+ * and the cache held fewer users: B1 read more. */
+#define ENC_SIG_STRS3_CLASSES 8
+#define ENC_SIG_STRS3_SIZE(k) ((size_t)24 + (size_t)16 * (size_t)(k))
+#define ENC_SIG_STRS3_BLOCK   ENC_SIG_STRS3_SIZE(ENC_SIG_STRS3_CLASSES - 1)
+
+/** The pools of enc_sig_strs3 blocks, one per size class. Zeroed = empty. */
+typedef struct enc_sig_strs3_pools_s {
+        enc_pool_t c[ENC_SIG_STRS3_CLASSES];
+} enc_sig_strs3_pools_t;
+
+/* The class of a block of @p bytes (<= ENC_SIG_STRS3_BLOCK). */
+static inline int enc_sig_strs3_class(size_t bytes) {
+        return bytes <= 24 ? 0 : (int)((bytes - 24 + 15) / 16);
+}
+
+/** Frees every kept block of @p p. */
+static inline void enc_sig_strs3_clear(enc_sig_strs3_pools_t *p) {
+        for (int i = 0; i < ENC_SIG_STRS3_CLASSES; i++)
+                enc_pool_clear(&p->c[i]);
+}
 
 /** Copies three strings (@p v[i] of length @p len[i]; v[1] and v[2] may be
  *  NULL, v[0] may not) into one block, NUL-terminated, and points *a, *b,
  *  *c at them (*b, *c NULL for NULL); *bytes is what they take. *a owns
- *  the block: enc_sig_strs3_free(@p pool, *a, *bytes) frees all three. A
- *  block of up to ENC_SIG_STRS3_BLOCK bytes is a recycled one from
- *  @p pool (a discovery's item, recommendation id and cohort usually fit):
- *  no allocation per discovery in steady state. False, with nothing
- *  allocated, when out of memory. */
-static inline bool enc_sig_strs3(enc_pool_t *pool, char **a, char **b,
-                                 char **c, const char *const v[3],
+ *  the block: enc_sig_strs3_free(@p pools, *a, *bytes) frees all three.
+ *  A block of up to ENC_SIG_STRS3_BLOCK bytes is a recycled one of its
+ *  size class from @p pools (a discovery's item, recommendation id and
+ *  cohort usually fit): no allocation per discovery in steady state.
+ *  False, with nothing allocated, when out of memory. */
+static inline bool enc_sig_strs3(enc_sig_strs3_pools_t *pools, char **a,
+                                 char **b, char **c, const char *const v[3],
                                  const size_t len[3], uint32_t *bytes) {
         size_t total = 0;
         for (int i = 0; i < 3; i++)
                 total += v[i] ? len[i] + 1 : 0;
+        int k = enc_sig_strs3_class(total);
         char *w = total <= ENC_SIG_STRS3_BLOCK
-                          ? enc_pool_get(pool, ENC_SIG_STRS3_BLOCK)
+                          ? enc_pool_get(&pools->c[k], ENC_SIG_STRS3_SIZE(k))
                           : malloc(total);
         if (!w)
                 return false;
@@ -101,21 +124,23 @@ static inline bool enc_sig_strs3(enc_pool_t *pool, char **a, char **b,
         return true;
 }
 
-/** Frees (or keeps in @p pool, which may be NULL) the block of
+/** Frees (or keeps in @p pools, which may be NULL) the block of
  *  enc_sig_strs3 that @p a starts, of @p bytes. */
-static inline void enc_sig_strs3_free(enc_pool_t *pool, char *a,
+static inline void enc_sig_strs3_free(enc_sig_strs3_pools_t *pools, char *a,
                                       uint32_t bytes) {
         if (a && bytes <= ENC_SIG_STRS3_BLOCK)
-                enc_pool_put(pool, a);
+                enc_pool_put(pools ? &pools->c[enc_sig_strs3_class(bytes)]
+                                   : NULL,
+                             a);
         else
                 free(a);
 }
 
 /** Heap bytes of an enc_sig_strs3 block of @p bytes (for state_bytes). */
 static inline size_t enc_sig_strs3_heap(uint32_t bytes) {
-        return enc_heap_bytes(bytes <= ENC_SIG_STRS3_BLOCK
-                                      ? ENC_SIG_STRS3_BLOCK
-                                      : bytes);
+        if (bytes > ENC_SIG_STRS3_BLOCK)
+                return enc_heap_bytes(bytes);
+        return enc_heap_bytes(ENC_SIG_STRS3_SIZE(enc_sig_strs3_class(bytes)));
 }
 
 /* ---- no allocation per event ------------------------------------------
@@ -127,9 +152,11 @@ static inline size_t enc_sig_strs3_heap(uint32_t bytes) {
  * the next ones (enc_pool_t, base/enc.h): in steady state an event
  * allocates nothing. Neither changes the stored form. */
 
-/* Longest string kept inline: cohorts (ENC_LABEL_MAX 64, in practice a
- * word or two) and most item ids fit. */
-#define ENC_SIG_STR_INL 39
+/* Longest string kept inline, 32 bytes a string in all: cohorts
+ * (ENC_LABEL_MAX 64, in practice a word or two) and 22-character catalogue
+ * ids fit. Larger would cost every cached user the room, and a cache of
+ * fewer users reads more. */
+#define ENC_SIG_STR_INL 23
 
 /** A string a state owns: inline up to ENC_SIG_STR_INL bytes, else one
  *  heap copy. It holds no pointer into itself, so a state may move

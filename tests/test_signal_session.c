@@ -191,8 +191,8 @@ static void test_zero_length_track(void **unused) {
 }
 
 /* The cohort a session keeps (the last play's), at the lengths where the
- * state's copy changes form: absent, empty (kept apart from absent), 39
- * bytes (the most kept inline, ENC_SIG_STR_INL), 40 (the first on the
+ * state's copy changes form: absent, empty (kept apart from absent), 23
+ * bytes (the most kept inline, ENC_SIG_STR_INL), 24 (the first on the
  * heap), 64 (ENC_LABEL_MAX), then back to a short one in the same session
  * (heap to inline). Sessions 31 min apart; each is one play of 60 s that
  * closes 30 min after it with value 0 (60000 < 0.9 * 200000) unless a
@@ -204,14 +204,14 @@ static void test_cohort_lengths(void **unused) {
         st_user_t u = {.id = "u1"};
         const enc_update_t *up[8];
         enc_event_t ev;
-        char c39[40], c40[41], c64[65];
-        memset(c39, 'x', 39);
-        c39[39] = '\0';
-        memset(c40, 'y', 40);
-        c40[40] = '\0';
+        char c23[24], c24[25], c64[65];
+        memset(c23, 'x', 23);
+        c23[23] = '\0';
+        memset(c24, 'y', 24);
+        c24[24] = '\0';
         memset(c64, 'z', 64);
         c64[64] = '\0';
-        const char *cohorts[5] = {NULL, "", c39, c40, c64};
+        const char *cohorts[5] = {NULL, "", c23, c24, c64};
 
         for (int i = 0; i < 5; i++) {
                 ev = se_play(AT(0, 10, 0) + i * 31 * MIN, 60000, 200000,
