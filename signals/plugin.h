@@ -132,6 +132,9 @@ typedef struct enc_signal_plugin_s {
          *  (free with state_free). */
         enc_err_t (*state_decode)(void *priv, const uint8_t *buf, size_t len,
                                   void **state);
+        /** Frees @p state (NULL allowed). A plug-in may keep the freed
+         *  block in @p priv for its next state (enc_pool_t): call it with
+         *  the instance's own priv, on the thread that owns the instance. */
         void (*state_free)(void *priv, void *state);
         /** Optional: the heap bytes @p state (not NULL) holds, each block
          *  counted with enc_heap_bytes(). The users cache charges a cached
