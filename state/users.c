@@ -655,8 +655,13 @@ enc_err_t enc_users_prefetch(enc_users_t *c, const int32_t *parts,
 }
 
 int64_t enc_users_changed(enc_users_t *c, enc_user_t *u) {
-        u->wake = enc_user_compute_wake(c, u);
-        if (!enc_heap_place(c, u))
+        int64_t wake = enc_user_compute_wake(c, u);
+        /* The heap orders by (wake, user id): an unchanged wake keeps the
+         * entry where it is (most events leave it as it was). */
+        bool placed = wake == u->wake &&
+                      (u->heap_idx >= 0) == (wake != ENC_NO_TIMER);
+        u->wake = wake;
+        if (!placed && !enc_heap_place(c, u))
                 enc_log_error("timer_heap_oom", "partition=%d",
                               u->partition);
         if (!enc_users_mark_dirty(c, u))
