@@ -35,6 +35,8 @@ typedef struct enc_user_s {
         uint32_t ulen;
         /* timers */
         int64_t wake;        /* earliest next_timer; ENC_NO_TIMER if none */
+        int64_t hkey;        /* its key in the timer heap: <= wake, equal
+                                once it reaches the top (enc_users.c) */
         int64_t stored_wake; /* timer key in the store; ENC_NO_TIMER none */
         bool dirty;
         bool on_disk; /* a record exists in the store */
