@@ -676,18 +676,21 @@ int64_t enc_users_changed(enc_users_t *c, enc_user_t *u) {
         return u->wake;
 }
 
-enc_user_t *enc_users_next_timer(enc_users_t *c, int32_t partition) {
+enc_user_t *enc_users_next_timer(enc_users_t *c, int32_t partition,
+                                 int64_t upto) {
         if (partition < 0 || partition >= c->nheaps ||
             c->heaps[partition].cnt == 0)
                 return NULL;
         enc_heap_t *h = &c->heaps[partition];
-        /* Every key is at most its entry's wake, so once the top's key is
-         * its wake, the top is the least (wake, id) of all. */
-        while (h->v[0]->hkey < h->v[0]->wake) {
+        /* Every key is at most its entry's wake: a top keyed past @p upto
+         * means nothing is due, and once the top's key is its wake, the
+         * top is the least (wake, id) of all. Only keys up to @p upto are
+         * put right, so a stale key is fixed once, when its time comes. */
+        while (h->v[0]->hkey <= upto && h->v[0]->hkey < h->v[0]->wake) {
                 h->v[0]->hkey = h->v[0]->wake;
                 enc_heap_down(h, 0);
         }
-        return h->v[0];
+        return h->v[0]->wake <= upto ? h->v[0] : NULL;
 }
 
 /* Takes @p u off the pinned list if it is there (unused == 1): it is
