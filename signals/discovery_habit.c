@@ -83,6 +83,7 @@ typedef struct dh_disc_s {
         int64_t seq;        /* last sequence number emitted */
         enc_daybits_t days; /* engaged days, base d0 */
         uint32_t sbytes;    /* size of the block of strings */
+        uint64_t h;         /* dh_hash(item): compared before the string */
 } dh_disc_t;
 
 typedef struct dh_state_s {
@@ -215,6 +216,9 @@ static int dh_look_search(const dh_state_t *st, uint64_t h) {
         return -lo - 1;
 }
 
+/* Up to this many open discoveries, dh_disc_find compares hashes. */
+#define DH_DISC_SCAN 16
+
 /* Binary search over an array of structs whose first member is the item
  * string: the index of @p item, or -(insertion point) - 1. */
 static int dh_search(const void *arr, size_t stride, int n, const char *item) {
@@ -232,6 +236,20 @@ static int dh_search(const void *arr, size_t stride, int n, const char *item) {
                         hi = mid - 1;
         }
         return -lo - 1;
+}
+
+/* The index of the open discovery of @p item (hashed to @p h), or -1. A
+ * user has a few open discoveries at a time: their hashes are compared
+ * first, so a play of an item with none reads no string. */
+static int dh_disc_find(const dh_state_t *st, const char *item, uint64_t h) {
+        if (st->ndisc > DH_DISC_SCAN) {
+                int i = dh_search(st->disc, sizeof(*st->disc), st->ndisc, item);
+                return i >= 0 ? i : -1;
+        }
+        for (int i = 0; i < st->ndisc; i++)
+                if (st->disc[i].h == h && !strcmp(st->disc[i].item, item))
+                        return i;
+        return -1;
 }
 
 /* Makes room for one more element of @p stride at index @p at. */
@@ -425,7 +443,7 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
         /* Afterwards every entry left is a play within the lookback. */
         dh_prune(st, day - p->lookback);
 
-        int di = dh_search(st->disc, sizeof(*st->disc), st->ndisc, item);
+        int di = dh_disc_find(st, item, h);
         if (di >= 0) {
                 dh_disc_t *d = &st->disc[di];
                 if (day > d->d0 && day < d->d0 + p->horizon &&
@@ -438,11 +456,14 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
                 }
         } else if (ev->source == ENC_SRC_RECOMMENDATION &&
                    dh_look_search(st, h) < 0 && st->ndisc < p->max_items) {
-                di = -di - 1;
+                /* Where it goes in item order. */
+                di = -dh_search(st->disc, sizeof(*st->disc), st->ndisc,
+                                item) - 1;
                 dh_disc_t d;
                 memset(&d, 0, sizeof(d));
                 const char *rec = ev->recommendation_id, *co = ev->cohort;
                 d.d0 = day;
+                d.h = h;
                 enc_daybits_init(&d.days, day);
                 (void)enc_daybits_add(&d.days, day);
                 const char *sv[3] = {item, rec, co};
@@ -576,6 +597,7 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                 if (!enc_sig_strs3(dh_strs(p), &d->item, &d->rec, &d->cohort,
                                    s, sl, &d->sbytes))
                         goto nomem;
+                d->h = dh_hash(s[0], sl[0]);
                 if ((i && strcmp(st->disc[i - 1].item, d->item) >= 0) ||
                     !enc_get_svarint(&q, end, &d->d0) ||
                     !enc_sig_day_ok(d->d0) || !enc_get_varint(&q, end, &seq) ||

@@ -512,6 +512,40 @@ static void test_corrupt_v2_records(void **unused) {
         st_engine_destroy(eng);
 }
 
+/* Past 16 open discoveries the lookup is an ordered search, below it a
+ * scan of hashes: 20 discoveries on day 0 (items i00..i19, in reverse
+ * order so each goes in front), then on day 1 a play of each, in order:
+ * each finds its own discovery and counts engaged day 1 (value 2, delta
+ * 1, obs 1, seq 2). Then a play of i05 again the same day: nothing. */
+static void test_many_open_discoveries(void **unused) {
+        st_engine_t *eng = dh_engine(NULL, NULL, NULL);
+        st_user_t u = {.id = "u1"};
+        char item[20][8];
+        enc_event_t ev;
+        for (int i = 19; i >= 0; i--) {
+                snprintf(item[i], sizeof(item[i]), "i%02d", i);
+                ev = dh_play(AT(0, 1, 19 - i), item[i],
+                             ENC_SRC_RECOMMENDATION, "r");
+                st_event(eng, &u, &ev, true);
+        }
+        assert_int_equal(eng->out.n, 20);
+        for (int i = 0; i < 20; i++) {
+                ev = dh_play(AT(1, 1, i), item[i], ENC_SRC_SEARCH, NULL);
+                st_event(eng, &u, &ev, true);
+                assert_int_equal(eng->out.n, 21 + i);
+                const enc_update_t *up = &eng->out.v[20 + i]->u;
+                assert_string_equal(up->subject, item[i]);
+                assert_true(up->value == 2 && up->delta == 1);
+                assert_int_equal(up->observed_days, 1);
+                assert_int_equal(up->sequence, 2);
+        }
+        ev = dh_play(AT(1, 2, 0), item[5], ENC_SRC_SEARCH, NULL);
+        st_event(eng, &u, &ev, true);
+        assert_int_equal(eng->out.n, 40);
+        st_user_free(eng, &u);
+        st_engine_destroy(eng);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_discovery_engagement_final_tight),
@@ -524,6 +558,7 @@ int main(void) {
                 cmocka_unit_test(test_corrupt_records),
                 cmocka_unit_test(test_v1_record_migrates),
                 cmocka_unit_test(test_corrupt_v2_records),
+                cmocka_unit_test(test_many_open_discoveries),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
