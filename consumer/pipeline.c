@@ -78,6 +78,7 @@
 #include "plugin.h"
 #include "readend.h"
 #include "seek.h"
+#include "stray.h"
 
 /* Makes room for @p partition in the by-partition arrays; false if out
  * of memory (the arrays stay as they were). */
@@ -97,19 +98,24 @@ static bool enc_pipeline_grow(enc_pipeline_t *pl, int32_t partition) {
         if (!nx)
                 return false;
         pl->next_offset = nx;
+        int64_t *nr = realloc(pl->rewound, (size_t)n * sizeof(*nr));
+        if (!nr)
+                return false;
+        pl->rewound = nr;
         memset(nv + o, 0, (size_t)(n - o) * sizeof(*nv));
         for (int i = o; i < n; i++)
-                no[i] = nx[i] = -1;
+                no[i] = nx[i] = nr[i] = -1;
         pl->at_eof_cnt = n;
         return true;
 }
 
 /* encore positioned @p partition itself (assigned, revoked, rewound,
  * restored): the next record polled is its new position, and no refill
- * may seek it before one has arrived. */
+ * may seek it before one has arrived; a stray record's seek back
+ * (enc_pipeline_stray) is superseded. */
 static void enc_pipeline_forget_pos(enc_pipeline_t *pl, int32_t partition) {
         if (partition >= 0 && partition < pl->at_eof_cnt)
-                pl->next_offset[partition] = -1;
+                pl->next_offset[partition] = pl->rewound[partition] = -1;
 }
 
 static void enc_pipeline_mark_eof_at(enc_pipeline_t *pl, int32_t partition,
@@ -543,15 +549,20 @@ static enc_err_t enc_pipeline_restored(void *opaque, int32_t p, char *errstr,
         const char *topic = enc_conf_get(pl->conf, "input.topic");
         rd_kafka_topic_partition_list_t *l =
                 rd_kafka_topic_partition_list_new(1);
+        /* With no restored position, the partition resumes where
+         * librdkafka stands, unless a record delivered while it was held
+         * sent it back (enc_pipeline_stray): then from there. */
+        int64_t back = p >= 0 && p < pl->at_eof_cnt ? pl->rewound[p] : -1;
+        int64_t to = resume >= 0 ? resume : back;
         rd_kafka_topic_partition_list_add(l, topic, p)->offset =
-                resume >= 0 ? resume : RD_KAFKA_OFFSET_STORED;
+                to >= 0 ? to : RD_KAFKA_OFFSET_STORED;
         enc_pipeline_forget_pos(pl, p);
         /* Asynchronous, and queued before the resume below, so the first
          * record fetched is the one at the restored position; a seek
          * timeout never stops the process (consumer/seek.c). */
         enc_err_t err = ENC_OK;
-        if (resume >= 0 && (err = enc_seek(pl->consumer, l, eerr,
-                                           sizeof(eerr))))
+        if (to >= 0 && (err = enc_seek(pl->consumer, l, eerr,
+                                       sizeof(eerr))))
                 enc_seterr(errstr, errstr_size, err, "after restore: %s",
                            eerr);
         rd_kafka_resume_partitions(pl->consumer, l);
@@ -1582,6 +1593,7 @@ void enc_pipeline_destroy(enc_pipeline_t *pl) {
         free(pl->at_eof);
         free(pl->eof_offset);
         free(pl->next_offset);
+        free(pl->rewound);
         free(pl->ranges);
         enc_rstats_destroy(pl->rstats);
         free(pl->lag);
@@ -1723,10 +1735,56 @@ static void enc_pipeline_refill(enc_pipeline_t *pl) {
         rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* A record of a partition the engine does not hold (consumer/stray.c
+ * says why librdkafka can deliver one): it is never applied. One of a
+ * partition this process has (held for its restore) is sought back, so
+ * it is fetched again once the partition is resumed; one of a partition
+ * given up is dropped. Counted, logged at debug level. */
+static void enc_pipeline_stray(enc_pipeline_t *pl,
+                               const rd_kafka_message_t *m) {
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        int32_t p = m->partition;
+        bool assigned =
+                rd_kafka_topic_partition_list_find(pl->owned, topic, p) !=
+                NULL;
+        if (assigned && !enc_pipeline_grow(pl, p))
+                assigned = false; /* out of memory: cannot be ours anyway */
+        int64_t rewound = assigned ? pl->rewound[p] : -1, to = -1;
+        enc_stray_action_t a =
+                enc_stray_decide(false, assigned, rewound, m->offset, &to);
+        char errstr[256] = "";
+        if (a == ENC_STRAY_REFETCH) {
+                rd_kafka_topic_partition_list_t *l =
+                        rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(l, topic, p)->offset = to;
+                /* Asynchronous: nothing fetched before it is delivered
+                 * after it (consumer/seek.c). It fails only for a
+                 * partition librdkafka no longer has: nothing to keep. */
+                if (!enc_seek(pl->consumer, l, errstr, sizeof(errstr))) {
+                        pl->rewound[p] = to;
+                        pl->next_offset[p] = -1; /* no refill seek */
+                }
+                rd_kafka_topic_partition_list_destroy(l);
+                pl->stats.stray_refetched++;
+        } else {
+                pl->stats.stray_dropped++;
+        }
+        enc_log_debug("stray_record",
+                      "partition=%d offset=%lld action=%s restoring=%s "
+                      "seek_to=%lld error=\"%s\"",
+                      p, (long long)m->offset, enc_stray_action_name(a),
+                      enc_changelog_restoring(pl->cl, p) ? "true" : "false",
+                      (long long)to, errstr);
+}
+
 static void enc_pipeline_handle_msg(enc_pipeline_t *pl,
                                     rd_kafka_message_t *m) {
         char errstr[512];
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                /* of a partition held or given up: says nothing of what
+                 * the engine has read */
+                if (!enc_engine_owns(pl->engine, m->partition))
+                        return;
                 enc_pipeline_mark_eof_at(pl, m->partition, true, m->offset);
                 if (pl->bounded)
                         enc_pipeline_range_check(pl, m);
@@ -1743,6 +1801,10 @@ static void enc_pipeline_handle_msg(enc_pipeline_t *pl,
         }
         if (pl->bounded && enc_pipeline_range_check(pl, m))
                 return; /* past the end bound: not ours to process */
+        if (!enc_engine_owns(pl->engine, m->partition)) {
+                enc_pipeline_stray(pl, m);
+                return;
+        }
         pl->last_record_ms = enc_now_ms();
         enc_pipeline_mark_eof(pl, m->partition, false);
         if (m->partition < pl->at_eof_cnt)

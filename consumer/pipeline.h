@@ -105,6 +105,11 @@ typedef struct enc_pipeline_stats_s {
         uint64_t prefetch_refills; /* seeks that woke librdkafka's fetchers
                                       after the prefetch queue ran empty
                                       (consumer/pipeline.c) */
+        /* records of partitions the engine did not hold, not applied
+         * (consumer/stray.c) */
+        uint64_t stray_dropped;   /* not this process's partition */
+        uint64_t stray_refetched; /* held for a restore: sought back to be
+                                     fetched again */
 } enc_pipeline_stats_t;
 
 void enc_pipeline_stats(enc_pipeline_t *pl, enc_pipeline_stats_t *stats);

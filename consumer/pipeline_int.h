@@ -41,6 +41,9 @@ struct enc_pipeline_s {
         int64_t *eof_offset; /* by partition: the end offset it reported */
         int64_t *next_offset; /* by partition: after the last record polled
                                  since encore last positioned it, or -1 */
+        int64_t *rewound; /* by partition: the offset a stray record sent
+                             it back to (consumer/stray.c) since encore
+                             last positioned it, or -1 */
         int at_eof_cnt;
         /* the prefetch refill (enc_pipeline_refill in pipeline.c) */
         rd_kafka_queue_t *cq;    /* the consumer queue, for its length */

@@ -9,6 +9,7 @@ add_library(enc_consumer STATIC
   consumer/readout.c
   consumer/readend.c
   consumer/seek.c
+  consumer/stray.c
   consumer/metrics.c
   consumer/rewardstats.c
   consumer/observe.c

@@ -468,6 +468,11 @@ enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
         return ENC_OK;
 }
 
+bool enc_engine_owns(const enc_engine_t *e, int32_t partition) {
+        return partition >= 0 && partition < e->nparts &&
+               e->parts[partition].owned;
+}
+
 void enc_engine_revoke(enc_engine_t *e, int32_t partition) {
         enc_part_t *p = enc_engine_part(e, partition);
         if (!p)

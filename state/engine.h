@@ -113,6 +113,10 @@ enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
  *  be redone by whoever resumes from the stored position). */
 void enc_engine_revoke(enc_engine_t *e, int32_t partition);
 
+/** True if the engine owns @p partition (assigned and not revoked): only
+ *  then may enc_engine_record be given its records. Processing thread. */
+bool enc_engine_owns(const enc_engine_t *e, int32_t partition);
+
 /**
  * Processes one consumed record: decode, validate, buffer in event time,
  * advance the watermark, fire due timers and apply due events, emitting

@@ -9,6 +9,10 @@ enc_add_test(NAME test_readend SOURCES tests/test_readend.c
 # hand-computed and independent values, the command on the mock cluster.
 enc_add_test(NAME test_readout SOURCES tests/test_readout.c
   LIBS enc_consumer LABELS integration)
+# Records of partitions the engine does not hold (consumer/stray.c), on
+# scripted orderings of assignment, restore and revocation.
+enc_add_test(NAME test_stray SOURCES tests/test_stray.c
+  LIBS enc_consumer LABELS unit)
 # Reward metrics by cohort (consumer/rewardstats.c): buckets, the cohort
 # bound, the exposition lines.
 enc_add_test(NAME test_rewardstats SOURCES tests/test_rewardstats.c

@@ -457,8 +457,12 @@ static b2_result_t b2_round(const char *bootstrap, const enc_bench_log_t *log,
                 for (int i = 0; i < ENC_DLQ__CNT; i++)
                         dlq_n += s->dead_lettered[i];
                 enc_bench_log("encore round %d: %" PRIu64 " updates out, "
-                              "%" PRIu64 " dead letters",
-                              round, s->updates, dlq_n);
+                              "%" PRIu64 " dead letters, %" PRIu64
+                              " stray records dropped, %" PRIu64
+                              " refetched",
+                              round, s->updates, dlq_n,
+                              e->final.stray_dropped,
+                              e->final.stray_refetched);
                 const enc_pipeline_stats_t *w0 = &e->busy_st0,
                                            *w1 = &e->busy_st1;
                 res.wait_poll = w1->wait_poll_s - w0->wait_poll_s;
