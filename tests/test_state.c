@@ -258,6 +258,67 @@ static void test_reorder_read_ahead_in_arrival_order(void **st) {
         enc_reorder_destroy(r);
 }
 
+/* A held event comes back field for field, from peek and from the
+ * read-ahead: NULL and empty strings, every enum value, numbers at their
+ * extremes, and strings too long for a slot (a block of its own). */
+static void test_reorder_copy_keeps_every_field(void **st) {
+        (void)st;
+        enc_reorder_t *r = enc_reorder_new();
+        static char big[3][301];
+        for (int k = 0; k < 3; k++) {
+                memset(big[k], 'a' + k, 300);
+                big[k][300] = '\0';
+        }
+        enc_event_t in[4] = {
+                {"e0", "u0", "t0", "a0", 10, 0, 1, ENC_END_TRACK_DONE,
+                 ENC_SRC_RECOMMENDATION, "home", NULL, NULL},
+                {"e1", "u1", "", "art", 20, INT64_MAX, INT64_MIN,
+                 ENC_END_UNKNOWN, ENC_SRC_OTHER, NULL, "rec-1", "B"},
+                {big[0], big[1], big[2], "a", 30, 7, 8, ENC_END_LOGOUT,
+                 ENC_SRC_RADIO, "s", "", ""},
+                {"e3", "u3", "t", "a", 40, -5, 0, ENC_END_BACK,
+                 ENC_SRC_PLAYLIST, "", NULL, "c"},
+        };
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(enc_reorder_push(r, &in[i], i, 0), 0);
+        for (int i = 0; i < 4; i++) {
+                const enc_event_t *a = enc_reorder_next_arrival(r, INT64_MAX);
+                const enc_event_t *p = enc_reorder_peek(r);
+                for (int k = 0; k < 2; k++) {
+                        const enc_event_t *g = k ? p : a;
+                        assert_non_null(g);
+                        assert_string_equal(g->event_id, in[i].event_id);
+                        assert_string_equal(g->user_id, in[i].user_id);
+                        assert_string_equal(g->track_id, in[i].track_id);
+                        assert_string_equal(g->artist_id, in[i].artist_id);
+                        assert_true(g->event_time == in[i].event_time);
+                        assert_true(g->ms_played == in[i].ms_played);
+                        assert_true(g->track_duration_ms ==
+                                    in[i].track_duration_ms);
+                        assert_int_equal(g->reason_end, in[i].reason_end);
+                        assert_int_equal(g->source, in[i].source);
+                        const char *ws[3] = {in[i].surface,
+                                             in[i].recommendation_id,
+                                             in[i].cohort};
+                        const char *gs[3] = {g->surface, g->recommendation_id,
+                                             g->cohort};
+                        for (int j = 0; j < 3; j++) {
+                                if (!ws[j])
+                                        assert_null(gs[j]);
+                                else
+                                        assert_string_equal(gs[j], ws[j]);
+                        }
+                }
+                assert_true(enc_reorder_contains(r, in[i].user_id,
+                                                 in[i].event_id, INT64_MIN));
+                enc_reorder_pop(r);
+                assert_false(enc_reorder_contains(r, in[i].user_id,
+                                                  in[i].event_id, INT64_MIN));
+        }
+        assert_null(enc_reorder_peek(r));
+        enc_reorder_destroy(r);
+}
+
 /* contains() agrees with a plain list of what is held, through growth and
  * removals (the id set deletes by shifting clusters back). */
 static void test_reorder_contains_matches_a_naive_list(void **st) {
@@ -359,6 +420,44 @@ static void t_bump(enc_users_t *c, const enc_sig_instance_t *in,
         enc_users_changed(c, u);
 }
 
+/* Wakes that move later leave their heap entries keyed at the old time;
+ * enc_users_next_timer(upto) still returns the least (wake, id) due by
+ * upto. The counting plug-in's wake is 1000 x its count. a: 1000, b: 2000,
+ * c: 2000; then a 3000 and b 3000 (both moved later). Due by 999 or 1999:
+ * nothing (a's stale key 1000 is put right on the way). By 2000: c. Then
+ * c moves to 4000, and by 3000 the least is (3000, "a") before
+ * (3000, "b"). */
+static void test_timer_heap_lazy_keys(void **st) {
+        (void)st;
+        char *dir = t_tmpdir("lazy");
+        enc_store_t *s = t_store(dir);
+        enc_sig_instance_t in = {.plugin = &cnt_plugin, .version = 1,
+                                 .id = 7};
+        enc_users_t *c = enc_users_new(&in, 1, s, 1 << 20);
+        t_bump(c, &in, "a", 1);
+        t_bump(c, &in, "b", 2);
+        t_bump(c, &in, "c", 2);
+        assert_string_equal(enc_users_next_timer(c, 0, 1000)->user_id, "a");
+        t_bump(c, &in, "a", 2); /* wake 3000: moved later */
+        t_bump(c, &in, "b", 1); /* wake 3000 */
+        assert_null(enc_users_next_timer(c, 0, 999));
+        assert_null(enc_users_next_timer(c, 0, 1999));
+        enc_user_t *u = enc_users_next_timer(c, 0, 2000);
+        assert_non_null(u);
+        assert_string_equal(u->user_id, "c");
+        assert_int_equal(u->wake, 2000);
+        /* c moves to 4000: now a (3000, "a") before b (3000, "b"). */
+        t_bump(c, &in, "c", 2);
+        assert_null(enc_users_next_timer(c, 0, 2999));
+        u = enc_users_next_timer(c, 0, 3000);
+        assert_string_equal(u->user_id, "a");
+        assert_int_equal(u->wake, 3000);
+        enc_users_destroy(c);
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
+}
+
 /* Flush writes the record and moves the timer key; a user reloaded after
  * eviction has the same state; the heap orders by (wake, user); an empty
  * user is deleted. */
@@ -374,7 +473,8 @@ static void test_cache_writes_back_evicts_clean_and_orders_timers(void **st) {
         t_bump(c, &in, "bea", 2); /* wake 2000 */
         t_bump(c, &in, "abe", 2); /* wake 2000, sorts first */
         t_bump(c, &in, "cal", 1); /* wake 1000 */
-        assert_string_equal(enc_users_next_timer(c, 0)->user_id, "cal");
+        assert_string_equal(
+                enc_users_next_timer(c, 0, INT64_MAX - 1)->user_id, "cal");
         /* dirty entries survive eviction */
         assert_true(enc_users_evict(c));
         enc_users_stats_t us;
@@ -407,13 +507,14 @@ static void test_cache_writes_back_evicts_clean_and_orders_timers(void **st) {
         assert_false(enc_users_evict(c));
         enc_users_stats(c, &us);
         assert_int_equal(us.entries, 0);
-        assert_null(enc_users_next_timer(c, 0));
+        assert_null(enc_users_next_timer(c, 0, INT64_MAX - 1));
         assert_int_equal(enc_users_evicted_min(c, 0), 1000);
         assert_int_equal(enc_users_evicted_min(c, 0), ENC_NO_TIMER);
 
         /* reload bea: count 2 from the store, +1 -> wake 3000 */
         t_bump(c, &in, "bea", 1);
-        assert_int_equal(enc_users_next_timer(c, 0)->wake, 3000);
+        assert_null(enc_users_next_timer(c, 0, 2999));
+        assert_int_equal(enc_users_next_timer(c, 0, 3000)->wake, 3000);
         /* cal fires and frees its state: deleted at the next flush */
         enc_user_t *u;
         assert_int_equal(enc_users_get(c, 0, "cal", 3, ENC_NO_TIMER, &u, err,
@@ -1374,9 +1475,11 @@ int main(void) {
                 cmocka_unit_test(test_reorder_marks_and_windowed_contains),
                 cmocka_unit_test(test_reorder_contains_matches_a_naive_list),
                 cmocka_unit_test(test_reorder_read_ahead_in_arrival_order),
+                cmocka_unit_test(test_reorder_copy_keeps_every_field),
                 cmocka_unit_test(test_cache_pins_users_read_ahead_until_used),
                 cmocka_unit_test(
                         test_cache_writes_back_evicts_clean_and_orders_timers),
+                cmocka_unit_test(test_timer_heap_lazy_keys),
                 cmocka_unit_test(test_user_record_rejects_every_truncation),
                 cmocka_unit_test(test_cache_counts_what_a_flush_would_stage),
                 cmocka_unit_test(test_budget_shares),
