@@ -417,7 +417,7 @@ enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
         }
         enc_part_t *p = &e->parts[partition];
         bool was_owned = p->owned;
-        if (!p->buf && !(p->buf = enc_reorder_new()))
+        if (!p->buf && !(p->buf = enc_reorder_new(e->dedup_window > 0)))
                 return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
                                   "out of memory");
         enc_reorder_clear(p->buf);
