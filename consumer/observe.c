@@ -373,6 +373,12 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                     "duplicate checks load users until the filter has seen "
                     "dedup.window.ms of events)",
                     (double)es.idfilter_loaded);
+        enc_metric1(b, "encore_idfilter_size_bytes", "gauge",
+                    "Bytes of the id filter's tables now, all owned "
+                    "partitions: charged to the write-back cache's share "
+                    "and bounded by 1/16 of cache.max.bytes (at least one "
+                    "1 KiB table a partition); 0 when dedup.window.ms is 0",
+                    (double)es.idfilter_bytes);
         /* checkpoints: what each committed RocksDB batch wrote */
         enc_metric1(b, "encore_checkpoints_total", "counter",
                     "State checkpoints written to RocksDB, one atomic batch "

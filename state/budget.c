@@ -88,6 +88,20 @@
  * empty (consumer/pipeline.c, enc_pipeline_refill), so a bound costs one
  * fetch round trip per queueful, not a second.
  *
+ * One thing that holds memory outside the budget is given no bound from
+ * it on purpose: the reorder buffer (state/reorder.c), the events waiting
+ * out window.grace.ms, about 60 000 in `encore-bench mem` and the largest
+ * part of the peak beyond the budget. Its only bound is
+ * reorder.max.events, a count: past it the watermark moves to the oldest
+ * held event, so events leave earlier and later ones can turn late. That
+ * changes outputs, and it is deterministic only because the count is a
+ * function of the input. A byte bound derived from cache.max.bytes would
+ * do the same at a point that depends on the budget, so the same input
+ * would give other outputs at another cache size (b1's digest at 8 and
+ * 512 MiB). So the buffer is made cheap per event instead (about 210
+ * bytes with the bench's events, from about 310; state/reorder.c), and a deployment that must hold it
+ * lower sets reorder.max.events, knowing it changes outputs.
+ *
  * What the split costs: B1 (300 000 users, a 64 MiB budget) ran at 19 400
  * events/s against 52 500 when the users cache alone had 64 MiB and RocksDB
  * another 80 on top; its users cache hit ratio fell from 0.90 to 0.64, as

@@ -1304,6 +1304,7 @@ void enc_engine_stats(const enc_engine_t *e, enc_engine_stats_t *stats) {
         stats->cache_evictions = us.evictions;
         stats->state_corrupt = us.corrupt;
         stats->users_expired = us.deleted;
+        stats->idfilter_bytes = enc_idfilter_bytes(e->idf);
 }
 
 bool enc_engine_partition_info(const enc_engine_t *e, int32_t partition,

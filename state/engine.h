@@ -189,6 +189,9 @@ typedef struct enc_engine_stats_s {
         uint64_t idfilter_saved_bytes; /* of which the id filter's */
         uint64_t idfilter_loaded;      /* partitions resumed with a saved
                                           id filter */
+        uint64_t idfilter_bytes; /* the id filter's tables now, all
+                                    partitions (charged to the users
+                                    share); 0 without a filter */
 } enc_engine_stats_t;
 
 void enc_engine_stats(const enc_engine_t *e, enc_engine_stats_t *stats);

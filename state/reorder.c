@@ -9,7 +9,7 @@
  * Popping marks a ring slot done; the ring's head advances past done slots.
  * Each ring slot also keeps the caller's mark for that arrival (the engine
  * stores the stream time before the record), so the mark of the oldest held
- * arrival is as cheap as its offset, and the event's time and copy, so the
+ * arrival is as cheap as its offset, and the event's copy, so the
  * engine can look ahead at the arrivals about to leave (its read-ahead of
  * users, enc_reorder_next_arrival) without searching the heap. Arrivals
  * come in nearly in time order, so the held arrivals before a time T, in
@@ -28,38 +28,72 @@
  *
  * Every accepted event is copied in and freed on the way out, a grace
  * period later, so the copies cycle through far more memory than malloc's
- * per-thread cache keeps: they come from free lists of slots (an event and
- * its strings in one slot; an event with longer strings gets a block of
- * its own). Slots come in sizes of ENC_SLOT_GRAIN steps up to
- * ENC_SLOT_BYTES, an event taking the smallest that holds it: with one
- * size of 256 bytes the slots were 15.7 of the 24 MiB the buffer held at
- * the peak of `encore-bench mem` (61 000 events of about 190 bytes;
- * heaptrack). Each list keeps at most ENC_SLOTS_FREE_MAX slots, so a burst
- * that is over gives its memory back.
+ * per-thread cache keeps: they come from free lists of slots. What the
+ * buffer holds is bounded only by reorder.max.events (a count, which the
+ * input decides), never by cache.max.bytes: a byte bound would have to let
+ * events through early when it is reached, as the count bound does, and
+ * then the output would depend on the budget, which must change speed
+ * only. So what a held event costs is kept small instead; at the peak of
+ * `encore-bench mem` (60 000 events in the grace, 8 partitions) it is
+ * most of what encore holds beyond the budget (ops/bench/LIMITS.md):
+ *   - a slot holds the event's numbers and its strings, each with its
+ *     NUL, back to back (no enc_event_t and its seven pointers, 88 bytes:
+ *     peek and the read-ahead rebuild one in a scratch struct), plus the
+ *     arrival number: 36 bytes of fixed fields and about 60 of strings
+ *     for `encore-bench`'s events (a 112-byte chunk instead of 176).
+ *     Slot sizes are 16 * k + 24 bytes, the sizes glibc's malloc serves
+ *     with no padding (a chunk is the request plus 8, rounded up to 16);
+ *     an event takes the smallest that holds it, a larger one a block of
+ *     its own;
+ *   - the heap keeps (time, user id prefix, slot): 24 bytes; the id hash
+ *     is computed again when the event leaves instead of being kept;
+ *   - a ring entry is (offset, mark, slot): 24 bytes, done when the slot
+ *     is NULL; the read-ahead reads the time from the slot.
+ * With the id set (20 bytes an entry, at most half full) that is about
+ * 210 bytes an event of `encore-bench mem`, against about 310 with an
+ * enc_event_t and its strings in slots of 32-byte steps, 48-byte heap and
+ * 40-byte ring entries (heaptrack: 17.5 -> 11.2 MiB at the peak; see
+ * ops/bench/LIMITS.md). The free lists keep at most ENC_SLOTS_FREE_MAX
+ * slots in all, so a burst that is over gives its memory back.
  */
 #include "reorder.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
-/* An event and its strings, as most events are: 88 bytes of struct and
- * seven strings of a dozen or two bytes each (about 190 bytes for the
- * generator's events). Bigger events get a block of their own. */
-#define ENC_SLOT_BYTES     256
-#define ENC_SLOT_GRAIN     32
-#define ENC_SLOT_CLASSES   (ENC_SLOT_BYTES / ENC_SLOT_GRAIN)
-#define ENC_SLOTS_FREE_MAX 4096
+/* Slot classes: class c is ENC_SLOT_SIZE(c) bytes, 24 to 264. glibc gives
+ * a request of 16 * k + 24 bytes a chunk of 16 * k + 32 with nothing
+ * unused; other allocators round them as they do any size. */
+#define ENC_SLOT_CLASSES   16
+#define ENC_SLOT_SIZE(c)   ((size_t)(c) * 16 + 24)
+#define ENC_SLOTS_FREE_MAX 4096 /* free slots kept, all classes */
+
+/* The event's strings, in the order a slot keeps them: the user id first,
+ * so the read-ahead and the order find it without a walk. */
+enum { ENC_NSTR = 7 };
+
+/* One held event: its numbers, then its strings back to back, each with
+ * its NUL, a NULL one (bit i of nulls) taking no byte. */
+typedef struct enc_slot_s {
+        int64_t event_time;
+        int64_t ms_played;
+        int64_t track_duration_ms;
+        uint64_t seq; /* arrival number */
+        uint8_t reason_end;
+        uint8_t source;
+        uint8_t nulls;
+        int8_t cls; /* slot class, or -1: a block of its own */
+        char str[];
+} enc_slot_t;
 
 typedef struct enc_held_s {
-        int64_t time;    /* ev->event_time, here so sifting the heap does
-                            not chase a pointer per comparison */
-        enc_event_t *ev; /* owned: a slot of class cls, or malloc'ed */
-        uint64_t seq;    /* arrival number */
-        uint64_t idh;    /* hash of (user id, event id), for lookups */
-        uint64_t upfx;   /* the user id's first 8 bytes, big-endian,
-                            zero-padded: orders as strcmp does on them */
-        int8_t cls;      /* ev's slot class, or -1: not a slot */
+        int64_t time;  /* the event's time, here so sifting the heap does
+                          not chase a pointer per comparison */
+        uint64_t upfx; /* the user id's first 8 bytes, big-endian,
+                          zero-padded: orders as strcmp does on them */
+        enc_slot_t *s; /* owned */
 } enc_held_t;
 
 /* One arrival, in the ring: what the commit position and the read-ahead
@@ -67,9 +101,7 @@ typedef struct enc_held_s {
 typedef struct enc_arrival_s {
         int64_t offset;
         int64_t mark;
-        int64_t time;
-        const enc_event_t *ev; /* the held copy; valid while !done */
-        bool done;             /* popped */
+        const enc_slot_t *s; /* the held copy; NULL once popped */
 } enc_arrival_t;
 
 /* A set of id hashes with counts, open addressing, linear probing;
@@ -94,69 +126,108 @@ struct enc_reorder_s {
         uint64_t ahead; /* read-ahead cursor: arrivals before it were
                            handed out by enc_reorder_next_arrival */
         enc_idset_t ids;
-        /* free slots by class (ENC_SLOT_GRAIN * (class + 1) bytes), linked
-         * through each slot's start */
+        /* free slots by class, linked through each slot's start */
         void *free_slots[ENC_SLOT_CLASSES];
-        size_t nfree[ENC_SLOT_CLASSES];
+        size_t nfree; /* all classes */
+        /* the first event rebuilt from its slot (peek), valid while
+         * top is heap[0].s and no pop, push or clear came since */
+        enc_event_t top_ev;
+        const enc_slot_t *top;
+        enc_event_t ahead_ev; /* the last one next_arrival handed out */
 };
 
-/* Copies @p s (@p n bytes and the NUL; NULL stays NULL) to *pos. */
-static const char *enc_put_str(char **pos, const char *s, size_t n) {
-        if (!s)
-                return NULL;
-        char *d = *pos;
-        memcpy(d, s, n + 1);
-        *pos += n + 1;
-        return d;
+/* A slot keeps every field of enc_event_t: one added there must be added
+ * to enc_slot_t, enc_reorder_copy and enc_slot_event. */
+_Static_assert(sizeof(enc_event_t) ==
+                       ENC_NSTR * sizeof(char *) + 3 * sizeof(int64_t) +
+                               sizeof(enc_reason_end_t) + sizeof(enc_source_t),
+               "enc_event_t changed: update the reorder buffer's slots");
+_Static_assert(ENC_END__CNT <= 256 && ENC_SRC__CNT <= 256,
+               "a slot keeps the enums in a byte each");
+
+/* Rebuilds @p ev from @p s: its strings point into the slot. */
+static void enc_slot_event(const enc_slot_t *s, enc_event_t *ev) {
+        const char **dst[ENC_NSTR] = {
+                &ev->user_id, &ev->event_id,          &ev->track_id,
+                &ev->artist_id, &ev->surface, &ev->recommendation_id,
+                &ev->cohort};
+        const char *pos = s->str;
+        for (int i = 0; i < ENC_NSTR; i++) {
+                if (s->nulls & (1u << i)) {
+                        *dst[i] = NULL;
+                        continue;
+                }
+                *dst[i] = pos;
+                pos += strlen(pos) + 1;
+        }
+        ev->event_time = s->event_time;
+        ev->ms_played = s->ms_played;
+        ev->track_duration_ms = s->track_duration_ms;
+        ev->reason_end = (enc_reason_end_t)s->reason_end;
+        ev->source = (enc_source_t)s->source;
 }
 
-/* A deep copy of @p ev in one block: a slot of class *cls if it fits,
- * else malloc'ed (*cls -1). NULL if out of memory. */
-static enc_event_t *enc_reorder_copy(enc_reorder_t *r, const enc_event_t *ev,
-                                     int8_t *cls) {
-        const char *src[7] = {ev->event_id,  ev->user_id, ev->track_id,
-                              ev->artist_id, ev->surface, ev->recommendation_id,
-                              ev->cohort};
-        size_t len[7], need = sizeof(*ev);
-        for (int i = 0; i < 7; i++) {
-                len[i] = src[i] ? strlen(src[i]) : 0;
-                need += src[i] ? len[i] + 1 : 0;
+static const char *enc_slot_user(const enc_slot_t *s) {
+        return s->str; /* never NULL: validated events have a user id */
+}
+
+static const char *enc_slot_event_id(const enc_slot_t *s) {
+        return s->str + strlen(s->str) + 1;
+}
+
+/* A copy of @p ev in one slot (or a block of its own, class -1), with
+ * arrival number @p seq. NULL if out of memory. */
+static enc_slot_t *enc_reorder_copy(enc_reorder_t *r, const enc_event_t *ev,
+                                    uint64_t seq) {
+        const char *src[ENC_NSTR] = {ev->user_id,  ev->event_id,
+                                     ev->track_id, ev->artist_id,
+                                     ev->surface,  ev->recommendation_id,
+                                     ev->cohort};
+        size_t len[ENC_NSTR], need = offsetof(enc_slot_t, str);
+        uint8_t nulls = 0;
+        for (int i = 0; i < ENC_NSTR; i++) {
+                len[i] = src[i] ? strlen(src[i]) + 1 : 0;
+                nulls |= src[i] ? 0 : (uint8_t)(1u << i);
+                need += len[i];
         }
-        enc_event_t *d;
-        int c = need > ENC_SLOT_BYTES
+        int c = need > ENC_SLOT_SIZE(ENC_SLOT_CLASSES - 1)
                         ? -1
-                        : (int)((need + ENC_SLOT_GRAIN - 1) / ENC_SLOT_GRAIN) -
-                                  1;
-        *cls = (int8_t)c;
+                : need <= ENC_SLOT_SIZE(0)
+                        ? 0
+                        : (int)((need - ENC_SLOT_SIZE(0) + 15) / 16);
+        enc_slot_t *s;
         if (c >= 0 && r->free_slots[c]) {
-                d = r->free_slots[c];
-                r->free_slots[c] = *(void **)d;
-                r->nfree[c]--;
-        } else if (!(d = malloc(c < 0 ? need
-                                      : (size_t)(c + 1) * ENC_SLOT_GRAIN))) {
+                s = r->free_slots[c];
+                r->free_slots[c] = *(void **)s;
+                r->nfree--;
+        } else if (!(s = malloc(c < 0 ? need : ENC_SLOT_SIZE(c)))) {
                 return NULL;
         }
-        *d = *ev;
-        char *pos = (char *)(d + 1);
-        d->event_id = enc_put_str(&pos, src[0], len[0]);
-        d->user_id = enc_put_str(&pos, src[1], len[1]);
-        d->track_id = enc_put_str(&pos, src[2], len[2]);
-        d->artist_id = enc_put_str(&pos, src[3], len[3]);
-        d->surface = enc_put_str(&pos, src[4], len[4]);
-        d->recommendation_id = enc_put_str(&pos, src[5], len[5]);
-        d->cohort = enc_put_str(&pos, src[6], len[6]);
-        return d;
+        s->event_time = ev->event_time;
+        s->ms_played = ev->ms_played;
+        s->track_duration_ms = ev->track_duration_ms;
+        s->seq = seq;
+        s->reason_end = (uint8_t)ev->reason_end;
+        s->source = (uint8_t)ev->source;
+        s->nulls = nulls;
+        s->cls = (int8_t)c;
+        char *pos = s->str;
+        for (int i = 0; i < ENC_NSTR; i++) {
+                memcpy(pos, src[i] ? src[i] : "", len[i]);
+                pos += len[i];
+        }
+        return s;
 }
 
-static void enc_reorder_release(enc_reorder_t *r, enc_event_t *ev,
-                                int8_t cls) {
-        if (cls < 0 || r->nfree[cls] >= ENC_SLOTS_FREE_MAX) {
-                free(ev);
+static void enc_reorder_release(enc_reorder_t *r, enc_slot_t *s) {
+        int c = s->cls;
+        if (c < 0 || r->nfree >= ENC_SLOTS_FREE_MAX) {
+                free(s);
                 return;
         }
-        *(void **)ev = r->free_slots[cls];
-        r->free_slots[cls] = ev;
-        r->nfree[cls]++;
+        *(void **)s = r->free_slots[c];
+        r->free_slots[c] = s;
+        r->nfree++;
 }
 
 static uint64_t enc_id_hash(const char *user, const char *event_id) {
@@ -165,6 +236,9 @@ static uint64_t enc_id_hash(const char *user, const char *event_id) {
         return h ? h : 1;
 }
 
+static uint64_t enc_slot_id_hash(const enc_slot_t *s) {
+        return enc_id_hash(enc_slot_user(s), enc_slot_event_id(s));
+}
 static bool enc_idset_grow(enc_idset_t *s) {
         size_t ncap = s->cap ? s->cap * 2 : 256;
         uint64_t *k = calloc(ncap, sizeof(*k));
@@ -275,7 +349,7 @@ static void enc_idset_rescan(enc_reorder_t *r, uint64_t h) {
                 return;
         int64_t m = INT64_MIN;
         for (size_t i = 0; i < r->cnt; i++)
-                if (r->heap[i].idh == h && r->heap[i].time > m)
+                if (r->heap[i].time > m && enc_slot_id_hash(r->heap[i].s) == h)
                         m = r->heap[i].time;
         r->ids.tmax[j] = m;
 }
@@ -306,7 +380,7 @@ void enc_reorder_destroy(enc_reorder_t *r) {
  * big-endian number: comparing two of them orders the strings as strcmp
  * orders their first 8 bytes, and equal prefixes of strings shorter than 8
  * bytes mean equal strings. Most ties in time are then settled without
- * chasing the event pointers (strcmp was 7% of a hot B1 run). */
+ * chasing the slot pointers (strcmp was 7% of a hot B1 run). */
 static uint64_t enc_id_prefix(const char *s) {
         uint64_t v = 0;
         for (int i = 0; i < 8; i++) {
@@ -322,24 +396,24 @@ static int enc_held_cmp(const enc_held_t *a, const enc_held_t *b) {
                 return a->time < b->time ? -1 : 1;
         if (a->upfx != b->upfx)
                 return a->upfx < b->upfx ? -1 : 1;
-        int c = strcmp(a->ev->user_id, b->ev->user_id);
+        int c = strcmp(enc_slot_user(a->s), enc_slot_user(b->s));
         if (c)
                 return c;
-        c = strcmp(a->ev->event_id, b->ev->event_id);
+        c = strcmp(enc_slot_event_id(a->s), enc_slot_event_id(b->s));
         if (c)
                 return c;
-        return a->seq < b->seq ? -1 : a->seq > b->seq;
+        return a->s->seq < b->s->seq ? -1 : a->s->seq > b->s->seq;
 }
 
-static enc_err_t enc_ring_push(enc_reorder_t *r, const enc_event_t *ev,
+static enc_err_t enc_ring_push(enc_reorder_t *r, const enc_slot_t *s,
                                int64_t offset, int64_t mark) {
         if (r->tail - r->head == r->rcap) {
                 size_t ncap = r->rcap ? r->rcap * 2 : 1024;
                 enc_arrival_t *nr = malloc(ncap * sizeof(*nr));
                 if (!nr)
                         return ENC_ERR_NOMEM;
-                for (uint64_t s = r->head; s < r->tail; s++)
-                        nr[s & (ncap - 1)] = r->ring[s & (r->rcap - 1)];
+                for (uint64_t q = r->head; q < r->tail; q++)
+                        nr[q & (ncap - 1)] = r->ring[q & (r->rcap - 1)];
                 free(r->ring);
                 r->ring = nr;
                 r->rcap = ncap;
@@ -347,9 +421,7 @@ static enc_err_t enc_ring_push(enc_reorder_t *r, const enc_event_t *ev,
         enc_arrival_t *a = &r->ring[r->tail & (r->rcap - 1)];
         a->offset = offset;
         a->mark = mark;
-        a->time = ev->event_time;
-        a->ev = ev;
-        a->done = false;
+        a->s = s;
         r->tail++;
         return ENC_OK;
 }
@@ -364,28 +436,25 @@ enc_err_t enc_reorder_push(enc_reorder_t *r, const enc_event_t *ev,
                 r->heap = nh;
                 r->cap = ncap;
         }
-        int8_t cls;
-        enc_event_t *copy = enc_reorder_copy(r, ev, &cls);
+        enc_slot_t *copy = enc_reorder_copy(r, ev, r->tail);
         if (!copy)
                 return ENC_ERR_NOMEM;
         uint64_t idh = enc_id_hash(ev->user_id, ev->event_id);
         if (!enc_idset_add(&r->ids, idh, ev->event_time)) {
-                enc_reorder_release(r, copy, cls);
+                enc_reorder_release(r, copy);
                 return ENC_ERR_NOMEM;
         }
         if (enc_ring_push(r, copy, offset, mark)) {
                 enc_idset_del(&r->ids, idh);
                 enc_idset_rescan(r, idh);
-                enc_reorder_release(r, copy, cls);
+                enc_reorder_release(r, copy);
                 return ENC_ERR_NOMEM;
         }
+        r->top = NULL;
         size_t i = r->cnt++;
         r->heap[i].time = ev->event_time;
-        r->heap[i].ev = copy;
-        r->heap[i].seq = r->tail - 1;
-        r->heap[i].idh = idh;
-        r->heap[i].upfx = enc_id_prefix(copy->user_id);
-        r->heap[i].cls = cls;
+        r->heap[i].upfx = enc_id_prefix(ev->user_id);
+        r->heap[i].s = copy;
         while (i > 0) {
                 size_t p = (i - 1) / 2;
                 if (enc_held_cmp(&r->heap[i], &r->heap[p]) >= 0)
@@ -398,16 +467,24 @@ enc_err_t enc_reorder_push(enc_reorder_t *r, const enc_event_t *ev,
         return ENC_OK;
 }
 
-const enc_event_t *enc_reorder_peek(const enc_reorder_t *r) {
-        return r->cnt ? r->heap[0].ev : NULL;
+const enc_event_t *enc_reorder_peek(enc_reorder_t *r) {
+        if (!r->cnt)
+                return NULL;
+        if (r->top != r->heap[0].s) {
+                enc_slot_event(r->heap[0].s, &r->top_ev);
+                r->top = r->heap[0].s;
+        }
+        return &r->top_ev;
 }
 
 void enc_reorder_pop(enc_reorder_t *r) {
         if (!r->cnt)
                 return;
-        uint64_t seq = r->heap[0].seq;
-        enc_idset_del(&r->ids, r->heap[0].idh);
-        enc_reorder_release(r, r->heap[0].ev, r->heap[0].cls);
+        enc_slot_t *s = r->heap[0].s;
+        uint64_t seq = s->seq;
+        enc_idset_del(&r->ids, enc_slot_id_hash(s));
+        enc_reorder_release(r, s);
+        r->top = NULL;
         r->heap[0] = r->heap[--r->cnt];
         size_t i = 0;
         for (;;) {
@@ -424,9 +501,8 @@ void enc_reorder_pop(enc_reorder_t *r) {
                 r->heap[m] = t;
                 i = m;
         }
-        r->ring[seq & (r->rcap - 1)].done = true;
-        r->ring[seq & (r->rcap - 1)].ev = NULL;
-        while (r->head < r->tail && r->ring[r->head & (r->rcap - 1)].done)
+        r->ring[seq & (r->rcap - 1)].s = NULL;
+        while (r->head < r->tail && !r->ring[r->head & (r->rcap - 1)].s)
                 r->head++;
 }
 
@@ -446,8 +522,9 @@ int64_t enc_reorder_min_mark(const enc_reorder_t *r, int64_t none) {
 
 void enc_reorder_clear(enc_reorder_t *r) {
         for (size_t i = 0; i < r->cnt; i++)
-                enc_reorder_release(r, r->heap[i].ev, r->heap[i].cls);
+                enc_reorder_release(r, r->heap[i].s);
         r->cnt = 0;
+        r->top = NULL;
         if (r->ids.cap) {
                 memset(r->ids.key, 0, r->ids.cap * sizeof(*r->ids.key));
                 r->ids.used = 0;
@@ -461,14 +538,15 @@ const enc_event_t *enc_reorder_next_arrival(enc_reorder_t *r,
                 r->ahead = r->head;
         while (r->ahead < r->tail) {
                 const enc_arrival_t *a = &r->ring[r->ahead & (r->rcap - 1)];
-                if (a->done) {
+                if (!a->s) {
                         r->ahead++;
                         continue;
                 }
-                if (a->time >= before)
+                if (a->s->event_time >= before)
                         return NULL;
                 r->ahead++;
-                return a->ev;
+                enc_slot_event(a->s, &r->ahead_ev);
+                return &r->ahead_ev;
         }
         return NULL;
 }

@@ -29,8 +29,9 @@ enc_err_t enc_reorder_push(enc_reorder_t *r, const enc_event_t *ev,
                            int64_t offset, int64_t mark) ENC_WUR;
 
 /** The first event in order, or NULL if empty. Borrowed until the next
- *  pop, push or clear. */
-const enc_event_t *enc_reorder_peek(const enc_reorder_t *r);
+ *  pop, push or clear (it is rebuilt from the buffer's compact copy, so
+ *  the buffer is not const). */
+const enc_event_t *enc_reorder_peek(enc_reorder_t *r);
 
 /** Removes (and frees) the first event. */
 void enc_reorder_pop(enc_reorder_t *r);
@@ -52,7 +53,8 @@ bool enc_reorder_contains(const enc_reorder_t *r, const char *user,
 /** Read-ahead in arrival order: the next held event, after those it
  *  returned before, if it arrived before every held event with a time at
  *  or after @p before and its own time is before it; else NULL (and the
- *  cursor waits there). Borrowed until that event is popped. The engine
+ *  cursor waits there). The struct is borrowed until the next call, its
+ *  strings until that event is popped. The engine
  *  uses it to read the users of the events about to leave in batches. */
 const enc_event_t *enc_reorder_next_arrival(enc_reorder_t *r,
                                             int64_t before);

@@ -942,20 +942,47 @@ static void test_reset_repositions_group_and_clears_state(void **st) {
 
 /* ---- metrics -------------------------------------------------------- */
 
+typedef struct t_live_s {
+        enc_pipeline_t *pl;
+        uint64_t accepted; /* render once this many were accepted */
+        enc_buf_t *out;
+        int renders;
+} t_live_t;
+
+/* The loop's once-a-second tick: renders /metrics while the partitions
+ * are still owned (the idle exit revokes them before the run returns). */
+static void t_live_tick(void *opaque, const enc_pipeline_stats_t *st) {
+        t_live_t *l = opaque;
+        if (st->engine.accepted == l->accepted &&
+            st->assigned_partitions > 0) {
+                enc_pipeline_metrics_text(l->pl, l->out);
+                l->renders++;
+        }
+}
+
 /* Runs encore in this process until idle, then renders /metrics' text
  * into @p out on this thread (the processing thread of the run), as the
- * loop does before it publishes. */
-static void t_run_metrics(enc_conf_t *conf, enc_buf_t *out) {
+ * loop does before it publishes; and into @p live, from the loop, once
+ * @p accepted events were accepted and before the partitions are revoked
+ * at the exit (the run idles 2.5 s first, so at least one tick of the
+ * loop, about once a second, comes after the last record). */
+static void t_run_metrics(enc_conf_t *conf, enc_buf_t *out, enc_buf_t *live,
+                          uint64_t accepted) {
         char err[512];
         enc_pipeline_t *pl = enc_pipeline_new(conf, err, sizeof(err));
         if (!pl)
                 fprintf(stderr, "%s\n", err);
         assert_non_null(pl);
-        enc_pipeline_opts_t opts = {.exit_idle_ms = 300};
+        t_live_t l = {pl, accepted, live, 0};
+        enc_pipeline_opts_t opts = {.exit_idle_ms = 2500,
+                                    .on_tick = t_live_tick,
+                                    .tick_opaque = &l};
         enc_err_t e = enc_pipeline_run(pl, &opts, err, sizeof(err));
         if (e)
                 fprintf(stderr, "%s\n", err);
         assert_int_equal(e, 0);
+        assert_true(l.renders > 0);
+        assert_false(live->failed);
         enc_pipeline_metrics_text(pl, out);
         assert_false(out->failed);
         enc_pipeline_destroy(pl);
@@ -1090,7 +1117,10 @@ static size_t t_store_batch_bytes(const char *dir, size_t *idf) {
  * hits 5, misses 0, read ahead 3 (carol is read, pinned, and waits
  * unused), none evicted in a 64 MiB cache, so none wasted. alice's last
  * day leaves her 3-day window at day 4, 00:00: her state is empty and is
- * deleted at the checkpoint (1 user expired).
+ * deleted at the checkpoint (1 user expired). The id filter holds one
+ * generation, started at e1 with the smallest table (256 fingerprints of 4
+ * bytes: 1024 bytes), whose 6 entries are far below the 3/4 of it that
+ * starts the next: encore_idfilter_size_bytes is 1024.
  *
  * Run 2, same state and group, one more play e7 (carol, day 5 11:00): the
  * partition resumes from its checkpoint with the id filter saved with it
@@ -1101,7 +1131,9 @@ static size_t t_store_batch_bytes(const char *dir, size_t *idf) {
  * in the filter, and e7 is after the checkpoint's watermark, from where
  * the filter is complete: answered without a load. Checks 2, filtered 1.
  * e6 applies when e7 arrives: carol is cached (a hit). Nothing read
- * ahead: carol was cached before any event of hers was held.
+ * ahead: carol was cached before any event of hers was held. The resumed
+ * filter is the saved generation (1024 bytes), and e6 and e7 fit in it:
+ * 1024 again.
  */
 static void test_metrics_show_engine_statistics_worked_by_hand(void **st) {
         (void)st;
@@ -1142,9 +1174,10 @@ static void test_metrics_show_engine_statistics_worked_by_hand(void **st) {
                 "signal.active_days.1.windows=3", "window.grace.ms=0",
                 "commit.interval.ms=3600000", "metrics.address=127.0.0.1:0",
                 NULL);
-        enc_buf_t m;
+        enc_buf_t m, live;
         enc_buf_init(&m, 1 << 16);
-        t_run_metrics(conf, &m);
+        enc_buf_init(&live, 1 << 16);
+        t_run_metrics(conf, &m, &live, 6);
         T_METRIC_EQ(&m, "encore_records_accepted_total", "counter", 6);
         T_METRIC_EQ(&m, "encore_records_applied_total", "counter", 5);
         T_METRIC_EQ(&m, "encore_dedup_checks_total", "counter", 6);
@@ -1158,6 +1191,8 @@ static void test_metrics_show_engine_statistics_worked_by_hand(void **st) {
         T_METRIC_EQ(&m, "encore_state_users_expired_total", "counter", 1);
         T_METRIC_EQ(&m, "encore_idfilter_resumed_partitions_total", "counter",
                     0);
+        T_METRIC_EQ(&live, "encore_idfilter_size_bytes", "gauge", 256 * 4);
+        T_METRIC_EQ(&m, "encore_idfilter_size_bytes", "gauge", 0); /* revoked */
         /* One checkpoint, at the drain (the interval is an hour; the
          * revocation at close has nothing left to write). It only added
          * keys, and deleted the id filter's key range: a partition
@@ -1179,9 +1214,11 @@ static void test_metrics_show_engine_statistics_worked_by_hand(void **st) {
         t_produce_event(rk, codec, "m-plays", &e7);
         assert_int_equal(rd_kafka_flush(rk, 10000), 0);
         rd_kafka_destroy(rk);
-        t_run_metrics(conf, &m);
+        t_run_metrics(conf, &m, &live, 2);
         T_METRIC_EQ(&m, "encore_idfilter_resumed_partitions_total", "counter",
                     1);
+        T_METRIC_EQ(&live, "encore_idfilter_size_bytes", "gauge", 256 * 4);
+        T_METRIC_EQ(&m, "encore_idfilter_size_bytes", "gauge", 0); /* revoked */
         T_METRIC_EQ(&m, "encore_records_accepted_total", "counter", 2);
         T_METRIC_EQ(&m, "encore_records_applied_total", "counter", 1);
         T_METRIC_EQ(&m, "encore_records_reread_total", "counter", 0);
@@ -1199,6 +1236,7 @@ static void test_metrics_show_engine_statistics_worked_by_hand(void **st) {
         assert_true(idf > 0 && idf < ck);
 
         enc_buf_free(&m);
+        enc_buf_free(&live);
         enc_conf_destroy(conf);
         enc_codec_destroy(codec);
         t_rmtree(dir);

@@ -258,6 +258,67 @@ static void test_reorder_read_ahead_in_arrival_order(void **st) {
         enc_reorder_destroy(r);
 }
 
+/* A held event comes back field for field, from peek and from the
+ * read-ahead: NULL and empty strings, every enum value, numbers at their
+ * extremes, and strings too long for a slot (a block of its own). */
+static void test_reorder_copy_keeps_every_field(void **st) {
+        (void)st;
+        enc_reorder_t *r = enc_reorder_new();
+        static char big[3][301];
+        for (int k = 0; k < 3; k++) {
+                memset(big[k], 'a' + k, 300);
+                big[k][300] = '\0';
+        }
+        enc_event_t in[4] = {
+                {"e0", "u0", "t0", "a0", 10, 0, 1, ENC_END_TRACK_DONE,
+                 ENC_SRC_RECOMMENDATION, "home", NULL, NULL},
+                {"e1", "u1", "", "art", 20, INT64_MAX, INT64_MIN,
+                 ENC_END_UNKNOWN, ENC_SRC_OTHER, NULL, "rec-1", "B"},
+                {big[0], big[1], big[2], "a", 30, 7, 8, ENC_END_LOGOUT,
+                 ENC_SRC_RADIO, "s", "", ""},
+                {"e3", "u3", "t", "a", 40, -5, 0, ENC_END_BACK,
+                 ENC_SRC_PLAYLIST, "", NULL, "c"},
+        };
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(enc_reorder_push(r, &in[i], i, 0), 0);
+        for (int i = 0; i < 4; i++) {
+                const enc_event_t *a = enc_reorder_next_arrival(r, INT64_MAX);
+                const enc_event_t *p = enc_reorder_peek(r);
+                for (int k = 0; k < 2; k++) {
+                        const enc_event_t *g = k ? p : a;
+                        assert_non_null(g);
+                        assert_string_equal(g->event_id, in[i].event_id);
+                        assert_string_equal(g->user_id, in[i].user_id);
+                        assert_string_equal(g->track_id, in[i].track_id);
+                        assert_string_equal(g->artist_id, in[i].artist_id);
+                        assert_true(g->event_time == in[i].event_time);
+                        assert_true(g->ms_played == in[i].ms_played);
+                        assert_true(g->track_duration_ms ==
+                                    in[i].track_duration_ms);
+                        assert_int_equal(g->reason_end, in[i].reason_end);
+                        assert_int_equal(g->source, in[i].source);
+                        const char *ws[3] = {in[i].surface,
+                                             in[i].recommendation_id,
+                                             in[i].cohort};
+                        const char *gs[3] = {g->surface, g->recommendation_id,
+                                             g->cohort};
+                        for (int j = 0; j < 3; j++) {
+                                if (!ws[j])
+                                        assert_null(gs[j]);
+                                else
+                                        assert_string_equal(gs[j], ws[j]);
+                        }
+                }
+                assert_true(enc_reorder_contains(r, in[i].user_id,
+                                                 in[i].event_id, INT64_MIN));
+                enc_reorder_pop(r);
+                assert_false(enc_reorder_contains(r, in[i].user_id,
+                                                  in[i].event_id, INT64_MIN));
+        }
+        assert_null(enc_reorder_peek(r));
+        enc_reorder_destroy(r);
+}
+
 /* contains() agrees with a plain list of what is held, through growth and
  * removals (the id set deletes by shifting clusters back). */
 static void test_reorder_contains_matches_a_naive_list(void **st) {
@@ -1374,6 +1435,7 @@ int main(void) {
                 cmocka_unit_test(test_reorder_marks_and_windowed_contains),
                 cmocka_unit_test(test_reorder_contains_matches_a_naive_list),
                 cmocka_unit_test(test_reorder_read_ahead_in_arrival_order),
+                cmocka_unit_test(test_reorder_copy_keeps_every_field),
                 cmocka_unit_test(test_cache_pins_users_read_ahead_until_used),
                 cmocka_unit_test(
                         test_cache_writes_back_evicts_clean_and_orders_timers),

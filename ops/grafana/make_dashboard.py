@@ -200,9 +200,10 @@ ts("State keys", "Users with stored state (RocksDB estimate), pending timers, an
    [(f'sum by (instance) (encore_state_keys{{{SEL}}})', "users in RocksDB {{instance}}"),
     (f'sum by (instance) (encore_state_timer_keys{{{SEL}}})', "timers {{instance}}"),
     (f'sum by (instance) (encore_cache_entries{{{SEL}}})', "users in cache {{instance}}")], minv=0)
-ts("State size", "RocksDB SST files plus memtables, and the bytes charged to the write-back cache (cache.max.bytes).", "bytes",
+ts("State size", "RocksDB SST files plus memtables, the bytes charged to the write-back cache (cache.max.bytes), and the id filter's tables (charged to the same share).", "bytes",
    [(f'sum by (instance) (encore_state_size_bytes{{{SEL}}})', "RocksDB {{instance}}"),
-    (f'sum by (instance) (encore_cache_size_bytes{{{SEL}}})', "cache {{instance}}")], minv=0)
+    (f'sum by (instance) (encore_cache_size_bytes{{{SEL}}})', "cache {{instance}}"),
+    (f'sum by (instance) (encore_idfilter_size_bytes{{{SEL}}})', "id filter {{instance}}")], minv=0)
 ts("Cache hit ratio", "Share of user-state lookups served by the write-back cache over the interval. A user read ahead (in a batch, before its event is due) counts as a hit when looked up, so the second series, users read from RocksDB by a miss or a read-ahead per lookup, is the share of lookups the cache itself did not save.", "percentunit",
    [(f'{rate("encore_cache_hits_total")} / ({rate("encore_cache_hits_total")} + {rate("encore_cache_misses_total")})', "hit ratio"),
     (f'({rate("encore_cache_misses_total")} + {rate("encore_cache_prefetched_users_total")}) / ({rate("encore_cache_hits_total")} + {rate("encore_cache_misses_total")})', "read from RocksDB per lookup")], minv=0)
