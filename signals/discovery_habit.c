@@ -29,23 +29,31 @@
  *    (the discovery update) to its final update, and a later rediscovery
  *    of the same item starts again at 1 (ids differ by event time).
  *
- * State: the lookback map (item -> last day with a qualified play of it)
- * and the open discoveries, both arrays sorted by item id so lookups are
- * binary searches and the stored form is canonical. The lookback's ids
- * live back to back in one pool (compacted when half of it is dead) and
- * each discovery's three strings in one block: loading, changing and
- * freeing a user's state costs a handful of allocations, not one per
- * remembered item (they were most of a cold B1 run's malloc and free). The map only needs
- * entries of the last L days and is pruned to them whenever touched; it is
- * capped at max.items entries: past the cap the oldest entry (smallest
- * day, then smallest item id) is dropped, so the result is deterministic
- * and the worst a heavy user loses is an old "already played" memory.
+ * State: the lookback map and the open discoveries. The map interns
+ * each item id to its 64-bit hash (XXH3): an entry is (hash, last day
+ * with a qualified play), fixed-width, in an array sorted by hash, so a
+ * lookup is a binary search over words and a user's state keeps no copy
+ * of the ids it remembers (a hash collision between two ids of one user,
+ * about n^2 / 2^65 for n ids, makes the later id's discovery missed; the
+ * result stays deterministic). The open discoveries are an array sorted
+ * by item id (finals due together come out in item order), each with its
+ * three strings in one block, since their updates carry them. Loading,
+ * changing and freeing a user's state costs a handful of allocations, not
+ * one per remembered item. The map only needs entries of the last L days
+ * and is pruned to them when its oldest entry is older; it is capped at
+ * max.items entries: past the cap the oldest entry (smallest day, then
+ * smallest hash) is dropped, so the result is deterministic and the worst
+ * a heavy user loses is an old "already played" memory. The smallest day
+ * of the map and the smallest D0 of the discoveries are kept, so the
+ * timer and the check for due finals cost no scan per event.
  * Open discoveries are capped at max.items too: a discovery past the cap
  * is not started. With no discovery open, the timer is the day the newest
  * lookback entry stops mattering; then the state is empty and freed.
  *
  * Never: read a clock, or emit for a discovery after its final update.
  */
+#include <xxhash.h>
+
 #include "daybits.h"
 #include "sigpriv.h"
 
@@ -58,12 +66,12 @@ typedef struct dh_priv_s {
         enc_sig_strs3_pools_t strs; /* discoveries' string blocks */
 } dh_priv_t;
 
-/* A lookback entry: its item id lives in the state's pool, at off,
- * NUL-terminated. */
+/* A lookback entry: the item id interned to its 64-bit hash (dh_hash),
+ * so the map is fixed-width entries compared as words and a state holds
+ * no copy of the ids it remembers. */
 typedef struct dh_look_s {
-        uint32_t off;
-        uint32_t len; /* without the NUL */
-        int64_t day;  /* last day with a qualified play of item */
+        uint64_t h;  /* dh_hash(item) */
+        int64_t day; /* last day with a qualified play of item */
 } dh_look_t;
 
 typedef struct dh_disc_s {
@@ -75,17 +83,18 @@ typedef struct dh_disc_s {
         int64_t seq;        /* last sequence number emitted */
         enc_daybits_t days; /* engaged days, base d0 */
         uint32_t sbytes;    /* size of the block of strings */
+        uint64_t h;         /* dh_hash(item): compared before the string */
 } dh_disc_t;
 
 typedef struct dh_state_s {
-        dh_look_t *look;
+        dh_look_t *look; /* sorted by h */
         int nlook, clook;
-        char *pool; /* the lookback's item ids, back to back */
-        uint32_t plen, pcap;
-        uint32_t pdead; /* bytes of ids no entry points to any more */
         int64_t lmax;   /* the largest lookback day (if nlook > 0) */
+        int64_t lmin;   /* the smallest lookback day (if nlook > 0) */
         dh_disc_t *disc;
         int ndisc, cdisc;
+        int64_t dmin;   /* the smallest d0 of disc (if ndisc > 0): the
+                           next final is enc_day_start(dmin + H) */
 } dh_state_t;
 
 static const enc_cfg_key_t dh_keys[] = {
@@ -169,7 +178,6 @@ static void dh_state_free(void *priv, void *state) {
         for (int i = 0; i < st->ndisc; i++)
                 dh_disc_clear(priv, &st->disc[i]);
         free(st->look);
-        free(st->pool);
         free(st->disc);
         free(st);
 }
@@ -179,26 +187,28 @@ static size_t dh_state_bytes(void *priv, const void *state) {
         const dh_state_t *st = state;
         size_t n = enc_heap_bytes(sizeof(*st)) +
                    enc_heap_bytes((size_t)st->clook * sizeof(*st->look)) +
-                   enc_heap_bytes(st->pcap) +
                    enc_heap_bytes((size_t)st->cdisc * sizeof(*st->disc));
         for (int i = 0; i < st->ndisc; i++)
                 n += enc_sig_strs3_heap(st->disc[i].sbytes);
         return n;
 }
 
-static const char *dh_look_item(const dh_state_t *st, int i) {
-        return st->pool + st->look[i].off;
+/* The interned form of an item id. Two ids of one user with the same hash
+ * (about n^2 / 2^65 for n remembered ids) would share a lookback entry:
+ * the later one's discovery would be missed. Deterministic either way. */
+static uint64_t dh_hash(const char *item, size_t len) {
+        return XXH3_64bits(item, len);
 }
 
-/* The lookback index of @p item, or -(insertion point) - 1. */
-static int dh_look_search(const dh_state_t *st, const char *item) {
+/* The lookback index of hash @p h, or -(insertion point) - 1. */
+static int dh_look_search(const dh_state_t *st, uint64_t h) {
         int lo = 0, hi = st->nlook - 1;
         while (lo <= hi) {
                 int mid = lo + (hi - lo) / 2;
-                int c = strcmp(dh_look_item(st, mid), item);
-                if (!c)
+                uint64_t k = st->look[mid].h;
+                if (k == h)
                         return mid;
-                if (c < 0)
+                if (k < h)
                         lo = mid + 1;
                 else
                         hi = mid - 1;
@@ -206,52 +216,8 @@ static int dh_look_search(const dh_state_t *st, const char *item) {
         return -lo - 1;
 }
 
-/* Rewrites the pool with the live ids only, in entry order. */
-static bool dh_pool_compact(dh_state_t *st) {
-        uint32_t live = st->plen - st->pdead;
-        char *np = malloc(live ? live : 1);
-        if (!np)
-                return false;
-        uint32_t w = 0;
-        for (int i = 0; i < st->nlook; i++) {
-                dh_look_t *l = &st->look[i];
-                memcpy(np + w, st->pool + l->off, l->len + 1);
-                l->off = w;
-                w += l->len + 1;
-        }
-        free(st->pool);
-        st->pool = np;
-        st->plen = st->pcap = w;
-        st->pdead = 0;
-        return true;
-}
-
-/* Appends @p item (NUL-terminated) to the pool; its offset in *off. The
- * pool is compacted first when half of it is dead, so it stays within
- * twice the live ids. */
-static bool dh_pool_add(dh_state_t *st, const char *item, size_t len,
-                        uint32_t *off) {
-        if (len > ENC_ID_MAX)
-                return false;
-        if (st->pdead > st->plen / 2 && !dh_pool_compact(st))
-                return false;
-        if ((size_t)st->plen + len + 1 > st->pcap) {
-                size_t ncap = st->pcap ? (size_t)st->pcap * 2 : 64;
-                while (ncap < (size_t)st->plen + len + 1)
-                        ncap *= 2;
-                if (ncap > UINT32_MAX)
-                        return false;
-                char *np = realloc(st->pool, ncap);
-                if (!np)
-                        return false;
-                st->pool = np;
-                st->pcap = (uint32_t)ncap;
-        }
-        *off = st->plen;
-        memcpy(st->pool + st->plen, item, len + 1);
-        st->plen += (uint32_t)len + 1;
-        return true;
-}
+/* Up to this many open discoveries, dh_disc_find compares hashes. */
+#define DH_DISC_SCAN 16
 
 /* Binary search over an array of structs whose first member is the item
  * string: the index of @p item, or -(insertion point) - 1. */
@@ -272,6 +238,20 @@ static int dh_search(const void *arr, size_t stride, int n, const char *item) {
         return -lo - 1;
 }
 
+/* The index of the open discovery of @p item (hashed to @p h), or -1. A
+ * user has a few open discoveries at a time: their hashes are compared
+ * first, so a play of an item with none reads no string. */
+static int dh_disc_find(const dh_state_t *st, const char *item, uint64_t h) {
+        if (st->ndisc > DH_DISC_SCAN) {
+                int i = dh_search(st->disc, sizeof(*st->disc), st->ndisc, item);
+                return i >= 0 ? i : -1;
+        }
+        for (int i = 0; i < st->ndisc; i++)
+                if (st->disc[i].h == h && !strcmp(st->disc[i].item, item))
+                        return i;
+        return -1;
+}
+
 /* Makes room for one more element of @p stride at index @p at. */
 static bool dh_insert_slot(void **arr, int *n, int *cap, size_t stride,
                            int at) {
@@ -290,60 +270,64 @@ static bool dh_insert_slot(void **arr, int *n, int *cap, size_t stride,
         return true;
 }
 
-/* Recomputes st->lmax after entries went. */
-static void dh_look_max(dh_state_t *st) {
+/* Recomputes st->lmax and st->lmin after entries went. */
+static void dh_look_bounds(dh_state_t *st) {
         st->lmax = INT64_MIN;
-        for (int i = 0; i < st->nlook; i++)
+        st->lmin = INT64_MAX;
+        for (int i = 0; i < st->nlook; i++) {
                 if (st->look[i].day > st->lmax)
                         st->lmax = st->look[i].day;
+                if (st->look[i].day < st->lmin)
+                        st->lmin = st->look[i].day;
+        }
 }
 
 static void dh_look_remove(dh_state_t *st, int i) {
-        st->pdead += st->look[i].len + 1;
         memmove(&st->look[i], &st->look[i + 1],
                 (size_t)(st->nlook - i - 1) * sizeof(*st->look));
         st->nlook--;
-        dh_look_max(st);
+        dh_look_bounds(st);
 }
 
 /* Drops lookback entries older than @p minday. */
 static void dh_prune(dh_state_t *st, int64_t minday) {
+        if (st->nlook == 0 || st->lmin >= minday)
+                return; /* the usual case: nothing is that old */
         int w = 0;
-        for (int i = 0; i < st->nlook; i++) {
-                if (st->look[i].day < minday)
-                        st->pdead += st->look[i].len + 1;
-                else
+        for (int i = 0; i < st->nlook; i++)
+                if (st->look[i].day >= minday)
                         st->look[w++] = st->look[i];
-        }
-        if (w == st->nlook)
-                return;
         st->nlook = w;
-        if (w == 0)
-                st->plen = st->pdead = 0;
-        dh_look_max(st);
+        dh_look_bounds(st);
 }
 
-/* Records a qualified play of @p item on @p day, then enforces the cap. */
+/* Records a qualified play of the item hashed to @p h on @p day, then
+ * enforces the cap. */
 static enc_err_t dh_look_touch(const dh_priv_t *p, dh_state_t *st,
-                               const char *item, int64_t day) {
-        int i = dh_look_search(st, item);
-        if (st->nlook == 0 || day > st->lmax)
-                st->lmax = day;
+                               uint64_t h, int64_t day) {
+        int i = dh_look_search(st, h);
         if (i >= 0) {
-                if (day > st->look[i].day)
+                if (day > st->look[i].day) {
+                        bool was_min = st->look[i].day == st->lmin;
                         st->look[i].day = day;
+                        if (day > st->lmax)
+                                st->lmax = day;
+                        if (was_min)
+                                dh_look_bounds(st);
+                }
                 return ENC_OK;
         }
         i = -i - 1;
-        size_t len = strlen(item);
-        uint32_t off;
-        if (!dh_pool_add(st, item, len, &off) ||
-            !dh_insert_slot((void **)&st->look, &st->nlook, &st->clook,
+        if (!dh_insert_slot((void **)&st->look, &st->nlook, &st->clook,
                             sizeof(*st->look), i))
                 return ENC_ERR_NOMEM;
-        st->look[i] = (dh_look_t){off, (uint32_t)len, day};
+        st->look[i] = (dh_look_t){h, day};
+        if (st->nlook == 1 || day > st->lmax)
+                st->lmax = day;
+        if (st->nlook == 1 || day < st->lmin)
+                st->lmin = day;
         while (st->nlook > p->max_items) {
-                int old = 0; /* array order is item order: first min wins */
+                int old = 0; /* array order is hash order: first min wins */
                 for (int j = 1; j < st->nlook; j++)
                         if (st->look[j].day < st->look[old].day)
                                 old = j;
@@ -376,17 +360,21 @@ static int64_t dh_final_time(const dh_priv_t *p, const dh_disc_t *d) {
         return enc_day_start(d->d0 + p->horizon);
 }
 
+/* Recomputes st->dmin after discoveries went. */
+static void dh_disc_bounds(dh_state_t *st) {
+        st->dmin = INT64_MAX;
+        for (int i = 0; i < st->ndisc; i++)
+                if (st->disc[i].d0 < st->dmin)
+                        st->dmin = st->disc[i].d0;
+}
+
 static int64_t dh_next_timer(void *priv, const void *state) {
         const dh_priv_t *p = priv;
         const dh_state_t *st = state;
-        int64_t t = ENC_NO_TIMER;
         if (!st)
                 return ENC_NO_TIMER;
-        for (int i = 0; i < st->ndisc; i++)
-                if (dh_final_time(p, &st->disc[i]) < t)
-                        t = dh_final_time(p, &st->disc[i]);
         if (st->ndisc > 0)
-                return t;
+                return enc_day_start(st->dmin + p->horizon);
         /* An entry of day d matters to plays up to day d + L. */
         return st->nlook ? enc_day_start(st->lmax + p->lookback + 1)
                          : ENC_NO_TIMER;
@@ -398,15 +386,13 @@ static int64_t dh_next_timer(void *priv, const void *state) {
 static enc_err_t dh_advance(const dh_priv_t *p, void **state, int64_t now,
                             enc_emitter_t *em) {
         dh_state_t *st = *state;
-        for (;;) {
-                int best = -1;
-                for (int i = 0; i < st->ndisc; i++)
-                        if (best < 0 ||
-                            dh_final_time(p, &st->disc[i]) <
-                                    dh_final_time(p, &st->disc[best]))
-                                best = i;
-                if (best < 0 || dh_final_time(p, &st->disc[best]) > now)
-                        break;
+        /* Finals are due from enc_day_start(dmin + H) on; in time order,
+         * then item order (the array's), as the first of the smallest d0
+         * comes first. */
+        while (st->ndisc > 0 && enc_day_start(st->dmin + p->horizon) <= now) {
+                int best = 0;
+                while (st->disc[best].d0 != st->dmin)
+                        best++;
                 dh_disc_t *d = &st->disc[best];
                 int64_t t = dh_final_time(p, d);
                 enc_err_t err = dh_emit(p, d, 0, p->horizon, t, true, em);
@@ -415,6 +401,7 @@ static enc_err_t dh_advance(const dh_priv_t *p, void **state, int64_t now,
                 dh_disc_clear(p, d);
                 memmove(d, d + 1, (size_t)(st->ndisc - best - 1) * sizeof(*d));
                 st->ndisc--;
+                dh_disc_bounds(st);
         }
         dh_prune(st, enc_day_of(now) - p->lookback);
         if (st->ndisc == 0 && st->nlook == 0) {
@@ -446,6 +433,8 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
         }
         if (ev->ms_played < p->qualified_ms || !item || !*item)
                 return ENC_OK;
+        size_t ilen = strlen(item);
+        uint64_t h = dh_hash(item, ilen);
         if (!(st = *state)) {
                 if (!(st = calloc(1, sizeof(*st))))
                         return ENC_ERR_NOMEM;
@@ -454,7 +443,7 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
         /* Afterwards every entry left is a play within the lookback. */
         dh_prune(st, day - p->lookback);
 
-        int di = dh_search(st->disc, sizeof(*st->disc), st->ndisc, item);
+        int di = dh_disc_find(st, item, h);
         if (di >= 0) {
                 dh_disc_t *d = &st->disc[di];
                 if (day > d->d0 && day < d->d0 + p->horizon &&
@@ -466,16 +455,19 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
                                 return err;
                 }
         } else if (ev->source == ENC_SRC_RECOMMENDATION &&
-                   dh_look_search(st, item) < 0 && st->ndisc < p->max_items) {
-                di = -di - 1;
+                   dh_look_search(st, h) < 0 && st->ndisc < p->max_items) {
+                /* Where it goes in item order. */
+                di = -dh_search(st->disc, sizeof(*st->disc), st->ndisc,
+                                item) - 1;
                 dh_disc_t d;
                 memset(&d, 0, sizeof(d));
                 const char *rec = ev->recommendation_id, *co = ev->cohort;
                 d.d0 = day;
+                d.h = h;
                 enc_daybits_init(&d.days, day);
                 (void)enc_daybits_add(&d.days, day);
                 const char *sv[3] = {item, rec, co};
-                size_t sl[3] = {strlen(item), rec ? strlen(rec) : 0,
+                size_t sl[3] = {ilen, rec ? strlen(rec) : 0,
                                 co ? strlen(co) : 0};
                 if (!enc_sig_strs3(dh_strs(p), &d.item, &d.rec, &d.cohort, sv,
                                    sl, &d.sbytes))
@@ -486,43 +478,67 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
                         return ENC_ERR_NOMEM;
                 }
                 st->disc[di] = d;
+                if (st->ndisc == 1 || day < st->dmin)
+                        st->dmin = day;
                 err = dh_emit(p, &st->disc[di], 1, 0, ev->event_time, false,
                               em);
                 if (err)
                         return err;
         }
-        return dh_look_touch(p, st, item, day);
+        return dh_look_touch(p, st, h, day);
 }
 
 /* ---- state records ----------------------------------------------------
- * v1: u8 1,
- *     varint nlook, nlook x (str item, svarint day)    sorted by item,
+ * v2: u8 2,
+ *     varint nlook, nlook x (u64be hash, svarint day)  sorted by hash,
  *     varint ndisc, ndisc x (str item, str rec, str cohort, svarint d0,
- *                            varint seq, daybits)       sorted by item. */
+ *                            varint seq, daybits)       sorted by item.
+ * v1 (read only): the same with each lookback entry (str item, svarint
+ * day), sorted by item; read by hashing the ids, so a store written before
+ * the ids were interned migrates as its users are loaded. */
 
-static enc_err_t dh_state_encode(void *priv, const void *state,
-                                 enc_buf_t *out) {
-        const dh_state_t *st = state;
-        enc_buf_put_u8(out, ENC_SIG_STATE_V1);
-        enc_buf_put_varint(out, (uint64_t)st->nlook);
+#define DH_STATE_V2 2
+
+static int dh_look_cmp(const void *a, const void *b) {
+        uint64_t x = ((const dh_look_t *)a)->h, y = ((const dh_look_t *)b)->h;
+        return (x > y) - (x < y);
+}
+
+/* Reads v1's lookback entries into st->look (room for @p n), interned and
+ * sorted by hash; two ids of one hash keep the later day. */
+static bool dh_decode_look_v1(dh_state_t *st, const uint8_t **q,
+                              const uint8_t *end, uint64_t n) {
+        const char *prev = NULL;
+        size_t prevlen = 0;
+        for (uint64_t i = 0; i < n; i++) {
+                const char *s;
+                size_t sl;
+                dh_look_t *l = &st->look[st->nlook];
+                if (!enc_sig_strref_get(q, end, ENC_ID_MAX, &s, &sl) || !s ||
+                    !sl || !enc_get_svarint(q, end, &l->day) ||
+                    !enc_sig_day_ok(l->day))
+                        return false;
+                if (prev) { /* strictly increasing, as v1 wrote them */
+                        int c = memcmp(prev, s, prevlen < sl ? prevlen : sl);
+                        if (c > 0 || (c == 0 && prevlen >= sl))
+                                return false;
+                }
+                prev = s, prevlen = sl;
+                l->h = dh_hash(s, sl);
+                st->nlook++;
+        }
+        qsort(st->look, (size_t)st->nlook, sizeof(*st->look), dh_look_cmp);
+        int w = 0;
         for (int i = 0; i < st->nlook; i++) {
-                const dh_look_t *l = &st->look[i];
-                enc_buf_put_varint(out, (uint64_t)l->len + 1);
-                if (enc_buf_append(out, st->pool + l->off, l->len))
-                        return ENC_ERR_TOO_LARGE;
-                enc_buf_put_svarint(out, l->day);
+                if (w && st->look[w - 1].h == st->look[i].h) {
+                        if (st->look[i].day > st->look[w - 1].day)
+                                st->look[w - 1].day = st->look[i].day;
+                        continue;
+                }
+                st->look[w++] = st->look[i];
         }
-        enc_buf_put_varint(out, (uint64_t)st->ndisc);
-        for (int i = 0; i < st->ndisc; i++) {
-                const dh_disc_t *d = &st->disc[i];
-                enc_buf_put_str(out, d->item);
-                enc_buf_put_str(out, d->rec);
-                enc_buf_put_str(out, d->cohort);
-                enc_buf_put_svarint(out, d->d0);
-                enc_buf_put_varint(out, (uint64_t)d->seq);
-                enc_daybits_put(&d->days, out);
-        }
-        return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
+        st->nlook = w;
+        return true;
 }
 
 static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
@@ -538,38 +554,29 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                 return ENC_ERR_NOMEM;
         /* Counts are checked against the cap and against the bytes left
          * (each entry takes at least two) before anything is allocated. */
-        if (!enc_get_u8(&q, end, &ver) || ver != ENC_SIG_STATE_V1 ||
+        if (!enc_get_u8(&q, end, &ver) ||
+            (ver != ENC_SIG_STATE_V1 && ver != DH_STATE_V2) ||
             !enc_get_varint(&q, end, &n) || n > (uint64_t)p->max_items ||
             n > (uint64_t)(end - q) / 2)
                 goto corrupt;
-        /* The ids fit in the bytes left (each shorter than its length
-         * prefix plus a NUL): one pool, sized once. */
-        if (n && (!(st->look = calloc((size_t)n, sizeof(*st->look))) ||
-                  !(st->pool = malloc((size_t)(end - q)))))
+        if (n && !(st->look = malloc((size_t)n * sizeof(*st->look))))
                 goto nomem;
         st->clook = (int)n;
-        st->pcap = n ? (uint32_t)(end - q) : 0;
-        for (uint64_t i = 0; i < n; i++) {
-                dh_look_t *l = &st->look[i];
-                uint64_t sl;
-                if (!enc_get_varint(&q, end, &sl) || sl < 2 ||
-                    sl - 1 > ENC_ID_MAX || sl - 1 > (uint64_t)(end - q) ||
-                    !enc_sig_str_ok(q, (size_t)(sl - 1)))
+        if (ver == ENC_SIG_STATE_V1) {
+                if (!dh_decode_look_v1(st, &q, end, n))
                         goto corrupt;
-                l->off = st->plen;
-                l->len = (uint32_t)(sl - 1);
-                memcpy(st->pool + st->plen, q, l->len);
-                st->pool[st->plen + l->len] = '\0';
-                st->plen += l->len + 1;
-                q += l->len;
-                st->nlook++;
-                if (!enc_get_svarint(&q, end, &l->day) ||
-                    !enc_sig_day_ok(l->day) ||
-                    (i && strcmp(dh_look_item(st, (int)i - 1),
-                                 dh_look_item(st, (int)i)) >= 0))
-                        goto corrupt;
+        } else {
+                for (uint64_t i = 0; i < n; i++) {
+                        dh_look_t *l = &st->look[i];
+                        if (!enc_get_u64be(&q, end, &l->h) ||
+                            !enc_get_svarint(&q, end, &l->day) ||
+                            !enc_sig_day_ok(l->day) ||
+                            (i && st->look[i - 1].h >= l->h))
+                                goto corrupt;
+                        st->nlook++;
+                }
         }
-        dh_look_max(st);
+        dh_look_bounds(st);
         if (!enc_get_varint(&q, end, &n) || n > (uint64_t)p->max_items ||
             n > (uint64_t)(end - q) / 6)
                 goto corrupt;
@@ -590,6 +597,7 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                 if (!enc_sig_strs3(dh_strs(p), &d->item, &d->rec, &d->cohort,
                                    s, sl, &d->sbytes))
                         goto nomem;
+                d->h = dh_hash(s[0], sl[0]);
                 if ((i && strcmp(st->disc[i - 1].item, d->item) >= 0) ||
                     !enc_get_svarint(&q, end, &d->d0) ||
                     !enc_sig_day_ok(d->d0) || !enc_get_varint(&q, end, &seq) ||
@@ -603,6 +611,7 @@ static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                     enc_daybits_last(&d->days) >= d->d0 + p->horizon)
                         goto corrupt;
         }
+        dh_disc_bounds(st);
         if (q != end || (st->nlook == 0 && st->ndisc == 0))
                 goto corrupt;
         *statep = st;
@@ -614,6 +623,28 @@ corrupt:
 nomem:
         dh_state_free(priv, st);
         return ENC_ERR_NOMEM;
+}
+
+static enc_err_t dh_state_encode(void *priv, const void *state,
+                                 enc_buf_t *out) {
+        const dh_state_t *st = state;
+        enc_buf_put_u8(out, DH_STATE_V2);
+        enc_buf_put_varint(out, (uint64_t)st->nlook);
+        for (int i = 0; i < st->nlook; i++) {
+                enc_buf_put_u64be(out, st->look[i].h);
+                enc_buf_put_svarint(out, st->look[i].day);
+        }
+        enc_buf_put_varint(out, (uint64_t)st->ndisc);
+        for (int i = 0; i < st->ndisc; i++) {
+                const dh_disc_t *d = &st->disc[i];
+                enc_buf_put_str(out, d->item);
+                enc_buf_put_str(out, d->rec);
+                enc_buf_put_str(out, d->cohort);
+                enc_buf_put_svarint(out, d->d0);
+                enc_buf_put_varint(out, (uint64_t)d->seq);
+                enc_daybits_put(&d->days, out);
+        }
+        return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
 }
 
 const enc_signal_plugin_t enc_sig_discovery_habit = {

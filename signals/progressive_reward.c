@@ -64,6 +64,8 @@ typedef struct pr_disc_s {
 typedef struct pr_state_s {
         pr_disc_t *d; /* sorted by (item, d0) */
         int n, cap;
+        int64_t next; /* the smallest pr_due() of d (n > 0): next_timer,
+                         kept so no callback scans d per event */
 } pr_state_t;
 
 static const enc_cfg_key_t pr_keys[] = {
@@ -208,13 +210,17 @@ static int64_t pr_due(const pr_disc_t *d) {
         return enc_day_start(d->d0 + d->k_next);
 }
 
+/* Recomputes st->next after d changed. */
+static void pr_next_update(pr_state_t *st) {
+        st->next = ENC_NO_TIMER;
+        for (int i = 0; i < st->n; i++)
+                if (pr_due(&st->d[i]) < st->next)
+                        st->next = pr_due(&st->d[i]);
+}
+
 static int64_t pr_next_timer(void *priv, const void *state) {
         const pr_state_t *st = state;
-        int64_t t = ENC_NO_TIMER;
-        for (int i = 0; st && i < st->n; i++)
-                if (pr_due(&st->d[i]) < t)
-                        t = pr_due(&st->d[i]);
-        return t;
+        return st && st->n ? st->next : ENC_NO_TIMER;
 }
 
 static void pr_posterior(const pr_priv_t *p, const pr_disc_t *d, int k,
@@ -261,14 +267,11 @@ static enc_err_t pr_emit(const pr_priv_t *p, const pr_disc_t *d,
 static enc_err_t pr_advance(const pr_priv_t *p, void **state, int64_t now,
                             enc_emitter_t *em) {
         pr_state_t *st = *state;
-        for (;;) {
-                int best = -1;
-                for (int i = 0; i < st->n; i++)
-                        if (best < 0 ||
-                            pr_due(&st->d[i]) < pr_due(&st->d[best]))
-                                best = i;
-                if (best < 0 || pr_due(&st->d[best]) > now)
-                        break;
+        /* The first (in (item, d0) order) of the earliest due goes first. */
+        while (st->n > 0 && st->next <= now) {
+                int best = 0;
+                while (pr_due(&st->d[best]) != st->next)
+                        best++;
                 pr_disc_t *d = &st->d[best];
                 enc_err_t err = pr_emit(p, d, em);
                 if (err)
@@ -279,6 +282,7 @@ static enc_err_t pr_advance(const pr_priv_t *p, void **state, int64_t now,
                                 (size_t)(st->n - best - 1) * sizeof(*d));
                         st->n--;
                 }
+                pr_next_update(st);
         }
         if (st->n == 0) {
                 pr_state_free((void *)p, st);
@@ -364,6 +368,8 @@ static enc_err_t pr_on_update(void *priv, void **state, const enc_update_t *up,
         memmove(&st->d[i + 1], &st->d[i], (size_t)(st->n - i) * sizeof(d));
         st->d[i] = d;
         st->n++;
+        if (st->n == 1 || pr_due(&d) < st->next)
+                st->next = pr_due(&d);
         return ENC_OK;
 }
 
@@ -440,6 +446,7 @@ static enc_err_t pr_state_decode(void *priv, const uint8_t *buf, size_t len,
         }
         if (q != end)
                 goto corrupt;
+        pr_next_update(st);
         *statep = st;
         return ENC_OK;
 corrupt:

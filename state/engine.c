@@ -744,9 +744,9 @@ static enc_err_t enc_engine_advance(enc_engine_t *e, int32_t partition,
         int64_t w = p->watermark;
         for (;;) {
                 const enc_event_t *ev = enc_reorder_peek(p->buf);
-                enc_user_t *tu = enc_users_next_timer(e->users, partition);
+                enc_user_t *tu = enc_users_next_timer(e->users, partition, w);
                 bool ev_due = ev && ev->event_time < w;
-                bool tm_due = tu && tu->wake <= w;
+                bool tm_due = tu != NULL;
                 if (tm_due && (!ev_due || tu->wake <= ev->event_time)) {
                         /* Time never runs backwards for a signal, even if a
                          * plug-in asked for a timer in the past. */

@@ -32,7 +32,11 @@
  *    heaps) + due store keys of uncached users, and the engine never misses
  *    or double-fires a timer.
  *  - Heap order is (wake, user id): timers firing at the same time fire in a
- *    fixed order, whatever the order users entered the cache.
+ *    fixed order, whatever the order users entered the cache. An entry's
+ *    heap key may lag behind its wake when the wake moved later (most plays
+ *    push the session's end later): it stays put, a lower bound, and is
+ *    put right when it reaches the top, so the top the engine sees is
+ *    always the least (wake, user id) and a play costs no sift.
  *
  * Never: read the clock, or decide anything from cache state that could
  * change output. What is cached changes speed only.
@@ -275,8 +279,8 @@ corrupt:
 /* ---- heaps ---------------------------------------------------------- */
 
 static bool enc_user_before(const enc_user_t *a, const enc_user_t *b) {
-        if (a->wake != b->wake)
-                return a->wake < b->wake;
+        if (a->hkey != b->hkey)
+                return a->hkey < b->hkey;
         size_t n = a->ulen < b->ulen ? a->ulen : b->ulen;
         int c = memcmp(a->user_id, b->user_id, n);
         return c ? c < 0 : a->ulen < b->ulen;
@@ -352,6 +356,7 @@ static bool enc_heap_place(enc_users_t *c, enc_user_t *u) {
                 enc_heap_remove(c, u);
                 return true;
         }
+        u->hkey = u->wake;
         if (u->heap_idx >= 0) {
                 enc_heap_t *h = &c->heaps[u->partition];
                 enc_heap_up(h, u->heap_idx);
@@ -655,8 +660,15 @@ enc_err_t enc_users_prefetch(enc_users_t *c, const int32_t *parts,
 }
 
 int64_t enc_users_changed(enc_users_t *c, enc_user_t *u) {
-        u->wake = enc_user_compute_wake(c, u);
-        if (!enc_heap_place(c, u))
+        int64_t wake = enc_user_compute_wake(c, u);
+        /* A wake that moved later leaves the entry where it is: its key
+         * stays a lower bound, put right when it reaches the top
+         * (enc_users_next_timer). Most events do that: a play pushes the
+         * session's end later. */
+        bool placed = u->heap_idx >= 0 && wake != ENC_NO_TIMER &&
+                      wake >= u->hkey;
+        u->wake = wake;
+        if (!placed && !enc_heap_place(c, u))
                 enc_log_error("timer_heap_oom", "partition=%d",
                               u->partition);
         if (!enc_users_mark_dirty(c, u))
@@ -664,11 +676,21 @@ int64_t enc_users_changed(enc_users_t *c, enc_user_t *u) {
         return u->wake;
 }
 
-enc_user_t *enc_users_next_timer(enc_users_t *c, int32_t partition) {
+enc_user_t *enc_users_next_timer(enc_users_t *c, int32_t partition,
+                                 int64_t upto) {
         if (partition < 0 || partition >= c->nheaps ||
             c->heaps[partition].cnt == 0)
                 return NULL;
-        return c->heaps[partition].v[0];
+        enc_heap_t *h = &c->heaps[partition];
+        /* Every key is at most its entry's wake: a top keyed past @p upto
+         * means nothing is due, and once the top's key is its wake, the
+         * top is the least (wake, id) of all. Only keys up to @p upto are
+         * put right, so a stale key is fixed once, when its time comes. */
+        while (h->v[0]->hkey <= upto && h->v[0]->hkey < h->v[0]->wake) {
+                h->v[0]->hkey = h->v[0]->wake;
+                enc_heap_down(h, 0);
+        }
+        return h->v[0]->wake <= upto ? h->v[0] : NULL;
 }
 
 /* Takes @p u off the pinned list if it is there (unused == 1): it is

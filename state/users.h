@@ -35,6 +35,8 @@ typedef struct enc_user_s {
         uint32_t ulen;
         /* timers */
         int64_t wake;        /* earliest next_timer; ENC_NO_TIMER if none */
+        int64_t hkey;        /* its key in the timer heap: <= wake, equal
+                                once it reaches the top (enc_users.c) */
         int64_t stored_wake; /* timer key in the store; ENC_NO_TIMER none */
         bool dirty;
         bool on_disk; /* a record exists in the store */
@@ -90,9 +92,11 @@ bool enc_users_cached(enc_users_t *c, int32_t partition, const char *user,
  *  in the timer heap and marks it dirty. Returns the new wake. */
 int64_t enc_users_changed(enc_users_t *c, enc_user_t *u);
 
-/** The cached entry with the smallest (wake, user id) in @p partition, or
- *  NULL if no cached entry there has a timer. */
-enc_user_t *enc_users_next_timer(enc_users_t *c, int32_t partition);
+/** The cached entry with the smallest (wake, user id) in @p partition if
+ *  its wake is at most @p upto, else NULL (no cached entry there has a
+ *  timer due by @p upto). */
+enc_user_t *enc_users_next_timer(enc_users_t *c, int32_t partition,
+                                 int64_t upto);
 
 /** Stages every dirty entry (record, timer moves, deletes of empty users)
  *  into the store's batch and marks them clean. Users whose states are all

@@ -4,6 +4,8 @@
  *
  * Horizon 5 days and lookback 10 days keep the hand-work short.
  */
+#include <xxhash.h>
+
 #include "sigtest.h"
 
 static st_engine_t *dh_engine(const char *kv1, const char *kv2,
@@ -223,14 +225,19 @@ static void test_lookback_zero(void **unused) {
 
 /* item = track, max.items = 2. Searches for tracks b and a on day 0, c on
  * day 1: three entries, so the oldest goes: day 0 ties between a and b,
- * and the smaller id, a, is dropped. Then a rec play of b is no discovery
- * (b is remembered) and one of a is (a was forgotten). */
+ * and the one whose interned id (XXH3-64 of the id's bytes, computed
+ * here with the library) is smaller is dropped. Then a rec play of the
+ * kept one is no discovery (it is remembered) and one of the dropped one
+ * is (it was forgotten). */
 static void test_cap_drops_oldest_then_smallest_id(void **unused) {
         st_engine_t *eng =
                 dh_engine("signal.discovery_habit.1.item=track",
                           "signal.discovery_habit.1.max.items=2", NULL);
         st_user_t u = {.id = "u1"};
         enc_event_t ev;
+        bool a_first = XXH3_64bits("a", 1) < XXH3_64bits("b", 1);
+        const char *dropped = a_first ? "a" : "b";
+        const char *kept = a_first ? "b" : "a";
 
         ev = dh_play(AT(0, 9, 0), "art", ENC_SRC_SEARCH, NULL);
         ev.track_id = "b";
@@ -243,16 +250,16 @@ static void test_cap_drops_oldest_then_smallest_id(void **unused) {
         st_event(eng, &u, &ev, true);
         ev.source = ENC_SRC_RECOMMENDATION;
         ev.recommendation_id = "r";
-        ev.track_id = "b";
+        ev.track_id = kept;
         ev.event_time = AT(1, 11, 0);
         st_event(eng, &u, &ev, true);
         assert_int_equal(eng->out.n, 0);
-        ev.track_id = "a";
+        ev.track_id = dropped;
         ev.event_time = AT(1, 12, 0);
         st_event(eng, &u, &ev, true);
         assert_int_equal(eng->out.n, 1);
         /* Subject is the track id, not the artist. */
-        assert_string_equal(eng->out.v[0]->u.subject, "a");
+        assert_string_equal(eng->out.v[0]->u.subject, dropped);
         st_user_free(eng, &u);
         st_engine_destroy(eng);
 }
@@ -390,6 +397,155 @@ static void test_corrupt_records(void **unused) {
         st_engine_destroy(eng);
 }
 
+/* A v1 record (lookback ids as strings, sorted by id) decodes into the
+ * interned map and encodes as v2: lookback entries (u64be XXH3-64 of the
+ * id, svarint day) sorted by hash, then the discovery unchanged. The
+ * expected bytes are built here from the layout comment in
+ * discovery_habit.c and the library's hashes. The migrated state then
+ * behaves as the v1 one did: a rec play of a remembered id ("b", played
+ * the day before) is no discovery, one of a new id ("z") is. */
+static void test_v1_record_migrates(void **unused) {
+        st_engine_t *eng = dh_engine(NULL, NULL, NULL);
+        const enc_signal_plugin_t *pl = eng->insts[0].plugin;
+        void *priv = eng->insts[0].priv;
+        const int64_t d = ST_EPOCH_DAY;
+        enc_buf_t v1, v2, want, disc;
+        enc_buf_init(&v1, 0);
+        enc_buf_init(&v2, 0);
+        enc_buf_init(&want, 0);
+        enc_buf_init(&disc, 0);
+        /* One open discovery of "a" on day d, days {d}, seq 1. */
+        enc_buf_put_varint(&disc, 1);
+        enc_buf_put_str(&disc, "a");
+        enc_buf_put_str(&disc, "rec");
+        enc_buf_put_str(&disc, "A");
+        enc_buf_put_svarint(&disc, d);
+        enc_buf_put_varint(&disc, 1);
+        enc_buf_put_varint(&disc, 1);
+        enc_buf_put_u8(&disc, 0x01);
+
+        enc_buf_put_u8(&v1, 1);
+        enc_buf_put_varint(&v1, 2);
+        enc_buf_put_str(&v1, "a");
+        enc_buf_put_svarint(&v1, d);
+        enc_buf_put_str(&v1, "b");
+        enc_buf_put_svarint(&v1, d + 1);
+        assert_int_equal(enc_buf_append(&v1, disc.data, disc.len), ENC_OK);
+
+        uint64_t ha = XXH3_64bits("a", 1), hb = XXH3_64bits("b", 1);
+        enc_buf_put_u8(&want, 2);
+        enc_buf_put_varint(&want, 2);
+        enc_buf_put_u64be(&want, ha < hb ? ha : hb);
+        enc_buf_put_svarint(&want, ha < hb ? d : d + 1);
+        enc_buf_put_u64be(&want, ha < hb ? hb : ha);
+        enc_buf_put_svarint(&want, ha < hb ? d + 1 : d);
+        assert_int_equal(enc_buf_append(&want, disc.data, disc.len), ENC_OK);
+
+        void *st = NULL;
+        assert_int_equal(pl->state_decode(priv, v1.data, v1.len, &st), ENC_OK);
+        assert_int_equal(pl->state_encode(priv, st, &v2), ENC_OK);
+        assert_int_equal(v2.len, want.len);
+        assert_memory_equal(v2.data, want.data, want.len);
+        /* v2 reads back to the same bytes. */
+        void *st2 = NULL;
+        assert_int_equal(pl->state_decode(priv, v2.data, v2.len, &st2),
+                         ENC_OK);
+        enc_buf_reset(&v1);
+        assert_int_equal(pl->state_encode(priv, st2, &v1), ENC_OK);
+        assert_int_equal(v1.len, want.len);
+        assert_memory_equal(v1.data, want.data, want.len);
+        pl->state_free(priv, st2);
+
+        st_user_t u = {.id = "u1"};
+        u.state[0] = st;
+        enc_event_t ev = dh_play(AT(1, 9, 0), "b", ENC_SRC_RECOMMENDATION,
+                                 "r2");
+        st_event(eng, &u, &ev, true);
+        assert_int_equal(st_filter(&eng->out, "discovery_habit", NULL, 0), 0);
+        ev = dh_play(AT(1, 10, 0), "z", ENC_SRC_RECOMMENDATION, "r3");
+        st_event(eng, &u, &ev, true);
+        const enc_update_t *up[2];
+        assert_int_equal(st_filter(&eng->out, "discovery_habit", up, 2), 1);
+        assert_string_equal(up[0]->subject, "z");
+        st_user_free(eng, &u);
+        enc_buf_free(&v1);
+        enc_buf_free(&v2);
+        enc_buf_free(&want);
+        enc_buf_free(&disc);
+        st_engine_destroy(eng);
+}
+
+/* v2 lookback maps: hashes must be strictly increasing and whole. */
+static enc_err_t dh_decode_v2(st_engine_t *eng, int n, const uint64_t *h,
+                              bool truncate) {
+        const enc_signal_plugin_t *pl = eng->insts[0].plugin;
+        void *priv = eng->insts[0].priv;
+        enc_buf_t b;
+        enc_buf_init(&b, 0);
+        enc_buf_put_u8(&b, 2);
+        enc_buf_put_varint(&b, (uint64_t)n);
+        for (int i = 0; i < n; i++) {
+                enc_buf_put_u64be(&b, h[i]);
+                enc_buf_put_svarint(&b, ST_EPOCH_DAY);
+        }
+        enc_buf_put_varint(&b, 0);
+        void *st = NULL;
+        /* Truncated: the last entry's hash cut to 4 bytes. */
+        enc_err_t err = pl->state_decode(priv, b.data,
+                                         truncate ? 1 + 1 + 4 : b.len, &st);
+        if (st)
+                pl->state_free(priv, st);
+        enc_buf_free(&b);
+        return err;
+}
+
+static void test_corrupt_v2_records(void **unused) {
+        st_engine_t *eng = dh_engine(NULL, NULL, NULL);
+        assert_int_equal(dh_decode_v2(eng, 2, (uint64_t[]){5, 9}, false),
+                         ENC_OK);
+        assert_int_equal(dh_decode_v2(eng, 2, (uint64_t[]){9, 5}, false),
+                         ENC_ERR_CORRUPT);
+        assert_int_equal(dh_decode_v2(eng, 2, (uint64_t[]){9, 9}, false),
+                         ENC_ERR_CORRUPT);
+        assert_int_equal(dh_decode_v2(eng, 1, (uint64_t[]){9}, true),
+                         ENC_ERR_CORRUPT);
+        st_engine_destroy(eng);
+}
+
+/* Past 16 open discoveries the lookup is an ordered search, below it a
+ * scan of hashes: 20 discoveries on day 0 (items i00..i19, in reverse
+ * order so each goes in front), then on day 1 a play of each, in order:
+ * each finds its own discovery and counts engaged day 1 (value 2, delta
+ * 1, obs 1, seq 2). Then a play of i05 again the same day: nothing. */
+static void test_many_open_discoveries(void **unused) {
+        st_engine_t *eng = dh_engine(NULL, NULL, NULL);
+        st_user_t u = {.id = "u1"};
+        char item[20][8];
+        enc_event_t ev;
+        for (int i = 19; i >= 0; i--) {
+                snprintf(item[i], sizeof(item[i]), "i%02d", i);
+                ev = dh_play(AT(0, 1, 19 - i), item[i],
+                             ENC_SRC_RECOMMENDATION, "r");
+                st_event(eng, &u, &ev, true);
+        }
+        assert_int_equal(eng->out.n, 20);
+        for (int i = 0; i < 20; i++) {
+                ev = dh_play(AT(1, 1, i), item[i], ENC_SRC_SEARCH, NULL);
+                st_event(eng, &u, &ev, true);
+                assert_int_equal(eng->out.n, 21 + i);
+                const enc_update_t *up = &eng->out.v[20 + i]->u;
+                assert_string_equal(up->subject, item[i]);
+                assert_true(up->value == 2 && up->delta == 1);
+                assert_int_equal(up->observed_days, 1);
+                assert_int_equal(up->sequence, 2);
+        }
+        ev = dh_play(AT(1, 2, 0), item[5], ENC_SRC_SEARCH, NULL);
+        st_event(eng, &u, &ev, true);
+        assert_int_equal(eng->out.n, 40);
+        st_user_free(eng, &u);
+        st_engine_destroy(eng);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_discovery_engagement_final_tight),
@@ -400,6 +556,9 @@ int main(void) {
                 cmocka_unit_test(test_cap_on_open_discoveries),
                 cmocka_unit_test(test_simultaneous_finals_in_item_order),
                 cmocka_unit_test(test_corrupt_records),
+                cmocka_unit_test(test_v1_record_migrates),
+                cmocka_unit_test(test_corrupt_v2_records),
+                cmocka_unit_test(test_many_open_discoveries),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -444,6 +444,44 @@ static void t_bump(enc_users_t *c, const enc_sig_instance_t *in,
         enc_users_changed(c, u);
 }
 
+/* Wakes that move later leave their heap entries keyed at the old time;
+ * enc_users_next_timer(upto) still returns the least (wake, id) due by
+ * upto. The counting plug-in's wake is 1000 x its count. a: 1000, b: 2000,
+ * c: 2000; then a 3000 and b 3000 (both moved later). Due by 999 or 1999:
+ * nothing (a's stale key 1000 is put right on the way). By 2000: c. Then
+ * c moves to 4000, and by 3000 the least is (3000, "a") before
+ * (3000, "b"). */
+static void test_timer_heap_lazy_keys(void **st) {
+        (void)st;
+        char *dir = t_tmpdir("lazy");
+        enc_store_t *s = t_store(dir);
+        enc_sig_instance_t in = {.plugin = &cnt_plugin, .version = 1,
+                                 .id = 7};
+        enc_users_t *c = enc_users_new(&in, 1, s, 1 << 20);
+        t_bump(c, &in, "a", 1);
+        t_bump(c, &in, "b", 2);
+        t_bump(c, &in, "c", 2);
+        assert_string_equal(enc_users_next_timer(c, 0, 1000)->user_id, "a");
+        t_bump(c, &in, "a", 2); /* wake 3000: moved later */
+        t_bump(c, &in, "b", 1); /* wake 3000 */
+        assert_null(enc_users_next_timer(c, 0, 999));
+        assert_null(enc_users_next_timer(c, 0, 1999));
+        enc_user_t *u = enc_users_next_timer(c, 0, 2000);
+        assert_non_null(u);
+        assert_string_equal(u->user_id, "c");
+        assert_int_equal(u->wake, 2000);
+        /* c moves to 4000: now a (3000, "a") before b (3000, "b"). */
+        t_bump(c, &in, "c", 2);
+        assert_null(enc_users_next_timer(c, 0, 2999));
+        u = enc_users_next_timer(c, 0, 3000);
+        assert_string_equal(u->user_id, "a");
+        assert_int_equal(u->wake, 3000);
+        enc_users_destroy(c);
+        enc_store_close(s);
+        t_rmtree(dir);
+        free(dir);
+}
+
 /* Flush writes the record and moves the timer key; a user reloaded after
  * eviction has the same state; the heap orders by (wake, user); an empty
  * user is deleted. */
@@ -459,7 +497,8 @@ static void test_cache_writes_back_evicts_clean_and_orders_timers(void **st) {
         t_bump(c, &in, "bea", 2); /* wake 2000 */
         t_bump(c, &in, "abe", 2); /* wake 2000, sorts first */
         t_bump(c, &in, "cal", 1); /* wake 1000 */
-        assert_string_equal(enc_users_next_timer(c, 0)->user_id, "cal");
+        assert_string_equal(
+                enc_users_next_timer(c, 0, INT64_MAX - 1)->user_id, "cal");
         /* dirty entries survive eviction */
         assert_true(enc_users_evict(c));
         enc_users_stats_t us;
@@ -492,13 +531,14 @@ static void test_cache_writes_back_evicts_clean_and_orders_timers(void **st) {
         assert_false(enc_users_evict(c));
         enc_users_stats(c, &us);
         assert_int_equal(us.entries, 0);
-        assert_null(enc_users_next_timer(c, 0));
+        assert_null(enc_users_next_timer(c, 0, INT64_MAX - 1));
         assert_int_equal(enc_users_evicted_min(c, 0), 1000);
         assert_int_equal(enc_users_evicted_min(c, 0), ENC_NO_TIMER);
 
         /* reload bea: count 2 from the store, +1 -> wake 3000 */
         t_bump(c, &in, "bea", 1);
-        assert_int_equal(enc_users_next_timer(c, 0)->wake, 3000);
+        assert_null(enc_users_next_timer(c, 0, 2999));
+        assert_int_equal(enc_users_next_timer(c, 0, 3000)->wake, 3000);
         /* cal fires and frees its state: deleted at the next flush */
         enc_user_t *u;
         assert_int_equal(enc_users_get(c, 0, "cal", 3, ENC_NO_TIMER, &u, err,
@@ -1464,6 +1504,7 @@ int main(void) {
                 cmocka_unit_test(test_cache_pins_users_read_ahead_until_used),
                 cmocka_unit_test(
                         test_cache_writes_back_evicts_clean_and_orders_timers),
+                cmocka_unit_test(test_timer_heap_lazy_keys),
                 cmocka_unit_test(test_user_record_rejects_every_truncation),
                 cmocka_unit_test(test_cache_counts_what_a_flush_would_stage),
                 cmocka_unit_test(test_budget_shares),
