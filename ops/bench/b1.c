@@ -325,6 +325,28 @@ static int b1_engine_run(const enc_bench_log_t *log, size_t warm,
                          bool resolved, double *rate_out,
                          uint64_t *digest_out);
 
+enc_err_t enc_bench_b1_log(enc_bench_log_t *log, size_t *warm, uint64_t users,
+                           int days, int warm_days, int partitions,
+                           uint64_t seed, char *errstr, size_t errstr_size) {
+        enc_gen_conf_t gc;
+        enc_gen_conf_defaults(&gc);
+        gc.users = (uint32_t)users;
+        gc.days = (uint32_t)days;
+        gc.seed = seed;
+        enc_err_t err = enc_bench_log_generate(log, &gc, 0, partitions, errstr,
+                                               errstr_size);
+        if (err) {
+                enc_bench_log_free(log);
+                return err;
+        }
+        size_t w = 0;
+        int64_t warm_end = gc.start_time + (int64_t)warm_days * ENC_MS_PER_DAY;
+        while (w < log->n && log->recs[w].time < warm_end)
+                w++; /* the log is in event-time order */
+        *warm = w;
+        return ENC_OK;
+}
+
 int enc_bench_b1(int argc, char **argv) {
         enc_bench_opt_t o[] = {
                 {"users", "listeners alive on day 0", 1000000, NULL},
@@ -359,24 +381,16 @@ int enc_bench_b1(int argc, char **argv) {
                 enc_bench_log("cannot pin to cpu %d", cpu);
                 return 1;
         }
-        enc_gen_conf_t gc;
-        enc_gen_conf_defaults(&gc);
-        gc.users = (uint32_t)users;
-        gc.days = (uint32_t)days;
-        gc.seed = (uint64_t)o[8].num;
         enc_bench_log("generating %d days of %" PRIu64 " listeners", days,
                       users);
         double t = enc_bench_now();
         enc_bench_log_t log;
-        if (enc_bench_log_generate(&log, &gc, 0, parts, errstr,
-                                   sizeof(errstr))) {
+        size_t warm;
+        if (enc_bench_b1_log(&log, &warm, users, days, warm_days, parts,
+                             (uint64_t)o[8].num, errstr, sizeof(errstr))) {
                 enc_bench_log("generate: %s", errstr);
                 return 1;
         }
-        size_t warm = 0;
-        int64_t warm_end = gc.start_time + (int64_t)warm_days * ENC_MS_PER_DAY;
-        while (warm < log.n && log.recs[warm].time < warm_end)
-                warm++; /* the log is in event-time order */
         enc_bench_log("log: %zu records, %.0f MB, %.1f s to generate; "
                       "warm-up %zu, timed %zu",
                       log.n, (double)log.arena_len / 1e6, enc_bench_now() - t,
@@ -597,6 +611,16 @@ static int b1_engine_run(const enc_bench_log_t *log, size_t warm,
         enc_bench_result(B1_NAME("cache_evictions"),
                          (double)(s1.cache_evictions - s0.cache_evictions),
                          "users");
+        /* Users cached after the final checkpoint and what each is charged
+         * against the budget on average (state/users.c: entry, id and the
+         * signals' state_bytes): what a cached user costs today. */
+        enc_bench_result(B1_NAME("cache_entries"), (double)s1.cache_entries,
+                         "users");
+        enc_bench_result(B1_NAME("cache_bytes_per_user"),
+                         s1.cache_entries ? (double)s1.cache_bytes /
+                                                    (double)s1.cache_entries
+                                          : 0,
+                         "bytes");
         enc_bench_result(B1_NAME("cache_max_mib"), o[4].num, "MiB");
         enc_bench_result(B1_NAME("state_user_keys"), (double)ss.user_keys,
                          "keys (estimate)");

@@ -11,6 +11,8 @@
  *   encore-bench mem     peak RSS of encore with 10M users of state on disk
  *   encore-bench soak    a rolling population for simulated weeks: user
  *                        keys and RocksDB size per week (bounded state)
+ *   encore-bench reuse   b1's log without the engine: LRU reuse distances
+ *                        of its users, what any user cache could hit
  *
  * DESIGN
  * Each figure is printed as one "RESULT name value unit" line on stdout;
@@ -397,15 +399,17 @@ int main(int argc, char **argv) {
         static const struct {
                 const char *name;
                 int (*fn)(int, char **);
-        } cmds[] = {{"b1", enc_bench_b1},   {"decode", enc_bench_decode},
-                    {"b2", enc_bench_b2},   {"b3", enc_bench_b3},
-                    {"mem", enc_bench_mem}, {"soak", enc_bench_soak}};
+        } cmds[] = {{"b1", enc_bench_b1},      {"decode", enc_bench_decode},
+                    {"b2", enc_bench_b2},      {"b3", enc_bench_b3},
+                    {"mem", enc_bench_mem},    {"soak", enc_bench_soak},
+                    {"reuse", enc_bench_reuse}};
         t_start = enc_bench_now();
         if (argc >= 2)
                 for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
                         if (!strcmp(argv[1], cmds[i].name))
                                 return cmds[i].fn(argc - 1, argv + 1);
-        fprintf(stderr, "usage: encore-bench b1|decode|b2|b3|mem|soak [--help] "
+        fprintf(stderr, "usage: encore-bench b1|decode|b2|b3|mem|soak|reuse "
+                        "[--help] "
                         "[options]\n");
         return 2;
 }

@@ -99,6 +99,20 @@ static inline const char *enc_bench_log_key(const enc_bench_log_t *log,
                log->recs[i].val_len;
 }
 
+/**
+ * The log `encore-bench b1` runs on, for its options --users, --days,
+ * --warmup-days, --partitions and --seed: the generator's defaults with
+ * those set, every event until its days run out, keyed and partitioned as
+ * enc_bench_log_generate does. @p warm gets the number of leading records
+ * of the warm-up days (the log is in event-time order). Subcommands that
+ * study b1's input (`encore-bench reuse`) take it from here so they see
+ * the same bytes. On failure the log is freed.
+ */
+enc_err_t enc_bench_b1_log(enc_bench_log_t *log, size_t *warm, uint64_t users,
+                           int days, int warm_days, int partitions,
+                           uint64_t seed, char *errstr,
+                           size_t errstr_size) ENC_WUR;
+
 /** The partition of a key: XXH3 of the user id modulo @p partitions. */
 int32_t enc_bench_partition(const char *key, size_t klen, int partitions);
 
@@ -165,5 +179,6 @@ int enc_bench_b3(int argc, char **argv);
 int enc_bench_mem(int argc, char **argv);
 int enc_bench_soak(int argc, char **argv);
 int enc_bench_decode(int argc, char **argv);
+int enc_bench_reuse(int argc, char **argv);
 
 #endif /* ENC_BENCH_H */

@@ -6,6 +6,11 @@ target_include_directories(enc_bench_soak PUBLIC ${CMAKE_SOURCE_DIR}/ops/bench)
 target_link_libraries(enc_bench_soak PUBLIC enc_state encore_gen
                       ${XXHASH_LIB})
 
+# LRU reuse distances (pure computation), for `encore-bench reuse`.
+add_library(enc_bench_reuse STATIC ops/bench/reuse.c)
+target_include_directories(enc_bench_reuse PUBLIC ${CMAKE_SOURCE_DIR}/ops/bench)
+target_link_libraries(enc_bench_reuse PUBLIC enc_base)
+
 add_executable(encore-bench
   ops/bench/bench.c
   ops/bench/b1.c
@@ -15,8 +20,10 @@ add_executable(encore-bench
   ops/bench/mem.c
   ops/bench/soak_cmd.c
   ops/bench/state_build.c
-  ops/bench/allocs.c)
-target_link_libraries(encore-bench PRIVATE enc_bench_soak enc_consumer
+  ops/bench/allocs.c
+  ops/bench/reuse_cmd.c)
+target_link_libraries(encore-bench PRIVATE enc_bench_soak enc_bench_reuse
+                      enc_consumer
                       PkgConfig::RDKAFKA PkgConfig::AVRO ${XXHASH_LIB}
                       Threads::Threads)
 # Counts the allocations encore's own code makes (ops/bench/allocs.c).
@@ -29,3 +36,7 @@ add_dependencies(encore-bench encore)
 # engine (~10-20 s in a RelWithDebInfo build; longer under sanitizers).
 enc_add_test(NAME test_bounded_state SOURCES tests/test_bounded_state.c
              LIBS enc_bench_soak LABELS integration TIMEOUT 600)
+
+# Reuse distances on hand-worked sequences (ops/bench/reuse.c).
+enc_add_test(NAME test_reuse SOURCES tests/test_reuse.c
+             LIBS enc_bench_reuse LABELS unit)
