@@ -272,6 +272,19 @@ void enc_pipeline_metrics_text(enc_pipeline_t *pl, enc_buf_t *b) {
                     "Revocations librdkafka reported as a lost assignment "
                     "(released without a final commit)",
                     (double)pl->assignments_lost);
+        /* records of partitions the engine did not hold (restoring,
+         * given up), never applied (consumer/stray.c) */
+        enc_prom_family(b, "encore_stray_records_total", "counter",
+                        "Records the consumer delivered for a partition "
+                        "the engine did not hold, not applied: refetch (held "
+                        "for its restore: sought back, fetched again) or "
+                        "drop (given up: its next owner reads it)");
+        const char *lref[] = {"action", "refetch", NULL},
+                   *ldrop[] = {"action", "drop", NULL};
+        enc_prom_sample(b, "encore_stray_records_total", lref,
+                        (double)pl->stats.stray_refetched);
+        enc_prom_sample(b, "encore_stray_records_total", ldrop,
+                        (double)pl->stats.stray_dropped);
         enc_metric1(b, "encore_commits_deferred_total", "counter",
                     "Times periodic commits were held back because a group "
                     "rebalance was in progress",

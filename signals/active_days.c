@@ -63,6 +63,8 @@ typedef struct ad_state_s {
         enc_daybits_t days; /* base = today - maxn + 1 */
         int64_t seq[AD_WINDOWS_MAX];
         enc_sig_str_t cohort;
+        int64_t next; /* ad_next_change() of today and days, kept so the
+                         timer costs no bitmap scan per event */
 } ad_state_t;
 
 static const enc_cfg_key_t ad_keys[] = {
@@ -163,7 +165,7 @@ static int64_t ad_next_change(const ad_priv_t *p, const ad_state_t *st) {
 }
 
 static int64_t ad_next_timer(void *priv, const void *state) {
-        return state ? ad_next_change(priv, state) : ENC_NO_TIMER;
+        return state ? ((const ad_state_t *)state)->next : ENC_NO_TIMER;
 }
 
 /* Moves the windows to end on @p day (>= today), keeping the bitmap based
@@ -171,6 +173,7 @@ static int64_t ad_next_timer(void *priv, const void *state) {
 static void ad_move(const ad_priv_t *p, ad_state_t *st, int64_t day) {
         st->today = day;
         enc_daybits_rebase(&st->days, day - p->maxn + 1);
+        st->next = ad_next_change(p, st);
 }
 
 /* Emits every window whose value differs from @p old. */
@@ -207,7 +210,7 @@ static enc_err_t ad_advance(ad_priv_t *p, ad_state_t **stp, int64_t now,
                             enc_emitter_t *em) {
         ad_state_t *st = *stp;
         int64_t t;
-        while ((t = ad_next_change(p, st)) <= now) {
+        while ((t = st->next) <= now) {
                 int old[AD_WINDOWS_MAX];
                 for (int i = 0; i < p->nwin; i++)
                         old[i] = ad_value(p, st, i);
@@ -269,6 +272,8 @@ static enc_err_t ad_on_event(void *priv, void **state, const enc_event_t *ev,
         }
         if (!enc_sig_str_set(&st->cohort, ev->cohort))
                 return ENC_ERR_NOMEM;
+        if (day <= st->today && enc_daybits_has(&st->days, day))
+                return ENC_OK; /* already active: most plays */
         for (int i = 0; i < p->nwin; i++)
                 old[i] = ad_value(p, st, i);
         /* Nothing left a window between today and day (the advance above
@@ -276,8 +281,9 @@ static enc_err_t ad_on_event(void *priv, void **state, const enc_event_t *ev,
          * old ones. */
         if (day > st->today)
                 ad_move(p, st, day);
-        if (enc_daybits_has(&st->days, day) || !enc_daybits_add(&st->days, day))
-                return ENC_OK; /* already active, or older than any window */
+        if (!enc_daybits_add(&st->days, day))
+                return ENC_OK; /* older than any window */
+        st->next = ad_next_change(p, st);
         return ad_emit_changes(p, st, old, ev->event_time, em);
 }
 
@@ -333,6 +339,7 @@ static enc_err_t ad_state_decode(void *priv, const uint8_t *buf, size_t len,
             !enc_sig_str_read(&q, end, ENC_LABEL_MAX, &st->cohort) ||
             q != end)
                 goto corrupt;
+        st->next = ad_next_change(p, st);
         *statep = st;
         return ENC_OK;
 

@@ -120,11 +120,16 @@ void enc_daybits_rebase(enc_daybits_t *b, int64_t base) {
 void enc_daybits_put(const enc_daybits_t *b, enc_buf_t *out) {
         uint8_t bytes[ENC_DAYBITS_SPAN / 8];
         size_t n = 0;
-        for (size_t i = 0; i < sizeof(bytes); i++) {
+        /* Up to the last non-zero byte, little-endian: found from the last
+         * non-zero word, so a state of a few days copies a byte or two. */
+        int k = ENC_DAYBITS_WORDS - 1;
+        while (k >= 0 && !b->w[k])
+                k--;
+        if (k >= 0)
+                n = (size_t)k * 8 + (size_t)(63 - __builtin_clzll(b->w[k])) / 8 +
+                    1;
+        for (size_t i = 0; i < n; i++)
                 bytes[i] = (uint8_t)(b->w[i / 8] >> (8 * (i % 8)));
-                if (bytes[i])
-                        n = i + 1;
-        }
         enc_buf_put_varint(out, n);
         if (enc_buf_append(out, bytes, n))
                 return; /* out->failed is set; the caller checks it */

@@ -21,7 +21,8 @@
  *    next_timer(state) must be > now (or INT64_MAX for none).
  *  - Within one step (one event or one timer for one user) instances run in
  *    the configured order; updates an instance emits are delivered to the
- *    on_update of every later instance before that instance runs.
+ *    on_update of every later instance that names it in `depends` (or has
+ *    no `depends`: then every update) before that instance runs.
  *  - State is an opaque pointer; NULL means "no state". A callback that leaves
  *    state from which nothing can ever be emitted again frees it and sets
  *    *state = NULL: the engine deletes users whose every state is NULL. That
@@ -146,6 +147,7 @@ typedef struct enc_signal_plugin_s {
         /** Optional (derived signals): fills up to @p max refs with the
          *  instances whose updates on_update consumes and returns their
          *  count, or -1 with errstr set if the instance's keys cannot say.
+         *  The engine then delivers only their updates to on_update.
          *  The registry checks that each is listed earlier in `signals`,
          *  since updates only flow to later instances. */
         int (*depends)(const enc_sigconf_t *sc, enc_sig_ref_t *refs, int max,

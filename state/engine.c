@@ -124,6 +124,10 @@ struct enc_engine_s {
         enc_sig_instance_t *reg_insts; /* from the registry */
         int reg_cnt;
         int64_t dedup_window; /* 0: off; else insts[0] is dedup */
+        /* notify[i * inst_cnt + k], k < nnotify[i]: the later instances
+         * whose on_update takes instance i's updates, in order */
+        int *notify;
+        int *nnotify;
         enc_idfilter_t *idf;  /* in front of the exact check; NULL if off */
         size_t users_share;   /* users cache + what idf holds */
         enc_users_t *users;
@@ -163,6 +167,45 @@ static void enc_engine_on_timer_key(void *opaque, int32_t partition, bool put,
                                     int64_t time, const char *user,
                                     size_t ulen) {
         enc_timers_note(opaque, partition, put, time, user, ulen);
+}
+
+/* True if instance @p j's on_update takes the updates of instance @p i:
+ * it names i in its depends, or has no depends (then it takes all). */
+static bool enc_engine_listens(const enc_engine_t *e, int j, int i) {
+        const enc_signal_plugin_t *pl = e->insts[j].plugin;
+        if (!pl->on_update)
+                return false;
+        if (!pl->depends)
+                return true;
+        enc_sig_ref_t refs[ENC_COMPONENTS_MAX];
+        enc_sigconf_t sc;
+        char err[256];
+        enc_sigconf_init(&sc, e->conf, pl->name, e->insts[j].version);
+        int n = pl->depends(&sc, refs, ENC_COMPONENTS_MAX, err, sizeof(err));
+        if (n < 0)
+                return true; /* checked at start-up; never here */
+        for (int r = 0; r < n && r < ENC_COMPONENTS_MAX; r++)
+                if (!strcmp(refs[r].name, e->insts[i].plugin->name) &&
+                    refs[r].version == e->insts[i].version)
+                        return true;
+        return false;
+}
+
+/* Works out, once, which instances each instance's updates go to, so an
+ * update is not offered to every later on_update to be turned down by
+ * name (the plug-ins ignore what they do not depend on). */
+static enc_err_t enc_engine_wire(enc_engine_t *e) {
+        size_t n = (size_t)e->inst_cnt;
+        e->notify = calloc(n * n + 1, sizeof(*e->notify));
+        e->nnotify = calloc(n + 1, sizeof(*e->nnotify));
+        if (!e->notify || !e->nnotify)
+                return ENC_ERR_NOMEM;
+        for (int i = 0; i < e->inst_cnt; i++)
+                for (int j = i + 1; j < e->inst_cnt; j++)
+                        if (enc_engine_listens(e, j, i))
+                                e->notify[(size_t)i * n + (size_t)
+                                          e->nnotify[i]++] = j;
+        return ENC_OK;
 }
 
 enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
@@ -211,6 +254,11 @@ enc_engine_t *enc_engine_new(const enc_conf_t *conf, enc_store_t *store,
         memcpy(e->insts + off, e->reg_insts,
                (size_t)e->reg_cnt * sizeof(*e->insts));
         e->inst_cnt = e->reg_cnt + off;
+        if (enc_engine_wire(e)) {
+                enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
+                           "out of memory");
+                goto fail;
+        }
         enc_budget_t budget;
         enc_budget_split((size_t)enc_conf_get_int(conf, "cache.max.bytes"),
                          &budget);
@@ -258,6 +306,8 @@ void enc_engine_destroy(enc_engine_t *e) {
         if (e->insts && e->dedup_window > 0)
                 enc_dedup_instance_free(&e->insts[0]);
         free(e->insts);
+        free(e->notify);
+        free(e->nnotify);
         enc_signals_destroy(e->reg_insts, e->reg_cnt);
         for (int i = 0; i < e->nparts; i++)
                 enc_reorder_destroy(e->parts[i].buf);
@@ -417,7 +467,7 @@ enc_err_t enc_engine_assign(enc_engine_t *e, int32_t partition,
         }
         enc_part_t *p = &e->parts[partition];
         bool was_owned = p->owned;
-        if (!p->buf && !(p->buf = enc_reorder_new()))
+        if (!p->buf && !(p->buf = enc_reorder_new(e->dedup_window > 0)))
                 return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
                                   "out of memory");
         enc_reorder_clear(p->buf);
@@ -523,10 +573,10 @@ static enc_err_t enc_engine_emit_cb(void *opaque, const enc_update_t *up) {
         if (err)
                 return err;
         e->stats.updates++;
-        for (int j = s->inst + 1; j < e->inst_cnt; j++) {
+        const int *to = &e->notify[(size_t)s->inst * (size_t)e->inst_cnt];
+        for (int k = 0; k < e->nnotify[s->inst]; k++) {
+                int j = to[k];
                 const enc_signal_plugin_t *pl = e->insts[j].plugin;
-                if (!pl->on_update)
-                        continue;
                 enc_step_t sj = {e, s->u, j, s->ev};
                 enc_emitter_t em;
                 enc_step_emitter(&sj, &em);

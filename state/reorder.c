@@ -19,7 +19,10 @@
  *
  * The id set counts the held copies of each (user, event id) hash and keeps
  * the latest event time among them, so "is a copy at or after time T held?"
- * is one probe. Copies leave earliest first, so the latest time stays true
+ * is one probe. It is kept only for a buffer made to track ids: the engine
+ * asks only when the duplicate check is on (dedup.window.ms > 0), and
+ * without it the set is about a fifth of the buffer's memory and a hash
+ * per push and pop. Copies leave earliest first, so the latest time stays true
  * until the last copy leaves; only undoing a failed push rescans.
  *
  * The order key is a function of the event alone (the arrival sequence only
@@ -125,7 +128,8 @@ struct enc_reorder_s {
         uint64_t tail;
         uint64_t ahead; /* read-ahead cursor: arrivals before it were
                            handed out by enc_reorder_next_arrival */
-        enc_idset_t ids;
+        enc_idset_t ids; /* empty unless track_ids */
+        bool track_ids;
         /* free slots by class, linked through each slot's start */
         void *free_slots[ENC_SLOT_CLASSES];
         size_t nfree; /* all classes */
@@ -354,8 +358,11 @@ static void enc_idset_rescan(enc_reorder_t *r, uint64_t h) {
         r->ids.tmax[j] = m;
 }
 
-enc_reorder_t *enc_reorder_new(void) {
-        return calloc(1, sizeof(enc_reorder_t));
+enc_reorder_t *enc_reorder_new(bool track_ids) {
+        enc_reorder_t *r = calloc(1, sizeof(enc_reorder_t));
+        if (r)
+                r->track_ids = track_ids;
+        return r;
 }
 
 void enc_reorder_destroy(enc_reorder_t *r) {
@@ -439,14 +446,19 @@ enc_err_t enc_reorder_push(enc_reorder_t *r, const enc_event_t *ev,
         enc_slot_t *copy = enc_reorder_copy(r, ev, r->tail);
         if (!copy)
                 return ENC_ERR_NOMEM;
-        uint64_t idh = enc_id_hash(ev->user_id, ev->event_id);
-        if (!enc_idset_add(&r->ids, idh, ev->event_time)) {
-                enc_reorder_release(r, copy);
-                return ENC_ERR_NOMEM;
+        uint64_t idh = 0;
+        if (r->track_ids) {
+                idh = enc_id_hash(ev->user_id, ev->event_id);
+                if (!enc_idset_add(&r->ids, idh, ev->event_time)) {
+                        enc_reorder_release(r, copy);
+                        return ENC_ERR_NOMEM;
+                }
         }
         if (enc_ring_push(r, copy, offset, mark)) {
-                enc_idset_del(&r->ids, idh);
-                enc_idset_rescan(r, idh);
+                if (r->track_ids) {
+                        enc_idset_del(&r->ids, idh);
+                        enc_idset_rescan(r, idh);
+                }
                 enc_reorder_release(r, copy);
                 return ENC_ERR_NOMEM;
         }
@@ -482,7 +494,8 @@ void enc_reorder_pop(enc_reorder_t *r) {
                 return;
         enc_slot_t *s = r->heap[0].s;
         uint64_t seq = s->seq;
-        enc_idset_del(&r->ids, enc_slot_id_hash(s));
+        if (r->track_ids)
+                enc_idset_del(&r->ids, enc_slot_id_hash(s));
         enc_reorder_release(r, s);
         r->top = NULL;
         r->heap[0] = r->heap[--r->cnt];

@@ -17,8 +17,10 @@
 
 typedef struct enc_reorder_s enc_reorder_t;
 
-/** New empty buffer; NULL on allocation failure. */
-enc_reorder_t *enc_reorder_new(void);
+/** New empty buffer; NULL on allocation failure. Only a buffer made with
+ *  @p track_ids answers enc_reorder_contains (it keeps a set of the held
+ *  events' ids for that). */
+enc_reorder_t *enc_reorder_new(bool track_ids);
 /** Frees the buffer and every event it holds. NULL is a no-op. */
 void enc_reorder_destroy(enc_reorder_t *r);
 
@@ -46,7 +48,8 @@ int64_t enc_reorder_min_offset(const enc_reorder_t *r);
 int64_t enc_reorder_min_mark(const enc_reorder_t *r, int64_t none);
 
 /** True if an event of @p user with @p event_id and an event time at or
- *  after @p since is held (a 64-bit hash of the pair is compared). */
+ *  after @p since is held (a 64-bit hash of the pair is compared). Always
+ *  false for a buffer made without track_ids. */
 bool enc_reorder_contains(const enc_reorder_t *r, const char *user,
                           const char *event_id, int64_t since);
 

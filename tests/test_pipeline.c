@@ -1316,7 +1316,7 @@ static enc_pipeline_stats_t t_tq_run(const char *dir, bool tiny) {
                      : "log.level=warn",
                 tiny ? "kafka.consumer.max.partition.fetch.bytes=4096"
                      : "log.level=warn",
-                NULL);
+                "metrics.address=127.0.0.1:0", NULL);
         enc_pipeline_t *pl = enc_pipeline_new(conf, err, sizeof(err));
         if (!pl)
                 fprintf(stderr, "%s\n", err);

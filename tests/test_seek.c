@@ -5,8 +5,9 @@
  * 2.1.0, so the mock cannot be made to produce it on demand), and the
  * asynchronous seek encore uses instead is checked on the mock cluster:
  * the next record polled is the one at the new offset, for a paused
- * partition resumed after the seek (the restore's hand-over) and for one
- * already fetching (the exactly-once rewind).
+ * partition resumed after the seek (the restore's hand-over), for one
+ * already fetching (the exactly-once rewind) and for one paused and
+ * sought back to a record it delivered (a stray record's refetch).
  */
 #include "kafka_harness.h"
 
@@ -143,6 +144,43 @@ static void test_async_seek_discards_what_was_fetched_before(void **st) {
         rd_kafka_destroy(rk);
 }
 
+/* The stray record's refetch (consumer/stray.c): a record delivered from
+ * a partition that should have been held is given back by pausing the
+ * partition and seeking it to that record. Nothing is delivered while it
+ * is paused (the seek does not restart it), and the resume starts at the
+ * record sought to, not after the one delivered. */
+static void test_pause_then_seek_back_refetches_a_delivered_record(
+        void **st) {
+        (void)st;
+        t_seek_topic();
+        rd_kafka_t *rk = t_seek_consumer();
+        rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, "seek-t", 0)->offset = 4;
+        assert_int_equal(rd_kafka_assign(rk, l), 0);
+        assert_int_equal(t_next_offset(rk), 4); /* delivered: position 5 */
+        assert_int_equal(rd_kafka_pause_partitions(rk, l), 0);
+        l->elems[0].offset = 4;
+        char err[256];
+        assert_int_equal(enc_seek(rk, l, err, sizeof(err)), ENC_OK);
+        /* paused: records 5..19 are there, none comes */
+        int64_t deadline = t_now_ms() + 700;
+        while (t_now_ms() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (m) {
+                        bool rec = !m->err;
+                        rd_kafka_message_destroy(m);
+                        assert_false(rec);
+                }
+        }
+        assert_int_equal(rd_kafka_resume_partitions(rk, l), 0);
+        assert_int_equal(t_next_offset(rk), 4);
+        assert_int_equal(t_next_offset(rk), 5);
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+}
+
 /* A partition this client was never given: a real error, named. */
 static void test_seek_of_an_unassigned_partition_fails(void **st) {
         (void)st;
@@ -164,6 +202,8 @@ int main(void) {
                 cmocka_unit_test(test_partition_not_assigned_is_a_failure),
                 cmocka_unit_test(
                         test_async_seek_then_resume_starts_at_the_offset),
+                cmocka_unit_test(
+                        test_pause_then_seek_back_refetches_a_delivered_record),
                 cmocka_unit_test(
                         test_async_seek_discards_what_was_fetched_before),
                 cmocka_unit_test(test_seek_of_an_unassigned_partition_fails),

@@ -278,6 +278,29 @@ static void test_daybits_word_ops_match_day_by_day(void **st) {
                                 last = base + i;
                 assert_int_equal(enc_daybits_last(&b), last);
                 assert_int_equal(enc_daybits_empty(&b), last == INT64_MIN);
+                /* The stored form, day by day: a varint byte count (up to
+                 * the last byte with a day in it; n < 128, so one byte),
+                 * then day i is bit i % 8 of byte i / 8. */
+                uint8_t want[1 + ENC_DAYBITS_SPAN / 8] = {0};
+                size_t wn = 0;
+                for (int i = 0; i < ENC_DAYBITS_SPAN; i++)
+                        if (ref_has(&b, base + i)) {
+                                want[1 + i / 8] |= (uint8_t)(1u << (i % 8));
+                                wn = (size_t)i / 8 + 1;
+                        }
+                want[0] = (uint8_t)wn;
+                enc_buf_t put;
+                enc_buf_init(&put, 0);
+                enc_daybits_put(&b, &put);
+                assert_false(put.failed);
+                assert_int_equal(put.len, 1 + wn);
+                assert_memory_equal(put.data, want, 1 + wn);
+                enc_daybits_t back;
+                const uint8_t *q = put.data;
+                back.base = base;
+                assert_true(enc_daybits_get(&q, q + put.len, &back));
+                assert_memory_equal(back.w, b.w, sizeof(b.w));
+                enc_buf_free(&put);
                 for (int a = 0; a < ne; a++)
                         for (int c = 0; c < ne; c++) {
                                 int64_t lo = base + edges[a],

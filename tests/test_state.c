@@ -157,7 +157,7 @@ static void test_position_record_versions(void **st) {
  * the oldest arrival still held. */
 static void test_reorder_releases_in_event_time_order(void **st) {
         (void)st;
-        enc_reorder_t *r = enc_reorder_new();
+        enc_reorder_t *r = enc_reorder_new(true);
         enc_event_t a = t_play("e3", "u2", 300, 1);
         enc_event_t b = t_play("e1", "u1", 100, 1);
         enc_event_t c = t_play("e2", "u1", 300, 1);
@@ -192,7 +192,7 @@ static void test_reorder_releases_in_event_time_order(void **st) {
  * answers for copies at or after a time, through pops of earlier copies. */
 static void test_reorder_marks_and_windowed_contains(void **st) {
         (void)st;
-        enc_reorder_t *r = enc_reorder_new();
+        enc_reorder_t *r = enc_reorder_new(true);
         enc_event_t a = t_play("x", "u", 300, 1); /* offset 5, mark 111 */
         enc_event_t b = t_play("y", "u", 100, 1); /* offset 6, mark 222 */
         enc_event_t c = t_play("x", "u", 200, 1); /* offset 7, mark 333 */
@@ -230,7 +230,7 @@ static void test_reorder_marks_and_windowed_contains(void **st) {
  * a clear. */
 static void test_reorder_read_ahead_in_arrival_order(void **st) {
         (void)st;
-        enc_reorder_t *r = enc_reorder_new();
+        enc_reorder_t *r = enc_reorder_new(true);
         enc_event_t a = t_play("a", "u1", 100, 1);
         enc_event_t b = t_play("b", "u2", 300, 1);
         enc_event_t c = t_play("c", "u3", 200, 1);
@@ -263,7 +263,7 @@ static void test_reorder_read_ahead_in_arrival_order(void **st) {
  * extremes, and strings too long for a slot (a block of its own). */
 static void test_reorder_copy_keeps_every_field(void **st) {
         (void)st;
-        enc_reorder_t *r = enc_reorder_new();
+        enc_reorder_t *r = enc_reorder_new(true);
         static char big[3][301];
         for (int k = 0; k < 3; k++) {
                 memset(big[k], 'a' + k, 300);
@@ -319,11 +319,35 @@ static void test_reorder_copy_keeps_every_field(void **st) {
         enc_reorder_destroy(r);
 }
 
+/* A buffer made without ids (the engine's with dedup.window.ms 0) keeps
+ * no id set: contains() is false for what it holds, and everything else
+ * (order, offsets, marks, read-ahead) is as with one. */
+static void test_reorder_without_ids_keeps_order_not_ids(void **st) {
+        (void)st;
+        enc_reorder_t *r = enc_reorder_new(false);
+        enc_event_t a = t_play("x", "u", 300, 1);
+        enc_event_t b = t_play("y", "u", 100, 1);
+        assert_int_equal(enc_reorder_push(r, &a, 5, 111), 0);
+        assert_int_equal(enc_reorder_push(r, &b, 6, 222), 0);
+        assert_false(enc_reorder_contains(r, "u", "x", INT64_MIN));
+        assert_false(enc_reorder_contains(r, "u", "y", INT64_MIN));
+        assert_string_equal(enc_reorder_next_arrival(r, 301)->event_id, "x");
+        assert_string_equal(enc_reorder_peek(r)->event_id, "y");
+        enc_reorder_pop(r);
+        assert_int_equal(enc_reorder_min_offset(r), 5);
+        assert_int_equal(enc_reorder_min_mark(r, -9), 111);
+        assert_string_equal(enc_reorder_peek(r)->event_id, "x");
+        enc_reorder_pop(r);
+        assert_null(enc_reorder_peek(r));
+        assert_int_equal(enc_reorder_min_offset(r), -1);
+        enc_reorder_destroy(r);
+}
+
 /* contains() agrees with a plain list of what is held, through growth and
  * removals (the id set deletes by shifting clusters back). */
 static void test_reorder_contains_matches_a_naive_list(void **st) {
         (void)st;
-        enc_reorder_t *r = enc_reorder_new();
+        enc_reorder_t *r = enc_reorder_new(true);
         enum { N = 3000 };
         static char ids[N][16];
         static bool held[N];
@@ -1476,6 +1500,7 @@ int main(void) {
                 cmocka_unit_test(test_reorder_contains_matches_a_naive_list),
                 cmocka_unit_test(test_reorder_read_ahead_in_arrival_order),
                 cmocka_unit_test(test_reorder_copy_keeps_every_field),
+                cmocka_unit_test(test_reorder_without_ids_keeps_order_not_ids),
                 cmocka_unit_test(test_cache_pins_users_read_ahead_until_used),
                 cmocka_unit_test(
                         test_cache_writes_back_evicts_clean_and_orders_timers),
