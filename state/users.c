@@ -35,8 +35,10 @@
  *    fixed order, whatever the order users entered the cache. An entry's
  *    heap key may lag behind its wake when the wake moved later (most plays
  *    push the session's end later): it stays put, a lower bound, and is
- *    put right when it reaches the top, so the top the engine sees is
- *    always the least (wake, user id) and a play costs no sift.
+ *    put right when it comes due (enc_users_next_timer), so the top the
+ *    engine sees is always the least (wake, user id). A play then costs no
+ *    sift, but the stale key costs one when due: in B1 hot the sifts went
+ *    down by 6% only, since a fired timer's new wake is put right at once.
  *
  * Never: read the clock, or decide anything from cache state that could
  * change output. What is cached changes speed only.
