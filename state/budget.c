@@ -21,9 +21,14 @@
  *                      at most a quarter of the share); past that the
  *                      filter covers a shorter span and more checks load
  *                      the user;
- *   block cache   1/4  compressed blocks, plus the index and filter
- *                      partitions every lookup of an uncached user needs:
- *                      without them a miss reads several blocks from disk;
+ *   block cache   1/4  the index and filter partitions every lookup of
+ *                      an uncached user needs (without them a miss reads
+ *                      several blocks), and the blocks iterators read:
+ *                      point reads leave data blocks out of it
+ *                      (state/store.c, "Point lookups"). A smaller share
+ *                      now that it holds little else was not measured;
+ *                      b1 prints what the partitions take
+ *                      (b1.user_index_mib, b1.user_filter_mib);
  *   memtables     1/4  all families' write buffers, counting the one being
  *                      flushed (state/store.c divides it).
  *

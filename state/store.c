@@ -71,6 +71,47 @@
  * 46.4 s (34% -> 10% of the process), 13 978 -> 16 087 events/CPU-s, the
  * same digest; tables 150 -> 461 MiB (ops/bench/LIMITS.md, Memory).
  *
+ * Point lookups (issue 15 item 6). A user not in the users cache costs
+ * one batched MultiGet; in the default cold B1 (1M users, 64 MiB) those
+ * were about 10 of 42 us an event (ops/bench/LIMITS.md): per table file
+ * a filter partition, per level an index partition, then a data block
+ * read from the page cache. Three settings shorten that:
+ *   - point reads do not fill the block cache (fill_cache off in the
+ *     store's read options; iterators, compactions and the partitions a
+ *     new table file loads when it opens still fill it): the state is many
+ *     times the block cache and each user is read about once between its
+ *     evictions from the users cache, so a data block almost never served
+ *     a second read, but each one read was inserted and evicted another
+ *     entry: a block as useless as itself, or, once the partitions outgrow
+ *     the cache's high-priority half (8 MiB at the default budget), a
+ *     partition. The block cache now holds what every
+ *     lookup needs, the partitions;
+ *   - the partitions of L0 files' index and filter are pinned
+ *     (pin_l0_filter_and_index_blocks_in_cache): with up to
+ *     ENC_STORE_L0_TRIGGER files in L0 every lookup probes each one's
+ *     filter, and a pinned partition is reached through its table reader
+ *     without a block cache lookup (hash, shard lock, reference). They are
+ *     still charged to the cache (b1.block_cache_pinned_mib);
+ *   - the users family has no filter in its last level
+ *     (optimize_filters_for_hits): a user looked up is nearly always
+ *     stored, so that probe answered "maybe" and cost a partition; it is
+ *     most of the filter's bytes (the last level holds most keys), which
+ *     leaves the cache to the index. A user never stored (the first play
+ *     of a new listener) now reads a last-level index partition and data
+ *     block instead of being turned away by the filter.
+ * Measured together (session 6, old and new binary run at the same time
+ * on a machine at load 6 to 12; ops/bench/LIMITS.md, "Point lookups"):
+ * default cold B1 17 856 -> 20 096 events/CPU-s (but 1 276 -> 1 168
+ * checkpoints, which follow the wall clock), `b1 --users 300000
+ * --cache-mb 20` 25 228 -> 25 549 (+1.3%, inside the noise); the same
+ * digests; `encore-bench mem` (10M users) peak RSS 126 -> 117 MiB in a
+ * pair (137 alone: it moves with the load, not above). A small gain,
+ * not the 10 us: those are the data block read and the partitions'
+ * binary searches, which configuration does not remove.
+ * RocksDB 7.8's C API cannot pin partitions of other levels
+ * (metadata_cache_options is C++ only), so those stay in the cache at
+ * high priority.
+ *
  * Reads use committed data only: the engine never re-reads a key whose
  * change is still staged (dirty users stay in its cache until the commit).
  * The iterators kept for timer scans are dropped before every write, so a
@@ -232,9 +273,13 @@ static int enc_store_shard_bits(size_t cache_bytes) {
  * with high priority, so their memory is the cache's and a lookup that
  * misses reads one small partition, never a whole index block: with one
  * big index block per file, each cache miss on a user re-read and
- * re-decompressed hundreds of KiB. The top-level index is pinned. With
- * @p bloom (point lookups: the users family) a 10-bit bloom filter, whose
- * policy is returned in *policy (owned by the options). */
+ * re-decompressed hundreds of KiB. The top-level index is pinned, and so
+ * are the partitions of L0 files (flushed memtables, a few MiB each):
+ * every lookup probes every L0 file's filter, and a pinned partition is
+ * reached through the table reader, without a block cache lookup (see
+ * DESIGN, "Point lookups"). With @p bloom (point lookups: the users
+ * family) a 10-bit bloom filter, whose policy is returned in *policy
+ * (owned by the options). */
 static rocksdb_block_based_table_options_t *
 enc_store_table_options(rocksdb_cache_t *cache, bool bloom,
                         rocksdb_filterpolicy_t **policy) {
@@ -248,6 +293,8 @@ enc_store_table_options(rocksdb_cache_t *cache, bool bloom,
         rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(
                 t, 1);
         rocksdb_block_based_options_set_pin_top_level_index_and_filter(t, 1);
+        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
+                t, 1);
         if (bloom) {
                 *policy = rocksdb_filterpolicy_create_bloom(10);
                 rocksdb_block_based_options_set_filter_policy(t, *policy);
@@ -340,6 +387,11 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
                 rocksdb_options_set_write_buffer_size(
                         st->cf_opts[i], enc_store_write_buffer(memtables, i));
                 if (i == CF_USERS) {
+                        /* No filter in the last level: a user looked up
+                         * is nearly always stored (DESIGN, "Point
+                         * lookups"). */
+                        rocksdb_options_set_optimize_filters_for_hits(
+                                st->cf_opts[i], 1);
                         /* Most lookups are of users not written since the
                          * last flush: a bloom filter over the memtable's
                          * keys (5% of its size) skips the skip lists. */
@@ -371,6 +423,10 @@ enc_store_t *enc_store_open(const char *dir, const enc_store_conf_t *conf,
         st->wopts = rocksdb_writeoptions_create();
         rocksdb_writeoptions_set_sync(st->wopts, conf && conf->sync);
         st->ropts = rocksdb_readoptions_create();
+        /* Point reads leave data blocks out of the block cache, which then
+         * holds the index and filter partitions (see DESIGN, "Point
+         * lookups"). */
+        rocksdb_readoptions_set_fill_cache(st->ropts, 0);
         st->batch = rocksdb_writebatch_create();
         if (enc_store_format_open(st, dir, errstr, errstr_size))
                 goto fail;
@@ -1058,6 +1114,16 @@ static uint64_t enc_store_prop(enc_store_t *st, int cf, const char *name) {
         return r;
 }
 
+/* The number after "@p name" and then '=' in RocksDB's table properties
+ * text ("...; index block size (user-key? 1, delta-value? 1)=4096; ..."),
+ * 0 if absent. */
+static uint64_t enc_store_table_prop(const char *text, const char *name) {
+        const char *p = text ? strstr(text, name) : NULL;
+        if (!p || !(p = strchr(p, '=')))
+                return 0;
+        return strtoull(p + 1, NULL, 10);
+}
+
 void enc_store_stats(enc_store_t *st, enc_store_stats_t *stats) {
         memset(stats, 0, sizeof(*stats));
         stats->user_keys =
@@ -1071,6 +1137,17 @@ void enc_store_stats(enc_store_t *st, enc_store_stats_t *stats) {
                         st, i, "rocksdb.cur-size-all-mem-tables");
         }
         stats->commits = st->commits;
+        char *tp = rocksdb_property_value_cf(
+                st->db, st->cf[CF_USERS],
+                "rocksdb.aggregated-table-properties");
+        stats->user_index_bytes = enc_store_table_prop(tp, "index block size");
+        stats->user_filter_bytes =
+                enc_store_table_prop(tp, "filter block size");
+        rocksdb_free(tp);
+        stats->block_cache_bytes =
+                enc_store_prop(st, CF_USERS, "rocksdb.block-cache-usage");
+        stats->block_cache_pinned = enc_store_prop(
+                st, CF_USERS, "rocksdb.block-cache-pinned-usage");
 }
 
 void enc_store_compact(enc_store_t *st) {

@@ -272,6 +272,12 @@ typedef struct enc_store_stats_s {
         uint64_t sst_bytes;  /* total SST files size */
         uint64_t memtable_bytes;
         uint64_t commits;
+        /* the users family's index and filter blocks, all partitions, in
+         * its live table files (rocksdb.aggregated-table-properties) */
+        uint64_t user_index_bytes;
+        uint64_t user_filter_bytes;
+        uint64_t block_cache_bytes;  /* in use (rocksdb.block-cache-usage) */
+        uint64_t block_cache_pinned; /* of it, pinned */
 } enc_store_stats_t;
 
 void enc_store_stats(enc_store_t *st, enc_store_stats_t *stats);

@@ -730,11 +730,11 @@ static void test_store_conf_from_budget(void **st) {
         enc_conf_destroy(conf);
 }
 
-/* The value of @p key in section [CFOptions "@p cf"] of the newest
+/* The value of @p key in section [@p kind "@p cf"] of the newest
  * OPTIONS-* file RocksDB wrote in @p dir, into @p out ("" if absent). */
-static void t_cf_option(const char *dir, const char *cf, const char *key,
-                        char *out, size_t out_size) {
-        char path[600], best[256] = "", sect[64], line[512];
+static void t_option(const char *dir, const char *kind, const char *cf,
+                     const char *key, char *out, size_t out_size) {
+        char path[600], best[256] = "", sect[96], line[512];
         DIR *d = opendir(dir);
         assert_non_null(d);
         for (struct dirent *de; (de = readdir(d));)
@@ -747,7 +747,7 @@ static void t_cf_option(const char *dir, const char *cf, const char *key,
         closedir(d);
         assert_true(best[0]);
         snprintf(path, sizeof(path), "%s/%s", dir, best);
-        snprintf(sect, sizeof(sect), "[CFOptions \"%s\"]", cf);
+        snprintf(sect, sizeof(sect), "[%s \"%s\"]", kind, cf);
         FILE *f = fopen(path, "r");
         assert_non_null(f);
         bool in = false;
@@ -768,11 +768,24 @@ static void t_cf_option(const char *dir, const char *cf, const char *key,
         fclose(f);
 }
 
+static void t_cf_option(const char *dir, const char *cf, const char *key,
+                        char *out, size_t out_size) {
+        t_option(dir, "CFOptions", cf, key, out, out_size);
+}
+
+static void t_table_option(const char *dir, const char *cf, const char *key,
+                           char *out, size_t out_size) {
+        t_option(dir, "TableOptions/BlockBasedTable", cf, key, out, out_size);
+}
+
 /* What the store asks of RocksDB, read back from the OPTIONS file RocksDB
  * writes: no compression and a 12-file L0 trigger in every family (see
  * state/store.c, "Background work"), the users family's write buffer
  * half of the memtable share (the default budget's 16 MiB: 8 MiB), and
- * RocksDB's cap over all memtables the whole share. */
+ * RocksDB's cap over all memtables the whole share. Point lookups (see
+ * state/store.c, "Point lookups"): the partitions of L0 files' index and
+ * filter pinned in every family, and the users family (the one with a
+ * bloom filter, partitioned) without a filter in its last level. */
 static void test_store_options_reach_rocksdb(void **st) {
         (void)st;
         char *dir = t_tmpdir("store");
@@ -792,6 +805,19 @@ static void test_store_options_reach_rocksdb(void **st) {
                 t_cf_option(dir, cfs[i], "level0_stop_writes_trigger", v,
                             sizeof(v));
                 assert_string_equal(v, "44");
+                t_table_option(dir, cfs[i],
+                               "pin_l0_filter_and_index_blocks_in_cache", v,
+                               sizeof(v));
+                assert_string_equal(v, "true");
+                t_table_option(dir, cfs[i], "pin_top_level_index_and_filter",
+                               v, sizeof(v));
+                assert_string_equal(v, "true");
+                t_cf_option(dir, cfs[i], "optimize_filters_for_hits", v,
+                            sizeof(v));
+                assert_string_equal(v, i == 1 ? "true" : "false");
+                t_table_option(dir, cfs[i], "partition_filters", v,
+                               sizeof(v));
+                assert_string_equal(v, i == 1 ? "true" : "false");
         }
         t_cf_option(dir, "users", "write_buffer_size", v, sizeof(v));
         assert_string_equal(v, "8388608");

@@ -628,6 +628,16 @@ static int b1_engine_run(const enc_bench_log_t *log, size_t warm,
                          "MiB");
         enc_bench_result(B1_NAME("state_dir_mib"),
                          (double)enc_bench_du(dir) / 1048576.0, "MiB");
+        /* What point lookups need resident, against the block cache that
+         * holds it (state/store.c, "Point lookups"). */
+        enc_bench_result(B1_NAME("user_index_mib"),
+                         (double)ss.user_index_bytes / 1048576.0, "MiB");
+        enc_bench_result(B1_NAME("user_filter_mib"),
+                         (double)ss.user_filter_bytes / 1048576.0, "MiB");
+        enc_bench_result(B1_NAME("block_cache_used_mib"),
+                         (double)ss.block_cache_bytes / 1048576.0, "MiB");
+        enc_bench_result(B1_NAME("block_cache_pinned_mib"),
+                         (double)ss.block_cache_pinned / 1048576.0, "MiB");
         char hex[17];
         *digest_out = (uint64_t)XXH3_64bits_digest(sink.digest);
         *rate_out = rate;
