@@ -527,7 +527,9 @@ static bool dh_decode_look_v1(dh_state_t *st, const uint8_t **q,
                 l->h = dh_hash(s, sl);
                 st->nlook++;
         }
-        qsort(st->look, (size_t)st->nlook, sizeof(*st->look), dh_look_cmp);
+        if (st->nlook > 1) /* (qsort must not get the NULL of none) */
+                qsort(st->look, (size_t)st->nlook, sizeof(*st->look),
+                      dh_look_cmp);
         int w = 0;
         for (int i = 0; i < st->nlook; i++) {
                 if (w && st->look[w - 1].h == st->look[i].h) {
