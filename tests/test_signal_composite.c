@@ -837,7 +837,8 @@ static void test_v1_migrates(void **unused) {
         co_le(&want, 3 | 1 << 8 | 2 << 16 | (uint64_t)2 << 32, 8);
         co_le(&want, (uint64_t)CO_T, 8);
         co_le(&want, 2, 8);
-        co_le(&want, 0, 16);
+        co_le(&want, 0, 8); /* event_time */
+        co_le(&want, 0, 8); /* cohort: absent */
         co_led(&want, 1.0 / 7);
         co_le(&want, (uint64_t)CO_NEVER_T, 8);
         co_led(&want, 1.0 / 5);
