@@ -531,7 +531,7 @@ static void test_v3_layout(void **unused) {
 }
 
 /* Decodes the good block with @p n bytes at @p off replaced by @p v
- * (little-endian) and, if @p extra, one more byte at the end. */
+ * (little-endian). */
 static enc_err_t co_patched(st_engine_t *eng, const enc_buf_t *good,
                             size_t off, uint64_t v, int n) {
         uint8_t b[128];
