@@ -37,12 +37,16 @@
  * a function of the trace prefix and the prior. A discovery this instance
  * did not see open (say, the instance was added mid-flight) is ignored.
  * Open discoveries are capped at the followed instance's max.items.
- *   Why flat: a cached user costs its stored size (the block) instead of
- * a header, an array of entries sized for 384 days whatever the horizon,
- * and a block of strings per discovery; loading is a check and a copy,
- * writing back a copy; marking a day or emitting allocates nothing. An
- * update's strings point into the block, borrowed for the enc_emit call
- * only: the next edit of the block may move it.
+ *   Why flat: a cached user costs its stored size (the block), where
+ * the version 1 state took a header, an array of entries with bitmaps
+ * sized for 384 days whatever the horizon and a block of strings per
+ * discovery; loading is a check and a copy, writing back a copy. Marking
+ * a day or emitting allocates nothing; opening a discovery grows the block
+ * (flat.h keeps some room), closing one moves the bytes after it down.
+ * The price is in the store: fixed-width entries take more bytes than
+ * version 1's varints (about 65 bytes a discovery against 40 in the fuzz
+ * seeds). An update's strings point into the block, borrowed for the
+ * enc_emit call only: the next edit of the block may move it.
  *
  * Never: emit for a day that is not fully observed, or read a clock; keep
  * a pointer into the block across an edit of it.
@@ -79,7 +83,8 @@ typedef struct pr_priv_s {
  * logical state, whatever edits led to it. */
 typedef struct pr_hdr_s {
         uint8_t ver;     /* PR_STATE_V2 */
-        uint8_t words;   /* bitmap words of each entry (pr_priv_t.w) */
+        uint8_t words;   /* bitmap words of each entry (pr_priv_t.w of the
+                            instance that wrote it) */
         uint16_t pad0;   /* zero */
         uint32_t n;      /* open discoveries, 1..max_open */
         uint32_t sbytes; /* bytes of the string area */
@@ -490,7 +495,8 @@ static enc_err_t pr_on_update(void *priv, void **state, const enc_update_t *up,
 
 /* ---- state records ----------------------------------------------------
  * v2: the block (pr_hdr_t and the layout above it), checked byte by byte
- *     and copied.
+ *     and copied; a record of another bitmap width (written before
+ *     horizon.days moved across a multiple of 64) is read into this one's.
  * v1: u8 1, varint n, n x (str item, str rec, str cohort, svarint d0,
  *     varint k_next, daybits z), sorted by (item, d0). Read into a block:
  *     a store migrates as its users load and are written back. */
@@ -517,6 +523,30 @@ static uint64_t pr_below(int j, uint32_t k) {
         return ((uint64_t)1 << (k - 64 * (uint32_t)j)) - 1;
 }
 
+/* A block with @p p's bitmap width from a checked version 2 record of
+ * @p words bitmap words: a record written under another horizon (its
+ * days all below k_next <= H, so they fit either width). */
+static enc_flat_t *pr_rewidth(const pr_priv_t *p, const uint8_t *buf,
+                              size_t len, int words) {
+        pr_hdr_t h;
+        memcpy(&h, buf, sizeof(h));
+        size_t esize = sizeof(pr_ent_t) + 8 * (size_t)words;
+        size_t keep = 8 * (size_t)(words < p->w ? words : p->w);
+        size_t ents = (size_t)h.n * esize;
+        enc_flat_t *f = enc_flat_new(sizeof(h) + (size_t)h.n * p->esize +
+                                     (len - sizeof(h) - ents));
+        if (!f)
+                return NULL;
+        h.words = (uint8_t)p->w;
+        memcpy(f->d, &h, sizeof(h));
+        for (uint32_t i = 0; i < h.n; i++)
+                memcpy(pr_ent(p, f, i), buf + sizeof(h) + (size_t)i * esize,
+                       sizeof(pr_ent_t) + keep);
+        memcpy((char *)pr_sarea(p, f), buf + sizeof(h) + ents,
+               len - sizeof(h) - ents);
+        return f;
+}
+
 /* Checks a version 2 record; copies it into a block when it is sound. The
  * record is read through memcpy (it need not be aligned) before it is
  * copied: nothing is allocated for bytes that fail a check. */
@@ -528,22 +558,25 @@ static enc_err_t pr_decode_v2(const pr_priv_t *p, const uint8_t *buf,
         if (len < sizeof(h))
                 return ENC_ERR_CORRUPT;
         memcpy(&h, buf, sizeof(h));
-        if (h.ver != PR_STATE_V2 || h.words != p->w || h.pad0 || h.pad1 ||
-            h.n < 1 || h.n > (uint32_t)p->max_open ||
-            (len - sizeof(h)) / p->esize < h.n ||
-            len - sizeof(h) - (size_t)h.n * p->esize != h.sbytes)
+        /* The record's own entry width: the instance's, unless its horizon
+         * changed since (version 1 records were read across that too). */
+        size_t esize = sizeof(pr_ent_t) + 8 * (size_t)h.words;
+        if (h.ver != PR_STATE_V2 || h.words < 1 || h.words > PR_W_MAX ||
+            h.pad0 || h.pad1 || h.n < 1 || h.n > (uint32_t)p->max_open ||
+            (len - sizeof(h)) / esize < h.n ||
+            len - sizeof(h) - (size_t)h.n * esize != h.sbytes)
                 return ENC_ERR_CORRUPT;
         const uint8_t *ents = buf + sizeof(h);
-        const char *sa = (const char *)ents + (size_t)h.n * p->esize;
+        const char *sa = (const char *)ents + (size_t)h.n * esize;
         const char *pitem = NULL;
         size_t plen = 0, cur = 0;
         int64_t pd0 = 0, next = ENC_NO_TIMER;
         for (uint32_t i = 0; i < h.n; i++) {
                 pr_ent_t e;
                 uint64_t z[PR_W_MAX];
-                const uint8_t *q = ents + (size_t)i * p->esize;
+                const uint8_t *q = ents + (size_t)i * esize;
                 memcpy(&e, q, sizeof(e));
-                memcpy(z, q + sizeof(e), 8 * (size_t)p->w);
+                memcpy(z, q + sizeof(e), 8 * (size_t)h.words);
                 if (e.pad || !enc_sig_day_ok(e.d0) || e.k_next < 1 ||
                     e.k_next > (uint32_t)p->h || e.soff != cur ||
                     e.len[0] == PR_ABSENT || e.len[0] == 0)
@@ -568,7 +601,7 @@ static enc_err_t pr_decode_v2(const pr_priv_t *p, const uint8_t *buf,
                 /* Day 0 is engaged; days past the next prefix are unseen. */
                 if (!(z[0] & 1))
                         return ENC_ERR_CORRUPT;
-                for (int j = 0; j < p->w; j++)
+                for (int j = 0; j < h.words; j++)
                         if (z[j] & ~pr_below(j, e.k_next))
                                 return ENC_ERR_CORRUPT;
                 pitem = item;
@@ -580,9 +613,9 @@ static enc_err_t pr_decode_v2(const pr_priv_t *p, const uint8_t *buf,
         }
         if (cur != h.sbytes || h.next != next)
                 return ENC_ERR_CORRUPT;
-        if (!(*statep = enc_flat_copy(buf, len)))
-                return ENC_ERR_NOMEM;
-        return ENC_OK;
+        *statep = h.words == p->w ? enc_flat_copy(buf, len)
+                                  : pr_rewidth(p, buf, len, h.words);
+        return *statep ? ENC_OK : ENC_ERR_NOMEM;
 }
 
 /* Walks a version 1 record after its version byte, checking what the

@@ -728,7 +728,9 @@ static void test_v2_decode_refuses_corrupt_bytes(void **unused) {
         } pokes[] = {
                 {"version 3", 0, 1, 3},
                 {"version 0", 0, 1, 0},
-                {"words 2 for horizon 3", 1, 1, 2},
+                {"words 0", 1, 1, 0},
+                {"words 7, past the largest horizon", 1, 1, 7},
+                {"words 2: entries past the record", 1, 1, 2},
                 {"header padding", 2, 2, 1},
                 {"no discoveries", 4, 4, 0},
                 {"more discoveries than bytes", 4, 4, 3},
@@ -761,6 +763,24 @@ static void test_v2_decode_refuses_corrupt_bytes(void **unused) {
                         fail();
                 }
                 assert_null(st);
+        }
+        /* A record written under a horizon of two bitmap words (65 to 128
+         * days) is read into the instance's one-word entries, as version 1
+         * records were read across a change of horizon. */
+        static uint8_t wide[512];
+        size_t wn = pr_v2(wide, 2, pr_wx, 2);
+        assert_int_equal(wn, n + 2 * 8);
+        assert_int_equal(pr_decode(eng, wide, wn, &st), ENC_OK);
+        {
+                enc_buf_t b;
+                enc_buf_init(&b, 0);
+                assert_int_equal(eng->insts[1].plugin->state_encode(
+                                         eng->insts[1].priv, st, &b),
+                                 ENC_OK);
+                assert_int_equal(b.len, n);
+                assert_memory_equal(b.data, good, n);
+                enc_buf_free(&b);
+                eng->insts[1].plugin->state_free(eng->insts[1].priv, st);
         }
         /* A byte after the area; a hole (one more byte counted in it). */
         memcpy(r, good, n);
@@ -887,7 +907,7 @@ static void test_same_state_same_bytes(void **unused) {
  * agrees, the last says 5 exactly, and each state on the way (bits on
  * both sides of the word boundary) survives its record, every prefix of
  * which is refused; a record with a day past the prefix in the second
- * word is refused. */
+ * word is refused; a one-word record is widened. */
 static void test_two_word_bitmap(void **unused) {
         enum { H = 70 };
         static char json[64 * 1024];
@@ -955,9 +975,22 @@ static void test_two_word_bitmap(void **unused) {
         st = (void *)1;
         assert_int_equal(pr_decode(eng, r, n, &st), ENC_ERR_CORRUPT);
         assert_null(st);
-        /* One word where the horizon needs two. */
+        /* A one-word record (written under a horizon up to 64 days) is
+         * read into two-word entries, its second word zero. */
         n = pr_v2(r, 1, &e, 1);
-        assert_int_equal(pr_decode(eng, r, n, &st), ENC_ERR_CORRUPT);
+        assert_int_equal(pr_decode(eng, r, n, &st), ENC_OK);
+        enc_buf_t b;
+        enc_buf_init(&b, 0);
+        assert_int_equal(eng->insts[1].plugin->state_encode(eng->insts[1].priv,
+                                                            st, &b),
+                         ENC_OK);
+        eng->insts[1].plugin->state_free(eng->insts[1].priv, st);
+        e.z[1] = 0;
+        uint8_t r2[256];
+        n = pr_v2(r2, 2, &e, 1);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, r2, n);
+        enc_buf_free(&b);
         st_engine_destroy(eng);
         enc_conf_destroy(conf);
         unlink(path);
