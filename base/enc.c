@@ -309,6 +309,18 @@ bool enc_utf8_valid(const char *str, size_t len) {
         const unsigned char *s = (const unsigned char *)str;
         size_t i = 0;
         while (i < len) {
+                /* Ids and labels are ASCII nearly always: eight bytes at a
+                 * time while no byte has its high bit set (a quarter of the
+                 * byte-at-a-time loop's instructions in B1 hot). */
+                while (len - i >= 8) {
+                        uint64_t w;
+                        memcpy(&w, s + i, 8);
+                        if (w & 0x8080808080808080ULL)
+                                break;
+                        i += 8;
+                }
+                if (i >= len)
+                        break;
                 unsigned char c = s[i];
                 if (c < 0x80) {
                         i++;
