@@ -1516,8 +1516,10 @@ static void test_dedup_state_block_layout_checks_and_migration(void **st) {
         enc_buf_put_svarint(&b, INT64_MAX);
         enc_buf_put_u64be(&b, 2);
         enc_buf_put_svarint(&b, 1);
-        assert_int_equal(pl->state_decode(in.priv, b.data, b.len, &d),
+        void *o = (void *)1;
+        assert_int_equal(pl->state_decode(in.priv, b.data, b.len, &o),
                          ENC_ERR_CORRUPT);
+        assert_null(o);
         enc_buf_free(&b);
         /* the timer a window after the newest id frees the state */
         assert_int_equal(pl->on_timer(in.priv, &s, T + 2 * 3600000 + 501,
