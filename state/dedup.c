@@ -63,6 +63,10 @@ typedef struct enc_dedup_ent_s {
 
 #define ENC_DEDUP_HEAD 8 /* the version and its padding */
 
+/* Stored event times beyond this are corrupt (events are validated to
+ * years 2006-2100): next_timer adds the window to the newest one. */
+#define ENC_DEDUP_TIME_MAX ((int64_t)1 << 60)
+
 /* A state grows an id per event: room for a few more at once keeps that
  * from reallocating per event (ENC_DEDUP_ROOM ids when it starts, twice
  * its ids when it fills), as v1's eight inline ids and doubling arrays
@@ -299,11 +303,12 @@ static enc_err_t enc_dedup_decode_v2(enc_dedup_priv_t *pv, const uint8_t *buf,
             (len - ENC_DEDUP_HEAD) / sizeof(enc_dedup_ent_t) > ENC_DEDUP_MAX ||
             memcmp(buf + 1, zero, sizeof(zero)))
                 return ENC_ERR_CORRUPT;
-        int64_t prev = INT64_MIN;
+        int64_t prev = -ENC_DEDUP_TIME_MAX;
         for (size_t o = ENC_DEDUP_HEAD; o < len; o += sizeof(enc_dedup_ent_t)) {
                 int64_t t; /* buf has no alignment promise */
                 memcpy(&t, buf + o + offsetof(enc_dedup_ent_t, time), sizeof(t));
-                if (t < prev)
+                if (t < prev || t < -ENC_DEDUP_TIME_MAX ||
+                    t > ENC_DEDUP_TIME_MAX)
                         return ENC_ERR_CORRUPT;
                 prev = t;
         }
@@ -332,7 +337,8 @@ static enc_err_t enc_dedup_decode_v1(enc_dedup_priv_t *pv, const uint8_t *buf,
                 int64_t d;
                 if (!enc_get_u64be(&p, end, &e[i].hash) ||
                     !enc_get_svarint(&p, end, &d) || (i > 0 && d < 0) ||
-                    __builtin_add_overflow(prev, d, &prev))
+                    __builtin_add_overflow(prev, d, &prev) ||
+                    prev < -ENC_DEDUP_TIME_MAX || prev > ENC_DEDUP_TIME_MAX)
                         goto corrupt;
                 e[i].time = prev;
         }

@@ -1459,6 +1459,7 @@ static void test_dedup_state_block_layout_checks_and_migration(void **st) {
         DD_BAD(1, 1, sizeof(want));      /* padding not zero */
         DD_BAD(7, 1, sizeof(want));      /* the same, last byte */
         DD_BAD(39, 0x80, sizeof(want));  /* e2 before e1 (negative time) */
+        DD_BAD(39, 0x20, sizeof(want));  /* e2's time past 2^60 */
         DD_BAD(-1, 0, 8);                /* no id */
         DD_BAD(-1, 0, sizeof(want) - 1); /* not whole entries */
         DD_BAD(-1, 0, sizeof(want) + 1); /* trailing byte */
