@@ -264,6 +264,17 @@ static void ad_days_store(const ad_priv_t *p, enc_flat_t *f,
         memcpy(f->d + p->off_w, b->w, (size_t)p->nwords * 8);
 }
 
+/* True if @p day (<= today) is an active day of @p f: one word read,
+ * without building the day set. */
+static bool ad_has(const ad_priv_t *p, const enc_flat_t *f, int64_t day) {
+        const ad_head_t *h = (const ad_head_t *)(const void *)f->d;
+        int64_t i = day - ((int64_t)h->today - p->maxn + 1);
+        if (i < 0)
+                return false;
+        const uint64_t *w = (const uint64_t *)(const void *)(f->d + p->off_w);
+        return (w[i / 64] >> (i % 64)) & 1;
+}
+
 /* The value of window @p i on @p today. */
 static int ad_value(const ad_priv_t *p, const enc_daybits_t *b, int64_t today,
                     int i) {
@@ -296,11 +307,11 @@ static int64_t ad_next_timer(void *priv, const void *state) {
 static enc_err_t ad_set_cohort(const ad_priv_t *p, enc_flat_t **fp,
                                const char *c) {
         enc_flat_t *f = *fp;
-        size_t n = c ? strlen(c) : 0;
         const char *cur = ad_cohort(p, f);
-        if (cur ? c && n + 1 == ad_head(f)->cohort && !memcmp(cur, c, n)
-                : !c)
-                return ENC_OK;
+        /* The stored cohort is NUL-terminated and holds no other NUL. */
+        if (cur && c ? !strcmp(cur, c) : cur == c)
+                return ENC_OK; /* most events */
+        size_t n = c ? strlen(c) : 0;
         if (n > ENC_LABEL_MAX)
                 return ENC_ERR_INVALID_FIELD;
         if (!enc_flat_resize(fp, p->off_c + (c ? n + 1 : 0)))
@@ -445,10 +456,10 @@ static enc_err_t ad_on_event(void *priv, void **state, const enc_event_t *ev,
         *state = f;
         if (err)
                 return err;
-        ad_days_load(p, f, &b);
         int64_t today = ad_head(f)->today;
-        if (day <= today && enc_daybits_has(&b, day))
+        if (day <= today && ad_has(p, f, day))
                 return ENC_OK; /* already active: most plays */
+        ad_days_load(p, f, &b);
         for (int i = 0; i < p->nwin; i++)
                 old[i] = ad_value(p, &b, today, i);
         /* Nothing left a window between today and day (the advance above

@@ -198,11 +198,11 @@ static int64_t se_next_timer(void *priv, const void *state) {
  * the stored form could not hold it. */
 static enc_err_t se_set_cohort(enc_flat_t **fp, const char *c) {
         enc_flat_t *f = *fp;
-        size_t n = c ? strlen(c) : 0;
         const char *cur = se_cohort(f);
-        if (cur ? c && n + 1 == se_rec(f)->cohort && !memcmp(cur, c, n)
-                : !c)
-                return ENC_OK;
+        /* The stored cohort is NUL-terminated and holds no other NUL. */
+        if (cur && c ? !strcmp(cur, c) : cur == c)
+                return ENC_OK; /* most events */
+        size_t n = c ? strlen(c) : 0;
         if (n > ENC_LABEL_MAX)
                 return ENC_ERR_INVALID_FIELD;
         if (!enc_flat_resize(fp, sizeof(se_rec_t) + (c ? n + 1 : 0)))
