@@ -307,6 +307,25 @@ char *enc_strdup0(const char *s) {
 
 bool enc_utf8_valid(const char *str, size_t len) {
         const unsigned char *s = (const unsigned char *)str;
+        /* Ids and labels are ASCII nearly always, and short: OR the whole
+         * string together a word at a time (the last word overlapping) and
+         * look at the high bits once. Only a string with a byte >= 0x80
+         * takes the loop below. */
+        uint64_t acc = 0;
+        if (len >= 8) {
+                uint64_t w;
+                for (size_t k = 0; k + 8 <= len; k += 8) {
+                        memcpy(&w, s + k, 8);
+                        acc |= w;
+                }
+                memcpy(&w, s + len - 8, 8);
+                acc |= w;
+        } else {
+                for (size_t k = 0; k < len; k++)
+                        acc |= s[k];
+        }
+        if (!(acc & 0x8080808080808080ULL))
+                return true;
         size_t i = 0;
         while (i < len) {
                 unsigned char c = s[i];

@@ -8,6 +8,7 @@ target_include_directories(enc_base PUBLIC ${CMAKE_SOURCE_DIR}/base)
 target_link_libraries(enc_base PUBLIC PkgConfig::INIH ${MATH_LIB})
 target_compile_definitions(enc_base PUBLIC ENCORE_VERSION="${PROJECT_VERSION}")
 
-# One-block states: bytes through inserts and cuts against a plain array.
-enc_add_test(NAME test_flat SOURCES tests/test_flat.c LIBS enc_base
+# base/: one-block states against a plain array; UTF-8 checking against
+# glibc's decoder.
+enc_add_test(NAME test_base SOURCES tests/test_base.c LIBS enc_base
   LABELS unit)

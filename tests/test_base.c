@@ -1,7 +1,8 @@
 /*
- * test_flat.c -- one-block states (base/flat.c): the bytes a block holds
- * through inserts, cuts and resizes, against a plain array edited the
- * same way, and the room it takes.
+ * test_base.c -- the ground floor (base/): one-block states (flat.c), the
+ * bytes a block holds through inserts, cuts and resizes against a plain
+ * array edited the same way and the room it takes; enc_utf8_valid against
+ * glibc's own UTF-8 decoder (mbrtowc in C.UTF-8).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,8 +10,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "flat.h"
 
@@ -119,11 +122,70 @@ static void test_flat_edits_match_an_array(void **st) {
         free(ref);
 }
 
+/* The reference: glibc's decoder, which refuses overlongs, surrogates and
+ * code points past U+10FFFF as RFC 3629 does. */
+static bool ref_utf8_valid(const char *s, size_t len) {
+        mbstate_t ps;
+        memset(&ps, 0, sizeof(ps));
+        size_t i = 0;
+        while (i < len) {
+                wchar_t wc;
+                size_t n = mbrtowc(&wc, s + i, len - i, &ps);
+                if (n == (size_t)-1 || n == (size_t)-2)
+                        return false;
+                if (n == 0) /* a NUL: one byte, valid UTF-8 */
+                        n = 1;
+                i += n;
+        }
+        return true;
+}
+
+/* Mostly ASCII strings of 0..40 bytes (the word-at-a-time path and its
+ * tail) with a few bytes from the edges of the multi-byte forms dropped in
+ * at random places, so every offset modulo 8 is hit. */
+static void test_utf8_valid_matches_glibc(void **st) {
+        (void)st;
+        if (!setlocale(LC_CTYPE, "C.UTF-8")) {
+                print_message("skipped: no C.UTF-8 locale for the reference "
+                              "decoder\n");
+                skip();
+        }
+        static const unsigned char edge[] = {
+                0x7f, 0x80, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xed,
+                0xef, 0xf0, 0xf4, 0xf5, 0xff, 0x9f, 0xa0, 0x8f, 0x90};
+        int valid = 0, invalid = 0;
+        srand(11);
+        for (int t = 0; t < 200000; t++) {
+                char s[48];
+                size_t len = (size_t)rand() % 41;
+                for (size_t i = 0; i < len; i++)
+                        s[i] = (char)('a' + rand() % 26);
+                int k = rand() % 4;
+                for (int j = 0; j < k && len; j++)
+                        s[rand() % len] = (char)edge[rand() % sizeof(edge)];
+                bool want = ref_utf8_valid(s, len);
+                assert_int_equal(enc_utf8_valid(s, len), want);
+                want ? valid++ : invalid++;
+        }
+        /* Both answers are well represented. */
+        assert_true(valid > 50000 && invalid > 50000);
+        /* By hand: U+00E9, U+20AC, U+1F600 valid after 8 and 9 ASCII bytes;
+         * an overlong, a surrogate, U+110000 and a cut sequence not. */
+        assert_true(enc_utf8_valid("abcdefgh\xc3\xa9", 10));
+        assert_true(enc_utf8_valid("abcdefghi\xe2\x82\xac", 12));
+        assert_true(enc_utf8_valid("abcdefgh\xf0\x9f\x98\x80z", 13));
+        assert_false(enc_utf8_valid("abcdefgh\xc0\xaf", 10));
+        assert_false(enc_utf8_valid("abcdefgh\xed\xa0\x80", 11));
+        assert_false(enc_utf8_valid("abcdefgh\xf4\x90\x80\x80", 12));
+        assert_false(enc_utf8_valid("abcdefgh\xe2\x82", 10));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_flat_new_copy_and_room),
                 cmocka_unit_test(test_flat_resize_room),
                 cmocka_unit_test(test_flat_edits_match_an_array),
+                cmocka_unit_test(test_utf8_valid_matches_glibc),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
