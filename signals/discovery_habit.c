@@ -29,42 +29,74 @@
  *    (the discovery update) to its final update, and a later rediscovery
  *    of the same item starts again at 1 (ids differ by event time).
  *
- * State: the lookback map and the open discoveries. The map interns
- * each item id to its 64-bit hash (XXH3): an entry is (hash, last day
- * with a qualified play), fixed-width, in an array sorted by hash, so a
- * lookup is a binary search over words and a user's state keeps no copy
- * of the ids it remembers (a hash collision between two ids of one user,
- * about n^2 / 2^65 for n ids, makes the later id's discovery missed; the
- * result stays deterministic). The open discoveries are an array sorted
- * by item id (finals due together come out in item order), each with its
- * three strings in one block, since their updates carry them. Loading,
- * changing and freeing a user's state costs a handful of allocations, not
- * one per remembered item. The map only needs entries of the last L days
- * and is pruned to them when its oldest entry is older; it is capped at
+ * State: the lookback map and the open discoveries, in one flat block
+ * (base/flat.h) whose bytes are the stored record: loading a user is a
+ * check of the bytes and one copy, writing it back is one copy, and a
+ * cached user costs about its record. The map interns each item id to
+ * its 64-bit hash (XXH3): an entry is (hash, last day with a qualified
+ * play), fixed-width, sorted by hash, so a lookup is a binary search over
+ * words and a user's state keeps no copy of the ids it remembers (a hash
+ * collision between two ids of one user, about n^2 / 2^65 for n ids,
+ * makes the later id's discovery missed; the result stays deterministic).
+ * The open discoveries are fixed-width entries sorted by item id (finals
+ * due together come out in item order), each with its engaged days as a
+ * bitmap of ceil(H / 64) words and its three strings, NUL-terminated, in
+ * the string area at the end of the block (in entry order, no holes), so
+ * an update points into the block for the emit call. Changing a state
+ * moves bytes inside the block: no allocation per event beyond the
+ * block's growth. The map only needs entries of the last L days and is
+ * pruned to them when its oldest entry is older; it is capped at
  * max.items entries: past the cap the oldest entry (smallest day, then
  * smallest hash) is dropped, so the result is deterministic and the worst
  * a heavy user loses is an old "already played" memory. The smallest day
- * of the map and the smallest D0 of the discoveries are kept, so the
- * timer and the check for due finals cost no scan per event.
- * Open discoveries are capped at max.items too: a discovery past the cap
- * is not started. With no discovery open, the timer is the day the newest
- * lookback entry stops mattering; then the state is empty and freed.
+ * of the map and the smallest D0 of the discoveries are kept in the
+ * header, so the timer and the check for due finals cost no scan per
+ * event. Open discoveries are capped at max.items too: a discovery past
+ * the cap is not started. With no discovery open, the timer is the day
+ * the newest lookback entry stops mattering; then the state is empty and
+ * freed. The stored form is canonical (the same logical state gives the
+ * same bytes whatever its history): derived header fields are 0 when
+ * their array is empty, padding and unused bitmap bits are zero, strings
+ * are packed in entry order; state_decode checks all of it.
  *
  * Never: read a clock, or emit for a discovery after its final update.
  */
 #include <xxhash.h>
 
 #include "daybits.h"
+#include "flat.h"
 #include "sigpriv.h"
 
-typedef struct dh_priv_s {
-        int64_t horizon;  /* H */
-        int64_t lookback; /* L */
-        bool by_track;
-        int64_t qualified_ms;
-        int max_items;
-        enc_sig_strs3_pools_t strs; /* discoveries' string blocks */
-} dh_priv_t;
+/* ---- the flat state ----------------------------------------------------
+ * v3, the block's bytes (all fields little-endian, each struct at an
+ * 8-aligned offset):
+ *   dh_hdr_t                        40 bytes
+ *   nlook x dh_look_t               16 bytes each, sorted by hash
+ *   ndisc x (dh_disc_t + W words)   24 + 8 W bytes each, sorted by item
+ *                                   (strcmp), W = ceil(H / 64)
+ *   the string area                 each discovery's item, recommendation
+ *                                   id and cohort, each with its NUL
+ *                                   (absent ones take nothing), in entry
+ *                                   order, packed: the block ends with it.
+ * Offsets into the string area are relative to its start, so an entry
+ * that comes or goes moves no offset; only the strings of a discovery
+ * that comes or goes move the offsets of the entries after it. */
+
+#define DH_STATE_V2 2
+#define DH_STATE_V3 3
+
+typedef struct dh_hdr_s {
+        uint8_t ver;     /* DH_STATE_V3 */
+        uint8_t words;   /* W: words of each discovery's day bitmap */
+        uint16_t zero16; /* 0 */
+        uint32_t nlook;  /* lookback entries */
+        uint32_t ndisc;  /* open discoveries */
+        uint32_t zero32; /* 0 */
+        int64_t lmin;    /* smallest lookback day (0 when nlook == 0) */
+        int64_t lmax;    /* largest lookback day (0 when nlook == 0) */
+        int64_t dmin;    /* smallest d0 (0 when ndisc == 0): the next
+                            final is enc_day_start(dmin + H) */
+} dh_hdr_t;
 
 /* A lookback entry: the item id interned to its 64-bit hash (dh_hash),
  * so the map is fixed-width entries compared as words and a state holds
@@ -74,28 +106,36 @@ typedef struct dh_look_s {
         int64_t day; /* last day with a qualified play of item */
 } dh_look_t;
 
+/* An open discovery; W bitmap words follow it (bits[]). Days fit 32 bits:
+ * events are validated (2006..2100) and stored days checked with
+ * enc_sig_day_ok. Lengths count the NUL: a string of n bytes takes n + 1,
+ * an absent one 0 (the item is never absent nor empty). */
 typedef struct dh_disc_s {
-        char *item;   /* first member (dh_search); owns the block that */
-        char *rec;    /* also holds these two, after item's NUL: the */
-        char *cohort; /* recommendation id and cohort of the discovering
-                         play (NULL when absent) */
-        int64_t d0;
-        int64_t seq;        /* last sequence number emitted */
-        enc_daybits_t days; /* engaged days, base d0 */
-        uint32_t sbytes;    /* size of the block of strings */
-        uint64_t h;         /* dh_hash(item): compared before the string */
+        uint64_t h;      /* dh_hash(item): compared before the string */
+        int32_t d0;      /* the discovery's day */
+        uint16_t seq;    /* last sequence number emitted, 1..H + 1 */
+        uint16_t ilen;   /* item */
+        uint32_t soff;   /* its strings' offset in the string area */
+        uint16_t rlen;   /* recommendation id of the discovering play */
+        uint16_t clen;   /* cohort of the discovering play */
+        uint64_t bits[]; /* engaged days: bit i is day d0 + i, i < H */
 } dh_disc_t;
 
-typedef struct dh_state_s {
-        dh_look_t *look; /* sorted by h */
-        int nlook, clook;
-        int64_t lmax;   /* the largest lookback day (if nlook > 0) */
-        int64_t lmin;   /* the smallest lookback day (if nlook > 0) */
-        dh_disc_t *disc;
-        int ndisc, cdisc;
-        int64_t dmin;   /* the smallest d0 of disc (if ndisc > 0): the
-                           next final is enc_day_start(dmin + H) */
-} dh_state_t;
+_Static_assert(sizeof(dh_hdr_t) == 40 && sizeof(dh_hdr_t) % 8 == 0,
+               "dh_hdr_t: no hidden padding, 8-aligned");
+_Static_assert(sizeof(dh_look_t) == 16, "dh_look_t: no hidden padding");
+_Static_assert(sizeof(dh_disc_t) == 24 && offsetof(dh_disc_t, bits) == 24,
+               "dh_disc_t: no hidden padding, bits 8-aligned");
+
+typedef struct dh_priv_s {
+        int64_t horizon;  /* H */
+        int64_t lookback; /* L */
+        bool by_track;
+        int64_t qualified_ms;
+        int max_items;
+        int words;    /* W = ceil(H / 64) */
+        size_t esize; /* bytes of a discovery entry: 24 + 8 W */
+} dh_priv_t;
 
 static const enc_cfg_key_t dh_keys[] = {
         {.name = "horizon.days",
@@ -150,47 +190,64 @@ static enc_err_t dh_init(const enc_sigconf_t *sc, void **privp, char *errstr,
                                   "[1, 366]",
                                   sc->prefix);
         }
+        p->words = (int)((p->horizon + 63) / 64);
+        p->esize = sizeof(dh_disc_t) + (size_t)p->words * sizeof(uint64_t);
         *privp = p;
         return ENC_OK;
 }
 
 static void dh_destroy(void *priv) {
-        dh_priv_t *p = priv;
-        enc_sig_strs3_clear(&p->strs);
-        free(p);
+        free(priv);
 }
 
-/* The pool of string blocks: the instance's, mutable through a const
- * priv (which points to calloc'ed memory, never a const object). */
-static enc_sig_strs3_pools_t *dh_strs(const dh_priv_t *p) {
-        return p ? (enc_sig_strs3_pools_t *)&p->strs : NULL;
+/* ---- access to the block ---------------------------------------------
+ * The block's d is 8-aligned and every struct sits at an 8-aligned offset
+ * (the header and entries are multiples of 8), so the casts are aligned.
+ * Pointers into the block are good until its next edit (it may move). */
+
+static dh_hdr_t *dh_hdr(enc_flat_t *f) {
+        return (dh_hdr_t *)(void *)f->d;
 }
 
-static void dh_disc_clear(const dh_priv_t *p, dh_disc_t *d) {
-        enc_sig_strs3_free(dh_strs(p), d->item, d->sbytes); /* all three */
-        d->item = d->rec = d->cohort = NULL;
+static const dh_hdr_t *dh_chdr(const enc_flat_t *f) {
+        return (const dh_hdr_t *)(const void *)f->d;
+}
+
+static dh_look_t *dh_look(enc_flat_t *f) {
+        return (dh_look_t *)(void *)(f->d + sizeof(dh_hdr_t));
+}
+
+static size_t dh_disc_off(const enc_flat_t *f) {
+        return sizeof(dh_hdr_t) + (size_t)dh_chdr(f)->nlook * sizeof(dh_look_t);
+}
+
+static size_t dh_strs_off(const dh_priv_t *p, const enc_flat_t *f) {
+        return dh_disc_off(f) + (size_t)dh_chdr(f)->ndisc * p->esize;
+}
+
+static dh_disc_t *dh_disc(const dh_priv_t *p, enc_flat_t *f, uint32_t i) {
+        return (dh_disc_t *)(void *)(f->d + dh_disc_off(f) +
+                                     (size_t)i * p->esize);
+}
+
+/* The item of @p d (NUL-terminated, in the block). */
+static const char *dh_item(const dh_priv_t *p, enc_flat_t *f,
+                           const dh_disc_t *d) {
+        return (const char *)f->d + dh_strs_off(p, f) + d->soff;
+}
+
+static uint32_t dh_slen(const dh_disc_t *d) {
+        return (uint32_t)d->ilen + d->rlen + d->clen;
 }
 
 static void dh_state_free(void *priv, void *state) {
-        dh_state_t *st = state;
-        if (!st)
-                return;
-        for (int i = 0; i < st->ndisc; i++)
-                dh_disc_clear(priv, &st->disc[i]);
-        free(st->look);
-        free(st->disc);
-        free(st);
+        (void)priv;
+        enc_flat_free(state);
 }
 
-
 static size_t dh_state_bytes(void *priv, const void *state) {
-        const dh_state_t *st = state;
-        size_t n = enc_heap_bytes(sizeof(*st)) +
-                   enc_heap_bytes((size_t)st->clook * sizeof(*st->look)) +
-                   enc_heap_bytes((size_t)st->cdisc * sizeof(*st->disc));
-        for (int i = 0; i < st->ndisc; i++)
-                n += enc_sig_strs3_heap(st->disc[i].sbytes);
-        return n;
+        (void)priv;
+        return enc_flat_heap(state);
 }
 
 /* The interned form of an item id. Two ids of one user with the same hash
@@ -200,12 +257,15 @@ static uint64_t dh_hash(const char *item, size_t len) {
         return XXH3_64bits(item, len);
 }
 
+/* ---- the lookback map ------------------------------------------------ */
+
 /* The lookback index of hash @p h, or -(insertion point) - 1. */
-static int dh_look_search(const dh_state_t *st, uint64_t h) {
-        int lo = 0, hi = st->nlook - 1;
+static int64_t dh_look_search(enc_flat_t *f, uint64_t h) {
+        const dh_look_t *look = dh_look(f);
+        int64_t lo = 0, hi = (int64_t)dh_hdr(f)->nlook - 1;
         while (lo <= hi) {
-                int mid = lo + (hi - lo) / 2;
-                uint64_t k = st->look[mid].h;
+                int64_t mid = lo + (hi - lo) / 2;
+                uint64_t k = look[mid].h;
                 if (k == h)
                         return mid;
                 if (k < h)
@@ -216,18 +276,109 @@ static int dh_look_search(const dh_state_t *st, uint64_t h) {
         return -lo - 1;
 }
 
+/* Recomputes lmin and lmax (0 for an empty map: the canonical form). */
+static void dh_look_bounds(enc_flat_t *f) {
+        dh_hdr_t *hd = dh_hdr(f);
+        const dh_look_t *look = dh_look(f);
+        if (!hd->nlook) {
+                hd->lmin = hd->lmax = 0;
+                return;
+        }
+        hd->lmin = hd->lmax = look[0].day;
+        for (uint32_t i = 1; i < hd->nlook; i++) {
+                if (look[i].day > hd->lmax)
+                        hd->lmax = look[i].day;
+                if (look[i].day < hd->lmin)
+                        hd->lmin = look[i].day;
+        }
+}
+
+/* Removes lookback entries [@p w, nlook): the kept ones are in front. */
+static void dh_look_truncate(enc_flat_t **f, uint32_t w) {
+        uint32_t n = dh_hdr(*f)->nlook;
+        if (w == n)
+                return;
+        enc_flat_cut(f, sizeof(dh_hdr_t) + (size_t)w * sizeof(dh_look_t),
+                     (size_t)(n - w) * sizeof(dh_look_t));
+        dh_hdr(*f)->nlook = w;
+        dh_look_bounds(*f);
+}
+
+/* Drops lookback entries older than @p minday. */
+static void dh_prune(enc_flat_t **f, int64_t minday) {
+        dh_hdr_t *hd = dh_hdr(*f);
+        if (hd->nlook == 0 || hd->lmin >= minday)
+                return; /* the usual case: nothing is that old */
+        dh_look_t *look = dh_look(*f);
+        uint32_t w = 0;
+        for (uint32_t i = 0; i < hd->nlook; i++)
+                if (look[i].day >= minday)
+                        look[w++] = look[i];
+        dh_look_truncate(f, w);
+}
+
+/* Records a qualified play of the item hashed to @p h on @p day, then
+ * enforces the cap. */
+static enc_err_t dh_look_touch(const dh_priv_t *p, enc_flat_t **f, uint64_t h,
+                               int64_t day) {
+        int64_t i = dh_look_search(*f, h);
+        dh_hdr_t *hd = dh_hdr(*f);
+        if (i >= 0) {
+                dh_look_t *l = &dh_look(*f)[i];
+                if (day > l->day) {
+                        bool was_min = l->day == hd->lmin;
+                        l->day = day;
+                        if (day > hd->lmax)
+                                hd->lmax = day;
+                        if (was_min)
+                                dh_look_bounds(*f);
+                }
+                return ENC_OK;
+        }
+        i = -i - 1;
+        uint8_t *gap = enc_flat_insert(
+                f, sizeof(dh_hdr_t) + (size_t)i * sizeof(dh_look_t),
+                sizeof(dh_look_t));
+        if (!gap)
+                return ENC_ERR_NOMEM;
+        dh_look_t *l = (dh_look_t *)(void *)gap;
+        l->h = h;
+        l->day = day;
+        hd = dh_hdr(*f);
+        hd->nlook++;
+        if (hd->nlook == 1 || day > hd->lmax)
+                hd->lmax = day;
+        if (hd->nlook == 1 || day < hd->lmin)
+                hd->lmin = day;
+        while (dh_hdr(*f)->nlook > (uint32_t)p->max_items) {
+                const dh_look_t *look = dh_look(*f);
+                uint32_t n = dh_hdr(*f)->nlook, old = 0;
+                for (uint32_t j = 1; j < n; j++) /* hash order: first min */
+                        if (look[j].day < look[old].day)
+                                old = j;
+                enc_flat_cut(f,
+                             sizeof(dh_hdr_t) + (size_t)old * sizeof(dh_look_t),
+                             sizeof(dh_look_t));
+                dh_hdr(*f)->nlook--;
+                dh_look_bounds(*f);
+        }
+        return ENC_OK;
+}
+
+/* ---- the open discoveries -------------------------------------------- */
+
 /* Up to this many open discoveries, dh_disc_find compares hashes. */
 #define DH_DISC_SCAN 16
 
-/* Binary search over an array of structs whose first member is the item
- * string: the index of @p item, or -(insertion point) - 1. */
-static int dh_search(const void *arr, size_t stride, int n, const char *item) {
-        int lo = 0, hi = n - 1;
+/* The index of the discovery of @p item, or -(insertion point) - 1, by a
+ * binary search in item order. */
+static int64_t dh_disc_search(const dh_priv_t *p, enc_flat_t *f,
+                              const char *item) {
+        int64_t lo = 0, hi = (int64_t)dh_hdr(f)->ndisc - 1;
         while (lo <= hi) {
-                int mid = lo + (hi - lo) / 2;
-                const char *k = *(char *const *)((const char *)arr +
-                                                 (size_t)mid * stride);
-                int c = strcmp(k, item);
+                int64_t mid = lo + (hi - lo) / 2;
+                const dh_disc_t *d = dh_disc(p, f, (uint32_t)mid);
+                int c = strcmp(dh_item(p, f, d), item);
                 if (!c)
                         return mid;
                 if (c < 0)
@@ -241,112 +392,121 @@ static int dh_search(const void *arr, size_t stride, int n, const char *item) {
 /* The index of the open discovery of @p item (hashed to @p h), or -1. A
  * user has a few open discoveries at a time: their hashes are compared
  * first, so a play of an item with none reads no string. */
-static int dh_disc_find(const dh_state_t *st, const char *item, uint64_t h) {
-        if (st->ndisc > DH_DISC_SCAN) {
-                int i = dh_search(st->disc, sizeof(*st->disc), st->ndisc, item);
+static int64_t dh_disc_find(const dh_priv_t *p, enc_flat_t *f, const char *item,
+                            uint64_t h) {
+        uint32_t n = dh_hdr(f)->ndisc;
+        if (n > DH_DISC_SCAN) {
+                int64_t i = dh_disc_search(p, f, item);
                 return i >= 0 ? i : -1;
         }
-        for (int i = 0; i < st->ndisc; i++)
-                if (st->disc[i].h == h && !strcmp(st->disc[i].item, item))
+        for (uint32_t i = 0; i < n; i++) {
+                const dh_disc_t *d = dh_disc(p, f, i);
+                if (d->h == h && !strcmp(dh_item(p, f, d), item))
                         return i;
+        }
         return -1;
 }
 
-/* Makes room for one more element of @p stride at index @p at. */
-static bool dh_insert_slot(void **arr, int *n, int *cap, size_t stride,
-                           int at) {
-        if (*n == *cap) {
-                int ncap = *cap ? *cap * 2 : 4;
-                void *na = realloc(*arr, (size_t)ncap * stride);
-                if (!na)
-                        return false;
-                *arr = na;
-                *cap = ncap;
-        }
-        char *a = *arr;
-        memmove(a + (size_t)(at + 1) * stride, a + (size_t)at * stride,
-                (size_t)(*n - at) * stride);
-        (*n)++;
-        return true;
-}
-
-/* Recomputes st->lmax and st->lmin after entries went. */
-static void dh_look_bounds(dh_state_t *st) {
-        st->lmax = INT64_MIN;
-        st->lmin = INT64_MAX;
-        for (int i = 0; i < st->nlook; i++) {
-                if (st->look[i].day > st->lmax)
-                        st->lmax = st->look[i].day;
-                if (st->look[i].day < st->lmin)
-                        st->lmin = st->look[i].day;
+/* Recomputes dmin after discoveries went (0 with none: canonical). */
+static void dh_disc_bounds(const dh_priv_t *p, enc_flat_t *f) {
+        dh_hdr_t *hd = dh_hdr(f);
+        hd->dmin = 0;
+        for (uint32_t i = 0; i < hd->ndisc; i++) {
+                int64_t d0 = dh_disc(p, f, i)->d0;
+                if (!i || d0 < hd->dmin)
+                        hd->dmin = d0;
         }
 }
 
-static void dh_look_remove(dh_state_t *st, int i) {
-        memmove(&st->look[i], &st->look[i + 1],
-                (size_t)(st->nlook - i - 1) * sizeof(*st->look));
-        st->nlook--;
-        dh_look_bounds(st);
-}
-
-/* Drops lookback entries older than @p minday. */
-static void dh_prune(dh_state_t *st, int64_t minday) {
-        if (st->nlook == 0 || st->lmin >= minday)
-                return; /* the usual case: nothing is that old */
-        int w = 0;
-        for (int i = 0; i < st->nlook; i++)
-                if (st->look[i].day >= minday)
-                        st->look[w++] = st->look[i];
-        st->nlook = w;
-        dh_look_bounds(st);
-}
-
-/* Records a qualified play of the item hashed to @p h on @p day, then
- * enforces the cap. */
-static enc_err_t dh_look_touch(const dh_priv_t *p, dh_state_t *st,
-                               uint64_t h, int64_t day) {
-        int i = dh_look_search(st, h);
-        if (i >= 0) {
-                if (day > st->look[i].day) {
-                        bool was_min = st->look[i].day == st->lmin;
-                        st->look[i].day = day;
-                        if (day > st->lmax)
-                                st->lmax = day;
-                        if (was_min)
-                                dh_look_bounds(st);
-                }
-                return ENC_OK;
+/* Adds @p delta to the string offsets of the entries from @p from on. */
+static void dh_disc_shift(const dh_priv_t *p, enc_flat_t *f, uint32_t from,
+                          uint32_t delta, bool down) {
+        uint32_t n = dh_hdr(f)->ndisc;
+        for (uint32_t j = from; j < n; j++) {
+                dh_disc_t *d = dh_disc(p, f, j);
+                d->soff = down ? d->soff - delta : d->soff + delta;
         }
-        i = -i - 1;
-        if (!dh_insert_slot((void **)&st->look, &st->nlook, &st->clook,
-                            sizeof(*st->look), i))
+}
+
+/* Opens discovery @p i (its insertion point in item order) of @p item on
+ * @p day, with day 0 engaged and seq 0; the caller emits. Its strings go
+ * where entry i's were (or at the end), so the area stays in entry order.
+ * ENC_ERR_NOMEM leaves the state as it was. */
+static enc_err_t dh_disc_open(const dh_priv_t *p, enc_flat_t **f, uint32_t i,
+                              uint64_t h, int64_t day, const char *const s[3],
+                              const size_t sl[3]) {
+        uint32_t len[3];
+        for (int k = 0; k < 3; k++)
+                len[k] = s[k] ? (uint32_t)sl[k] + 1 : 0;
+        uint32_t total = len[0] + len[1] + len[2];
+        uint32_t soff = i < dh_hdr(*f)->ndisc
+                                ? dh_disc(p, *f, i)->soff
+                                : (uint32_t)((*f)->len - dh_strs_off(p, *f));
+        size_t at = dh_strs_off(p, *f) + soff;
+        uint8_t *w = enc_flat_insert(f, at, total);
+        if (!w)
                 return ENC_ERR_NOMEM;
-        st->look[i] = (dh_look_t){h, day};
-        if (st->nlook == 1 || day > st->lmax)
-                st->lmax = day;
-        if (st->nlook == 1 || day < st->lmin)
-                st->lmin = day;
-        while (st->nlook > p->max_items) {
-                int old = 0; /* array order is hash order: first min wins */
-                for (int j = 1; j < st->nlook; j++)
-                        if (st->look[j].day < st->look[old].day)
-                                old = j;
-                dh_look_remove(st, old);
+        for (int k = 0; k < 3; k++) {
+                if (!s[k])
+                        continue;
+                memcpy(w, s[k], sl[k]); /* the NUL: insert zeroed the gap */
+                w += len[k];
         }
+        uint8_t *gap = enc_flat_insert(
+                f, dh_disc_off(*f) + (size_t)i * p->esize, p->esize);
+        if (!gap) {
+                enc_flat_cut(f, at, total);
+                return ENC_ERR_NOMEM;
+        }
+        dh_disc_t *d = (dh_disc_t *)(void *)gap;
+        d->h = h;
+        d->d0 = (int32_t)day;
+        d->ilen = (uint16_t)len[0];
+        d->rlen = (uint16_t)len[1];
+        d->clen = (uint16_t)len[2];
+        d->soff = soff;
+        d->bits[0] = 1; /* day 0 */
+        dh_hdr_t *hd = dh_hdr(*f);
+        hd->ndisc++;
+        dh_disc_shift(p, *f, i + 1, total, false);
+        if (hd->ndisc == 1 || day < hd->dmin)
+                hd->dmin = day;
         return ENC_OK;
 }
 
-static enc_err_t dh_emit(const dh_priv_t *p, dh_disc_t *d, double delta,
-                         int64_t observed, int64_t event_time, bool final,
-                         enc_emitter_t *em) {
+/* Closes discovery @p i: its entry and its strings go. */
+static void dh_disc_close(const dh_priv_t *p, enc_flat_t **f, uint32_t i) {
+        const dh_disc_t *d = dh_disc(p, *f, i);
+        uint32_t total = dh_slen(d);
+        enc_flat_cut(f, dh_strs_off(p, *f) + d->soff, total);
+        enc_flat_cut(f, dh_disc_off(*f) + (size_t)i * p->esize, p->esize);
+        dh_hdr(*f)->ndisc--;
+        dh_disc_shift(p, *f, i, total, true);
+        dh_disc_bounds(p, *f);
+}
+
+static int dh_disc_days(const dh_priv_t *p, const dh_disc_t *d) {
+        int n = 0;
+        for (int k = 0; k < p->words; k++)
+                n += __builtin_popcountll(d->bits[k]);
+        return n;
+}
+
+/* Emits an update of discovery @p i; its strings are borrowed from the
+ * block for the call. */
+static enc_err_t dh_emit(const dh_priv_t *p, enc_flat_t *f, uint32_t i,
+                         double delta, int64_t observed, int64_t event_time,
+                         bool final, enc_emitter_t *em) {
+        dh_disc_t *d = dh_disc(p, f, i);
+        const char *s = dh_item(p, f, d);
         enc_update_t up;
         memset(&up, 0, sizeof(up));
-        up.subject = d->item;
-        up.recommendation_id = d->rec;
-        up.cohort = d->cohort;
+        up.subject = s;
+        up.recommendation_id = d->rlen ? s + d->ilen : NULL;
+        up.cohort = d->clen ? s + d->ilen + d->rlen : NULL;
         up.window_start = enc_day_start(d->d0);
         up.window_end = enc_day_start(d->d0 + p->horizon);
-        up.value = enc_daybits_count(&d->days, d->d0, d->d0 + p->horizon - 1);
+        up.value = dh_disc_days(p, d);
         up.delta = delta;
         up.observed_days = (int32_t)observed;
         up.horizon_days = (int32_t)p->horizon;
@@ -356,78 +516,77 @@ static enc_err_t dh_emit(const dh_priv_t *p, dh_disc_t *d, double delta,
         return enc_emit(em, &up);
 }
 
-static int64_t dh_final_time(const dh_priv_t *p, const dh_disc_t *d) {
-        return enc_day_start(d->d0 + p->horizon);
-}
-
-/* Recomputes st->dmin after discoveries went. */
-static void dh_disc_bounds(dh_state_t *st) {
-        st->dmin = INT64_MAX;
-        for (int i = 0; i < st->ndisc; i++)
-                if (st->disc[i].d0 < st->dmin)
-                        st->dmin = st->disc[i].d0;
-}
+/* ---- the callbacks ---------------------------------------------------- */
 
 static int64_t dh_next_timer(void *priv, const void *state) {
         const dh_priv_t *p = priv;
-        const dh_state_t *st = state;
-        if (!st)
+        if (!state)
                 return ENC_NO_TIMER;
-        if (st->ndisc > 0)
-                return enc_day_start(st->dmin + p->horizon);
+        const dh_hdr_t *hd = dh_chdr(state);
+        if (hd->ndisc > 0)
+                return enc_day_start(hd->dmin + p->horizon);
         /* An entry of day d matters to plays up to day d + L. */
-        return st->nlook ? enc_day_start(st->lmax + p->lookback + 1)
+        return hd->nlook ? enc_day_start(hd->lmax + p->lookback + 1)
                          : ENC_NO_TIMER;
 }
 
 /* Emits and closes every discovery whose horizon ended at or before
  * @p now, in time order (then item order), prunes the lookback map to
  * what plays from @p now on can need, and frees an empty state. */
-static enc_err_t dh_advance(const dh_priv_t *p, void **state, int64_t now,
+static enc_err_t dh_advance(const dh_priv_t *p, enc_flat_t **f, int64_t now,
                             enc_emitter_t *em) {
-        dh_state_t *st = *state;
         /* Finals are due from enc_day_start(dmin + H) on; in time order,
-         * then item order (the array's), as the first of the smallest d0
+         * then item order (the entries'), as the first of the smallest d0
          * comes first. */
-        while (st->ndisc > 0 && enc_day_start(st->dmin + p->horizon) <= now) {
-                int best = 0;
-                while (st->disc[best].d0 != st->dmin)
+        while (dh_hdr(*f)->ndisc > 0 &&
+               enc_day_start(dh_hdr(*f)->dmin + p->horizon) <= now) {
+                int64_t dmin = dh_hdr(*f)->dmin;
+                uint32_t best = 0;
+                while (dh_disc(p, *f, best)->d0 != dmin)
                         best++;
-                dh_disc_t *d = &st->disc[best];
-                int64_t t = dh_final_time(p, d);
-                enc_err_t err = dh_emit(p, d, 0, p->horizon, t, true, em);
+                int64_t t = enc_day_start(dmin + p->horizon);
+                enc_err_t err =
+                        dh_emit(p, *f, best, 0, p->horizon, t, true, em);
                 if (err)
                         return err;
-                dh_disc_clear(p, d);
-                memmove(d, d + 1, (size_t)(st->ndisc - best - 1) * sizeof(*d));
-                st->ndisc--;
-                dh_disc_bounds(st);
+                dh_disc_close(p, f, best);
         }
-        dh_prune(st, enc_day_of(now) - p->lookback);
-        if (st->ndisc == 0 && st->nlook == 0) {
-                dh_state_free((void *)p, st);
-                *state = NULL;
+        dh_prune(f, enc_day_of(now) - p->lookback);
+        if (dh_hdr(*f)->ndisc == 0 && dh_hdr(*f)->nlook == 0) {
+                enc_flat_free(*f);
+                *f = NULL;
         }
         return ENC_OK;
 }
 
 static enc_err_t dh_on_timer(void *priv, void **state, int64_t now,
                              enc_emitter_t *em) {
-        return *state ? dh_advance(priv, state, now, em) : ENC_OK;
+        enc_flat_t *f = *state;
+        if (!f)
+                return ENC_OK;
+        enc_err_t err = dh_advance(priv, &f, now, em);
+        *state = f;
+        return err;
 }
 
-static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
-                             enc_emitter_t *em) {
-        const dh_priv_t *p = priv;
+/* True if a discovery's strings fit the entry's 16-bit lengths. Validated
+ * events keep ids and labels far below (ENC_ID_MAX, ENC_LABEL_MAX); a
+ * longer one is no discovery rather than a wrapped length. */
+static bool dh_fits(size_t ilen, const char *rec, const char *cohort) {
+        return ilen < UINT16_MAX && (!rec || strlen(rec) < UINT16_MAX) &&
+               (!cohort || strlen(cohort) < UINT16_MAX);
+}
+
+static enc_err_t dh_event(const dh_priv_t *p, enc_flat_t **f,
+                          const enc_event_t *ev, enc_emitter_t *em) {
         const char *item = p->by_track ? ev->track_id : ev->artist_id;
         int64_t day = enc_day_of(ev->event_time);
-        dh_state_t *st;
         enc_err_t err;
 
-        if (*state) {
+        if (*f) {
                 /* A no-op under the engine, which has run every timer due
                  * before this event; keeps the definition whole otherwise. */
-                err = dh_advance(p, state, ev->event_time, em);
+                err = dh_advance(p, f, ev->event_time, em);
                 if (err)
                         return err;
         }
@@ -435,218 +594,375 @@ static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
                 return ENC_OK;
         size_t ilen = strlen(item);
         uint64_t h = dh_hash(item, ilen);
-        if (!(st = *state)) {
-                if (!(st = calloc(1, sizeof(*st))))
+        if (!*f) {
+                if (!(*f = enc_flat_new(sizeof(dh_hdr_t))))
                         return ENC_ERR_NOMEM;
-                *state = st;
+                dh_hdr(*f)->ver = DH_STATE_V3;
+                dh_hdr(*f)->words = (uint8_t)p->words;
         }
         /* Afterwards every entry left is a play within the lookback. */
-        dh_prune(st, day - p->lookback);
+        dh_prune(f, day - p->lookback);
 
-        int di = dh_disc_find(st, item, h);
+        int64_t di = dh_disc_find(p, *f, item, h);
         if (di >= 0) {
-                dh_disc_t *d = &st->disc[di];
-                if (day > d->d0 && day < d->d0 + p->horizon &&
-                    !enc_daybits_has(&d->days, day)) {
-                        (void)enc_daybits_add(&d->days, day);
-                        err = dh_emit(p, d, 1, day - d->d0, ev->event_time,
+                dh_disc_t *d = dh_disc(p, *f, (uint32_t)di);
+                int64_t i = day - d->d0;
+                if (i > 0 && i < p->horizon &&
+                    !(d->bits[i / 64] >> (i % 64) & 1)) {
+                        d->bits[i / 64] |= (uint64_t)1 << (i % 64);
+                        err = dh_emit(p, *f, (uint32_t)di, 1, i, ev->event_time,
                                       false, em);
                         if (err)
                                 return err;
                 }
         } else if (ev->source == ENC_SRC_RECOMMENDATION &&
-                   dh_look_search(st, h) < 0 && st->ndisc < p->max_items) {
+                   dh_look_search(*f, h) < 0 &&
+                   dh_hdr(*f)->ndisc < (uint32_t)p->max_items &&
+                   dh_fits(ilen, ev->recommendation_id, ev->cohort)) {
+                const char *s[3] = {item, ev->recommendation_id, ev->cohort};
+                size_t sl[3] = {ilen, s[1] ? strlen(s[1]) : 0,
+                                s[2] ? strlen(s[2]) : 0};
                 /* Where it goes in item order. */
-                di = -dh_search(st->disc, sizeof(*st->disc), st->ndisc,
-                                item) - 1;
-                dh_disc_t d;
-                memset(&d, 0, sizeof(d));
-                const char *rec = ev->recommendation_id, *co = ev->cohort;
-                d.d0 = day;
-                d.h = h;
-                enc_daybits_init(&d.days, day);
-                (void)enc_daybits_add(&d.days, day);
-                const char *sv[3] = {item, rec, co};
-                size_t sl[3] = {ilen, rec ? strlen(rec) : 0,
-                                co ? strlen(co) : 0};
-                if (!enc_sig_strs3(dh_strs(p), &d.item, &d.rec, &d.cohort, sv,
-                                   sl, &d.sbytes))
-                        return ENC_ERR_NOMEM;
-                if (!dh_insert_slot((void **)&st->disc, &st->ndisc, &st->cdisc,
-                                    sizeof(*st->disc), di)) {
-                        dh_disc_clear(p, &d);
-                        return ENC_ERR_NOMEM;
-                }
-                st->disc[di] = d;
-                if (st->ndisc == 1 || day < st->dmin)
-                        st->dmin = day;
-                err = dh_emit(p, &st->disc[di], 1, 0, ev->event_time, false,
-                              em);
+                uint32_t at = (uint32_t)(-dh_disc_search(p, *f, item) - 1);
+                err = dh_disc_open(p, f, at, h, day, s, sl);
+                if (!err)
+                        err = dh_emit(p, *f, at, 1, 0, ev->event_time, false,
+                                      em);
                 if (err)
                         return err;
         }
-        return dh_look_touch(p, st, h, day);
+        return dh_look_touch(p, f, h, day);
+}
+
+static enc_err_t dh_on_event(void *priv, void **state, const enc_event_t *ev,
+                             enc_emitter_t *em) {
+        enc_flat_t *f = *state;
+        enc_err_t err = dh_event(priv, &f, ev, em);
+        *state = f;
+        return err;
 }
 
 /* ---- state records ----------------------------------------------------
- * v2: u8 2,
+ * v3: the block (above). Decoding checks every byte of it against the
+ * instance, then copies it; a record whose bitmaps are another width
+ * (written under another horizon.days) is re-laid to this instance's.
+ * v2 (read only): u8 2,
  *     varint nlook, nlook x (u64be hash, svarint day)  sorted by hash,
  *     varint ndisc, ndisc x (str item, str rec, str cohort, svarint d0,
  *                            varint seq, daybits)       sorted by item.
  * v1 (read only): the same with each lookback entry (str item, svarint
- * day), sorted by item; read by hashing the ids, so a store written before
- * the ids were interned migrates as its users are loaded. */
+ * day), sorted by item; read by hashing the ids.
+ * v1 and v2 are parsed into a v3 block, so a store written by an earlier
+ * build migrates as its users are loaded. */
 
-#define DH_STATE_V2 2
+/* strcmp's order on two strings without NUL given by bytes and length. */
+static int dh_bytes_cmp(const char *a, size_t al, const char *b, size_t bl) {
+        int c = memcmp(a, b, al < bl ? al : bl);
+        return c ? c : (al > bl) - (al < bl);
+}
+
+/* True if the bits of @p d past the horizon are clear and day 0 is set. */
+static bool dh_bits_ok(const dh_priv_t *p, const uint64_t *bits, int words) {
+        if (!(bits[0] & 1))
+                return false;
+        for (int k = 0; k < words; k++) {
+                int64_t lo = (int64_t)k * 64; /* day index of bit 0 */
+                uint64_t allowed =
+                        p->horizon <= lo ? 0
+                        : p->horizon - lo >= 64
+                                ? ~(uint64_t)0
+                                : ((uint64_t)1 << (p->horizon - lo)) - 1;
+                if (bits[k] & ~allowed)
+                        return false;
+        }
+        return true;
+}
+
+/* True if the @p n bytes at @p s are a stored string: at most @p max
+ * bytes, its NUL last, valid as enc_sig_str_ok checks. */
+static bool dh_str_ok(const uint8_t *s, uint32_t n, size_t max) {
+        return n >= 1 && n - 1 <= max && s[n - 1] == '\0' &&
+               enc_sig_str_ok(s, n - 1);
+}
+
+/* Checks the v3 block @p f (untrusted bytes) against the instance, with
+ * bitmaps of @p words words. */
+static bool dh_check(const dh_priv_t *p, enc_flat_t *f, int words) {
+        const dh_hdr_t *hd = dh_chdr(f);
+        size_t esize = sizeof(dh_disc_t) + (size_t)words * sizeof(uint64_t);
+        if (hd->ver != DH_STATE_V3 || hd->zero16 || hd->zero32 ||
+            hd->nlook > (uint32_t)p->max_items ||
+            hd->ndisc > (uint32_t)p->max_items ||
+            (hd->nlook == 0 && hd->ndisc == 0)) /* would never expire */
+                return false;
+        size_t soff = sizeof(dh_hdr_t) + (size_t)hd->nlook * sizeof(dh_look_t) +
+                      (size_t)hd->ndisc * esize; /* caps keep it small */
+        if (soff > f->len)
+                return false;
+        const dh_look_t *look = dh_look(f);
+        int64_t lmin = 0, lmax = 0;
+        for (uint32_t i = 0; i < hd->nlook; i++) {
+                if (!enc_sig_day_ok(look[i].day) ||
+                    (i && look[i - 1].h >= look[i].h))
+                        return false;
+                if (!i || look[i].day < lmin)
+                        lmin = look[i].day;
+                if (!i || look[i].day > lmax)
+                        lmax = look[i].day;
+        }
+        if (hd->lmin != lmin || hd->lmax != lmax)
+                return false;
+        const uint8_t *strs = f->d + soff;
+        uint32_t sbytes = (uint32_t)(f->len - soff), run = 0;
+        const char *prev = NULL;
+        int64_t dmin = 0;
+        for (uint32_t i = 0; i < hd->ndisc; i++) {
+                const dh_disc_t *d =
+                        (const dh_disc_t
+                                 *)(const void *)(f->d + sizeof(dh_hdr_t) +
+                                                  (size_t)hd->nlook *
+                                                          sizeof(dh_look_t) +
+                                                  (size_t)i * esize);
+                uint32_t total = dh_slen(d);
+                if (!enc_sig_day_ok(d->d0) || d->seq < 1 ||
+                    d->seq > p->horizon + 1 || d->soff != run ||
+                    total > sbytes - run || d->ilen < 2 ||
+                    !dh_str_ok(strs + run, d->ilen, ENC_ID_MAX) ||
+                    (d->rlen &&
+                     !dh_str_ok(strs + run + d->ilen, d->rlen, ENC_ID_MAX)) ||
+                    (d->clen && !dh_str_ok(strs + run + d->ilen + d->rlen,
+                                           d->clen, ENC_LABEL_MAX)) ||
+                    !dh_bits_ok(p, d->bits, words))
+                        return false;
+                const char *item = (const char *)strs + run;
+                if ((prev && strcmp(prev, item) >= 0) ||
+                    d->h != dh_hash(item, d->ilen - 1u))
+                        return false;
+                if (!i || d->d0 < dmin)
+                        dmin = d->d0;
+                prev = item;
+                run += total;
+        }
+        return run == sbytes && hd->dmin == dmin;
+}
+
+/* A copy of the checked block @p f, whose bitmaps have @p words words,
+ * with this instance's width (the extra words are zero: checked). */
+static enc_flat_t *dh_rewiden(const dh_priv_t *p, enc_flat_t *f, int words) {
+        const dh_hdr_t *hd = dh_chdr(f);
+        size_t oldsize = sizeof(dh_disc_t) + (size_t)words * sizeof(uint64_t);
+        size_t doff = dh_disc_off(f);
+        size_t soff = doff + (size_t)hd->ndisc * oldsize;
+        size_t sbytes = f->len - soff;
+        enc_flat_t *g =
+                enc_flat_new(doff + (size_t)hd->ndisc * p->esize + sbytes);
+        if (!g)
+                return NULL;
+        memcpy(g->d, f->d, doff);
+        dh_hdr(g)->words = (uint8_t)p->words;
+        size_t keep = oldsize < p->esize ? oldsize : p->esize;
+        for (uint32_t i = 0; i < hd->ndisc; i++)
+                memcpy(g->d + doff + (size_t)i * p->esize,
+                       f->d + doff + (size_t)i * oldsize, keep);
+        memcpy(g->d + doff + (size_t)hd->ndisc * p->esize, f->d + soff, sbytes);
+        return g;
+}
+
+/* What a pass over a v1/v2 record found. */
+typedef struct dh_old_s {
+        uint32_t nlook, ndisc; /* entries as stored (v1: before merging) */
+        uint32_t sbytes;       /* the string area they need */
+} dh_old_t;
+
+/* Reads a v1 or v2 record. With @p f NULL, checks it and counts into
+ * @p c; then, with @p f a zeroed block laid out for @p c, writes the
+ * entries and strings (lookback entries in stored order, v1's hashed). */
+static bool dh_old_pass(const dh_priv_t *p, const uint8_t *buf, size_t len,
+                        enc_flat_t *f, dh_old_t *c) {
+        const uint8_t *q = buf + 1, *end = buf + len;
+        uint8_t ver = buf[0];
+        uint64_t n;
+        const char *prev = NULL;
+        size_t prevlen = 0;
+        uint64_t prevh = 0;
+        /* Counts are checked against the cap and against the bytes left
+         * (each entry takes at least two) before anything is counted. */
+        if (!enc_get_varint(&q, end, &n) || n > (uint64_t)p->max_items ||
+            n > (uint64_t)(end - q) / 2)
+                return false;
+        c->nlook = (uint32_t)n;
+        for (uint32_t i = 0; i < c->nlook; i++) {
+                uint64_t h;
+                int64_t day;
+                if (ver == ENC_SIG_STATE_V1) {
+                        const char *s;
+                        size_t sl;
+                        if (!enc_sig_strref_get(&q, end, ENC_ID_MAX, &s, &sl) ||
+                            !s || !sl || !enc_get_svarint(&q, end, &day) ||
+                            !enc_sig_day_ok(day))
+                                return false;
+                        /* strictly increasing, as v1 wrote them */
+                        if (prev && dh_bytes_cmp(prev, prevlen, s, sl) >= 0)
+                                return false;
+                        prev = s, prevlen = sl;
+                        h = f ? dh_hash(s, sl) : 0;
+                } else {
+                        if (!enc_get_u64be(&q, end, &h) ||
+                            !enc_get_svarint(&q, end, &day) ||
+                            !enc_sig_day_ok(day) || (i && prevh >= h))
+                                return false;
+                        prevh = h;
+                }
+                if (f)
+                        dh_look(f)[i] = (dh_look_t){h, day};
+        }
+        if (!enc_get_varint(&q, end, &n) || n > (uint64_t)p->max_items ||
+            n > (uint64_t)(end - q) / 6)
+                return false;
+        c->ndisc = (uint32_t)n;
+        uint32_t run = 0;
+        prev = NULL;
+        for (uint32_t i = 0; i < c->ndisc; i++) {
+                const char *s[3];
+                size_t sl[3];
+                int64_t d0;
+                uint64_t seq;
+                enc_daybits_t days;
+                if (!enc_sig_strref_get(&q, end, ENC_ID_MAX, &s[0], &sl[0]) ||
+                    !s[0] || !sl[0] ||
+                    !enc_sig_strref_get(&q, end, ENC_ID_MAX, &s[1], &sl[1]) ||
+                    !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &s[2],
+                                        &sl[2]) ||
+                    (prev && dh_bytes_cmp(prev, prevlen, s[0], sl[0]) >= 0) ||
+                    !enc_get_svarint(&q, end, &d0) || !enc_sig_day_ok(d0) ||
+                    !enc_get_varint(&q, end, &seq) || seq < 1 ||
+                    seq > (uint64_t)p->horizon + 1)
+                        return false;
+                prev = s[0], prevlen = sl[0];
+                days.base = d0;
+                /* Day 0 is always engaged; nothing past the horizon is. */
+                if (!enc_daybits_get(&q, end, &days) ||
+                    !enc_daybits_has(&days, d0) ||
+                    enc_daybits_last(&days) >= d0 + p->horizon)
+                        return false;
+                uint32_t sb[3];
+                for (int k = 0; k < 3; k++)
+                        sb[k] = s[k] ? (uint32_t)sl[k] + 1 : 0;
+                if (f) {
+                        dh_disc_t *d = dh_disc(p, f, i);
+                        uint8_t *w = f->d + dh_strs_off(p, f) + run;
+                        d->h = dh_hash(s[0], sl[0]);
+                        d->d0 = (int32_t)d0;
+                        d->seq = (uint16_t)seq;
+                        d->ilen = (uint16_t)sb[0];
+                        d->rlen = (uint16_t)sb[1];
+                        d->clen = (uint16_t)sb[2];
+                        d->soff = run;
+                        /* the span is [d0, d0 + H): within W words */
+                        memcpy(d->bits, days.w,
+                               (size_t)p->words * sizeof(uint64_t));
+                        for (int k = 0; k < 3; k++) {
+                                if (s[k])
+                                        memcpy(w, s[k], sl[k]); /* NUL: 0 */
+                                w += sb[k];
+                        }
+                }
+                run += sb[0] + sb[1] + sb[2];
+        }
+        c->sbytes = run;
+        return q == end && (c->nlook > 0 || c->ndisc > 0);
+}
 
 static int dh_look_cmp(const void *a, const void *b) {
         uint64_t x = ((const dh_look_t *)a)->h, y = ((const dh_look_t *)b)->h;
         return (x > y) - (x < y);
 }
 
-/* Reads v1's lookback entries into st->look (room for @p n), interned and
- * sorted by hash; two ids of one hash keep the later day. */
-static bool dh_decode_look_v1(dh_state_t *st, const uint8_t **q,
-                              const uint8_t *end, uint64_t n) {
-        const char *prev = NULL;
-        size_t prevlen = 0;
-        for (uint64_t i = 0; i < n; i++) {
-                const char *s;
-                size_t sl;
-                dh_look_t *l = &st->look[st->nlook];
-                if (!enc_sig_strref_get(q, end, ENC_ID_MAX, &s, &sl) || !s ||
-                    !sl || !enc_get_svarint(q, end, &l->day) ||
-                    !enc_sig_day_ok(l->day))
-                        return false;
-                if (prev) { /* strictly increasing, as v1 wrote them */
-                        int c = memcmp(prev, s, prevlen < sl ? prevlen : sl);
-                        if (c > 0 || (c == 0 && prevlen >= sl))
-                                return false;
+/* Parses a v1 or v2 record into a v3 block (*fp); false if corrupt,
+ * true with *fp NULL when out of memory. */
+static bool dh_decode_old(const dh_priv_t *p, const uint8_t *buf, size_t len,
+                          enc_flat_t **fp) {
+        dh_old_t c;
+        *fp = NULL;
+        if (!dh_old_pass(p, buf, len, NULL, &c))
+                return false;
+        enc_flat_t *f = enc_flat_new(sizeof(dh_hdr_t) +
+                                     (size_t)c.nlook * sizeof(dh_look_t) +
+                                     (size_t)c.ndisc * p->esize + c.sbytes);
+        if (!f)
+                return true;
+        dh_hdr_t *hd = dh_hdr(f);
+        hd->ver = DH_STATE_V3;
+        hd->words = (uint8_t)p->words;
+        hd->nlook = c.nlook;
+        hd->ndisc = c.ndisc;
+        (void)dh_old_pass(p, buf, len, f, &c); /* checked above */
+        if (buf[0] == ENC_SIG_STATE_V1 && c.nlook) {
+                /* v1 was sorted by id: sort by hash; two ids of one hash
+                 * keep the later day. */
+                dh_look_t *look = dh_look(f);
+                qsort(look, c.nlook, sizeof(*look), dh_look_cmp);
+                uint32_t w = 0;
+                for (uint32_t i = 0; i < c.nlook; i++) {
+                        if (w && look[w - 1].h == look[i].h) {
+                                if (look[i].day > look[w - 1].day)
+                                        look[w - 1].day = look[i].day;
+                                continue;
+                        }
+                        look[w++] = look[i];
                 }
-                prev = s, prevlen = sl;
-                l->h = dh_hash(s, sl);
-                st->nlook++;
+                dh_look_truncate(&f, w);
         }
-        if (st->nlook > 1) /* (qsort must not get the NULL of none) */
-                qsort(st->look, (size_t)st->nlook, sizeof(*st->look),
-                      dh_look_cmp);
-        int w = 0;
-        for (int i = 0; i < st->nlook; i++) {
-                if (w && st->look[w - 1].h == st->look[i].h) {
-                        if (st->look[i].day > st->look[w - 1].day)
-                                st->look[w - 1].day = st->look[i].day;
-                        continue;
-                }
-                st->look[w++] = st->look[i];
-        }
-        st->nlook = w;
+        dh_look_bounds(f);
+        dh_disc_bounds(p, f);
+        *fp = f;
         return true;
 }
 
 static enc_err_t dh_state_decode(void *priv, const uint8_t *buf, size_t len,
                                  void **statep) {
         const dh_priv_t *p = priv;
-        const uint8_t *q = buf, *end = buf + len;
-        uint8_t ver;
-        uint64_t n;
-        dh_state_t *st = calloc(1, sizeof(*st));
+        enc_flat_t *f;
 
         *statep = NULL;
-        if (!st)
+        if (len < 1)
+                return ENC_ERR_CORRUPT;
+        if (buf[0] == ENC_SIG_STATE_V1 || buf[0] == DH_STATE_V2) {
+                if (!dh_decode_old(p, buf, len, &f))
+                        return ENC_ERR_CORRUPT;
+                if (!f)
+                        return ENC_ERR_NOMEM;
+                *statep = f;
+                return ENC_OK;
+        }
+        /* The width of the bitmaps comes from the record: a horizon of 1 to
+         * 366 days takes 1 to 6 words. Its bytes are copied (aligned) and
+         * checked in the copy: len is the record's, bounded by the store. */
+        if (buf[0] != DH_STATE_V3 || len < sizeof(dh_hdr_t) ||
+            len > ENC_FLAT_MAX || buf[1] < 1 || buf[1] > ENC_DAYBITS_WORDS)
+                return ENC_ERR_CORRUPT;
+        int words = buf[1];
+        if (!(f = enc_flat_copy(buf, len)))
                 return ENC_ERR_NOMEM;
-        /* Counts are checked against the cap and against the bytes left
-         * (each entry takes at least two) before anything is allocated. */
-        if (!enc_get_u8(&q, end, &ver) ||
-            (ver != ENC_SIG_STATE_V1 && ver != DH_STATE_V2) ||
-            !enc_get_varint(&q, end, &n) || n > (uint64_t)p->max_items ||
-            n > (uint64_t)(end - q) / 2)
-                goto corrupt;
-        if (n && !(st->look = malloc((size_t)n * sizeof(*st->look))))
-                goto nomem;
-        st->clook = (int)n;
-        if (ver == ENC_SIG_STATE_V1) {
-                if (!dh_decode_look_v1(st, &q, end, n))
-                        goto corrupt;
-        } else {
-                for (uint64_t i = 0; i < n; i++) {
-                        dh_look_t *l = &st->look[i];
-                        if (!enc_get_u64be(&q, end, &l->h) ||
-                            !enc_get_svarint(&q, end, &l->day) ||
-                            !enc_sig_day_ok(l->day) ||
-                            (i && st->look[i - 1].h >= l->h))
-                                goto corrupt;
-                        st->nlook++;
-                }
+        if (!dh_check(p, f, words)) {
+                enc_flat_free(f);
+                return ENC_ERR_CORRUPT;
         }
-        dh_look_bounds(st);
-        if (!enc_get_varint(&q, end, &n) || n > (uint64_t)p->max_items ||
-            n > (uint64_t)(end - q) / 6)
-                goto corrupt;
-        if (n && !(st->disc = calloc((size_t)n, sizeof(*st->disc))))
-                goto nomem;
-        st->cdisc = (int)n;
-        for (uint64_t i = 0; i < n; i++) {
-                dh_disc_t *d = &st->disc[i];
-                uint64_t seq;
-                const char *s[3];
-                size_t sl[3];
-                st->ndisc++;
-                if (!enc_sig_strref_get(&q, end, ENC_ID_MAX, &s[0], &sl[0]) ||
-                    !s[0] || !sl[0] ||
-                    !enc_sig_strref_get(&q, end, ENC_ID_MAX, &s[1], &sl[1]) ||
-                    !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &s[2], &sl[2]))
-                        goto corrupt;
-                if (!enc_sig_strs3(dh_strs(p), &d->item, &d->rec, &d->cohort,
-                                   s, sl, &d->sbytes))
-                        goto nomem;
-                d->h = dh_hash(s[0], sl[0]);
-                if ((i && strcmp(st->disc[i - 1].item, d->item) >= 0) ||
-                    !enc_get_svarint(&q, end, &d->d0) ||
-                    !enc_sig_day_ok(d->d0) || !enc_get_varint(&q, end, &seq) ||
-                    seq < 1 || seq > (uint64_t)p->horizon + 1)
-                        goto corrupt;
-                d->seq = (int64_t)seq;
-                d->days.base = d->d0;
-                /* Day 0 is always engaged; nothing past the horizon is. */
-                if (!enc_daybits_get(&q, end, &d->days) ||
-                    !enc_daybits_has(&d->days, d->d0) ||
-                    enc_daybits_last(&d->days) >= d->d0 + p->horizon)
-                        goto corrupt;
+        if (words != p->words) {
+                enc_flat_t *g = dh_rewiden(p, f, words);
+                enc_flat_free(f);
+                if (!g)
+                        return ENC_ERR_NOMEM;
+                f = g;
         }
-        dh_disc_bounds(st);
-        if (q != end || (st->nlook == 0 && st->ndisc == 0))
-                goto corrupt;
-        *statep = st;
+        *statep = f;
         return ENC_OK;
-
-corrupt:
-        dh_state_free(priv, st);
-        return ENC_ERR_CORRUPT;
-nomem:
-        dh_state_free(priv, st);
-        return ENC_ERR_NOMEM;
 }
 
 static enc_err_t dh_state_encode(void *priv, const void *state,
                                  enc_buf_t *out) {
-        const dh_state_t *st = state;
-        enc_buf_put_u8(out, DH_STATE_V2);
-        enc_buf_put_varint(out, (uint64_t)st->nlook);
-        for (int i = 0; i < st->nlook; i++) {
-                enc_buf_put_u64be(out, st->look[i].h);
-                enc_buf_put_svarint(out, st->look[i].day);
-        }
-        enc_buf_put_varint(out, (uint64_t)st->ndisc);
-        for (int i = 0; i < st->ndisc; i++) {
-                const dh_disc_t *d = &st->disc[i];
-                enc_buf_put_str(out, d->item);
-                enc_buf_put_str(out, d->rec);
-                enc_buf_put_str(out, d->cohort);
-                enc_buf_put_svarint(out, d->d0);
-                enc_buf_put_varint(out, (uint64_t)d->seq);
-                enc_daybits_put(&d->days, out);
-        }
-        return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
+        (void)priv;
+        return enc_flat_encode(state, out);
 }
 
 const enc_signal_plugin_t enc_sig_discovery_habit = {
