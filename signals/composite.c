@@ -43,13 +43,31 @@
  * when both have expired. The last emitted sum is not stored: it is
  * sum w_i x_i, recomputed.
  *
+ * The state is one flat block (base/flat.h) whose bytes are its stored
+ * form, record v3: a header (co_hdr_t: version, flags, last_time, seq,
+ * event_time, where the cohort is), one fixed-width slot per configured
+ * entry (x_i and the time it was taken at; an any-subject entry also
+ * where its subject is: a fixed-subject entry stores no subject), then
+ * the strings, each with its NUL, the cohort first and the subjects in
+ * entry order, with no gap. Encoding is a copy; decoding checks every
+ * byte and copies. The order of the strings is fixed and a cleared part
+ * is all zero (t never), so the same logical state has the same bytes
+ * whatever its history (canonical), and the decoder refuses any other
+ * arrangement. A subject or cohort that changes length is edited in
+ * place (enc_flat_insert/cut, which keep room for growth): an update
+ * allocates nothing in steady state. Records v1 and v2 (varints, one
+ * string after another) are still read: parsed and built into a v3
+ * block, which is how a store migrates as its users are loaded.
+ *
  * Never: read a clock, or use components that run after this instance
  * (the registry refuses such a list; see depends).
  */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
+#include "flat.h"
 #include "sigpriv.h"
 
 typedef enum co_kind_e {
@@ -72,75 +90,201 @@ typedef struct co_comp_s {
         co_kind_t kind;
 } co_comp_t;
 
+/* ---- the block (record v3) ---------------------------------------------
+ * Fixed-width fields in the machine's (little-endian, flat.h) order at
+ * 8-aligned offsets: d is 8-aligned and every slot is a multiple of 8. */
+
+/* Where a string is: bytes d[off..off+len), its NUL at d[off+len].
+ * off 0 (inside the header, never a string's place) means absent; len is
+ * 0 then. */
+typedef struct co_sref_s {
+        uint32_t off;
+        uint32_t len;
+} co_sref_t;
+
+#define CO_LIVE      1 /* components seen within ttl */
+#define CO_HAS_EVENT 2 /* an event applied within ttl */
+
+typedef struct co_hdr_s {
+        uint8_t ver;        /* CO_STATE_V3, first as in every record */
+        uint8_t flags;      /* CO_LIVE | CO_HAS_EVENT; 0 only while built */
+        uint8_t n;          /* configured entries */
+        uint8_t pad0;       /* 0 */
+        uint16_t any;       /* bit i: entry i takes any subject */
+        uint16_t pad1;      /* 0 */
+        int64_t last_time;  /* last matching update; 0 unless live */
+        int64_t seq;        /* last sequence emitted; 0 unless live */
+        int64_t event_time; /* the user's latest event; 0 without one */
+        co_sref_t cohort;   /* its cohort (may be absent); absent without
+                               one */
+} co_hdr_t;
+
+/* One entry's input. An any-subject entry's slot is this and the
+ * co_sref_t of the subject of the update taken; a fixed-subject one is
+ * this alone. Cleared (not live): x +0, t CO_NEVER, no subject. */
+typedef struct co_xt_s {
+        double x;
+        int64_t t; /* event time it was taken at; CO_NEVER if not yet */
+} co_xt_t;
+
+_Static_assert(sizeof(co_sref_t) == 8 && sizeof(co_xt_t) == 16 &&
+                       sizeof(co_hdr_t) == 40,
+               "record v3 fields are fixed-width, 8-aligned, no padding");
+_Static_assert(ENC_COMPONENTS_MAX <= 16 && ENC_COMPONENTS_MAX <= UINT8_MAX,
+               "co_hdr_t.any and .n hold the entries");
+
+#define CO_STATE_V2 2 /* read only */
+#define CO_STATE_V3 3 /* the block */
+#define CO_NEVER    INT64_MIN
+#define CO_STRS  (1 + ENC_COMPONENTS_MAX) /* cohort + subjects at most */
+
 typedef struct co_priv_s {
         int n;
         co_comp_t comp[ENC_COMPONENTS_MAX];
         int64_t ttl_ms;
-        enc_pool_t pool; /* freed states (all of one size), for reuse */
+        /* The block's layout, fixed by the entries (co_layout). Strings
+         * are numbered k: 0 the cohort, then one per any-subject entry in
+         * entry order, which is their order in the string area. */
+        uint16_t any;                      /* as co_hdr_t.any */
+        int nstr;                          /* strings */
+        uint32_t slot[ENC_COMPONENTS_MAX]; /* offset of entry i's co_xt_t */
+        int8_t str_of[ENC_COMPONENTS_MAX]; /* entry i's string k, or -1 */
+        uint32_t ref[CO_STRS];             /* offset of string k's co_sref_t */
+        uint32_t str_off;                  /* start of the string area */
 } co_priv_t;
 
-/* One component's current input. */
-typedef struct co_slot_s {
-        double x;
-        int64_t t;     /* event time it was taken at; CO_NEVER if not yet */
-        enc_sig_str_t subject; /* of the update taken (any-subject entries
-                                  only) */
-} co_slot_t;
-
-#define CO_NEVER INT64_MIN
-
-typedef struct co_state_s {
-        bool live;         /* components seen within ttl: slots, last_time
-                              and seq mean something; else all zero */
-        int64_t last_time; /* last matching update */
-        int64_t seq;
-        bool has_event;     /* an event applied within ttl */
-        int64_t event_time; /* the user's latest applied event */
-        enc_sig_str_t cohort; /* its cohort (absent allowed) */
-        co_slot_t s[];      /* one per configured component (priv->n):
-                               every cached user carries one, so not
-                               ENC_COMPONENTS_MAX */
-} co_state_t;
-
-static void co_clear_components(const co_priv_t *p, co_state_t *st) {
+static void co_layout(co_priv_t *p) {
+        uint32_t off = sizeof(co_hdr_t);
+        p->any = 0;
+        p->nstr = 1;
+        p->ref[0] = offsetof(co_hdr_t, cohort);
         for (int i = 0; i < p->n; i++) {
-                enc_sig_str_free(&st->s[i].subject);
-                st->s[i].x = 0;
-                st->s[i].t = CO_NEVER;
+                p->slot[i] = off;
+                off += sizeof(co_xt_t);
+                p->str_of[i] = -1;
+                if (p->comp[i].any_subject) {
+                        p->any |= (uint16_t)(1u << i);
+                        p->str_of[i] = (int8_t)p->nstr;
+                        p->ref[p->nstr++] = off;
+                        off += sizeof(co_sref_t);
+                }
         }
-        st->live = false;
-        st->last_time = 0;
-        st->seq = 0;
+        p->str_off = off;
 }
 
-static co_state_t *co_state_new(co_priv_t *p) {
-        co_state_t *st = enc_pool_get(
-                &p->pool, sizeof(co_state_t) + (size_t)p->n * sizeof(co_slot_t));
-        if (st)
-                co_clear_components(p, st);
-        return st;
+static co_hdr_t *co_hdr(enc_flat_t *f) {
+        return (co_hdr_t *)(void *)f->d;
+}
+
+static const co_hdr_t *co_chdr(const enc_flat_t *f) {
+        return (const co_hdr_t *)(const void *)f->d;
+}
+
+static co_xt_t *co_xt(enc_flat_t *f, const co_priv_t *p, int i) {
+        return (co_xt_t *)(void *)(f->d + p->slot[i]);
+}
+
+static const co_xt_t *co_cxt(const enc_flat_t *f, const co_priv_t *p, int i) {
+        return (const co_xt_t *)(const void *)(f->d + p->slot[i]);
+}
+
+static co_sref_t *co_ref(enc_flat_t *f, const co_priv_t *p, int k) {
+        return (co_sref_t *)(void *)(f->d + p->ref[k]);
+}
+
+static const co_sref_t *co_cref(const enc_flat_t *f, const co_priv_t *p,
+                                int k) {
+        return (const co_sref_t *)(const void *)(f->d + p->ref[k]);
+}
+
+/* String @p k, borrowed from the block (valid until it is edited); NULL
+ * when absent. */
+static const char *co_str(const enc_flat_t *f, const co_priv_t *p, int k) {
+        const co_sref_t *r = co_cref(f, p, k);
+        return r->off ? (const char *)f->d + r->off : NULL;
+}
+
+/* Where string @p k goes: after the last present string before it. */
+static size_t co_str_at(const enc_flat_t *f, const co_priv_t *p, int k) {
+        for (int j = k - 1; j >= 0; j--) {
+                const co_sref_t *r = co_cref(f, p, j);
+                if (r->off)
+                        return (size_t)r->off + r->len + 1;
+        }
+        return p->str_off;
+}
+
+/* Sets string @p k of *@p fp to a copy of @p v (NULL: absent), moving the
+ * strings after it (the block may move). @p v must not point into the
+ * block (it is an event's or an earlier instance's). False, with the
+ * block unchanged, when out of memory; never fails to remove or shorten. */
+static bool co_set_str(const co_priv_t *p, enc_flat_t **fp, int k,
+                       const char *v) {
+        const char *cur = co_str(*fp, p, k);
+        if (cur == v || (cur && v && !strcmp(cur, v)))
+                return true;
+        co_sref_t r = *co_cref(*fp, p, k);
+        size_t vl = v ? strlen(v) : 0;
+        size_t had = r.off ? (size_t)r.len + 1 : 0, need = v ? vl + 1 : 0;
+        size_t at = r.off ? r.off : co_str_at(*fp, p, k);
+        if (vl > UINT32_MAX - 1)
+                return false;
+        if (need > had) {
+                if (!enc_flat_insert(fp, at + had, need - had))
+                        return false;
+        } else if (need < had) {
+                enc_flat_cut(fp, at + need, had - need);
+        }
+        enc_flat_t *f = *fp;
+        if (v)
+                memcpy(f->d + at, v, need); /* with its NUL */
+        co_sref_t *w = co_ref(f, p, k);
+        w->off = v ? (uint32_t)at : 0;
+        w->len = (uint32_t)vl;
+        for (int j = k + 1; j < p->nstr; j++) {
+                co_sref_t *o = co_ref(f, p, j);
+                if (o->off)
+                        o->off = (uint32_t)(o->off + need - had);
+        }
+        return true;
+}
+
+/* Clears the components part: slots, their subjects, last_time, seq. */
+static void co_clear_components(const co_priv_t *p, enc_flat_t **fp) {
+        /* The subjects are the string area after the cohort. */
+        size_t from = co_str_at(*fp, p, 1);
+        if ((*fp)->len > from)
+                enc_flat_cut(fp, from, (*fp)->len - from);
+        enc_flat_t *f = *fp;
+        memset(f->d + sizeof(co_hdr_t), 0, p->str_off - sizeof(co_hdr_t));
+        for (int i = 0; i < p->n; i++)
+                co_xt(f, p, i)->t = CO_NEVER;
+        co_hdr_t *h = co_hdr(f);
+        h->flags &= (uint8_t)~CO_LIVE;
+        h->last_time = 0;
+        h->seq = 0;
+}
+
+/* A state with nothing in it (flags 0: the caller sets one). */
+static enc_flat_t *co_state_new(const co_priv_t *p) {
+        enc_flat_t *f = enc_flat_new(p->str_off);
+        if (!f)
+                return NULL;
+        co_hdr_t *h = co_hdr(f);
+        h->ver = CO_STATE_V3;
+        h->n = (uint8_t)p->n;
+        h->any = p->any;
+        for (int i = 0; i < p->n; i++)
+                co_xt(f, p, i)->t = CO_NEVER;
+        return f;
 }
 
 static void co_state_free(void *priv, void *state) {
-        co_priv_t *p = priv;
-        co_state_t *st = state;
-        if (!st)
-                return;
-        for (int i = 0; i < p->n; i++)
-                enc_sig_str_free(&st->s[i].subject);
-        enc_sig_str_free(&st->cohort);
-        enc_pool_put(&p->pool, st);
+        enc_flat_free(state);
 }
 
 static size_t co_state_bytes(void *priv, const void *state) {
-        const co_priv_t *p = priv;
-        const co_state_t *st = state;
-        size_t n = enc_heap_bytes(sizeof(co_state_t) +
-                                  (size_t)p->n * sizeof(co_slot_t)) +
-                   enc_sig_str_heap(&st->cohort);
-        for (int i = 0; i < p->n; i++)
-                n += enc_sig_str_heap(&st->s[i].subject);
-        return n;
+        return enc_flat_heap(state);
 }
 
 #define CO_FORM "signal[:version][/subject]=weight[,...]"
@@ -303,6 +447,7 @@ static int co_depends(const enc_sigconf_t *sc, enc_sig_ref_t *refs, int max,
         return n;
 }
 
+
 static enc_err_t co_init(const enc_sigconf_t *sc, void **privp, char *errstr,
                          size_t errstr_size) {
         co_priv_t *p = calloc(1, sizeof(*p));
@@ -315,26 +460,25 @@ static enc_err_t co_init(const enc_sigconf_t *sc, void **privp, char *errstr,
                 return err;
         }
         p->ttl_ms = enc_sigconf_int(sc, "ttl.days") * ENC_MS_PER_DAY;
+        co_layout(p);
         *privp = p;
         return ENC_OK;
 }
 
 static void co_destroy(void *priv) {
-        co_priv_t *p = priv;
-        enc_pool_clear(&p->pool);
-        free(p);
+        free(priv);
 }
 
 static int64_t co_next_timer(void *priv, const void *state) {
         const co_priv_t *p = priv;
-        const co_state_t *st = state;
         int64_t t = ENC_NO_TIMER;
-        if (!st)
+        if (!state)
                 return t;
-        if (st->live)
-                t = st->last_time + p->ttl_ms;
-        if (st->has_event && st->event_time + p->ttl_ms < t)
-                t = st->event_time + p->ttl_ms;
+        const co_hdr_t *h = co_chdr(state);
+        if (h->flags & CO_LIVE)
+                t = h->last_time + p->ttl_ms;
+        if ((h->flags & CO_HAS_EVENT) && h->event_time + p->ttl_ms < t)
+                t = h->event_time + p->ttl_ms;
         return t;
 }
 
@@ -342,20 +486,23 @@ static int64_t co_next_timer(void *priv, const void *state) {
 static enc_err_t co_on_timer(void *priv, void **state, int64_t now,
                              enc_emitter_t *em) {
         const co_priv_t *p = priv;
-        co_state_t *st = *state;
-        if (!st)
+        enc_flat_t *f = *state;
+        if (!f)
                 return ENC_OK;
-        if (st->live && now >= st->last_time + p->ttl_ms)
-                co_clear_components(p, st);
-        if (st->has_event && now >= st->event_time + p->ttl_ms) {
-                st->has_event = false;
-                st->event_time = 0;
-                enc_sig_str_free(&st->cohort);
+        if ((co_hdr(f)->flags & CO_LIVE) &&
+            now >= co_hdr(f)->last_time + p->ttl_ms)
+                co_clear_components(p, &f);
+        if ((co_hdr(f)->flags & CO_HAS_EVENT) &&
+            now >= co_hdr(f)->event_time + p->ttl_ms) {
+                (void)co_set_str(p, &f, 0, NULL); /* removing never fails */
+                co_hdr(f)->flags &= (uint8_t)~CO_HAS_EVENT;
+                co_hdr(f)->event_time = 0;
         }
-        if (!st->live && !st->has_event) {
-                co_state_free(priv, st);
-                *state = NULL;
+        if (!co_hdr(f)->flags) {
+                enc_flat_free(f);
+                f = NULL;
         }
+        *state = f;
         return ENC_OK;
 }
 
@@ -363,29 +510,34 @@ static enc_err_t co_on_timer(void *priv, void **state, int64_t now,
  * composite updates the watermark causes later. */
 static enc_err_t co_on_event(void *priv, void **state, const enc_event_t *ev,
                              enc_emitter_t *em) {
-        co_state_t *st;
+        const co_priv_t *p = priv;
+        enc_flat_t *f;
         enc_err_t err = co_on_timer(priv, state, ev->event_time, em);
         if (err)
                 return err;
-        if (!(st = *state)) {
-                if (!(st = co_state_new(priv)))
-                        return ENC_ERR_NOMEM;
-                *state = st;
-        }
-        if (!enc_sig_str_set(&st->cohort, ev->cohort))
+        if (!(f = *state) && !(f = co_state_new(p)))
                 return ENC_ERR_NOMEM;
+        bool ok = co_set_str(p, &f, 0, ev->cohort);
+        if (!ok && !co_hdr(f)->flags) {
+                enc_flat_free(f); /* new and empty: no state, as before */
+                f = NULL;
+        }
+        *state = f;
+        if (!ok)
+                return ENC_ERR_NOMEM;
+        co_hdr_t *h = co_hdr(f);
         /* Never back: only a caller that breaks event-time order sends an
          * older event, and the timer must stay > now. */
-        if (!st->has_event || ev->event_time > st->event_time)
-                st->event_time = ev->event_time;
-        st->has_event = true;
+        if (!(h->flags & CO_HAS_EVENT) || ev->event_time > h->event_time)
+                h->event_time = ev->event_time;
+        h->flags |= CO_HAS_EVENT;
         return ENC_OK;
 }
 
-static double co_sum(const co_priv_t *p, const co_state_t *st) {
+static double co_sum(const co_priv_t *p, const enc_flat_t *f) {
         double s = 0;
         for (int i = 0; i < p->n; i++)
-                s += p->comp[i].weight * st->s[i].x;
+                s += p->comp[i].weight * co_cxt(f, p, i)->x;
         return s;
 }
 
@@ -417,27 +569,29 @@ static int co_subject_cmp(const char *a, const char *b) {
         return strcmp(a, b);
 }
 
-/* Sets slot @p i from @p up if the entry takes it (see DESIGN). */
-static enc_err_t co_take(const co_priv_t *p, co_state_t *st, int i,
+/* Sets slot @p i of *@p fp from @p up if the entry takes it (see DESIGN).
+ * The block may move. */
+static enc_err_t co_take(const co_priv_t *p, enc_flat_t **fp, int i,
                          const enc_update_t *up) {
-        const co_comp_t *c = &p->comp[i];
-        co_slot_t *sl = &st->s[i];
-        if (c->any_subject && sl->t != CO_NEVER &&
-            (up->event_time < sl->t ||
-             (up->event_time == sl->t &&
-              co_subject_cmp(up->subject, enc_sig_str(&sl->subject)) < 0)))
+        int k = p->str_of[i]; /* >= 0: any subject */
+        const co_xt_t *cur = co_cxt(*fp, p, i);
+        if (k >= 0 && cur->t != CO_NEVER &&
+            (up->event_time < cur->t ||
+             (up->event_time == cur->t &&
+              co_subject_cmp(up->subject, co_str(*fp, p, k)) < 0)))
                 return ENC_OK; /* an earlier one in the instant's order */
-        if (c->any_subject && !enc_sig_str_set(&sl->subject, up->subject))
+        if (k >= 0 && !co_set_str(p, fp, k, up->subject))
                 return ENC_ERR_NOMEM;
-        sl->x = co_normalise(c->kind, up);
-        sl->t = up->event_time;
+        co_xt_t *xt = co_xt(*fp, p, i);
+        xt->x = co_normalise(p->comp[i].kind, up);
+        xt->t = up->event_time;
         return ENC_OK;
 }
 
 static enc_err_t co_on_update(void *priv, void **state, const enc_update_t *up,
                               enc_emitter_t *em) {
-        co_priv_t *p = priv;
-        co_state_t *st;
+        const co_priv_t *p = priv;
+        enc_flat_t *f;
         bool match = false;
 
         for (int i = 0; i < p->n; i++)
@@ -448,23 +602,27 @@ static enc_err_t co_on_update(void *priv, void **state, const enc_update_t *up,
         enc_err_t err = co_on_timer(priv, state, up->event_time, em);
         if (err)
                 return err;
-        if (!(st = *state)) {
-                if (!(st = co_state_new(p)))
+        if (!(f = *state)) {
+                if (!(f = co_state_new(p)))
                         return ENC_ERR_NOMEM;
-                *state = st;
+                *state = f;
         }
-        if (!st->live) {
-                st->live = true;
-                st->last_time = up->event_time;
+        if (!(co_hdr(f)->flags & CO_LIVE)) {
+                co_hdr(f)->flags |= CO_LIVE;
+                co_hdr(f)->last_time = up->event_time;
         }
-        double old = co_sum(p, st);
+        double old = co_sum(p, f);
         for (int i = 0; i < p->n; i++)
-                if (co_matches(&p->comp[i], up) &&
-                    (err = co_take(p, st, i, up)))
-                        return err;
-        if (up->event_time > st->last_time)
-                st->last_time = up->event_time;
-        double sum = co_sum(p, st);
+                if (co_matches(&p->comp[i], up)) {
+                        err = co_take(p, &f, i, up);
+                        *state = f; /* the block may have moved */
+                        if (err)
+                                return err;
+                }
+        co_hdr_t *h = co_hdr(f);
+        if (up->event_time > h->last_time)
+                h->last_time = up->event_time;
+        double sum = co_sum(p, f);
         if (sum == old)
                 return ENC_OK;
 
@@ -475,106 +633,193 @@ static enc_err_t co_on_update(void *priv, void **state, const enc_update_t *up,
         out.window_start = out.window_end = up->event_time;
         out.event_time = up->event_time;
         /* The user's cohort (DESIGN): the causing event's, else the
-         * latest event's, else -- nothing remembered -- the component's. */
+         * latest event's (borrowed from the block, which does not change
+         * during the emit), else -- nothing remembered -- the
+         * component's. */
         const enc_event_t *ev = enc_emitter_event(em);
-        out.cohort = ev                ? ev->cohort
-                     : st->has_event ? enc_sig_str(&st->cohort)
-                                     : up->cohort;
-        out.sequence = ++st->seq;
+        out.cohort = ev                          ? ev->cohort
+                     : (h->flags & CO_HAS_EVENT) ? co_str(f, p, 0)
+                                                 : up->cohort;
+        out.sequence = ++h->seq;
         out.component_cnt = p->n;
         for (int i = 0; i < p->n; i++)
                 out.components[i] =
-                        (enc_component_t){p->comp[i].label, st->s[i].x};
+                        (enc_component_t){p->comp[i].label, co_cxt(f, p, i)->x};
         return enc_emit(em, &out);
 }
 
 /* ---- state records ----------------------------------------------------
  * v1 (read only): u8 1, varint n, n x double x_i, svarint last_time,
  *     varint seq. Components live; no event remembered.
- * v2: u8 2, u8 flags (1 live, 2 has_event), varint n, n x (double x_i,
- *     svarint t or INT64_MIN for never, str subject), svarint last_time,
- *     varint seq, svarint event_time, str cohort. */
+ * v2 (read only): u8 2, u8 flags (1 live, 2 has_event), varint n, n x
+ *     (double x_i, svarint t or INT64_MIN for never, str subject),
+ *     svarint last_time, varint seq, svarint event_time, str cohort.
+ * v3: the block's bytes (co_hdr_t, the slots, the strings; see DESIGN and
+ *     the structs above). v1 and v2 records are parsed and built into a
+ *     v3 block. */
 
-#define CO_STATE_V2 2
 #define CO_TIME_MAX ((int64_t)1 << 50)
+#define CO_SEQ_MAX  ((int64_t)1 << 50)
 
 static bool co_time_ok(int64_t t) {
         return t >= -CO_TIME_MAX && t <= CO_TIME_MAX;
 }
 
+/* True if @p d[0..len) (untrusted, maybe unaligned: read by copying) is a
+ * v3 block of this instance in its canonical form: every field in range,
+ * padding zero, a cleared part all zero, strings in their order with no
+ * gap, each valid (enc_sig_str_ok) with its NUL, nothing after them. */
+static bool co_check(const co_priv_t *p, const uint8_t *d, size_t len) {
+        co_hdr_t h;
+        if (len < p->str_off)
+                return false;
+        memcpy(&h, d, sizeof(h));
+        bool live = h.flags & CO_LIVE;
+        if (h.ver != CO_STATE_V3 || !h.flags ||
+            h.flags > (CO_LIVE | CO_HAS_EVENT) || h.n != p->n ||
+            h.any != p->any || h.pad0 || h.pad1 || !co_time_ok(h.last_time) ||
+            h.seq < 0 || h.seq > CO_SEQ_MAX || !co_time_ok(h.event_time) ||
+            (!live && (h.last_time || h.seq)) ||
+            (!(h.flags & CO_HAS_EVENT) &&
+             (h.event_time || h.cohort.off || h.cohort.len)))
+                return false;
+        for (int i = 0; i < p->n; i++) {
+                co_xt_t xt;
+                memcpy(&xt, d + p->slot[i], sizeof(xt));
+                if (!isfinite(xt.x) ||
+                    (xt.t != CO_NEVER && !co_time_ok(xt.t)) ||
+                    (!live && (xt.x != 0 || signbit(xt.x) ||
+                               xt.t != CO_NEVER)))
+                        return false;
+        }
+        size_t at = p->str_off;
+        for (int k = 0; k < p->nstr; k++) {
+                co_sref_t r;
+                memcpy(&r, d + p->ref[k], sizeof(r));
+                if (!r.off) {
+                        if (r.len)
+                                return false;
+                        continue;
+                }
+                if ((k && !live) || r.off != at ||
+                    r.len > (k ? ENC_ID_MAX : ENC_LABEL_MAX) ||
+                    r.len >= len - at || d[at + r.len] ||
+                    !enc_sig_str_ok(d + at, r.len))
+                        return false;
+                at += (size_t)r.len + 1;
+        }
+        return at == len;
+}
+
 static enc_err_t co_state_encode(void *priv, const void *state,
                                  enc_buf_t *out) {
-        const co_priv_t *p = priv;
-        const co_state_t *st = state;
-        enc_buf_put_u8(out, CO_STATE_V2);
-        enc_buf_put_u8(out, (uint8_t)((st->live ? 1 : 0) |
-                                      (st->has_event ? 2 : 0)));
-        enc_buf_put_varint(out, (uint64_t)p->n);
+        return enc_flat_encode(state, out);
+}
+
+/* Reads a v1 or v2 record into a new v3 block (the migration). */
+static enc_err_t co_migrate(const co_priv_t *p, const uint8_t *buf,
+                            size_t len, enc_flat_t **fp) {
+        const uint8_t *q = buf, *end = buf + len;
+        uint8_t ver, flags = CO_LIVE;
+        uint64_t n, seq;
+        int64_t last_time, event_time = 0;
+        double x[ENC_COMPONENTS_MAX];
+        int64_t t[ENC_COMPONENTS_MAX];
+        const char *s[CO_STRS] = {NULL}; /* string k, borrowed from buf */
+        size_t sl[CO_STRS] = {0};
+
+        if (!enc_get_u8(&q, end, &ver) ||
+            (ver != ENC_SIG_STATE_V1 && ver != CO_STATE_V2) ||
+            (ver == CO_STATE_V2 &&
+             (!enc_get_u8(&q, end, &flags) || flags > 3 || !flags)) ||
+            !enc_get_varint(&q, end, &n) || n != (uint64_t)p->n)
+                return ENC_ERR_CORRUPT;
         for (int i = 0; i < p->n; i++) {
-                enc_buf_put_double(out, st->s[i].x);
-                enc_buf_put_svarint(out, st->s[i].t);
-                enc_buf_put_str(out, enc_sig_str(&st->s[i].subject));
+                const char *v;
+                size_t vl;
+                if (!enc_get_double(&q, end, &x[i]) || !isfinite(x[i]))
+                        return ENC_ERR_CORRUPT;
+                /* v1 kept no order: any update may replace x_i. */
+                t[i] = CO_NEVER;
+                if (ver == ENC_SIG_STATE_V1)
+                        continue;
+                if (!enc_get_svarint(&q, end, &t[i]) ||
+                    (t[i] != CO_NEVER && !co_time_ok(t[i])) ||
+                    !enc_sig_strref_get(&q, end, ENC_ID_MAX, &v, &vl) ||
+                    (v && !p->comp[i].any_subject))
+                        return ENC_ERR_CORRUPT;
+                if (v) {
+                        s[p->str_of[i]] = v;
+                        sl[p->str_of[i]] = vl;
+                }
         }
-        enc_buf_put_svarint(out, st->last_time);
-        enc_buf_put_varint(out, (uint64_t)st->seq);
-        enc_buf_put_svarint(out, st->event_time);
-        enc_buf_put_str(out, enc_sig_str(&st->cohort));
-        return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
+        if (!enc_get_svarint(&q, end, &last_time) || !co_time_ok(last_time) ||
+            !enc_get_varint(&q, end, &seq) || seq > (uint64_t)CO_SEQ_MAX)
+                return ENC_ERR_CORRUPT;
+        if (ver == CO_STATE_V2 &&
+            (!enc_get_svarint(&q, end, &event_time) ||
+             !co_time_ok(event_time) ||
+             !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &s[0], &sl[0]) ||
+             (!(flags & CO_HAS_EVENT) && (s[0] || event_time))))
+                return ENC_ERR_CORRUPT;
+        if (q != end)
+                return ENC_ERR_CORRUPT;
+
+        size_t total = p->str_off; /* at most str_off + len */
+        for (int k = 0; k < p->nstr; k++)
+                total += s[k] ? sl[k] + 1 : 0;
+        enc_flat_t *f = enc_flat_new(total);
+        if (!f)
+                return ENC_ERR_NOMEM;
+        co_hdr_t *h = co_hdr(f);
+        h->ver = CO_STATE_V3;
+        h->flags = flags;
+        h->n = (uint8_t)p->n;
+        h->any = p->any;
+        h->last_time = last_time;
+        h->seq = (int64_t)seq;
+        h->event_time = event_time;
+        for (int i = 0; i < p->n; i++)
+                *co_xt(f, p, i) = (co_xt_t){x[i], t[i]};
+        size_t at = p->str_off;
+        for (int k = 0; k < p->nstr; k++) {
+                if (!s[k])
+                        continue;
+                if (sl[k])
+                        memcpy(f->d + at, s[k], sl[k]); /* NUL: zeroed */
+                *co_ref(f, p, k) = (co_sref_t){(uint32_t)at, (uint32_t)sl[k]};
+                at += sl[k] + 1;
+        }
+        /* What v3 adds to v2's checks (a part that is not live is all
+         * zero) every v2 writer met; a record that breaks it was never
+         * written, and is refused rather than stored non-canonical. */
+        if (!co_check(p, f->d, f->len)) {
+                enc_flat_free(f);
+                return ENC_ERR_CORRUPT;
+        }
+        *fp = f;
+        return ENC_OK;
 }
 
 static enc_err_t co_state_decode(void *priv, const uint8_t *buf, size_t len,
                                  void **statep) {
-        co_priv_t *p = priv;
-        const uint8_t *q = buf, *end = buf + len;
-        uint8_t ver, flags = 1;
-        uint64_t n, seq;
-        co_state_t *st = co_state_new(p);
-
+        const co_priv_t *p = priv;
+        enc_flat_t *f = NULL;
         *statep = NULL;
-        if (!st)
-                return ENC_ERR_NOMEM;
-        if (!enc_get_u8(&q, end, &ver) ||
-            (ver != ENC_SIG_STATE_V1 && ver != CO_STATE_V2) ||
-            (ver == CO_STATE_V2 && (!enc_get_u8(&q, end, &flags) ||
-                                    flags > 3 || !flags)) ||
-            !enc_get_varint(&q, end, &n) || n != (uint64_t)p->n)
-                goto corrupt;
-        st->live = flags & 1;
-        st->has_event = flags & 2;
-        for (int i = 0; i < p->n; i++) {
-                co_slot_t *sl = &st->s[i];
-                if (!enc_get_double(&q, end, &sl->x) || !isfinite(sl->x))
-                        goto corrupt;
-                if (ver == ENC_SIG_STATE_V1) {
-                        /* v1 kept no order: any update may replace x_i. */
-                        sl->t = CO_NEVER;
-                        continue;
-                }
-                if (!enc_get_svarint(&q, end, &sl->t) ||
-                    (sl->t != CO_NEVER && !co_time_ok(sl->t)) ||
-                    !enc_sig_str_read(&q, end, ENC_ID_MAX, &sl->subject) ||
-                    (enc_sig_str(&sl->subject) && !p->comp[i].any_subject))
-                        goto corrupt;
+        if (!len)
+                return ENC_ERR_CORRUPT;
+        if (buf[0] == ENC_SIG_STATE_V1 || buf[0] == CO_STATE_V2) {
+                enc_err_t err = co_migrate(p, buf, len, &f);
+                if (err)
+                        return err;
+        } else {
+                if (!co_check(p, buf, len))
+                        return ENC_ERR_CORRUPT;
+                if (!(f = enc_flat_copy(buf, len)))
+                        return ENC_ERR_NOMEM;
         }
-        if (!enc_get_svarint(&q, end, &st->last_time) ||
-            !co_time_ok(st->last_time) || !enc_get_varint(&q, end, &seq) ||
-            seq > ((uint64_t)1 << 50))
-                goto corrupt;
-        st->seq = (int64_t)seq;
-        if (ver == CO_STATE_V2 &&
-            (!enc_get_svarint(&q, end, &st->event_time) ||
-             !co_time_ok(st->event_time) ||
-             !enc_sig_str_read(&q, end, ENC_LABEL_MAX, &st->cohort) ||
-             (!st->has_event &&
-              (enc_sig_str(&st->cohort) || st->event_time))))
-                goto corrupt;
-        if (q != end)
-                goto corrupt;
-        *statep = st;
+        *statep = f;
         return ENC_OK;
-corrupt:
-        co_state_free(priv, st);
-        return ENC_ERR_CORRUPT;
 }
 
 const enc_signal_plugin_t enc_sig_composite = {
