@@ -26,24 +26,52 @@
  * session or starts one. on_event still closes a session that is due, so
  * the definition holds even for a caller that skips timers.
  *
- * State: the counts of the open session; a few varints on disk.
+ * State: the counts of the open session, one flat block (base/flat.h)
+ * whose bytes are the stored form.
  * Never: read a clock or keep a closed session.
  */
+#include "flat.h"
 #include "sigpriv.h"
+
+/* ---- the state block --------------------------------------------------
+ * v2 (little-endian, d 8-aligned): se_rec_t (56 bytes) -- u8 2, u8 cohort
+ * (0: none, else 1 + its length), six zero bytes, i64 first, last (event
+ * times of the first and last play), plays, skips, completed, ms_played
+ * (sum) -- then the cohort's bytes and a NUL, when there is one; nothing
+ * after. "control" makes 64 bytes: room 64, 80 heap bytes, where v1's
+ * pooled struct took 96 (the counts stay 64-bit, as v1 read them, so the
+ * block is no smaller; a cohort of 24 to 64 bytes no longer takes a second
+ * heap block). */
+#define SE_V2 2
+
+typedef struct se_rec_s {
+        uint8_t ver;
+        uint8_t cohort; /* of the last play: 0 none, else 1 + its length */
+        uint8_t zero[6];
+        int64_t first, last; /* event times of the first and last play */
+        int64_t plays, skips, completed;
+        int64_t ms_played; /* sum */
+} se_rec_t;
+_Static_assert(sizeof(se_rec_t) == 56, "se_rec_t is the stored form");
+
+/* Freed blocks, by room (16-byte classes up to SE_POOL_CLASSES * 16), for
+ * the next sessions and for decoding: a user's session state is created
+ * and freed every session, and a malloc each time would be an allocation
+ * the v1 pool did not make. At most SE_POOL_BYTES are kept. (The same
+ * small pool is in active_days.c and state/dedup.c, static in each.) */
+#define SE_POOL_CLASSES 16
+#define SE_POOL_BYTES   ((size_t)ENC_POOL_MAX * 96)
+typedef struct se_pool_s {
+        enc_flat_t *head[SE_POOL_CLASSES]; /* linked through d */
+        size_t bytes;
+} se_pool_t;
 
 typedef struct se_priv_s {
         int64_t gap_ms;
         int64_t skip_ms;
         double complete_ratio;
-        enc_pool_t pool; /* freed states, for the next sessions */
+        se_pool_t pool;
 } se_priv_t;
-
-typedef struct se_state_s {
-        int64_t first, last; /* event times of the first and last play */
-        int64_t plays, skips, completed;
-        int64_t ms_played; /* sum */
-        enc_sig_str_t cohort; /* of the last play */
-} se_state_t;
 
 static const enc_cfg_key_t se_keys[] = {
         {.name = "gap.ms",
@@ -67,6 +95,59 @@ static const enc_cfg_key_t se_keys[] = {
         {NULL},
 };
 
+/* ---- the pool ---------------------------------------------------------- */
+
+static int se_pool_class(size_t cap) {
+        return cap >= 16 && cap <= 16 * SE_POOL_CLASSES ? (int)(cap / 16) - 1
+                                                         : -1;
+}
+
+/* A block of @p len bytes, copied from @p src (or zeroed when NULL): a kept
+ * block of exactly the room enc_flat_new/copy would give, else a new one.
+ * NULL when out of memory. */
+static enc_flat_t *se_pool_get(se_pool_t *pl, const uint8_t *src,
+                               size_t len) {
+        int c = se_pool_class((len + 15) & ~(size_t)15);
+        enc_flat_t *f = c >= 0 ? pl->head[c] : NULL;
+        if (!f)
+                return src ? enc_flat_copy(src, len) : enc_flat_new(len);
+        memcpy(&pl->head[c], f->d, sizeof(f));
+        pl->bytes -= enc_flat_heap(f);
+        /* len is within the room and at least half of it: no realloc */
+        f->len = 0;
+        if (!enc_flat_resize(&f, len)) { /* cannot fail; keep it honest */
+                enc_flat_free(f);
+                return NULL;
+        }
+        if (src)
+                memcpy(f->d, src, len);
+        return f;
+}
+
+/* Keeps @p f (NULL allowed) for the next se_pool_get, or frees it. */
+static void se_pool_put(se_pool_t *pl, enc_flat_t *f) {
+        int c = f ? se_pool_class(f->cap) : -1;
+        if (!f || !pl || c < 0 || pl->bytes + enc_flat_heap(f) > SE_POOL_BYTES) {
+                enc_flat_free(f);
+                return;
+        }
+        memcpy(f->d, &pl->head[c], sizeof(f));
+        pl->head[c] = f;
+        pl->bytes += enc_flat_heap(f);
+}
+
+static void se_pool_clear(se_pool_t *pl) {
+        for (int c = 0; c < SE_POOL_CLASSES; c++)
+                while (pl->head[c]) {
+                        enc_flat_t *f = pl->head[c];
+                        memcpy(&pl->head[c], f->d, sizeof(f));
+                        enc_flat_free(f);
+                }
+        pl->bytes = 0;
+}
+
+/* ---- instance ----------------------------------------------------------- */
+
 static enc_err_t se_init(const enc_sigconf_t *sc, void **privp, char *errstr,
                          size_t errstr_size) {
         se_priv_t *p = calloc(1, sizeof(*p));
@@ -82,33 +163,63 @@ static enc_err_t se_init(const enc_sigconf_t *sc, void **privp, char *errstr,
 
 static void se_destroy(void *priv) {
         se_priv_t *p = priv;
-        enc_pool_clear(&p->pool);
+        se_pool_clear(&p->pool);
         free(p);
 }
 
 static void se_state_free(void *priv, void *state) {
         se_priv_t *p = priv;
-        se_state_t *st = state;
-        if (!st)
-                return;
-        enc_sig_str_free(&st->cohort);
-        enc_pool_put(p ? &p->pool : NULL, st);
+        se_pool_put(p ? &p->pool : NULL, state);
 }
 
 static size_t se_state_bytes(void *priv, const void *state) {
-        const se_state_t *st = state;
-        return enc_heap_bytes(sizeof(*st)) + enc_sig_str_heap(&st->cohort);
+        (void)priv;
+        return enc_flat_heap(state);
+}
+
+static se_rec_t *se_rec(enc_flat_t *f) {
+        return (se_rec_t *)(void *)f->d;
+}
+
+static const char *se_cohort(enc_flat_t *f) {
+        return se_rec(f)->cohort ? (const char *)f->d + sizeof(se_rec_t)
+                                 : NULL;
 }
 
 static int64_t se_next_timer(void *priv, const void *state) {
         const se_priv_t *p = priv;
-        const se_state_t *st = state;
-        return st ? st->last + p->gap_ms : ENC_NO_TIMER;
+        const enc_flat_t *f = state;
+        return f ? ((const se_rec_t *)(const void *)f->d)->last + p->gap_ms
+                 : ENC_NO_TIMER;
+}
+
+/* Sets the cohort of *fp to @p c (NULL: none). The block may move. A
+ * cohort over ENC_LABEL_MAX (validated events have none) is refused, as
+ * the stored form could not hold it. */
+static enc_err_t se_set_cohort(enc_flat_t **fp, const char *c) {
+        enc_flat_t *f = *fp;
+        const char *cur = se_cohort(f);
+        /* The stored cohort is NUL-terminated and holds no other NUL. */
+        if (cur && c ? !strcmp(cur, c) : cur == c)
+                return ENC_OK; /* most events */
+        size_t n = c ? strlen(c) : 0;
+        if (n > ENC_LABEL_MAX)
+                return ENC_ERR_INVALID_FIELD;
+        if (!enc_flat_resize(fp, sizeof(se_rec_t) + (c ? n + 1 : 0)))
+                return ENC_ERR_NOMEM;
+        f = *fp;
+        se_rec(f)->cohort = c ? (uint8_t)(n + 1) : 0;
+        if (c) {
+                memcpy(f->d + sizeof(se_rec_t), c, n);
+                f->d[sizeof(se_rec_t) + n] = '\0';
+        }
+        return ENC_OK;
 }
 
 /* Emits the closing update and frees the state. */
 static enc_err_t se_close(se_priv_t *p, void **state, enc_emitter_t *em) {
-        se_state_t *st = *state;
+        enc_flat_t *f = *state;
+        const se_rec_t *st = se_rec(f);
         enc_update_t up;
         double plays = (double)st->plays;
 
@@ -120,7 +231,7 @@ static enc_err_t se_close(se_priv_t *p, void **state, enc_emitter_t *em) {
         up.final = true;
         up.event_time = st->last + p->gap_ms;
         up.sequence = 1;
-        up.cohort = enc_sig_str(&st->cohort);
+        up.cohort = se_cohort(f);
         up.component_cnt = 5;
         up.components[0] = (enc_component_t){"listened_minutes",
                                              (double)st->ms_played / 60000.0};
@@ -131,7 +242,7 @@ static enc_err_t se_close(se_priv_t *p, void **state, enc_emitter_t *em) {
         up.components[4] = (enc_component_t){
                 "duration_minutes", (double)(st->last - st->first) / 60000.0};
         enc_err_t err = enc_emit(em, &up);
-        se_state_free(p, st);
+        se_state_free(p, f);
         *state = NULL;
         return err;
 }
@@ -146,18 +257,31 @@ static enc_err_t se_on_timer(void *priv, void **state, int64_t now,
 static enc_err_t se_on_event(void *priv, void **state, const enc_event_t *ev,
                              enc_emitter_t *em) {
         se_priv_t *p = priv;
-        se_state_t *st;
+        enc_flat_t *f;
         enc_err_t err = se_on_timer(priv, state, ev->event_time, em);
         if (err)
                 return err;
-        if (!(st = *state)) {
-                if (!(st = enc_pool_get(&p->pool, sizeof(*st))))
+        if (!(f = *state)) {
+                /* Sized for the cohort set below, so that setting it does
+                 * not reallocate. */
+                size_t clen = ev->cohort ? strlen(ev->cohort) + 1 : 0;
+                if (clen > ENC_LABEL_MAX + 1)
+                        return ENC_ERR_INVALID_FIELD;
+                if (!(f = se_pool_get(&p->pool, NULL,
+                                      sizeof(se_rec_t) + clen)))
                         return ENC_ERR_NOMEM;
-                st->first = st->last = ev->event_time;
-                *state = st;
+                se_rec(f)->ver = SE_V2;
+                se_rec(f)->cohort = (uint8_t)clen;
+                if (clen)
+                        memcpy(f->d + sizeof(se_rec_t), ev->cohort, clen);
+                se_rec(f)->first = se_rec(f)->last = ev->event_time;
+                *state = f;
         }
-        if (!enc_sig_str_set(&st->cohort, ev->cohort))
-                return ENC_ERR_NOMEM;
+        err = se_set_cohort(&f, ev->cohort);
+        *state = f;
+        if (err)
+                return err;
+        se_rec_t *st = se_rec(f);
         /* An event before the session's last play (only a caller that
          * breaks event-time order sends one) joins it without moving it
          * back. */
@@ -180,58 +304,107 @@ static enc_err_t se_on_event(void *priv, void **state, const enc_event_t *ev,
 }
 
 /* ---- state records ----------------------------------------------------
- * v1: u8 1, svarint first, varint (last - first), varint plays, varint
- *     skips, varint completed, varint ms_played, str cohort. */
+ * v2: the block (above). state_encode copies it; state_decode checks every
+ *     byte of it and copies it.
+ * v1 (still read, so a store written before v2 loads; written as v2 from
+ *     then on): u8 1, svarint first, varint (last - first), varint plays,
+ *     varint skips, varint completed, varint ms_played, str cohort. */
 
 static enc_err_t se_state_encode(void *priv, const void *state,
                                  enc_buf_t *out) {
-        const se_state_t *st = state;
-        enc_buf_put_u8(out, ENC_SIG_STATE_V1);
-        enc_buf_put_svarint(out, st->first);
-        enc_buf_put_varint(out, (uint64_t)(st->last - st->first));
-        enc_buf_put_varint(out, (uint64_t)st->plays);
-        enc_buf_put_varint(out, (uint64_t)st->skips);
-        enc_buf_put_varint(out, (uint64_t)st->completed);
-        enc_buf_put_varint(out, (uint64_t)st->ms_played);
-        enc_buf_put_str(out, enc_sig_str(&st->cohort));
-        return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
+        (void)priv;
+        return enc_flat_encode(state, out) ? ENC_ERR_TOO_LARGE : ENC_OK;
 }
 
 /* Bounds that keep every sum and ratio finite and every time in range. */
 #define SE_TIME_MAX  ((int64_t)1 << 50)
 #define SE_COUNT_MAX ((uint64_t)1 << 40)
 
-static enc_err_t se_state_decode(void *priv, const uint8_t *buf, size_t len,
-                                 void **statep) {
-        const uint8_t *q = buf, *end = buf + len;
-        uint8_t ver;
-        uint64_t span, plays, skips, completed, ms;
-        se_priv_t *p = priv;
-        se_state_t *st = enc_pool_get(&p->pool, sizeof(*st));
+/* True if the counts may be an open session's (both versions). */
+static bool se_counts_ok(int64_t first, uint64_t span, uint64_t plays,
+                         uint64_t skips, uint64_t completed, uint64_t ms) {
+        return first >= -SE_TIME_MAX && first <= SE_TIME_MAX &&
+               span <= (uint64_t)SE_TIME_MAX && plays >= 1 &&
+               plays <= SE_COUNT_MAX && skips <= plays && completed <= plays &&
+               ms <= (uint64_t)SE_TIME_MAX;
+}
 
-        *statep = NULL;
-        if (!st)
-                return ENC_ERR_NOMEM;
-        if (!enc_get_u8(&q, end, &ver) || ver != ENC_SIG_STATE_V1 ||
-            !enc_get_svarint(&q, end, &st->first) || st->first < -SE_TIME_MAX ||
-            st->first > SE_TIME_MAX || !enc_get_varint(&q, end, &span) ||
-            span > (uint64_t)SE_TIME_MAX || !enc_get_varint(&q, end, &plays) ||
-            plays < 1 || plays > SE_COUNT_MAX ||
-            !enc_get_varint(&q, end, &skips) || skips > plays ||
-            !enc_get_varint(&q, end, &completed) || completed > plays ||
-            !enc_get_varint(&q, end, &ms) || ms > (uint64_t)SE_TIME_MAX ||
-            !enc_sig_str_read(&q, end, ENC_LABEL_MAX, &st->cohort) ||
-            q != end) {
-                se_state_free(p, st);
+static enc_err_t se_decode_v2(se_priv_t *p, const uint8_t *buf, size_t len,
+                              void **statep) {
+        se_rec_t r;
+        static const uint8_t zero[sizeof(r.zero)];
+        if (len < sizeof(r))
                 return ENC_ERR_CORRUPT;
-        }
-        st->last = st->first + (int64_t)span;
+        memcpy(&r, buf, sizeof(r)); /* buf has no alignment promise */
+        size_t clen = r.cohort ? (size_t)r.cohort - 1 : 0;
+        if (r.ver != SE_V2 || memcmp(r.zero, zero, sizeof(zero)) ||
+            len != sizeof(r) + (r.cohort ? clen + 1 : 0) ||
+            r.last < r.first || r.plays < 0 || r.skips < 0 ||
+            r.completed < 0 || r.ms_played < 0 ||
+            !se_counts_ok(r.first, (uint64_t)r.last - (uint64_t)r.first,
+                          (uint64_t)r.plays, (uint64_t)r.skips,
+                          (uint64_t)r.completed, (uint64_t)r.ms_played))
+                return ENC_ERR_CORRUPT;
+        if (r.cohort && (clen > ENC_LABEL_MAX ||
+                         !enc_sig_str_ok(buf + sizeof(r), clen) ||
+                         buf[sizeof(r) + clen] != '\0'))
+                return ENC_ERR_CORRUPT;
+        enc_flat_t *f = se_pool_get(&p->pool, buf, len);
+        if (!f)
+                return ENC_ERR_NOMEM;
+        *statep = f;
+        return ENC_OK;
+}
+
+static enc_err_t se_decode_v1(se_priv_t *p, const uint8_t *buf, size_t len,
+                              void **statep) {
+        const uint8_t *q = buf + 1, *end = buf + len;
+        int64_t first;
+        uint64_t span, plays, skips, completed, ms;
+        const char *c;
+        size_t clen;
+
+        if (!enc_get_svarint(&q, end, &first) ||
+            !enc_get_varint(&q, end, &span) ||
+            !enc_get_varint(&q, end, &plays) ||
+            !enc_get_varint(&q, end, &skips) ||
+            !enc_get_varint(&q, end, &completed) ||
+            !enc_get_varint(&q, end, &ms) ||
+            !se_counts_ok(first, span, plays, skips, completed, ms) ||
+            !enc_sig_strref_get(&q, end, ENC_LABEL_MAX, &c, &clen) ||
+            q != end)
+                return ENC_ERR_CORRUPT;
+        enc_flat_t *f =
+                se_pool_get(&p->pool, NULL, sizeof(se_rec_t) + (c ? clen + 1 : 0));
+        if (!f)
+                return ENC_ERR_NOMEM;
+        se_rec_t *st = se_rec(f);
+        st->ver = SE_V2;
+        st->cohort = c ? (uint8_t)(clen + 1) : 0;
+        st->first = first;
+        st->last = first + (int64_t)span;
         st->plays = (int64_t)plays;
         st->skips = (int64_t)skips;
         st->completed = (int64_t)completed;
         st->ms_played = (int64_t)ms;
-        *statep = st;
+        if (c) {
+                memcpy(f->d + sizeof(se_rec_t), c, clen);
+                f->d[sizeof(se_rec_t) + clen] = '\0';
+        }
+        *statep = f;
         return ENC_OK;
+}
+
+static enc_err_t se_state_decode(void *priv, const uint8_t *buf, size_t len,
+                                 void **statep) {
+        *statep = NULL;
+        if (!len)
+                return ENC_ERR_CORRUPT;
+        if (buf[0] == SE_V2)
+                return se_decode_v2(priv, buf, len, statep);
+        if (buf[0] == ENC_SIG_STATE_V1)
+                return se_decode_v1(priv, buf, len, statep);
+        return ENC_ERR_CORRUPT;
 }
 
 const enc_signal_plugin_t enc_sig_session = {

@@ -33,6 +33,9 @@
  * duplicate. The count per user is capped (the oldest forgotten first), so
  * a client that floods one user cannot grow state without end.
  *
+ * The state is one flat block (base/flat.h) whose bytes are its stored
+ * form: a version word, then (hash, event time) pairs, oldest first.
+ *
  * Never: emit an update, or read a clock.
  */
 #include "dedup.h"
@@ -41,105 +44,174 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "flat.h"
+
 #define ENC_DEDUP_MAX 4096
-/* Ids kept inside the state block before the arrays move to the heap: a
- * user's plays within the window, for most windows and users. */
-#define ENC_DEDUP_INL 8
+
+/* ---- the state block --------------------------------------------------
+ * v2 (little-endian, d 8-aligned): u8 2, seven zero bytes, then n >= 1
+ * entries of (u64 hash, i64 event time), times non-decreasing (events
+ * arrive in event-time order); nothing after, so n = (len - 8) / 16.
+ * One id is 24 bytes (room 32 when read from the store, 48 heap bytes)
+ * where v1's pooled struct took 160 for up to eight ids. */
+#define ENC_DEDUP_V2 2
+
+typedef struct enc_dedup_ent_s {
+        uint64_t hash;
+        int64_t time;
+} enc_dedup_ent_t;
+
+#define ENC_DEDUP_HEAD 8 /* the version and its padding */
+
+/* Stored event times beyond this are corrupt (events are validated to
+ * years 2006-2100): next_timer adds the window to the newest one. */
+#define ENC_DEDUP_TIME_MAX ((int64_t)1 << 60)
+
+/* A state grows an id per event: room for a few more at once keeps that
+ * from reallocating per event (ENC_DEDUP_ROOM ids when it starts, twice
+ * its ids when it fills), as v1's eight inline ids and doubling arrays
+ * did. */
+#define ENC_DEDUP_ROOM 8
+
+/* Freed blocks, by room (16-byte classes up to ENC_DEDUP_POOL_CLASSES *
+ * 16), for the next states and for decoding: a user's ids are freed a
+ * window after the last play and loaded and evicted by the cache, and a
+ * malloc each time would be an allocation the v1 pool did not make. At
+ * most ENC_DEDUP_POOL_BYTES are kept. (The same small pool is in
+ * signals/active_days.c and signals/session.c, static in each.) */
+#define ENC_DEDUP_POOL_CLASSES 16
+#define ENC_DEDUP_POOL_BYTES   ((size_t)ENC_POOL_MAX * 160)
+typedef struct enc_dedup_pool_s {
+        enc_flat_t *head[ENC_DEDUP_POOL_CLASSES]; /* linked through d */
+        size_t bytes;
+} enc_dedup_pool_t;
+
 typedef struct enc_dedup_priv_s {
         int64_t window;
-        enc_pool_t pool; /* freed state blocks, for the next users */
+        enc_dedup_pool_t pool;
 } enc_dedup_priv_t;
-
-typedef struct enc_dedup_state_s {
-        int n, cap; /* cap 0: a new block, the arrays not yet set */
-        uint64_t *hash; /* hinl or owned */
-        int64_t *time;  /* tinl or owned; non-decreasing: events arrive in
-                           event-time order */
-        uint64_t hinl[ENC_DEDUP_INL];
-        int64_t tinl[ENC_DEDUP_INL];
-} enc_dedup_state_t;
 
 uint64_t enc_dedup_hash(const char *event_id) {
         return XXH3_64bits(event_id, strlen(event_id));
 }
 
-/* A user's ids come and go with their plays (the state is freed a window
- * after the last one): a state is one block with room for ENC_DEDUP_INL
- * ids, and freed blocks are kept for the next users, so in steady state
- * no event allocates. */
-static enc_dedup_state_t *enc_dedup_state_new(enc_dedup_priv_t *p) {
-        enc_dedup_state_t *s = enc_pool_get(&p->pool, sizeof(*s));
-        if (!s)
+/* ---- the pool ---------------------------------------------------------- */
+
+static int enc_dedup_pool_class(size_t cap) {
+        return cap >= 16 && cap <= 16 * ENC_DEDUP_POOL_CLASSES
+                       ? (int)(cap / 16) - 1
+                       : -1;
+}
+
+/* A block of @p len bytes, copied from @p src (or zeroed when NULL): a kept
+ * block of exactly the room enc_flat_new/copy would give, else a new one.
+ * NULL when out of memory. */
+static enc_flat_t *enc_dedup_pool_get(enc_dedup_pool_t *pl,
+                                      const uint8_t *src, size_t len) {
+        int c = enc_dedup_pool_class((len + 15) & ~(size_t)15);
+        enc_flat_t *f = c >= 0 ? pl->head[c] : NULL;
+        if (!f)
+                return src ? enc_flat_copy(src, len) : enc_flat_new(len);
+        memcpy(&pl->head[c], f->d, sizeof(f));
+        pl->bytes -= enc_flat_heap(f);
+        /* len is within the room and at least half of it: no realloc */
+        f->len = 0;
+        if (!enc_flat_resize(&f, len)) { /* cannot fail; keep it honest */
+                enc_flat_free(f);
                 return NULL;
-        s->cap = ENC_DEDUP_INL;
-        s->hash = s->hinl;
-        s->time = s->tinl;
-        return s;
+        }
+        if (src)
+                memcpy(f->d, src, len);
+        return f;
+}
+
+/* Keeps @p f (NULL allowed) for the next enc_dedup_pool_get, or frees
+ * it. */
+static void enc_dedup_pool_put(enc_dedup_pool_t *pl, enc_flat_t *f) {
+        int c = f ? enc_dedup_pool_class(f->cap) : -1;
+        if (!f || !pl || c < 0 ||
+            pl->bytes + enc_flat_heap(f) > ENC_DEDUP_POOL_BYTES) {
+                enc_flat_free(f);
+                return;
+        }
+        memcpy(f->d, &pl->head[c], sizeof(f));
+        pl->head[c] = f;
+        pl->bytes += enc_flat_heap(f);
+}
+
+static void enc_dedup_pool_clear(enc_dedup_pool_t *pl) {
+        for (int c = 0; c < ENC_DEDUP_POOL_CLASSES; c++)
+                while (pl->head[c]) {
+                        enc_flat_t *f = pl->head[c];
+                        memcpy(&pl->head[c], f->d, sizeof(f));
+                        enc_flat_free(f);
+                }
+        pl->bytes = 0;
+}
+
+/* ---- the block ---------------------------------------------------------- */
+
+static size_t enc_dedup_n(const enc_flat_t *f) {
+        return (f->len - ENC_DEDUP_HEAD) / sizeof(enc_dedup_ent_t);
+}
+
+static enc_dedup_ent_t *enc_dedup_ent(enc_flat_t *f) {
+        return (enc_dedup_ent_t *)(void *)(f->d + ENC_DEDUP_HEAD);
+}
+
+static const enc_dedup_ent_t *enc_dedup_cent(const enc_flat_t *f) {
+        return (const enc_dedup_ent_t *)(const void *)(f->d + ENC_DEDUP_HEAD);
+}
+
+/* Sets the length of *fp to @p len bytes (<= its length, or within its
+ * room): the stored form shrinks or grows by whole entries, and the room
+ * stays. enc_flat_resize/cut give room back below half, which for a state
+ * that loses the ids of an hour and then grows again is a realloc back and
+ * forth; the ids are freed a window after the last play anyway. The bytes
+ * past len are never read (enc_flat_resize zeroes what it reopens). */
+static void enc_dedup_setlen(enc_flat_t *f, size_t len) {
+        f->len = (uint32_t)len;
+}
+
+/* Makes room in *fp for one more entry; the block may move. */
+static bool enc_dedup_room(enc_flat_t **fp) {
+        enc_flat_t *f = *fp;
+        size_t len = f->len, n = enc_dedup_n(f);
+        if (len + sizeof(enc_dedup_ent_t) <= f->cap)
+                return true;
+        size_t room = n < ENC_DEDUP_ROOM / 2 ? ENC_DEDUP_ROOM : 2 * n;
+        if (!enc_flat_resize(fp, ENC_DEDUP_HEAD + room * sizeof(enc_dedup_ent_t)))
+                return false;
+        enc_dedup_setlen(*fp, len);
+        return true;
 }
 
 static void enc_dedup_free(void *priv, void *state) {
         enc_dedup_priv_t *p = priv;
-        enc_dedup_state_t *s = state;
-        if (!s)
-                return;
-        if (s->hash != s->hinl) {
-                free(s->hash);
-                free(s->time);
-        }
-        enc_pool_put(p ? &p->pool : NULL, s);
+        enc_dedup_pool_put(p ? &p->pool : NULL, state);
 }
 
 static size_t enc_dedup_bytes(void *priv, const void *state) {
         (void)priv;
-        const enc_dedup_state_t *s = state;
-        size_t n = enc_heap_bytes(sizeof(*s));
-        if (s->hash != s->hinl)
-                n += 2 * enc_heap_bytes((size_t)s->cap * sizeof(uint64_t));
-        return n;
-}
-
-static bool enc_dedup_grow(enc_dedup_state_t *s) {
-        if (s->n < s->cap)
-                return true;
-        int ncap = s->cap * 2;
-        bool inl = s->hash == s->hinl;
-        uint64_t *h = inl ? malloc((size_t)ncap * sizeof(*h))
-                          : realloc(s->hash, (size_t)ncap * sizeof(*h));
-        if (!h)
-                return false;
-        if (inl)
-                memcpy(h, s->hinl, sizeof(s->hinl));
-        s->hash = h;
-        int64_t *t = inl ? malloc((size_t)ncap * sizeof(*t))
-                         : realloc(s->time, (size_t)ncap * sizeof(*t));
-        if (!t) {
-                if (inl) { /* stay inline, as before the call */
-                        free(h);
-                        s->hash = s->hinl;
-                }
-                return false;
-        }
-        if (inl)
-                memcpy(t, s->tinl, sizeof(s->tinl));
-        s->time = t;
-        s->cap = ncap;
-        return true;
+        return enc_flat_heap(state);
 }
 
 /* Forgets the first @p k entries. */
-static void enc_dedup_drop(enc_dedup_state_t *s, int k) {
-        memmove(s->hash, s->hash + k, (size_t)(s->n - k) * sizeof(*s->hash));
-        memmove(s->time, s->time + k, (size_t)(s->n - k) * sizeof(*s->time));
-        s->n -= k;
+static void enc_dedup_drop(enc_flat_t *f, size_t k) {
+        size_t n = enc_dedup_n(f);
+        enc_dedup_ent_t *e = enc_dedup_ent(f);
+        memmove(e, e + k, (n - k) * sizeof(*e));
+        enc_dedup_setlen(f, f->len - k * sizeof(*e));
 }
 
 /* Forgets the entries older than @p before (they are the first ones). */
-static void enc_dedup_forget_before(enc_dedup_state_t *s, int64_t before) {
-        int k = 0;
-        while (k < s->n && s->time[k] < before)
+static void enc_dedup_forget_before(enc_flat_t *f, int64_t before) {
+        size_t n = enc_dedup_n(f), k = 0;
+        const enc_dedup_ent_t *e = enc_dedup_cent(f);
+        while (k < n && e[k].time < before)
                 k++;
         if (k)
-                enc_dedup_drop(s, k);
+                enc_dedup_drop(f, k);
 }
 
 static enc_err_t enc_dedup_on_event(void *priv, void **state,
@@ -147,106 +219,147 @@ static enc_err_t enc_dedup_on_event(void *priv, void **state,
                                     enc_emitter_t *em) {
         (void)em;
         enc_dedup_priv_t *pv = priv;
-        enc_dedup_state_t *s = *state;
-        if (!s && !(s = *state = enc_dedup_state_new(pv)))
-                return ENC_ERR_NOMEM;
+        enc_flat_t *f = *state;
+        if (!f) {
+                /* Room for ENC_DEDUP_ROOM ids, none in use yet. */
+                f = enc_dedup_pool_get(&pv->pool, NULL,
+                                       ENC_DEDUP_HEAD +
+                                               ENC_DEDUP_ROOM *
+                                                       sizeof(enc_dedup_ent_t));
+                if (!f)
+                        return ENC_ERR_NOMEM;
+                f->d[0] = ENC_DEDUP_V2;
+                enc_dedup_setlen(f, ENC_DEDUP_HEAD);
+                *state = f;
+        }
         /* Forget what no later event can match (see DESIGN). */
-        enc_dedup_forget_before(s, ev->event_time - pv->window);
-        if (s->n == ENC_DEDUP_MAX)
-                enc_dedup_drop(s, 1);
-        if (!enc_dedup_grow(s))
+        enc_dedup_forget_before(f, ev->event_time - pv->window);
+        if (enc_dedup_n(f) == ENC_DEDUP_MAX)
+                enc_dedup_drop(f, 1);
+        if (!enc_dedup_room(&f)) {
+                if (!enc_dedup_n(f)) { /* a new one: nothing to keep */
+                        enc_dedup_free(pv, f);
+                        f = NULL;
+                }
+                *state = f;
                 return ENC_ERR_NOMEM;
+        }
+        *state = f;
         /* Keep time order even for an event older than the newest entry
          * (it cannot happen with the engine's ordering; cheap to keep). */
-        int i = s->n;
-        while (i > 0 && s->time[i - 1] > ev->event_time)
+        size_t n = enc_dedup_n(f), i = n;
+        enc_dedup_ent_t *e = enc_dedup_ent(f);
+        while (i > 0 && e[i - 1].time > ev->event_time)
                 i--;
-        memmove(s->hash + i + 1, s->hash + i,
-                (size_t)(s->n - i) * sizeof(*s->hash));
-        memmove(s->time + i + 1, s->time + i,
-                (size_t)(s->n - i) * sizeof(*s->time));
-        s->hash[i] = enc_dedup_hash(ev->event_id);
-        s->time[i] = ev->event_time;
-        s->n++;
+        memmove(e + i + 1, e + i, (n - i) * sizeof(*e));
+        e[i].hash = enc_dedup_hash(ev->event_id);
+        e[i].time = ev->event_time;
+        enc_dedup_setlen(f, f->len + sizeof(*e));
         return ENC_OK;
 }
 
 static int64_t enc_dedup_next_timer(void *priv, const void *state) {
         const enc_dedup_priv_t *p = priv;
-        const enc_dedup_state_t *s = state;
+        const enc_flat_t *f = state;
         /* when the newest id is stale, and with it every other */
-        return s && s->n ? s->time[s->n - 1] + p->window + 1 : ENC_NO_TIMER;
+        return f && enc_dedup_n(f)
+                       ? enc_dedup_cent(f)[enc_dedup_n(f) - 1].time +
+                                 p->window + 1
+                       : ENC_NO_TIMER;
 }
 
 static enc_err_t enc_dedup_on_timer(void *priv, void **state, int64_t now,
                                     enc_emitter_t *em) {
         (void)em;
         const enc_dedup_priv_t *p = priv;
-        enc_dedup_state_t *s = *state;
-        enc_dedup_forget_before(s, now - p->window);
-        if (!s->n) {
-                enc_dedup_free(priv, s);
+        enc_flat_t *f = *state;
+        enc_dedup_forget_before(f, now - p->window);
+        if (!enc_dedup_n(f)) {
+                enc_dedup_free(priv, f);
                 *state = NULL;
         }
         return ENC_OK;
 }
 
+/* ---- state records ----------------------------------------------------
+ * v2: the block (above). encode copies it; decode checks every byte of it
+ *     and copies it.
+ * v1 (still read, so a store written before v2 loads; written as v2 from
+ *     then on): u8 1, varint n (1..ENC_DEDUP_MAX), n x (u64 big-endian
+ *     hash, svarint time delta from the previous entry's, the first from
+ *     0; deltas after the first >= 0). */
+
 static enc_err_t enc_dedup_encode(void *priv, const void *state,
                                   enc_buf_t *out) {
         (void)priv;
-        const enc_dedup_state_t *s = state;
-        enc_buf_put_u8(out, 1);
-        enc_buf_put_varint(out, (uint64_t)s->n);
-        int64_t prev = 0;
-        for (int i = 0; i < s->n; i++) {
-                enc_buf_put_u64be(out, s->hash[i]);
-                enc_buf_put_svarint(out, s->time[i] - prev);
-                prev = s->time[i];
+        return enc_flat_encode(state, out) ? ENC_ERR_TOO_LARGE : ENC_OK;
+}
+
+static enc_err_t enc_dedup_decode_v2(enc_dedup_priv_t *pv, const uint8_t *buf,
+                                     size_t len, void **state) {
+        static const uint8_t zero[ENC_DEDUP_HEAD - 1];
+        if (len < ENC_DEDUP_HEAD + sizeof(enc_dedup_ent_t) ||
+            (len - ENC_DEDUP_HEAD) % sizeof(enc_dedup_ent_t) ||
+            (len - ENC_DEDUP_HEAD) / sizeof(enc_dedup_ent_t) > ENC_DEDUP_MAX ||
+            memcmp(buf + 1, zero, sizeof(zero)))
+                return ENC_ERR_CORRUPT;
+        int64_t prev = -ENC_DEDUP_TIME_MAX;
+        for (size_t o = ENC_DEDUP_HEAD; o < len; o += sizeof(enc_dedup_ent_t)) {
+                int64_t t; /* buf has no alignment promise */
+                memcpy(&t, buf + o + offsetof(enc_dedup_ent_t, time), sizeof(t));
+                if (t < prev || t < -ENC_DEDUP_TIME_MAX ||
+                    t > ENC_DEDUP_TIME_MAX)
+                        return ENC_ERR_CORRUPT;
+                prev = t;
         }
-        return out->failed ? ENC_ERR_TOO_LARGE : ENC_OK;
+        enc_flat_t *f = enc_dedup_pool_get(&pv->pool, buf, len);
+        if (!f)
+                return ENC_ERR_NOMEM;
+        *state = f;
+        return ENC_OK;
+}
+
+static enc_err_t enc_dedup_decode_v1(enc_dedup_priv_t *pv, const uint8_t *buf,
+                                     size_t len, void **state) {
+        const uint8_t *p = buf + 1, *end = buf + len;
+        uint64_t n;
+        if (!enc_get_varint(&p, end, &n) || n == 0 || n > ENC_DEDUP_MAX ||
+            n * 9 > (uint64_t)(end - p))
+                return ENC_ERR_CORRUPT;
+        enc_flat_t *f = enc_dedup_pool_get(
+                &pv->pool, NULL, ENC_DEDUP_HEAD + n * sizeof(enc_dedup_ent_t));
+        if (!f)
+                return ENC_ERR_NOMEM;
+        f->d[0] = ENC_DEDUP_V2;
+        enc_dedup_ent_t *e = enc_dedup_ent(f);
+        int64_t prev = 0;
+        for (uint64_t i = 0; i < n; i++) {
+                int64_t d;
+                if (!enc_get_u64be(&p, end, &e[i].hash) ||
+                    !enc_get_svarint(&p, end, &d) || (i > 0 && d < 0) ||
+                    __builtin_add_overflow(prev, d, &prev) ||
+                    prev < -ENC_DEDUP_TIME_MAX || prev > ENC_DEDUP_TIME_MAX)
+                        goto corrupt;
+                e[i].time = prev;
+        }
+        if (p != end)
+                goto corrupt;
+        *state = f;
+        return ENC_OK;
+corrupt:
+        enc_dedup_free(pv, f);
+        return ENC_ERR_CORRUPT;
 }
 
 static enc_err_t enc_dedup_decode(void *priv, const uint8_t *buf, size_t len,
                                   void **state) {
-        const uint8_t *p = buf, *end = buf + len;
-        uint8_t ver;
-        uint64_t n;
-        if (!enc_get_u8(&p, end, &ver) || ver != 1 ||
-            !enc_get_varint(&p, end, &n) || n == 0 || n > ENC_DEDUP_MAX ||
-            n * 9 > (uint64_t)(end - p))
+        *state = NULL;
+        if (!len)
                 return ENC_ERR_CORRUPT;
-        enc_dedup_state_t *s = enc_dedup_state_new(priv);
-        if (!s)
-                return ENC_ERR_NOMEM;
-        if (n > ENC_DEDUP_INL) {
-                uint64_t *h = malloc(n * sizeof(*h));
-                int64_t *t = malloc(n * sizeof(*t));
-                if (!h || !t) {
-                        free(h);
-                        free(t);
-                        enc_dedup_free(priv, s);
-                        return ENC_ERR_NOMEM;
-                }
-                s->hash = h;
-                s->time = t;
-                s->cap = (int)n;
-        }
-        int64_t prev = 0;
-        for (uint64_t i = 0; i < n; i++) {
-                int64_t d;
-                if (!enc_get_u64be(&p, end, &s->hash[i]) ||
-                    !enc_get_svarint(&p, end, &d) || (i > 0 && d < 0))
-                        goto corrupt;
-                prev += d;
-                s->time[i] = prev;
-                s->n++;
-        }
-        if (p != end)
-                goto corrupt;
-        *state = s;
-        return ENC_OK;
-corrupt:
-        enc_dedup_free(priv, s);
+        if (buf[0] == ENC_DEDUP_V2)
+                return enc_dedup_decode_v2(priv, buf, len, state);
+        if (buf[0] == 1)
+                return enc_dedup_decode_v1(priv, buf, len, state);
         return ENC_ERR_CORRUPT;
 }
 
@@ -277,7 +390,7 @@ enc_err_t enc_dedup_instance(int64_t window, enc_sig_instance_t *inst) {
 void enc_dedup_instance_free(enc_sig_instance_t *inst) {
         enc_dedup_priv_t *p = inst->priv;
         if (p)
-                enc_pool_clear(&p->pool);
+                enc_dedup_pool_clear(&p->pool);
         free(inst->priv);
         inst->priv = NULL;
 }
@@ -285,11 +398,12 @@ void enc_dedup_instance_free(enc_sig_instance_t *inst) {
 bool enc_dedup_seen(const enc_sig_instance_t *inst, const void *state,
                     uint64_t hash, int64_t since) {
         (void)inst;
-        const enc_dedup_state_t *s = state;
-        if (!s)
+        const enc_flat_t *f = state;
+        if (!f)
                 return false;
-        for (int i = s->n - 1; i >= 0 && s->time[i] >= since; i--)
-                if (s->hash[i] == hash)
+        const enc_dedup_ent_t *e = enc_dedup_cent(f);
+        for (size_t i = enc_dedup_n(f); i > 0 && e[i - 1].time >= since; i--)
+                if (e[i - 1].hash == hash)
                         return true;
         return false;
 }

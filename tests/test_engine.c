@@ -1141,11 +1141,11 @@ static void t_check_timer_run(t_eng_t *t, size_t from, int n, int64_t etime,
 }
 
 /*
- * A burst: 3000 users u0000..u2999 play on d0 and on d1 (one second apart,
+ * A burst: 4500 users u0000..u4499 play on d0 and on d1 (one second apart,
  * grace 0, 2-day windows), so each has a timer at d2 00:00 (d0 leaves:
  * value 1) and then at d3 00:00 (d1 leaves: value 0). With a 1 MiB budget
  * most of them are evicted after each checkpoint. Each checkpoint puts
- * 3000 timer keys past W, more than a window takes in (2 x 256), so it is
+ * 4500 timer keys past W, more than a window takes in (2 x 256), so it is
  * dropped and the next step reads the store: 3 scans (the first advance,
  * then at d2 12:00 and at d3 12:00), each loading the due users in
  * batches, as in a cache that holds everyone. At d2 every user's timer
@@ -1174,7 +1174,10 @@ static void t_two_days_of_users(t_eng_t *t, int n) {
 static void test_a_burst_of_timers_fires_in_id_order_one_scan_each(
         void **st) {
         (void)st;
-        const int n = 3000;
+        /* More users than the 1 MiB budget holds: a cached user is
+         * charged 200 bytes, its id and its active_days block (64 heap
+         * bytes here, 176 before the flat v2 state), so about 3,900 fit. */
+        const int n = 4500;
         t_eng_t *ref = t_eng_new(t_conf("signals=active_days:1",
                                         "signal.active_days.1.windows=2",
                                         "window.grace.ms=0",
@@ -1382,6 +1385,152 @@ static void test_restart_rebuilds_the_timer_window(void **st) {
         t_eng_free(t);
 }
 
+/* ---- the dedup state block ----------------------------------------- */
+
+/* Applies a play with id @p id at @p t to the dedup state *st. */
+static void t_dd_play(const enc_sig_instance_t *in, void **st, const char *id,
+                      int64_t t) {
+        enc_event_t ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.event_id = id;
+        ev.event_time = t;
+        assert_int_equal(in->plugin->on_event(in->priv, st, &ev, NULL), ENC_OK);
+}
+
+static void t_dd_put_le(uint8_t *p, uint64_t v) {
+        for (int i = 0; i < 8; i++)
+                p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The v2 block for ids e1 at T and e2 at T + 1000 (T = 1700000000000),
+ * written here byte by byte:
+ *   02 00 00 00 00 00 00 00   version 2, seven zero bytes
+ *   XXH3_64("e1") as u64 LE, T as i64 LE
+ *   XXH3_64("e2") as u64 LE, T + 1000 as i64 LE
+ * Then: the state a play makes is that block; decode refuses blocks wrong
+ * in one place each; a v1 record of the same ids (u8 1, varint 2, each
+ * hash big-endian and the time as an svarint delta) reads as the same
+ * block and goes on as the state that never left memory. */
+static void test_dedup_state_block_layout_checks_and_migration(void **st) {
+        (void)st;
+        const int64_t T = 1700000000000;
+        enc_sig_instance_t in;
+        const enc_signal_plugin_t *pl;
+        uint8_t want[8 + 32], bad[8 + 32 + 16];
+        void *s = NULL, *d;
+        enc_buf_t b;
+
+        assert_int_equal(enc_dedup_instance(3600000, &in), ENC_OK);
+        pl = in.plugin;
+        memset(want, 0, sizeof(want));
+        want[0] = 2;
+        t_dd_put_le(want + 8, XXH3_64bits("e1", 2));
+        t_dd_put_le(want + 16, (uint64_t)T);
+        t_dd_put_le(want + 24, XXH3_64bits("e2", 2));
+        t_dd_put_le(want + 32, (uint64_t)(T + 1000));
+
+        t_dd_play(&in, &s, "e1", T);
+        t_dd_play(&in, &s, "e2", T + 1000);
+        enc_buf_init(&b, 0);
+        assert_int_equal(pl->state_encode(in.priv, s, &b), ENC_OK);
+        assert_int_equal(b.len, sizeof(want));
+        assert_memory_equal(b.data, want, sizeof(want));
+        enc_buf_free(&b);
+        assert_int_equal(pl->next_timer(in.priv, s), T + 1000 + 3600000 + 1);
+        assert_true(enc_dedup_seen(&in, s, XXH3_64bits("e1", 2), T));
+        assert_false(enc_dedup_seen(&in, s, XXH3_64bits("e1", 2), T + 1));
+        assert_true(pl->state_bytes(in.priv, s) > 0);
+
+        assert_int_equal(pl->state_decode(in.priv, want, sizeof(want), &d),
+                         ENC_OK);
+        pl->state_free(in.priv, d);
+#define DD_BAD(idx, byte, len)                                                 \
+        do {                                                                   \
+                memcpy(bad, want, sizeof(want));                               \
+                memset(bad + sizeof(want), 0, sizeof(bad) - sizeof(want));     \
+                if ((idx) >= 0)                                                \
+                        bad[idx] = byte;                                       \
+                d = (void *)1;                                                 \
+                assert_int_equal(pl->state_decode(in.priv, bad, len, &d),      \
+                                 ENC_ERR_CORRUPT);                             \
+                assert_null(d);                                                \
+        } while (0)
+        DD_BAD(0, 3, sizeof(want));      /* unknown version */
+        DD_BAD(1, 1, sizeof(want));      /* padding not zero */
+        DD_BAD(7, 1, sizeof(want));      /* the same, last byte */
+        DD_BAD(39, 0x80, sizeof(want));  /* e2 before e1 (negative time) */
+        DD_BAD(39, 0x20, sizeof(want));  /* e2's time past 2^60 */
+        DD_BAD(-1, 0, 8);                /* no id */
+        DD_BAD(-1, 0, sizeof(want) - 1); /* not whole entries */
+        DD_BAD(-1, 0, sizeof(want) + 1); /* trailing byte */
+        DD_BAD(-1, 0, 0);                /* nothing */
+#undef DD_BAD
+        {
+                /* ENC_DEDUP_MAX (4096) ids at most */
+                size_t n = 4097, len = 8 + 16 * n;
+                uint8_t *big = calloc(1, len);
+                assert_non_null(big);
+                big[0] = 2;
+                assert_int_equal(pl->state_decode(in.priv, big, len, &d),
+                                 ENC_ERR_CORRUPT);
+                assert_int_equal(pl->state_decode(in.priv, big, len - 16, &d),
+                                 ENC_OK);
+                pl->state_free(in.priv, d);
+                free(big);
+        }
+
+        /* v1 -> v2 */
+        enc_buf_init(&b, 0);
+        enc_buf_put_u8(&b, 1);
+        enc_buf_put_varint(&b, 2);
+        enc_buf_put_u64be(&b, XXH3_64bits("e1", 2));
+        enc_buf_put_svarint(&b, T);
+        enc_buf_put_u64be(&b, XXH3_64bits("e2", 2));
+        enc_buf_put_svarint(&b, 1000);
+        assert_int_equal(pl->state_decode(in.priv, b.data, b.len, &d), ENC_OK);
+        enc_buf_free(&b);
+        enc_buf_init(&b, 0);
+        assert_int_equal(pl->state_encode(in.priv, d, &b), ENC_OK);
+        assert_int_equal(b.len, sizeof(want));
+        assert_memory_equal(b.data, want, sizeof(want));
+        enc_buf_free(&b);
+        /* Both go on alike: a play an hour and 500 ms after e1 forgets e1
+         * (older than the hour) and keeps e2. */
+        t_dd_play(&in, &s, "e3", T + 3600000 + 500);
+        t_dd_play(&in, &d, "e3", T + 3600000 + 500);
+        enc_buf_t b2;
+        enc_buf_init(&b, 0);
+        enc_buf_init(&b2, 0);
+        assert_int_equal(pl->state_encode(in.priv, s, &b), ENC_OK);
+        assert_int_equal(pl->state_encode(in.priv, d, &b2), ENC_OK);
+        assert_int_equal(b.len, 8 + 32);
+        assert_int_equal(b2.len, b.len);
+        assert_memory_equal(b.data, b2.data, b.len);
+        assert_memory_equal(b.data + 8, want + 24, 16); /* e2 is first */
+        enc_buf_free(&b);
+        enc_buf_free(&b2);
+        /* a v1 record whose times overflow is refused, not wrapped */
+        enc_buf_init(&b, 0);
+        enc_buf_put_u8(&b, 1);
+        enc_buf_put_varint(&b, 2);
+        enc_buf_put_u64be(&b, 1);
+        enc_buf_put_svarint(&b, INT64_MAX);
+        enc_buf_put_u64be(&b, 2);
+        enc_buf_put_svarint(&b, 1);
+        void *o = (void *)1;
+        assert_int_equal(pl->state_decode(in.priv, b.data, b.len, &o),
+                         ENC_ERR_CORRUPT);
+        assert_null(o);
+        enc_buf_free(&b);
+        /* the timer a window after the newest id frees the state */
+        assert_int_equal(pl->on_timer(in.priv, &s, T + 2 * 3600000 + 501,
+                                      NULL),
+                         ENC_OK);
+        assert_null(s);
+        pl->state_free(in.priv, d);
+        enc_dedup_instance_free(&in);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(
@@ -1409,6 +1558,8 @@ int main(void) {
                 cmocka_unit_test(
                         test_dedup_prunes_on_write_and_fires_once_when_idle),
                 cmocka_unit_test(test_dedup_filter_resumes_from_the_checkpoint),
+                cmocka_unit_test(
+                        test_dedup_state_block_layout_checks_and_migration),
                 cmocka_unit_test(
                         test_dedup_filter_damaged_falls_back_to_the_watermark),
                 cmocka_unit_test(

@@ -293,6 +293,189 @@ static void test_corrupt_records(void **unused) {
         st_engine_destroy(eng);
 }
 
+/* The v2 block, worked out byte by byte for the open session after p1, p2
+ * and p3 of se_two_sessions (first 10:00, last 10:05 on 2024-01-01, 3
+ * plays, 1 skip, 2 completed, 200000 + 10000 + 180000 = 390000 ms played,
+ * cohort "A"):
+ *   02 02 00 00 00 00 00 00   version 2, cohort of 1 byte (1 + length),
+ *                             six zero bytes
+ *   00 45 77 c4 8c 01 00 00   i64 first: 19723 * 86400000 + 10 * 3600000
+ *                             = 1704103200000 = 0x018cc4774500
+ *   e0 d8 7b c4 8c 01 00 00   i64 last: first + 300000 = 0x018cc47bd8e0
+ *   03 00 00 00 00 00 00 00   plays
+ *   01 00 00 00 00 00 00 00   skips
+ *   02 00 00 00 00 00 00 00   completed
+ *   70 f3 05 00 00 00 00 00   ms_played 390000 = 0x05f370
+ *   41 00                     cohort "A" and its NUL */
+static const uint8_t se_v2[] = {
+        0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* head */
+        0x00, 0x45, 0x77, 0xc4, 0x8c, 0x01, 0x00, 0x00, /* first */
+        0xe0, 0xd8, 0x7b, 0xc4, 0x8c, 0x01, 0x00, 0x00, /* last */
+        0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* plays */
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* skips */
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* completed */
+        0x70, 0xf3, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, /* ms_played */
+        0x41, 0x00,                                     /* cohort */
+};
+
+/* p1..p3 of se_two_sessions. */
+static void se_first_three(st_engine_t *eng, st_user_t *u) {
+        enc_event_t ev;
+        ev = se_play(AT(0, 10, 0), 200000, 200000, ENC_END_TRACK_DONE);
+        st_event(eng, u, &ev, true);
+        ev = se_play(AT(0, 10, 4), 10000, 180000, ENC_END_FORWARD);
+        st_event(eng, u, &ev, true);
+        ev = se_play(AT(0, 10, 5), 180000, 200000, ENC_END_END_PLAY);
+        st_event(eng, u, &ev, true);
+}
+
+static void test_v2_layout(void **unused) {
+        st_engine_t *eng = se_engine(NULL, NULL, NULL);
+        const enc_signal_plugin_t *pl = eng->insts[0].plugin;
+        st_user_t u = {.id = "u1"};
+        enc_buf_t b;
+
+        se_first_three(eng, &u);
+        enc_buf_init(&b, 0);
+        assert_int_equal(pl->state_encode(eng->insts[0].priv, u.state[0], &b),
+                         ENC_OK);
+        assert_int_equal(b.len, sizeof(se_v2));
+        assert_memory_equal(b.data, se_v2, sizeof(se_v2));
+        enc_buf_free(&b);
+        st_user_free(eng, &u);
+        st_engine_destroy(eng);
+}
+
+/* se_v2 with one check failing each. */
+static void test_v2_decode_checks_every_byte(void **unused) {
+        st_engine_t *eng = se_engine(NULL, NULL, NULL);
+        const enc_signal_plugin_t *pl = eng->insts[0].plugin;
+        void *priv = eng->insts[0].priv;
+        uint8_t bad[sizeof(se_v2) + 1], big[56 + 66];
+        void *st;
+
+        assert_int_equal(pl->state_decode(priv, se_v2, sizeof(se_v2), &st),
+                         ENC_OK);
+        pl->state_free(priv, st);
+#define SE_BAD(idx, byte)                                                      \
+        do {                                                                   \
+                memcpy(bad, se_v2, sizeof(se_v2));                             \
+                bad[idx] = byte;                                               \
+                st = (void *)1;                                                \
+                assert_int_equal(                                              \
+                        pl->state_decode(priv, bad, sizeof(se_v2), &st),       \
+                        ENC_ERR_CORRUPT);                                      \
+                assert_null(st);                                               \
+        } while (0)
+        SE_BAD(0, 0x03);  /* unknown version */
+        SE_BAD(1, 0x03);  /* a 2-byte cohort: the length disagrees */
+        SE_BAD(1, 0x00);  /* no cohort: the length disagrees */
+        SE_BAD(2, 0x01);  /* padding not zero */
+        SE_BAD(7, 0x01);  /* padding not zero, last byte */
+        SE_BAD(14, 0x04); /* first past 2^50 (and after last) */
+        SE_BAD(15, 0x80); /* first negative, span past 2^50 */
+        SE_BAD(18, 0x00); /* last before first */
+        SE_BAD(22, 0x04); /* span past 2^50 */
+        SE_BAD(24, 0x00); /* no play */
+        SE_BAD(31, 0x80); /* negative plays */
+        SE_BAD(29, 0x01); /* plays past 2^40 */
+        SE_BAD(32, 0x04); /* skips > plays */
+        SE_BAD(39, 0x80); /* negative skips */
+        SE_BAD(40, 0x04); /* completed > plays */
+        SE_BAD(47, 0x80); /* negative completed */
+        SE_BAD(55, 0x80); /* negative ms_played */
+        SE_BAD(54, 0x04); /* ms_played past 2^50 */
+        SE_BAD(56, 0xff); /* cohort not UTF-8 */
+        SE_BAD(56, 0x00); /* a NUL in the cohort */
+        SE_BAD(57, 0x42); /* cohort not NUL-terminated */
+#undef SE_BAD
+        memcpy(bad, se_v2, sizeof(se_v2));
+        bad[sizeof(se_v2)] = 0x00; /* trailing byte */
+        assert_int_equal(pl->state_decode(priv, bad, sizeof(bad), &st),
+                         ENC_ERR_CORRUPT);
+        assert_int_equal(pl->state_decode(priv, bad, 0, &st),
+                         ENC_ERR_CORRUPT);
+        /* A cohort of 64 bytes is the longest (ENC_LABEL_MAX). */
+        memcpy(big, se_v2, 56);
+        memset(big + 56, 'a', 65);
+        big[1] = 65;
+        big[56 + 64] = '\0';
+        assert_int_equal(pl->state_decode(priv, big, 56 + 65, &st), ENC_OK);
+        pl->state_free(priv, st);
+        big[1] = 66;
+        big[56 + 64] = 'a';
+        big[56 + 65] = '\0';
+        assert_int_equal(pl->state_decode(priv, big, 56 + 66, &st),
+                         ENC_ERR_CORRUPT);
+        st_engine_destroy(eng);
+}
+
+/* A store written before v2: the session after p1..p3 as a v1 record,
+ * written field by field (version, first, span, plays, skips, completed,
+ * ms_played, cohort). Read back, it is se_v2 and closes exactly as the
+ * session that never left memory, after p4, p5 and p6 of se_two_sessions:
+ * the same two updates. */
+static void test_v1_record_migrates(void **unused) {
+        st_engine_t *ref = se_engine(NULL, NULL, NULL);
+        st_engine_t *eng = se_engine(NULL, NULL, NULL);
+        const enc_signal_plugin_t *pl = eng->insts[0].plugin;
+        st_user_t ru = {.id = "u1"}, u = {.id = "u1"};
+        enc_event_t ev[3];
+        enc_buf_t b;
+
+        se_first_three(ref, &ru);
+        enc_buf_init(&b, 0);
+        enc_buf_put_u8(&b, 1);
+        enc_buf_put_svarint(&b, AT(0, 10, 0));
+        enc_buf_put_varint(&b, 300000);
+        enc_buf_put_varint(&b, 3);
+        enc_buf_put_varint(&b, 1);
+        enc_buf_put_varint(&b, 2);
+        enc_buf_put_varint(&b, 390000);
+        enc_buf_put_str(&b, "A");
+        assert_int_equal(pl->state_decode(eng->insts[0].priv, b.data, b.len,
+                                          &u.state[0]),
+                         ENC_OK);
+        enc_buf_free(&b);
+        enc_buf_init(&b, 0);
+        assert_int_equal(pl->state_encode(eng->insts[0].priv, u.state[0], &b),
+                         ENC_OK);
+        assert_int_equal(b.len, sizeof(se_v2));
+        assert_memory_equal(b.data, se_v2, sizeof(se_v2));
+        enc_buf_free(&b);
+
+        ev[0] = se_play(AT(0, 10, 34), 20000, 0, ENC_END_BACK);
+        ev[1] = se_play(AT(0, 11, 4) - 1, 179999, 200000, ENC_END_FORWARD);
+        ev[1].cohort = "B";
+        ev[2] = se_play(AT(0, 11, 34) - 1, 5000, 200000, ENC_END_UNKNOWN);
+        for (int i = 0; i < 3; i++) {
+                st_event(ref, &ru, &ev[i], true);
+                st_event(eng, &u, &ev[i], true);
+        }
+        st_timers_upto(ref, &ru, AT(1, 0, 0), true);
+        st_timers_upto(eng, &u, AT(1, 0, 0), true);
+        assert_int_equal(ref->out.n, 2);
+        assert_int_equal(eng->out.n, 2);
+        for (int i = 0; i < 2; i++) {
+                const enc_update_t *a = &ref->out.v[i]->u;
+                const enc_update_t *c = &eng->out.v[i]->u;
+                assert_string_equal(c->update_id, a->update_id);
+                assert_string_equal(c->cohort, a->cohort);
+                assert_int_equal(c->event_time, a->event_time);
+                assert_int_equal(c->window_start, a->window_start);
+                assert_int_equal(c->window_end, a->window_end);
+                assert_true(c->value == a->value);
+                for (int k = 0; k < 5; k++)
+                        assert_true(c->components[k].value ==
+                                    a->components[k].value);
+        }
+        /* and they are se_two_sessions' */
+        se_components(&eng->out.v[0]->u, 589999 / 60000.0, 5, 2 / 5.0,
+                      2 / 5.0, 3839999 / 60000.0);
+        st_engine_destroy(ref);
+        st_engine_destroy(eng);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_two_sessions_tight_watermark),
@@ -301,6 +484,9 @@ int main(void) {
                 cmocka_unit_test(test_zero_length_track),
                 cmocka_unit_test(test_cohort_lengths),
                 cmocka_unit_test(test_corrupt_records),
+                cmocka_unit_test(test_v2_layout),
+                cmocka_unit_test(test_v2_decode_checks_every_byte),
+                cmocka_unit_test(test_v1_record_migrates),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
