@@ -28,6 +28,17 @@
  *    *state = NULL: the engine deletes users whose every state is NULL. That
  *    is how state stays bounded.
  *  - Callbacks run on the processing thread only and must not block.
+ *
+ * State layout. Every plug-in keeps a user's state as one flat block
+ * (base/flat.h, enc_flat_t): fixed-width fields and the strings they
+ * refer to by offset, whose bytes are the stored form. Encoding is a copy,
+ * decoding checks every byte and copies, a cached user costs about its
+ * stored size, and an event edits bytes in place (no allocation per
+ * item). The first byte is the layout's version; a plug-in keeps reading
+ * its older versions (parsing them into the current block), so a store
+ * written by an older encore migrates as its users load. The stored form
+ * is canonical (the same state gives the same bytes whatever its
+ * history), so replay and changelog restore stay byte-identical.
  */
 #ifndef ENC_PLUGIN_H
 #define ENC_PLUGIN_H
