@@ -110,3 +110,51 @@ void enc_flat_cut(enc_flat_t **f, size_t off, size_t n) {
         if (b->len < b->cap / 2 && b->cap > 16)
                 (void)enc_flat_recap(f, enc_flat_round(b->len));
 }
+
+/* ---- the pool ---------------------------------------------------------- */
+
+static int enc_flat_pool_class(size_t cap) {
+        return cap >= 16 && cap <= 16 * ENC_FLAT_POOL_CLASSES
+                       ? (int)(cap / 16) - 1
+                       : -1;
+}
+
+enc_flat_t *enc_flat_pool_get(enc_flat_pool_t *pl, const uint8_t *src,
+                              size_t len) {
+        int c = enc_flat_pool_class(enc_flat_round(len));
+        enc_flat_t *f = c >= 0 ? pl->head[c] : NULL;
+        if (!f)
+                return src ? enc_flat_copy(src, len) : enc_flat_new(len);
+        memcpy(&pl->head[c], f->d, sizeof(f));
+        pl->bytes -= enc_flat_heap(f);
+        /* len is within the room and more than half of it: no realloc */
+        f->len = 0;
+        if (!enc_flat_resize(&f, len)) { /* cannot fail; keep it honest */
+                enc_flat_free(f);
+                return NULL;
+        }
+        if (src)
+                memcpy(f->d, src, len);
+        return f;
+}
+
+void enc_flat_pool_put(enc_flat_pool_t *pl, enc_flat_t *f) {
+        int c = f ? enc_flat_pool_class(f->cap) : -1;
+        if (!f || !pl || c < 0 || pl->bytes + enc_flat_heap(f) > pl->max) {
+                enc_flat_free(f);
+                return;
+        }
+        memcpy(f->d, &pl->head[c], sizeof(f));
+        pl->head[c] = f;
+        pl->bytes += enc_flat_heap(f);
+}
+
+void enc_flat_pool_clear(enc_flat_pool_t *pl) {
+        for (int c = 0; c < ENC_FLAT_POOL_CLASSES; c++)
+                while (pl->head[c]) {
+                        enc_flat_t *f = pl->head[c];
+                        memcpy(&pl->head[c], f->d, sizeof(f));
+                        enc_flat_free(f);
+                }
+        pl->bytes = 0;
+}

@@ -82,4 +82,28 @@ static inline enc_err_t enc_flat_encode(const enc_flat_t *f, enc_buf_t *out) {
         return enc_buf_append(out, f->d, f->len);
 }
 
+/* ---- a pool of freed blocks ----------------------------------------- */
+
+/* Blocks kept by room, 16-byte classes up to 16 * ENC_FLAT_POOL_CLASSES:
+ * a plug-in whose states come and go (a session closes, a window empties,
+ * the cache evicts and loads users) takes the next block from here, so
+ * that is no allocation per event. Single-threaded, one owner. */
+#define ENC_FLAT_POOL_CLASSES 16
+typedef struct enc_flat_pool_s {
+        enc_flat_t *head[ENC_FLAT_POOL_CLASSES]; /* linked through d */
+        size_t bytes; /* heap bytes kept */
+        size_t max;   /* keep at most this many; 0 keeps none */
+} enc_flat_pool_t;
+
+/** A block of @p len bytes, a copy of @p src (zeroed when NULL): a kept
+ *  block of the room enc_flat_new/copy would give, else a new one. NULL
+ *  when out of memory. */
+enc_flat_t *enc_flat_pool_get(enc_flat_pool_t *pl, const uint8_t *src,
+                              size_t len);
+/** Keeps @p f (NULL allowed) for the next get, or frees it (@p pl NULL,
+ *  full, or a room past the classes). */
+void enc_flat_pool_put(enc_flat_pool_t *pl, enc_flat_t *f);
+/** Frees every kept block. */
+void enc_flat_pool_clear(enc_flat_pool_t *pl);
+
 #endif /* ENC_FLAT_H */

@@ -77,18 +77,12 @@ typedef struct ad_head_s {
 } ad_head_t;
 _Static_assert(sizeof(ad_head_t) == 16, "ad_head_t is the stored header");
 
-/* Freed blocks, by room (16-byte classes up to AD_POOL_CLASSES * 16), for
+/* Freed blocks, by room (enc_flat_pool_t, base/flat.h), for
  * the next states and for decoding: a user's states come and go (windows
  * empty, the cache evicts and loads users), and a malloc each time would
  * be an allocation per event the v1 pool did not make. At most
- * AD_POOL_BYTES are kept. (The same small pool is in session.c and
- * state/dedup.c, static in each.) */
-#define AD_POOL_CLASSES 16
+ * AD_POOL_BYTES are kept. */
 #define AD_POOL_BYTES   ((size_t)ENC_POOL_MAX * 176)
-typedef struct ad_pool_s {
-        enc_flat_t *head[AD_POOL_CLASSES]; /* linked through d */
-        size_t bytes;
-} ad_pool_t;
 
 typedef struct ad_priv_s {
         int nwin;
@@ -98,7 +92,7 @@ typedef struct ad_priv_s {
         int64_t qualified_ms;
         size_t off_seq, off_w, off_c; /* block offsets, see above */
         int nwords;
-        ad_pool_t pool;
+        enc_flat_pool_t pool;
 } ad_priv_t;
 
 static const enc_cfg_key_t ad_keys[] = {
@@ -118,57 +112,6 @@ static const enc_cfg_key_t ad_keys[] = {
         {NULL},
 };
 
-/* ---- the pool ---------------------------------------------------------- */
-
-static int ad_pool_class(size_t cap) {
-        return cap >= 16 && cap <= 16 * AD_POOL_CLASSES ? (int)(cap / 16) - 1
-                                                         : -1;
-}
-
-/* A block of @p len bytes, copied from @p src (or zeroed when NULL): a kept
- * block of exactly the room enc_flat_new/copy would give, else a new one.
- * NULL when out of memory. */
-static enc_flat_t *ad_pool_get(ad_pool_t *pl, const uint8_t *src,
-                               size_t len) {
-        int c = ad_pool_class((len + 15) & ~(size_t)15);
-        enc_flat_t *f = c >= 0 ? pl->head[c] : NULL;
-        if (!f)
-                return src ? enc_flat_copy(src, len) : enc_flat_new(len);
-        memcpy(&pl->head[c], f->d, sizeof(f));
-        pl->bytes -= enc_flat_heap(f);
-        /* len is within the room and at least half of it: no realloc */
-        f->len = 0;
-        if (!enc_flat_resize(&f, len)) { /* cannot fail; keep it honest */
-                enc_flat_free(f);
-                return NULL;
-        }
-        if (src)
-                memcpy(f->d, src, len);
-        return f;
-}
-
-/* Keeps @p f (NULL allowed) for the next ad_pool_get, or frees it. */
-static void ad_pool_put(ad_pool_t *pl, enc_flat_t *f) {
-        int c = f ? ad_pool_class(f->cap) : -1;
-        if (!f || !pl || c < 0 || pl->bytes + enc_flat_heap(f) > AD_POOL_BYTES) {
-                enc_flat_free(f);
-                return;
-        }
-        memcpy(f->d, &pl->head[c], sizeof(f));
-        pl->head[c] = f;
-        pl->bytes += enc_flat_heap(f);
-}
-
-static void ad_pool_clear(ad_pool_t *pl) {
-        for (int c = 0; c < AD_POOL_CLASSES; c++)
-                while (pl->head[c]) {
-                        enc_flat_t *f = pl->head[c];
-                        memcpy(&pl->head[c], f->d, sizeof(f));
-                        enc_flat_free(f);
-                }
-        pl->bytes = 0;
-}
-
 /* ---- instance ----------------------------------------------------------- */
 
 static enc_err_t ad_init(const enc_sigconf_t *sc, void **privp, char *errstr,
@@ -181,6 +124,8 @@ static enc_err_t ad_init(const enc_sigconf_t *sc, void **privp, char *errstr,
                                   "comma-separated day counts in [1, 366]",
                                   sc->prefix, AD_WINDOWS_MAX);
         ad_priv_t *p = calloc(1, sizeof(*p));
+        if (p)
+                p->pool.max = AD_POOL_BYTES;
         if (!p)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
                                   "%s: out of memory", sc->prefix);
@@ -219,13 +164,13 @@ static enc_err_t ad_init(const enc_sigconf_t *sc, void **privp, char *errstr,
 
 static void ad_destroy(void *priv) {
         ad_priv_t *p = priv;
-        ad_pool_clear(&p->pool);
+        enc_flat_pool_clear(&p->pool);
         free(p);
 }
 
 static void ad_state_free(void *priv, void *state) {
         ad_priv_t *p = priv;
-        ad_pool_put(p ? &p->pool : NULL, state);
+        enc_flat_pool_put(p ? &p->pool : NULL, state);
 }
 
 static size_t ad_state_bytes(void *priv, const void *state) {
@@ -437,7 +382,7 @@ static enc_err_t ad_on_event(void *priv, void **state, const enc_event_t *ev,
                 size_t clen = ev->cohort ? strlen(ev->cohort) + 1 : 0;
                 if (clen > ENC_LABEL_MAX + 1)
                         return ENC_ERR_INVALID_FIELD;
-                f = ad_pool_get(&p->pool, NULL, p->off_c + clen);
+                f = enc_flat_pool_get(&p->pool, NULL, p->off_c + clen);
                 if (!f)
                         return ENC_ERR_NOMEM;
                 ad_head_t *h = ad_head(f);
@@ -539,7 +484,7 @@ static enc_err_t ad_decode_v2(ad_priv_t *p, const uint8_t *buf, size_t len,
         if (h.cohort && (!ad_cohort_ok(buf + p->off_c, clen) ||
                          buf[p->off_c + clen] != '\0'))
                 return ENC_ERR_CORRUPT;
-        enc_flat_t *f = ad_pool_get(&p->pool, buf, len);
+        enc_flat_t *f = enc_flat_pool_get(&p->pool, buf, len);
         if (!f)
                 return ENC_ERR_NOMEM;
         *statep = f;
@@ -574,7 +519,7 @@ static enc_err_t ad_decode_v1(ad_priv_t *p, const uint8_t *buf, size_t len,
                 return ENC_ERR_CORRUPT;
         /* v1 kept bits up to 384 days past the base; a day past today was
          * refused above, so max(N) bits hold every day. */
-        enc_flat_t *f = ad_pool_get(&p->pool, NULL,
+        enc_flat_t *f = enc_flat_pool_get(&p->pool, NULL,
                                     p->off_c + (c ? clen + 1 : 0));
         if (!f)
                 return ENC_ERR_NOMEM;

@@ -54,23 +54,17 @@ typedef struct se_rec_s {
 } se_rec_t;
 _Static_assert(sizeof(se_rec_t) == 56, "se_rec_t is the stored form");
 
-/* Freed blocks, by room (16-byte classes up to SE_POOL_CLASSES * 16), for
+/* Freed blocks, by room (enc_flat_pool_t, base/flat.h), for
  * the next sessions and for decoding: a user's session state is created
  * and freed every session, and a malloc each time would be an allocation
- * the v1 pool did not make. At most SE_POOL_BYTES are kept. (The same
- * small pool is in active_days.c and state/dedup.c, static in each.) */
-#define SE_POOL_CLASSES 16
+ * the v1 pool did not make. At most SE_POOL_BYTES are kept. */
 #define SE_POOL_BYTES   ((size_t)ENC_POOL_MAX * 96)
-typedef struct se_pool_s {
-        enc_flat_t *head[SE_POOL_CLASSES]; /* linked through d */
-        size_t bytes;
-} se_pool_t;
 
 typedef struct se_priv_s {
         int64_t gap_ms;
         int64_t skip_ms;
         double complete_ratio;
-        se_pool_t pool;
+        enc_flat_pool_t pool;
 } se_priv_t;
 
 static const enc_cfg_key_t se_keys[] = {
@@ -95,62 +89,13 @@ static const enc_cfg_key_t se_keys[] = {
         {NULL},
 };
 
-/* ---- the pool ---------------------------------------------------------- */
-
-static int se_pool_class(size_t cap) {
-        return cap >= 16 && cap <= 16 * SE_POOL_CLASSES ? (int)(cap / 16) - 1
-                                                         : -1;
-}
-
-/* A block of @p len bytes, copied from @p src (or zeroed when NULL): a kept
- * block of exactly the room enc_flat_new/copy would give, else a new one.
- * NULL when out of memory. */
-static enc_flat_t *se_pool_get(se_pool_t *pl, const uint8_t *src,
-                               size_t len) {
-        int c = se_pool_class((len + 15) & ~(size_t)15);
-        enc_flat_t *f = c >= 0 ? pl->head[c] : NULL;
-        if (!f)
-                return src ? enc_flat_copy(src, len) : enc_flat_new(len);
-        memcpy(&pl->head[c], f->d, sizeof(f));
-        pl->bytes -= enc_flat_heap(f);
-        /* len is within the room and at least half of it: no realloc */
-        f->len = 0;
-        if (!enc_flat_resize(&f, len)) { /* cannot fail; keep it honest */
-                enc_flat_free(f);
-                return NULL;
-        }
-        if (src)
-                memcpy(f->d, src, len);
-        return f;
-}
-
-/* Keeps @p f (NULL allowed) for the next se_pool_get, or frees it. */
-static void se_pool_put(se_pool_t *pl, enc_flat_t *f) {
-        int c = f ? se_pool_class(f->cap) : -1;
-        if (!f || !pl || c < 0 || pl->bytes + enc_flat_heap(f) > SE_POOL_BYTES) {
-                enc_flat_free(f);
-                return;
-        }
-        memcpy(f->d, &pl->head[c], sizeof(f));
-        pl->head[c] = f;
-        pl->bytes += enc_flat_heap(f);
-}
-
-static void se_pool_clear(se_pool_t *pl) {
-        for (int c = 0; c < SE_POOL_CLASSES; c++)
-                while (pl->head[c]) {
-                        enc_flat_t *f = pl->head[c];
-                        memcpy(&pl->head[c], f->d, sizeof(f));
-                        enc_flat_free(f);
-                }
-        pl->bytes = 0;
-}
-
 /* ---- instance ----------------------------------------------------------- */
 
 static enc_err_t se_init(const enc_sigconf_t *sc, void **privp, char *errstr,
                          size_t errstr_size) {
         se_priv_t *p = calloc(1, sizeof(*p));
+        if (p)
+                p->pool.max = SE_POOL_BYTES;
         if (!p)
                 return enc_seterr(errstr, errstr_size, ENC_ERR_NOMEM,
                                   "%s: out of memory", sc->prefix);
@@ -163,13 +108,13 @@ static enc_err_t se_init(const enc_sigconf_t *sc, void **privp, char *errstr,
 
 static void se_destroy(void *priv) {
         se_priv_t *p = priv;
-        se_pool_clear(&p->pool);
+        enc_flat_pool_clear(&p->pool);
         free(p);
 }
 
 static void se_state_free(void *priv, void *state) {
         se_priv_t *p = priv;
-        se_pool_put(p ? &p->pool : NULL, state);
+        enc_flat_pool_put(p ? &p->pool : NULL, state);
 }
 
 static size_t se_state_bytes(void *priv, const void *state) {
@@ -267,7 +212,7 @@ static enc_err_t se_on_event(void *priv, void **state, const enc_event_t *ev,
                 size_t clen = ev->cohort ? strlen(ev->cohort) + 1 : 0;
                 if (clen > ENC_LABEL_MAX + 1)
                         return ENC_ERR_INVALID_FIELD;
-                if (!(f = se_pool_get(&p->pool, NULL,
+                if (!(f = enc_flat_pool_get(&p->pool, NULL,
                                       sizeof(se_rec_t) + clen)))
                         return ENC_ERR_NOMEM;
                 se_rec(f)->ver = SE_V2;
@@ -349,7 +294,7 @@ static enc_err_t se_decode_v2(se_priv_t *p, const uint8_t *buf, size_t len,
                          !enc_sig_str_ok(buf + sizeof(r), clen) ||
                          buf[sizeof(r) + clen] != '\0'))
                 return ENC_ERR_CORRUPT;
-        enc_flat_t *f = se_pool_get(&p->pool, buf, len);
+        enc_flat_t *f = enc_flat_pool_get(&p->pool, buf, len);
         if (!f)
                 return ENC_ERR_NOMEM;
         *statep = f;
@@ -375,7 +320,7 @@ static enc_err_t se_decode_v1(se_priv_t *p, const uint8_t *buf, size_t len,
             q != end)
                 return ENC_ERR_CORRUPT;
         enc_flat_t *f =
-                se_pool_get(&p->pool, NULL, sizeof(se_rec_t) + (c ? clen + 1 : 0));
+                enc_flat_pool_get(&p->pool, NULL, sizeof(se_rec_t) + (c ? clen + 1 : 0));
         if (!f)
                 return ENC_ERR_NOMEM;
         se_rec_t *st = se_rec(f);

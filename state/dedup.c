@@ -73,80 +73,20 @@ typedef struct enc_dedup_ent_s {
  * did. */
 #define ENC_DEDUP_ROOM 8
 
-/* Freed blocks, by room (16-byte classes up to ENC_DEDUP_POOL_CLASSES *
- * 16), for the next states and for decoding: a user's ids are freed a
+/* Freed blocks, by room (enc_flat_pool_t, base/flat.h), for the next
+ * states and for decoding: a user's ids are freed a
  * window after the last play and loaded and evicted by the cache, and a
  * malloc each time would be an allocation the v1 pool did not make. At
- * most ENC_DEDUP_POOL_BYTES are kept. (The same small pool is in
- * signals/active_days.c and signals/session.c, static in each.) */
-#define ENC_DEDUP_POOL_CLASSES 16
+ * most ENC_DEDUP_POOL_BYTES are kept. */
 #define ENC_DEDUP_POOL_BYTES   ((size_t)ENC_POOL_MAX * 160)
-typedef struct enc_dedup_pool_s {
-        enc_flat_t *head[ENC_DEDUP_POOL_CLASSES]; /* linked through d */
-        size_t bytes;
-} enc_dedup_pool_t;
 
 typedef struct enc_dedup_priv_s {
         int64_t window;
-        enc_dedup_pool_t pool;
+        enc_flat_pool_t pool;
 } enc_dedup_priv_t;
 
 uint64_t enc_dedup_hash(const char *event_id) {
         return XXH3_64bits(event_id, strlen(event_id));
-}
-
-/* ---- the pool ---------------------------------------------------------- */
-
-static int enc_dedup_pool_class(size_t cap) {
-        return cap >= 16 && cap <= 16 * ENC_DEDUP_POOL_CLASSES
-                       ? (int)(cap / 16) - 1
-                       : -1;
-}
-
-/* A block of @p len bytes, copied from @p src (or zeroed when NULL): a kept
- * block of exactly the room enc_flat_new/copy would give, else a new one.
- * NULL when out of memory. */
-static enc_flat_t *enc_dedup_pool_get(enc_dedup_pool_t *pl,
-                                      const uint8_t *src, size_t len) {
-        int c = enc_dedup_pool_class((len + 15) & ~(size_t)15);
-        enc_flat_t *f = c >= 0 ? pl->head[c] : NULL;
-        if (!f)
-                return src ? enc_flat_copy(src, len) : enc_flat_new(len);
-        memcpy(&pl->head[c], f->d, sizeof(f));
-        pl->bytes -= enc_flat_heap(f);
-        /* len is within the room and at least half of it: no realloc */
-        f->len = 0;
-        if (!enc_flat_resize(&f, len)) { /* cannot fail; keep it honest */
-                enc_flat_free(f);
-                return NULL;
-        }
-        if (src)
-                memcpy(f->d, src, len);
-        return f;
-}
-
-/* Keeps @p f (NULL allowed) for the next enc_dedup_pool_get, or frees
- * it. */
-static void enc_dedup_pool_put(enc_dedup_pool_t *pl, enc_flat_t *f) {
-        int c = f ? enc_dedup_pool_class(f->cap) : -1;
-        if (!f || !pl || c < 0 ||
-            pl->bytes + enc_flat_heap(f) > ENC_DEDUP_POOL_BYTES) {
-                enc_flat_free(f);
-                return;
-        }
-        memcpy(f->d, &pl->head[c], sizeof(f));
-        pl->head[c] = f;
-        pl->bytes += enc_flat_heap(f);
-}
-
-static void enc_dedup_pool_clear(enc_dedup_pool_t *pl) {
-        for (int c = 0; c < ENC_DEDUP_POOL_CLASSES; c++)
-                while (pl->head[c]) {
-                        enc_flat_t *f = pl->head[c];
-                        memcpy(&pl->head[c], f->d, sizeof(f));
-                        enc_flat_free(f);
-                }
-        pl->bytes = 0;
 }
 
 /* ---- the block ---------------------------------------------------------- */
@@ -188,7 +128,7 @@ static bool enc_dedup_room(enc_flat_t **fp) {
 
 static void enc_dedup_free(void *priv, void *state) {
         enc_dedup_priv_t *p = priv;
-        enc_dedup_pool_put(p ? &p->pool : NULL, state);
+        enc_flat_pool_put(p ? &p->pool : NULL, state);
 }
 
 static size_t enc_dedup_bytes(void *priv, const void *state) {
@@ -222,7 +162,7 @@ static enc_err_t enc_dedup_on_event(void *priv, void **state,
         enc_flat_t *f = *state;
         if (!f) {
                 /* Room for ENC_DEDUP_ROOM ids, none in use yet. */
-                f = enc_dedup_pool_get(&pv->pool, NULL,
+                f = enc_flat_pool_get(&pv->pool, NULL,
                                        ENC_DEDUP_HEAD +
                                                ENC_DEDUP_ROOM *
                                                        sizeof(enc_dedup_ent_t));
@@ -312,7 +252,7 @@ static enc_err_t enc_dedup_decode_v2(enc_dedup_priv_t *pv, const uint8_t *buf,
                         return ENC_ERR_CORRUPT;
                 prev = t;
         }
-        enc_flat_t *f = enc_dedup_pool_get(&pv->pool, buf, len);
+        enc_flat_t *f = enc_flat_pool_get(&pv->pool, buf, len);
         if (!f)
                 return ENC_ERR_NOMEM;
         *state = f;
@@ -326,7 +266,7 @@ static enc_err_t enc_dedup_decode_v1(enc_dedup_priv_t *pv, const uint8_t *buf,
         if (!enc_get_varint(&p, end, &n) || n == 0 || n > ENC_DEDUP_MAX ||
             n * 9 > (uint64_t)(end - p))
                 return ENC_ERR_CORRUPT;
-        enc_flat_t *f = enc_dedup_pool_get(
+        enc_flat_t *f = enc_flat_pool_get(
                 &pv->pool, NULL, ENC_DEDUP_HEAD + n * sizeof(enc_dedup_ent_t));
         if (!f)
                 return ENC_ERR_NOMEM;
@@ -377,6 +317,8 @@ static const enc_signal_plugin_t enc_dedup_plugin = {
 
 enc_err_t enc_dedup_instance(int64_t window, enc_sig_instance_t *inst) {
         enc_dedup_priv_t *p = calloc(1, sizeof(*p));
+        if (p)
+                p->pool.max = ENC_DEDUP_POOL_BYTES;
         if (!p)
                 return ENC_ERR_NOMEM;
         p->window = window;
@@ -390,7 +332,7 @@ enc_err_t enc_dedup_instance(int64_t window, enc_sig_instance_t *inst) {
 void enc_dedup_instance_free(enc_sig_instance_t *inst) {
         enc_dedup_priv_t *p = inst->priv;
         if (p)
-                enc_dedup_pool_clear(&p->pool);
+                enc_flat_pool_clear(&p->pool);
         free(inst->priv);
         inst->priv = NULL;
 }

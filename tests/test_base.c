@@ -122,6 +122,42 @@ static void test_flat_edits_match_an_array(void **st) {
         free(ref);
 }
 
+/* The pool: a block put back is the next one of its room taken, zeroed
+ * or copied; max bounds what is kept; rooms past the classes are freed. */
+static void test_flat_pool_reuses_by_room(void **st) {
+        (void)st;
+        enc_flat_pool_t pl = {.max = 2 * 48};
+        enc_flat_t *a = enc_flat_pool_get(&pl, NULL, 20); /* room 32 */
+        assert_int_equal(a->cap, 32);
+        memset(a->d, 7, 20);
+        enc_flat_pool_put(&pl, a);
+        assert_int_equal(pl.bytes, 48); /* 8 + 32 + malloc's 8 */
+        enc_flat_t *b = enc_flat_pool_get(&pl, NULL, 17); /* room 32 too */
+        assert_ptr_equal(b, a);
+        assert_int_equal(b->len, 17);
+        for (int i = 0; i < 17; i++)
+                assert_int_equal(b->d[i], 0);
+        assert_int_equal(pl.bytes, 0);
+        enc_flat_t *c = enc_flat_pool_get(&pl, (const uint8_t *)"abc", 3);
+        assert_int_equal(c->cap, 16);
+        enc_flat_pool_put(&pl, b);
+        enc_flat_pool_put(&pl, c);      /* 48 + 32: kept */
+        assert_int_equal(pl.bytes, 80);
+        enc_flat_t *d = enc_flat_new(30);
+        enc_flat_pool_put(&pl, d);      /* 80 + 48 > 96: freed */
+        assert_int_equal(pl.bytes, 80);
+        enc_flat_t *e = enc_flat_pool_get(&pl, (const uint8_t *)"xy", 2);
+        assert_ptr_equal(e, c);
+        assert_memory_equal(e->d, "xy", 2);
+        enc_flat_pool_put(&pl, enc_flat_new(300)); /* room 304: no class */
+        assert_int_equal(pl.bytes, 48);
+        enc_flat_pool_put(&pl, e);
+        enc_flat_pool_clear(&pl);
+        assert_int_equal(pl.bytes, 0);
+        assert_null(pl.head[0]);
+        assert_null(pl.head[1]);
+}
+
 /* The reference: glibc's decoder, which refuses overlongs, surrogates and
  * code points past U+10FFFF as RFC 3629 does. */
 static bool ref_utf8_valid(const char *s, size_t len) {
@@ -186,6 +222,7 @@ int main(void) {
                 cmocka_unit_test(test_flat_resize_room),
                 cmocka_unit_test(test_flat_edits_match_an_array),
                 cmocka_unit_test(test_utf8_valid_matches_glibc),
+                cmocka_unit_test(test_flat_pool_reuses_by_room),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
